@@ -1,0 +1,233 @@
+"""The training engine: builds the skorch net behind the estimators.
+
+Nothing medical lives here: loss, optimizer, LR schedule, early stopping on a
+held-out split with best-weight restore, progress output, the per-batch
+augmentation hook, the device and the seeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler, ProgressBar
+from skorch.helper import predefined_split
+from torch import nn
+
+from .utils._torch import ArrayDataset, BatchAugmenter, collate_batch
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+}
+LR_SCHEDULES = (None, "cosine", "step", "plateau", "onecycle")
+
+
+def _valid_accuracy(net: NeuralNet, dataset: Any, y: Any) -> float:
+    """Accuracy of the cached validation logits (an ``EpochScoring`` callable)."""
+    logits = net.forward(dataset)
+    return float((logits.argmax(dim=1).cpu().numpy() == np.asarray(y)).mean())
+
+
+def _optimizer_params(
+    optimizer: str | type[torch.optim.Optimizer],
+    *,
+    weight_decay: float,
+    momentum: float,
+) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
+    optimizer_class = OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer
+    params: dict[str, Any] = {"weight_decay": weight_decay}
+    if optimizer_class is torch.optim.SGD:
+        params["momentum"] = momentum
+    return optimizer_class, params
+
+
+def _schedule_callback(
+    lr_schedule: str,
+    *,
+    lr: float,
+    max_epochs: int,
+    batches_per_epoch: int,
+    patience: int,
+    monitor: str,
+) -> LRScheduler:
+    if lr_schedule == "cosine":
+        return LRScheduler(
+            policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=max_epochs
+        )
+    if lr_schedule == "step":
+        return LRScheduler(
+            policy=torch.optim.lr_scheduler.StepLR,
+            step_size=max(1, max_epochs // 3),
+            gamma=0.1,
+        )
+    if lr_schedule == "plateau":
+        return LRScheduler(
+            policy=torch.optim.lr_scheduler.ReduceLROnPlateau,
+            monitor=monitor,
+            patience=max(1, patience // 2),
+            factor=0.1,
+        )
+    if lr_schedule == "onecycle":
+        return LRScheduler(
+            policy=torch.optim.lr_scheduler.OneCycleLR,
+            max_lr=lr,
+            total_steps=max_epochs * batches_per_epoch,
+            step_every="batch",
+        )
+    raise ValueError(f"unknown lr_schedule {lr_schedule!r}")  # checked in fit
+
+
+def build_net(
+    *,
+    module: nn.Module,
+    criterion: nn.Module,
+    train_dataset: ArrayDataset,
+    valid_dataset: ArrayDataset | None,
+    optimizer: str | type[torch.optim.Optimizer],
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    batch_size: int,
+    inference_batch_size: int,
+    max_epochs: int,
+    lr_schedule: str | None,
+    early_stopping: bool,
+    patience: int,
+    device: torch.device,
+    loader_seed: int,
+    verbose: int,
+    score_accuracy: bool,
+) -> NeuralNet:
+    """Build an uninitialised skorch ``NeuralNet`` for the given settings.
+
+    Parameters are the estimator's, resolved; see ``MedicalCNNClassifier``.
+
+    Returns
+    -------
+    net : skorch.NeuralNet
+    """
+    n_train = len(train_dataset)
+    # A lone sample in the last batch breaks batch normalisation on 1x1 maps.
+    drop_last = n_train > batch_size and n_train % batch_size == 1
+    batches_per_epoch = (
+        n_train // batch_size if drop_last else math.ceil(n_train / batch_size)
+    )
+    monitor = "valid_loss" if valid_dataset is not None else "train_loss"
+    sink: Callable[..., Any] = print if verbose > 0 else logger.info
+
+    callbacks: list[tuple[str, Any]] = []
+    if valid_dataset is not None and score_accuracy:
+        callbacks.append(
+            (
+                "valid_acc",
+                EpochScoring(
+                    _valid_accuracy,
+                    lower_is_better=False,
+                    on_train=False,
+                    name="valid_acc",
+                    use_caching=True,
+                ),
+            )
+        )
+    if lr_schedule is not None:
+        callbacks.append(
+            (
+                "lr_schedule",
+                _schedule_callback(
+                    lr_schedule,
+                    lr=lr,
+                    max_epochs=max_epochs,
+                    batches_per_epoch=max(1, batches_per_epoch),
+                    patience=patience,
+                    monitor=monitor,
+                ),
+            )
+        )
+    if early_stopping:
+        callbacks.append(
+            (
+                "early_stopping",
+                EarlyStopping(
+                    monitor="valid_loss", patience=patience, load_best=True, sink=sink
+                ),
+            )
+        )
+    if verbose >= 2:
+        callbacks.append(("progress_bar", ProgressBar()))
+
+    optimizer_class, optimizer_params = _optimizer_params(
+        optimizer, weight_decay=weight_decay, momentum=momentum
+    )
+    loader_generator = torch.Generator().manual_seed(loader_seed)
+    return NeuralNet(
+        module=module,
+        criterion=criterion,
+        optimizer=optimizer_class,
+        lr=lr,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        train_split=(
+            predefined_split(valid_dataset) if valid_dataset is not None else None
+        ),
+        callbacks=callbacks,
+        predict_nonlinearity=None,
+        verbose=int(verbose > 0),
+        device=device,
+        iterator_train__shuffle=True,
+        iterator_train__drop_last=drop_last,
+        iterator_train__generator=loader_generator,
+        iterator_train__collate_fn=collate_batch,
+        iterator_valid__collate_fn=collate_batch,
+        iterator_valid__batch_size=inference_batch_size,
+        **{f"optimizer__{key}": value for key, value in optimizer_params.items()},
+    )
+
+
+def make_batch_augmenter(
+    augmentation: Any, generator: torch.Generator
+) -> BatchAugmenter | None:
+    """Turn the ``augmentation`` parameter into a per-batch tensor function.
+
+    Parameters
+    ----------
+    augmentation : object or None
+        ``None``; an object with ``augment_batch(images, generator)`` taking and
+        returning a float tensor of shape ``(n, C, H, W)``; or a scikit-learn
+        ``Pipeline`` whose steps all have that method (applied in order).
+    generator : torch.Generator
+        The generator every random draw of the fit reads, on the training device.
+
+    Returns
+    -------
+    augmenter : callable or None
+    """
+    if augmentation is None:
+        return None
+    steps = (
+        [step for _, step in augmentation.steps if step not in (None, "passthrough")]
+        if hasattr(augmentation, "steps")
+        else [augmentation]
+    )
+    for step in steps:
+        if not callable(getattr(step, "augment_batch", None)):
+            raise TypeError(
+                "augmentation must be None, an augmenter from sk_medcnn.augmentation "
+                "(an object with an augment_batch(images, generator) method) or a "
+                f"Pipeline of them; got {type(step).__name__}."
+            )
+
+    def augment(images: torch.Tensor) -> torch.Tensor:
+        for step in steps:
+            images = step.augment_batch(images, generator)
+        return images
+
+    return augment

@@ -1,0 +1,836 @@
+"""scikit-learn estimators that train a CNN on images: a classifier and a regressor."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import expit, softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_consistent_length, column_or_1d
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ._training import LR_SCHEDULES, OPTIMIZERS, build_net, make_batch_augmenter
+from .losses import FocalLoss
+from .registry import get_architecture
+from .utils._torch import (
+    ArrayDataset,
+    ImageNetwork,
+    channel_statistics,
+    draw_seeds,
+    predict_raw,
+    resolve_device,
+    seeded_torch,
+    warn_cpu_fallback,
+)
+from .utils._validation import (
+    boolean,
+    check_images,
+    check_params,
+    image_shape_like,
+    non_negative_float,
+    non_negative_int,
+    one_of,
+    open_fraction,
+    optional_dict,
+    positive_float,
+    positive_int,
+    random_state_like,
+)
+
+__all__ = ["MedicalCNNClassifier", "MedicalCNNRegressor"]
+
+logger = logging.getLogger(__name__)
+
+#: Images per inference batch; channels-last CPU inference is fastest with
+#: batches of about this size (see benchmarks/bench_fit.py).
+_INFERENCE_BATCH_SIZE = 128
+
+
+def _architecture_like(value: Any, name: str) -> None:
+    if isinstance(value, str) or callable(value):
+        return
+    raise TypeError(
+        f"{name} must be a registered architecture name (see "
+        "sk_medcnn.list_architectures()) or a factory callable "
+        f"(in_channels, n_outputs, image_shape, **params) -> nn.Module; got {value!r}."
+    )
+
+
+def _optimizer_like(value: Any, name: str) -> None:
+    if isinstance(value, type) and issubclass(value, torch.optim.Optimizer):
+        return
+    one_of(tuple(OPTIMIZERS))(value, name)
+
+
+def _device_like(value: Any, name: str) -> None:
+    if isinstance(value, str | torch.device):
+        return
+    raise TypeError(f"{name} must be a str or torch.device; got {value!r}.")
+
+
+def _augmentation_like(value: Any, name: str) -> None:
+    # the full protocol check happens in make_batch_augmenter
+    if value is not None and not isinstance(value, BaseEstimator):
+        raise TypeError(
+            f"{name} must be None or an augmenter from sk_medcnn.augmentation "
+            f"(or a Pipeline of them); got {type(value).__name__}."
+        )
+
+
+def _class_weight_like(value: Any, name: str) -> None:
+    if value is None or value == "balanced" or isinstance(value, dict):
+        return
+    raise ValueError(f"{name} must be None, 'balanced' or a dict; got {value!r}.")
+
+
+def _loss_like(options: tuple[str, ...]) -> Any:
+    check = one_of(options, allow=(nn.Module,))
+    return check
+
+
+def _verbose_like(value: Any, name: str) -> None:
+    non_negative_int(value, name)
+
+
+class _BaseMedicalCNN(BaseEstimator):
+    """Shared fit / predict machinery; not part of the public API."""
+
+    _is_classifier = False
+    _loss_options: tuple[str, ...] = ()
+
+    # --- helpers subclasses provide -------------------------------------------
+    def _encode_targets(self, y: ArrayLike) -> tuple[NDArray[Any], int]:
+        raise NotImplementedError
+
+    def _make_criterion(self, y_encoded: NDArray[Any]) -> nn.Module:
+        raise NotImplementedError
+
+    # --- fit ------------------------------------------------------------------
+    def fit(self, X: ArrayLike, y: ArrayLike) -> _BaseMedicalCNN:
+        """Train the network on images ``X`` and targets ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width), \
+                (n_samples, height, width, channels) or (n_samples, n_pixels)
+            Training images in any real dtype (uint8 and uint16 stay as they
+            are until a batch is converted to float32).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        check_params(self)
+        self._check_cross_params()
+        estimator_name = type(self).__name__
+        if y is None:
+            raise ValueError(
+                f"{estimator_name} requires y to be passed, but the target y is None."
+            )
+        images = check_images(
+            X, image_shape=self.image_shape, estimator_name=estimator_name
+        )
+        n_samples = images.shape[0]
+        check_consistent_length(images, y)
+        if n_samples < 2:
+            raise ValueError(
+                f"{estimator_name} needs at least 2 samples to train; got "
+                f"{n_samples} sample (n_samples = 1)."
+            )
+        y_encoded, n_outputs = self._encode_targets(y)
+
+        device = resolve_device(self.device)
+        init_seed, split_seed, loader_seed, augment_seed, train_seed = draw_seeds(
+            self.random_state, 5
+        )
+        self.image_shape_ = tuple(int(size) for size in images.shape[1:])
+        self.n_features_in_ = math.prod(self.image_shape_)
+        self.device_ = str(device)
+
+        train_index, valid_index = self._split(y_encoded, split_seed)
+        train_images = images if valid_index is None else images[train_index]
+        mean, std = channel_statistics(train_images)
+        self.input_mean_, self.input_std_ = mean, std
+
+        body = self._build_body(n_outputs, init_seed, device)
+        module = ImageNetwork(body, mean, std).to(device)
+        augmentation = None if self.augmentation is None else clone(self.augmentation)
+        generator = torch.Generator(device=device).manual_seed(augment_seed)
+        module.augment = make_batch_augmenter(augmentation, generator)
+        self.augmentation_ = augmentation
+
+        if valid_index is None:
+            train_dataset = ArrayDataset(images, y_encoded)
+            valid_dataset = None
+        else:
+            # keep the indices: the subsets are fetched batch by batch
+            train_dataset = ArrayDataset(train_images, y_encoded[train_index])
+            valid_dataset = ArrayDataset(images[valid_index], y_encoded[valid_index])
+
+        net = build_net(
+            module=module,
+            criterion=self._make_criterion(y_encoded),
+            train_dataset=train_dataset,
+            valid_dataset=valid_dataset,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            momentum=self.momentum,
+            batch_size=self.batch_size,
+            inference_batch_size=max(self.batch_size, _INFERENCE_BATCH_SIZE),
+            max_epochs=self.max_epochs,
+            lr_schedule=self.lr_schedule,
+            early_stopping=self.early_stopping,
+            patience=self.patience,
+            device=device,
+            loader_seed=loader_seed,
+            verbose=self.verbose,
+            score_accuracy=self._is_classifier,
+        )
+        with seeded_torch(train_seed, device):
+            net.fit(train_dataset, y=None)
+        module.augment = None  # training-time only
+        self.net_ = net
+        self.history_ = net.history
+        self.n_epochs_ = len(net.history)
+        return self
+
+    def _check_cross_params(self) -> None:
+        if isinstance(self.loss, str) and self.loss not in self._loss_options:
+            one_of(self._loss_options, allow=(nn.Module,))(self.loss, "loss")
+
+    def _split(
+        self, y_encoded: NDArray[Any], seed: int
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp] | None]:
+        n_samples = len(y_encoded)
+        indices = np.arange(n_samples)
+        if not self.early_stopping:
+            return indices, None
+        n_valid = math.ceil(self.validation_fraction * n_samples)
+        if n_valid < 1 or n_samples - n_valid < 1:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves no training "
+                f"or no validation sample out of {n_samples}; early_stopping needs more "
+                "samples or another validation_fraction."
+            )
+        stratify = None
+        if self._is_classifier:
+            counts = np.bincount(y_encoded)
+            n_classes = np.count_nonzero(counts)
+            if counts[counts > 0].min() >= 2 and n_valid >= n_classes:
+                stratify = y_encoded
+            else:
+                warnings.warn(
+                    "the validation split for early_stopping cannot be stratified "
+                    "(a class has fewer than 2 samples, or the split is smaller than "
+                    "the number of classes); it is drawn at random.",
+                    stacklevel=3,
+                )
+        train_index, valid_index = train_test_split(
+            indices, test_size=n_valid, random_state=seed, stratify=stratify
+        )
+        return np.sort(train_index), np.sort(valid_index)
+
+    def _build_body(self, n_outputs: int, seed: int, device: torch.device) -> nn.Module:
+        factory = (
+            get_architecture(self.architecture)
+            if isinstance(self.architecture, str)
+            else self.architecture
+        )
+        name = (
+            self.architecture
+            if isinstance(self.architecture, str)
+            else getattr(self.architecture, "__name__", repr(self.architecture))
+        )
+        height, width, channels = self.image_shape_
+        params = dict(self.architecture_params or {})
+        with seeded_torch(seed, torch.device("cpu")):
+            try:
+                body = factory(channels, n_outputs, (height, width), **params)
+            except TypeError as error:
+                raise TypeError(
+                    f"architecture {name!r} did not accept architecture_params="
+                    f"{params!r}: {error}"
+                ) from error
+        if not isinstance(body, nn.Module):
+            raise TypeError(
+                f"architecture {name!r} returned {type(body).__name__}, not a "
+                "torch.nn.Module."
+            )
+        body = body.to(device=device, memory_format=torch.channels_last)
+        probe = torch.zeros((1, channels, height, width), device=device)
+        was_training = body.training
+        body.eval()
+        try:
+            with torch.inference_mode():
+                output = body(probe)
+        except RuntimeError as error:
+            raise ValueError(
+                f"images of shape {self.image_shape_} do not fit architecture "
+                f"{name!r} (too small, or the wrong number of channels): {error}"
+            ) from error
+        finally:
+            body.train(was_training)
+        if tuple(output.shape) != (1, n_outputs):
+            raise ValueError(
+                f"architecture {name!r} returned outputs of shape "
+                f"{tuple(output.shape)} for one image; expected (1, {n_outputs})."
+            )
+        return body
+
+    # --- predict --------------------------------------------------------------
+    def _check_predict_images(self, X: ArrayLike) -> NDArray[Any]:
+        check_is_fitted(self, "net_")
+        name = type(self).__name__
+        images = check_images(
+            X,
+            image_shape=self.image_shape_,
+            estimator_name=name,
+            expected_n_features=self.n_features_in_,
+        )
+        n_features = math.prod(images.shape[1:])
+        if n_features != self.n_features_in_:
+            raise ValueError(
+                f"X has {n_features} features, but {name} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        if tuple(images.shape[1:]) != self.image_shape_:
+            raise ValueError(
+                f"X holds images of shape {tuple(images.shape[1:])}, but {name} was "
+                f"fitted on images of shape {self.image_shape_} (height, width, "
+                "channels); resize them first (sk_medcnn.preprocessing.Resize)."
+            )
+        return images
+
+    def _raw_outputs(self, X: ArrayLike) -> NDArray[np.float32]:
+        images = self._check_predict_images(X)
+        return predict_raw(
+            self.net_.module_,
+            images,
+            device=torch.device(self.net_.device),
+            batch_size=max(self.batch_size, _INFERENCE_BATCH_SIZE),
+        )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        net = state.get("net_")
+        if net is not None and str(net.device) != state.get("device_"):
+            warn_cpu_fallback(state.get("device_", "?"))
+            self.device_ = str(net.device)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = False
+        return tags
+
+
+class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
+    """A convolutional network image classifier with the scikit-learn API.
+
+    ``fit`` builds the network from the architecture registry and trains it
+    with skorch: mini-batches, the chosen optimizer, learning-rate schedule and
+    loss, optional early stopping with best-weight restore, and optional
+    on-the-fly augmentation of every training batch. Images are standardised
+    with per-channel statistics learned in ``fit`` (kept in the network, so the
+    same scaling applies at predict time).
+
+    Parameters
+    ----------
+    architecture : str or callable, default="simple_cnn"
+        A name from :func:`sk_medcnn.list_architectures` (``"simple_cnn"``,
+        ``"resnet18"``, ``"resnet34"`` or a plugin's), or a factory
+        ``factory(in_channels, n_outputs, image_shape, **params) -> nn.Module``.
+    architecture_params : dict, default=None
+        Keyword arguments of the factory, e.g. ``{"dropout": 0.3}``.
+    loss : {"cross_entropy", "focal"} or torch.nn.Module, default="cross_entropy"
+        Training loss on the logits; a module instance is copied in ``fit``
+        and gets no class weights.
+    gamma : float, default=2.0
+        Focusing parameter of ``loss="focal"``.
+    optimizer : {"sgd", "adam", "adamw"} or torch.optim.Optimizer subclass, \
+            default="adam"
+        The optimizer.
+    lr : float, default=1e-3
+        Learning rate (the peak rate for ``lr_schedule="onecycle"``).
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled for ``"adamw"``).
+    momentum : float, default=0.9
+        Momentum of ``"sgd"``; ignored by the other optimizers.
+    batch_size : int, default=32
+        Training images per batch.
+    max_epochs : int, default=10
+        Passes over the training data.
+    lr_schedule : {None, "cosine", "step", "plateau", "onecycle"}, default=None
+        Learning-rate schedule: cosine annealing over ``max_epochs``; a step
+        decay by 10 every third of the epochs; a decay by 10 when the monitored
+        loss stops improving for ``patience // 2`` epochs (validation loss with
+        early stopping, else training loss); or the one-cycle policy.
+    early_stopping : bool, default=False
+        Hold out a stratified ``validation_fraction`` of the training data,
+        stop when its loss has not improved for ``patience`` epochs, and
+        restore the weights of the best epoch.
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping=True``.
+    patience : int, default=5
+        Epochs without improvement before early stopping.
+    class_weight : {None, "balanced"} or dict, default=None
+        Weights of the classes in the loss: ``"balanced"`` uses
+        ``n_samples / (n_classes * count)``; a dict maps class labels to
+        weights (missing classes weigh 1).
+    augmentation : estimator, default=None
+        A random augmenter from :mod:`sk_medcnn.augmentation` or a ``Pipeline``
+        of them, applied to each training batch, fresh every epoch, on the
+        training device; never to validation or prediction data.
+    image_shape : tuple of int, default=None
+        ``(height, width)`` or ``(height, width, channels)`` of flat ``X`` of
+        shape ``(n_samples, n_pixels)``. Without it, flat rows are taken as
+        square images, or one-row images when ``n_pixels`` is not a square.
+    device : str or torch.device, default="auto"
+        Where to train and predict: ``"auto"`` (CUDA, then Apple MPS, then
+        CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialisation, the validation split, the batch order,
+        dropout and augmentation. With an int, two fits on the CPU give
+        identical predictions.
+    verbose : int, default=0
+        0 is silent; 1 prints skorch's table of epochs; 2 adds a progress bar.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    n_features_in_ : int
+        Values per image (``height * width * channels``).
+    image_shape_ : tuple of int
+        ``(height, width, channels)`` of the training images.
+    net_ : skorch.NeuralNet
+        The trained skorch net; ``net_.module_`` is the torch module.
+    history_ : skorch.callbacks.History
+        Per-epoch training loss, validation loss and accuracy, durations.
+    n_epochs_ : int
+        Epochs trained (fewer than ``max_epochs`` after early stopping).
+    device_ : str
+        The resolved device.
+    input_mean_, input_std_ : ndarray of shape (channels,)
+        Per-channel statistics used to standardise the images.
+    augmentation_ : estimator or None
+        The clone of ``augmentation`` used in ``fit``.
+
+    See Also
+    --------
+    MedicalCNNRegressor : The same network trained for continuous targets.
+    sk_medcnn.list_architectures : Available architectures.
+
+    Notes
+    -----
+    The network is held by composition: the estimator is a plain scikit-learn
+    estimator and skorch is its training engine. Two classes get two output
+    units and a softmax, like more classes; ``decision_function`` then returns
+    the difference of the two logits.
+
+    Examples
+    --------
+    >>> from sk_medcnn import MedicalCNNClassifier
+    >>> from sk_medcnn.datasets import make_lesion_phantoms
+    >>> X, y = make_lesion_phantoms(64, image_size=16, random_state=0)
+    >>> clf = MedicalCNNClassifier(max_epochs=2, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:3]).shape
+    (3, 2)
+    """
+
+    _is_classifier = True
+    _loss_options = ("cross_entropy", "focal")
+
+    _parameter_constraints: dict[str, Any] = {
+        "architecture": _architecture_like,
+        "architecture_params": optional_dict,
+        "loss": one_of(("cross_entropy", "focal"), allow=(nn.Module,)),
+        "gamma": non_negative_float,
+        "optimizer": _optimizer_like,
+        "lr": positive_float,
+        "weight_decay": non_negative_float,
+        "momentum": non_negative_float,
+        "batch_size": positive_int,
+        "max_epochs": positive_int,
+        "lr_schedule": one_of(LR_SCHEDULES),
+        "early_stopping": boolean,
+        "validation_fraction": open_fraction,
+        "patience": positive_int,
+        "class_weight": _class_weight_like,
+        "augmentation": _augmentation_like,
+        "image_shape": image_shape_like,
+        "device": _device_like,
+        "random_state": random_state_like,
+        "verbose": _verbose_like,
+    }
+
+    def __init__(
+        self,
+        architecture: str | Any = "simple_cnn",
+        *,
+        architecture_params: dict[str, Any] | None = None,
+        loss: str | nn.Module = "cross_entropy",
+        gamma: float = 2.0,
+        optimizer: str | type[torch.optim.Optimizer] = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        batch_size: int = 32,
+        max_epochs: int = 10,
+        lr_schedule: str | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        patience: int = 5,
+        class_weight: str | dict[Any, float] | None = None,
+        augmentation: Any = None,
+        image_shape: tuple[int, ...] | None = None,
+        device: str | torch.device = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.architecture = architecture
+        self.architecture_params = architecture_params
+        self.loss = loss
+        self.gamma = gamma
+        self.optimizer = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.lr_schedule = lr_schedule
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.class_weight = class_weight
+        self.augmentation = augmentation
+        self.image_shape = image_shape
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _encode_targets(self, y: ArrayLike) -> tuple[NDArray[Any], int]:
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        encoder = LabelEncoder()
+        y_encoded = encoder.fit_transform(y).astype(np.int64)
+        self.classes_ = encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in y; "
+                f"got 1 class ({self.classes_[0]!r})."
+            )
+        return y_encoded, len(self.classes_)
+
+    def _class_weights(self, y_encoded: NDArray[Any]) -> torch.Tensor | None:
+        if self.class_weight is None:
+            return None
+        if isinstance(self.class_weight, dict):
+            unknown = [
+                key for key in self.class_weight if key not in set(self.classes_)
+            ]
+            if unknown:
+                raise ValueError(
+                    f"class_weight names classes {unknown!r} that are not in y; "
+                    f"classes are {list(self.classes_)!r}."
+                )
+            weights = np.array(
+                [float(self.class_weight.get(label, 1.0)) for label in self.classes_]
+            )
+            if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+                raise ValueError(
+                    f"class_weight values must be finite and >= 0; got "
+                    f"{self.class_weight!r}."
+                )
+        else:
+            weights = compute_class_weight(
+                "balanced", classes=np.arange(len(self.classes_)), y=y_encoded
+            )
+        return torch.as_tensor(weights, dtype=torch.float32)
+
+    def _make_criterion(self, y_encoded: NDArray[Any]) -> nn.Module:
+        if isinstance(self.loss, nn.Module):
+            return copy.deepcopy(self.loss)
+        weights = self._class_weights(y_encoded)
+        if self.loss == "focal":
+            return FocalLoss(gamma=self.gamma, weight=weights)
+        return nn.CrossEntropyLoss(weight=weights)
+
+    def decision_function(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Raw scores: the logit difference for two classes, the logits otherwise.
+
+        Parameters
+        ----------
+        X : array-like of images
+            As in :meth:`fit`, of the fitted image shape.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            For two classes, positive scores favour ``classes_[1]``.
+        """
+        logits = self._raw_outputs(X).astype(np.float64)
+        if len(self.classes_) == 2:
+            return logits[:, 1] - logits[:, 0]
+        return logits
+
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Class probabilities (softmax of the logits).
+
+        Parameters
+        ----------
+        X : array-like of images
+            As in :meth:`fit`, of the fitted image shape.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            positive = expit(scores)
+            return np.column_stack([1.0 - positive, positive])
+        return softmax(scores, axis=1)
+
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : array-like of images
+            As in :meth:`fit`, of the fitted image shape.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            return self.classes_[(scores > 0).astype(np.intp)]
+        return self.classes_[np.argmax(scores, axis=1)]
+
+
+class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
+    """A convolutional network regressor on images with the scikit-learn API.
+
+    The engine of :class:`MedicalCNNClassifier` trained with a regression loss
+    for continuous targets (bone age, a severity score, ...). Targets are
+    standardised with their training mean and standard deviation inside
+    ``fit`` and mapped back in ``predict``, so their unit does not matter.
+
+    Parameters
+    ----------
+    architecture : str or callable, default="simple_cnn"
+        A name from :func:`sk_medcnn.list_architectures` or a factory.
+    architecture_params : dict, default=None
+        Keyword arguments of the factory.
+    loss : {"mse", "huber"} or torch.nn.Module, default="mse"
+        Mean squared error, or the Huber loss (delta 1 on standardised targets).
+    optimizer : {"sgd", "adam", "adamw"} or torch.optim.Optimizer subclass, \
+            default="adam"
+        The optimizer.
+    lr : float, default=1e-3
+        Learning rate.
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled for ``"adamw"``).
+    momentum : float, default=0.9
+        Momentum of ``"sgd"``.
+    batch_size : int, default=32
+        Training images per batch.
+    max_epochs : int, default=10
+        Passes over the training data.
+    lr_schedule : {None, "cosine", "step", "plateau", "onecycle"}, default=None
+        Learning-rate schedule, as in :class:`MedicalCNNClassifier`.
+    early_stopping : bool, default=False
+        Hold out a random ``validation_fraction``, stop after ``patience``
+        epochs without improvement and restore the best weights.
+    validation_fraction : float, default=0.1
+        Share held out when ``early_stopping=True``.
+    patience : int, default=5
+        Epochs without improvement before early stopping.
+    augmentation : estimator, default=None
+        Augmenters applied to each training batch (see the classifier).
+    image_shape : tuple of int, default=None
+        Image shape of flat ``X``.
+    device : str or torch.device, default="auto"
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    random_state : int, RandomState instance or None, default=None
+        Seeds everything random in ``fit``.
+    verbose : int, default=0
+        0 silent, 1 epoch table, 2 also a progress bar.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Values per image.
+    image_shape_ : tuple of int
+        ``(height, width, channels)`` of the training images.
+    net_ : skorch.NeuralNet
+        The trained skorch net.
+    history_ : skorch.callbacks.History
+        Per-epoch losses and durations.
+    n_epochs_ : int
+        Epochs trained.
+    device_ : str
+        The resolved device.
+    input_mean_, input_std_ : ndarray of shape (channels,)
+        Per-channel image statistics.
+    target_mean_, target_scale_ : ndarray of shape (n_outputs,)
+        Statistics used to standardise the targets.
+    augmentation_ : estimator or None
+        The clone of ``augmentation`` used in ``fit``.
+
+    See Also
+    --------
+    MedicalCNNClassifier : The classifier on the same engine.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn import MedicalCNNRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((32, 12, 12), dtype=np.float32)
+    >>> y = X.mean(axis=(1, 2))
+    >>> reg = MedicalCNNRegressor(max_epochs=2, random_state=0).fit(X, y)
+    >>> reg.predict(X[:2]).shape
+    (2,)
+    """
+
+    _loss_options = ("mse", "huber")
+
+    _parameter_constraints: dict[str, Any] = {
+        "architecture": _architecture_like,
+        "architecture_params": optional_dict,
+        "loss": one_of(("mse", "huber"), allow=(nn.Module,)),
+        "optimizer": _optimizer_like,
+        "lr": positive_float,
+        "weight_decay": non_negative_float,
+        "momentum": non_negative_float,
+        "batch_size": positive_int,
+        "max_epochs": positive_int,
+        "lr_schedule": one_of(LR_SCHEDULES),
+        "early_stopping": boolean,
+        "validation_fraction": open_fraction,
+        "patience": positive_int,
+        "augmentation": _augmentation_like,
+        "image_shape": image_shape_like,
+        "device": _device_like,
+        "random_state": random_state_like,
+        "verbose": _verbose_like,
+    }
+
+    def __init__(
+        self,
+        architecture: str | Any = "simple_cnn",
+        *,
+        architecture_params: dict[str, Any] | None = None,
+        loss: str | nn.Module = "mse",
+        optimizer: str | type[torch.optim.Optimizer] = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        batch_size: int = 32,
+        max_epochs: int = 10,
+        lr_schedule: str | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        patience: int = 5,
+        augmentation: Any = None,
+        image_shape: tuple[int, ...] | None = None,
+        device: str | torch.device = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.architecture = architecture
+        self.architecture_params = architecture_params
+        self.loss = loss
+        self.optimizer = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.lr_schedule = lr_schedule
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.augmentation = augmentation
+        self.image_shape = image_shape
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _encode_targets(self, y: ArrayLike) -> tuple[NDArray[Any], int]:
+        y = np.asarray(y)
+        if y.dtype.kind not in "biuf":
+            try:
+                y = y.astype(np.float64)
+            except (TypeError, ValueError) as error:
+                raise ValueError(
+                    f"y must hold numbers for {type(self).__name__}; got dtype "
+                    f"{y.dtype}."
+                ) from error
+        if y.ndim not in (1, 2):
+            raise ValueError(
+                f"y must be (n_samples,) or (n_samples, n_outputs); got shape {y.shape}."
+            )
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinity.")
+        self._y_ndim = y.ndim
+        targets = y.reshape(len(y), -1).astype(np.float64)
+        self.target_mean_ = targets.mean(axis=0)
+        scale = targets.std(axis=0)
+        scale[scale == 0] = 1.0
+        self.target_scale_ = scale
+        standardised = ((targets - self.target_mean_) / scale).astype(np.float32)
+        return standardised, targets.shape[1]
+
+    def _make_criterion(self, y_encoded: NDArray[Any]) -> nn.Module:
+        if isinstance(self.loss, nn.Module):
+            return copy.deepcopy(self.loss)
+        if self.loss == "huber":
+            return nn.HuberLoss()
+        return nn.MSELoss()
+
+    def predict(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of images
+            As in :meth:`fit`, of the fitted image shape.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            In the unit of the training targets.
+        """
+        outputs = self._raw_outputs(X).astype(np.float64)
+        predictions = outputs * self.target_scale_ + self.target_mean_
+        if self._y_ndim == 1:
+            return predictions[:, 0]
+        return predictions
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,0 +1,3 @@
+"""Internal helpers of sk_medcnn (validation, torch glue); no public API."""
+
+__all__: list[str] = []

@@ -1,0 +1,264 @@
+"""Torch glue: devices, seeds, the batch dataset and the input adapter module.
+
+Public arrays are channels-last ``(n, H, W, C)``; the switch to torch's
+``(n, C, H, W)`` happens in one place, :class:`ImageNetwork`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from sklearn.utils import check_random_state
+from torch import nn
+
+BatchAugmenter = Callable[[torch.Tensor], torch.Tensor]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Turn ``"auto"`` (CUDA if present, else Apple MPS, else CPU) into a device.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ...
+
+    Returns
+    -------
+    device : torch.device
+
+    Raises
+    ------
+    ValueError
+        If the string is not a device torch knows, or names a CUDA device
+        that this machine does not have.
+    """
+    if isinstance(device, str) and device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or another torch "
+            f"device; got {device!r}."
+        ) from error
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} but CUDA is not available on this machine; "
+                "use device='auto' or 'cpu'."
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)."
+            )
+    return resolved
+
+
+def draw_seeds(random_state: Any, n_seeds: int) -> list[int]:
+    """Draw ``n_seeds`` independent 31-bit seeds from ``random_state``.
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None
+        Resolved with :func:`sklearn.utils.check_random_state`.
+    n_seeds : int
+        How many seeds.
+
+    Returns
+    -------
+    seeds : list of int
+    """
+    rng = check_random_state(random_state)
+    return [int(seed) for seed in rng.randint(np.iinfo(np.int32).max, size=n_seeds)]
+
+
+@contextlib.contextmanager
+def seeded_torch(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's global generators inside the block and restore them after.
+
+    Network initialisers and dropout read torch's global generator; this keeps
+    that seeding from leaking into the user's session.
+    """
+    devices: list[int] = []
+    if device.type == "cuda":
+        devices = [
+            device.index if device.index is not None else torch.cuda.current_device()
+        ]
+    with torch.random.fork_rng(devices=devices, enabled=True):
+        torch.manual_seed(seed)
+        yield
+
+
+class ArrayDataset(torch.utils.data.Dataset):
+    """A map-style dataset over a channels-last image array, fetched by batch.
+
+    ``__getitems__`` gathers a whole batch with one fancy-indexing call and
+    converts only that batch to float32, so memory grows with the batch and
+    not with a second copy of ``X``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, height, width, channels)
+        Images in any numeric dtype (a ``numpy.memmap`` works).
+    y : ndarray of shape (n_samples,) or (n_samples, n_outputs), default=None
+        Targets, already encoded (int64 class indices or float32 values).
+    """
+
+    def __init__(self, X: NDArray[Any], y: NDArray[Any] | None = None) -> None:
+        self.X = X
+        self.y = y
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = np.asarray(indices, dtype=np.intp)
+        images = torch.from_numpy(np.asarray(self.X[index], dtype=np.float32))
+        if self.y is None:
+            targets = torch.zeros(len(index), dtype=torch.float32)
+        else:
+            targets = torch.from_numpy(np.asarray(self.y[index]))
+        return images, targets
+
+
+def collate_batch(batch: Any) -> Any:
+    """Return a batch already gathered by ``ArrayDataset.__getitems__``."""
+    return batch
+
+
+class ImageNetwork(nn.Module):
+    """Adapt channels-last images to an architecture: layout, scaling, augmentation.
+
+    ``forward`` takes ``(n, H, W, C)`` float images, views them as
+    ``(n, C, H, W)`` in channels-last memory (a free permutation), applies
+    the training-only augmentation, standardises with the statistics learned
+    in ``fit`` and calls the architecture.
+
+    Parameters
+    ----------
+    body : torch.nn.Module
+        The architecture, ``(n, C, H, W) -> (n, n_outputs)``.
+    mean, std : ndarray of shape (channels,)
+        Per-channel statistics of the training images.
+    """
+
+    def __init__(self, body: nn.Module, mean: NDArray[Any], std: NDArray[Any]) -> None:
+        super().__init__()
+        self.body = body
+        channels = len(mean)
+        self.register_buffer(
+            "mean",
+            torch.as_tensor(mean, dtype=torch.float32).reshape(1, channels, 1, 1),
+        )
+        self.register_buffer(
+            "std", torch.as_tensor(std, dtype=torch.float32).reshape(1, channels, 1, 1)
+        )
+        self.augment: BatchAugmenter | None = None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Map ``(n, H, W, C)`` images to ``(n, n_outputs)`` raw scores."""
+        x = images.permute(0, 3, 1, 2)
+        if x.dtype != torch.float32:
+            x = x.float()
+        if self.training and self.augment is not None:
+            x = self.augment(x)
+        x = (x - self.mean) / self.std
+        return self.body(x.contiguous(memory_format=torch.channels_last))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["augment"] = None  # training-time only; holds a generator
+        return state
+
+
+def channel_statistics(
+    images: NDArray[Any], *, chunk_size: int = 1024
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per-channel mean and standard deviation, in chunks (no float copy of X).
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_samples, height, width, channels)
+    chunk_size : int, default=1024
+        Images per chunk.
+
+    Returns
+    -------
+    mean, std : ndarray of shape (channels,)
+        ``std`` is 1 where a channel is constant.
+    """
+    channels = images.shape[-1]
+    total = np.zeros(channels)
+    total_sq = np.zeros(channels)
+    count = 0
+    for start in range(0, len(images), chunk_size):
+        chunk = np.asarray(images[start : start + chunk_size], dtype=np.float64)
+        flat = chunk.reshape(-1, channels)
+        total += flat.sum(axis=0)
+        total_sq += np.square(flat).sum(axis=0)
+        count += len(flat)
+    mean = total / count
+    variance = np.maximum(total_sq / count - mean**2, 0.0)
+    std = np.sqrt(variance)
+    scale = np.maximum(np.abs(mean), 1.0)
+    std[std <= 1e-7 * scale] = 1.0
+    return mean, std
+
+
+def predict_raw(
+    module: nn.Module,
+    images: NDArray[Any],
+    *,
+    device: torch.device,
+    batch_size: int,
+) -> NDArray[np.float32]:
+    """Run ``module`` on channels-last ``images`` in eval mode, batch by batch.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Usually an :class:`ImageNetwork`.
+    images : ndarray of shape (n_samples, height, width, channels)
+    device : torch.device
+    batch_size : int
+
+    Returns
+    -------
+    outputs : ndarray of shape (n_samples, n_outputs), dtype float32
+    """
+    was_training = module.training
+    module.eval()
+    outputs = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                batch = np.asarray(images[start : start + batch_size], dtype=np.float32)
+                tensor = torch.from_numpy(batch).to(device, non_blocking=True)
+                outputs.append(module(tensor).float().cpu())
+    finally:
+        module.train(was_training)
+    return torch.cat(outputs).numpy()
+
+
+def warn_cpu_fallback(requested: str) -> None:
+    """Warn that a model saved on ``requested`` is used on the CPU."""
+    warnings.warn(
+        f"the model was trained on {requested!r}, which is not available here; "
+        "it now runs on the CPU.",
+        stacklevel=3,
+    )

@@ -1,0 +1,247 @@
+"""Parameter and input validation shared by the estimators and transformers.
+
+scikit-learn's ``_param_validation`` is private, so each estimator declares a
+``_parameter_constraints`` dict mapping every ``__init__`` parameter to one of
+the checkers below, and calls :func:`check_params` first thing in ``fit``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Iterable
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.utils import check_array, check_scalar
+
+Checker = Callable[[Any, str], None]
+
+
+def check_params(estimator: Any) -> None:
+    """Run every checker of ``estimator._parameter_constraints``.
+
+    Parameters
+    ----------
+    estimator : object
+        An estimator with a ``_parameter_constraints`` dict.
+    """
+    for name, checker in estimator._parameter_constraints.items():
+        checker(getattr(estimator, name), name)
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def positive_int(value: Any, name: str) -> None:
+    """Check that ``value`` is an integer >= 1 (not a bool)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int; got {value!r}.")
+    check_scalar(value, name, Integral, min_val=1)
+
+
+def non_negative_int(value: Any, name: str) -> None:
+    """Check that ``value`` is an integer >= 0 (not a bool)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int; got {value!r}.")
+    check_scalar(value, name, Integral, min_val=0)
+
+
+def positive_float(value: Any, name: str) -> None:
+    """Check that ``value`` is a finite real number > 0."""
+    _finite_real(value, name)
+    check_scalar(value, name, Real, min_val=0, include_boundaries="neither")
+
+
+def non_negative_float(value: Any, name: str) -> None:
+    """Check that ``value`` is a finite real number >= 0."""
+    _finite_real(value, name)
+    check_scalar(value, name, Real, min_val=0)
+
+
+def open_fraction(value: Any, name: str) -> None:
+    """Check that ``value`` is a real number in the open interval (0, 1)."""
+    _finite_real(value, name)
+    check_scalar(value, name, Real, min_val=0, max_val=1, include_boundaries="neither")
+
+
+def closed_fraction(value: Any, name: str) -> None:
+    """Check that ``value`` is a real number in [0, 1]."""
+    _finite_real(value, name)
+    check_scalar(value, name, Real, min_val=0, max_val=1)
+
+
+def boolean(value: Any, name: str) -> None:
+    """Check that ``value`` is a bool."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be a bool; got {value!r}.")
+
+
+def _finite_real(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(
+            f"{name} must be a real number; got {value!r} ({_type_name(value)})."
+        )
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite; got {value!r}.")
+
+
+def one_of(options: Iterable[Any], *, allow: tuple[type, ...] = ()) -> Checker:
+    """Build a checker accepting the given options or instances of ``allow``.
+
+    A misspelled string option gets a "did you mean ...?" hint.
+    """
+    options = tuple(options)
+
+    def check(value: Any, name: str) -> None:
+        if allow and isinstance(value, allow):
+            return
+        if isinstance(value, type) and allow and issubclass(value, allow):
+            return
+        try:
+            if value in options:
+                return
+        except TypeError:  # unhashable or uncomparable
+            pass
+        shown = ", ".join(repr(option) for option in options)
+        message = f"{name} must be one of {shown}"
+        if allow:
+            message += " or a " + " / ".join(kind.__name__ for kind in allow)
+        message += f"; got {value!r}."
+        if isinstance(value, str):
+            close = difflib.get_close_matches(
+                value, [o for o in options if isinstance(o, str)], n=1
+            )
+            if close:
+                message += f" Did you mean {close[0]!r}?"
+        raise ValueError(message)
+
+    return check
+
+
+def optional(checker: Checker) -> Checker:
+    """Build a checker that also accepts ``None``."""
+
+    def check(value: Any, name: str) -> None:
+        if value is not None:
+            checker(value, name)
+
+    return check
+
+
+def optional_dict(value: Any, name: str) -> None:
+    """Check that ``value`` is ``None`` or a dict with string keys."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict or None; got {_type_name(value)}.")
+    bad = [key for key in value if not isinstance(key, str)]
+    if bad:
+        raise TypeError(f"{name} must have string keys; got {bad[0]!r}.")
+
+
+def random_state_like(value: Any, name: str) -> None:
+    """Check that ``value`` is None, an int or a ``numpy.random.RandomState``."""
+    if value is None or isinstance(value, np.random.RandomState):
+        return
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        if not 0 <= int(value) < 2**32:
+            raise ValueError(f"{name} must be in [0, 2**32 - 1]; got {value}.")
+        return
+    raise TypeError(
+        f"{name} must be None, an int or a numpy.random.RandomState; "
+        f"got {value!r} ({_type_name(value)})."
+    )
+
+
+def image_shape_like(value: Any, name: str) -> None:
+    """Check that ``value`` is None or ``(height, width[, channels])`` of ints >= 1."""
+    if value is None:
+        return
+    if not isinstance(value, tuple | list) or len(value) not in (2, 3):
+        raise ValueError(
+            f"{name} must be (height, width) or (height, width, channels); "
+            f"got {value!r}."
+        )
+    for size in value:
+        if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
+            raise ValueError(f"{name} must hold integers >= 1; got {value!r}.")
+
+
+def check_images(
+    X: ArrayLike,
+    *,
+    image_shape: tuple[int, ...] | None = None,
+    estimator_name: str = "estimator",
+    expected_n_features: int | None = None,
+) -> NDArray[Any]:
+    """Validate an image array and return it channels-last, ``(n, H, W, C)``.
+
+    The data keep their dtype (uint8 stays uint8); the result is a view of
+    the input wherever numpy allows, never a float copy.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, height, width), \
+            (n_samples, height, width, channels) or (n_samples, n_pixels)
+        The images. Flat rows are reshaped to ``image_shape`` when given,
+        otherwise to a square image when ``n_pixels`` is a perfect square and
+        to a one-row image ``(1, n_pixels)`` if not.
+    image_shape : tuple of int, default=None
+        ``(height, width)`` or ``(height, width, channels)`` of flat rows.
+    estimator_name : str, default="estimator"
+        Used in error messages.
+    expected_n_features : int, default=None
+        Values per image of a fitted estimator; flat rows of another length
+        get scikit-learn's "X has N features, but ... is expecting M" error.
+
+    Returns
+    -------
+    images : ndarray of shape (n_samples, height, width, channels)
+    """
+    X = check_array(
+        X,
+        accept_sparse=False,
+        dtype="numeric",
+        allow_nd=True,
+        ensure_all_finite=True,
+        ensure_min_samples=1,
+        ensure_min_features=1,
+        input_name="X",
+        estimator=estimator_name,
+    )
+    if X.dtype == np.bool_:
+        X = X.view(np.uint8)
+    if np.iscomplexobj(X):  # pragma: no cover - check_array refuses complex
+        raise ValueError("X must hold real numbers; got complex values.")
+    if X.ndim == 2:
+        n_samples, n_pixels = X.shape
+        if expected_n_features is not None and n_pixels != expected_n_features:
+            raise ValueError(
+                f"X has {n_pixels} features, but {estimator_name} is expecting "
+                f"{expected_n_features} features as input."
+            )
+        if image_shape is not None:
+            shape = tuple(int(size) for size in image_shape)
+            if len(shape) == 2:
+                shape = (*shape, 1)
+            if math.prod(shape) != n_pixels:
+                raise ValueError(
+                    f"image_shape {tuple(image_shape)} holds {math.prod(shape)} "
+                    f"values per image, but X has {n_pixels} features."
+                )
+        else:
+            side = math.isqrt(n_pixels)
+            shape = (side, side, 1) if side * side == n_pixels else (1, n_pixels, 1)
+        return X.reshape((n_samples, *shape))
+    if X.ndim == 3:
+        return X[..., np.newaxis]
+    if X.ndim == 4:
+        return X
+    raise ValueError(
+        "X must be (n_samples, height, width), (n_samples, height, width, "
+        f"channels) or flat (n_samples, n_pixels); got an array of shape {X.shape}."
+    )

@@ -1,0 +1,180 @@
+import pytest
+import torch
+from torch import nn
+
+from sk_medcnn.architectures._resnet import (
+    BasicBlock,
+    ResNet,
+    build_resnet18,
+    build_resnet34,
+)
+from sk_medcnn.registry import get_architecture
+
+FACTORIES = [build_resnet18, build_resnet34]
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in module.parameters())
+
+
+@pytest.mark.parametrize(
+    ("name", "factory"), [("resnet18", build_resnet18), ("resnet34", build_resnet34)]
+)
+def test_registered(name, factory):
+    assert get_architecture(name) is factory
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+@pytest.mark.parametrize("in_channels", [1, 3])
+@pytest.mark.parametrize("size", [8, 28, 64])
+def test_output_shape(factory, in_channels, size):
+    net = factory(in_channels, 4, (size, size), width=8)
+    out = net(torch.zeros(2, in_channels, size, size))
+    assert out.shape == (2, 4)
+
+
+@pytest.mark.parametrize("stem", ["small", "imagenet"])
+def test_any_input_size_works(stem):
+    net = build_resnet18(1, 3, (28, 28), stem=stem, width=4).eval()
+    for shape in [(1, 1), (5, 7), (33, 17)]:
+        assert net(torch.zeros(1, 1, *shape)).shape == (1, 3)
+
+
+def assert_small_stem(net):
+    assert net.stem == "small"
+    assert net.conv1.kernel_size == (3, 3)
+    assert net.conv1.stride == (1, 1)
+    assert isinstance(net.maxpool, nn.Identity)
+    assert not any(isinstance(module, nn.MaxPool2d) for module in net.modules())
+
+
+def assert_imagenet_stem(net):
+    assert net.stem == "imagenet"
+    assert net.conv1.kernel_size == (7, 7)
+    assert net.conv1.stride == (2, 2)
+    assert isinstance(net.maxpool, nn.MaxPool2d)
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+@pytest.mark.parametrize(
+    ("image_shape", "expected"),
+    [
+        ((28, 28), "small"),
+        ((63, 63), "small"),
+        ((64, 64), "imagenet"),
+        ((224, 224), "imagenet"),
+        ((63, 512), "small"),  # the smaller side decides
+        ((512, 64), "imagenet"),
+    ],
+)
+def test_auto_stem(factory, image_shape, expected):
+    net = factory(1, 2, image_shape, width=4)
+    if expected == "small":
+        assert_small_stem(net)
+    else:
+        assert_imagenet_stem(net)
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+def test_forced_stem(factory):
+    assert_small_stem(factory(1, 2, (224, 224), stem="small", width=4))
+    assert_imagenet_stem(factory(1, 2, (28, 28), stem="imagenet", width=4))
+
+
+def test_small_stem_keeps_resolution_into_first_stage():
+    net = build_resnet18(1, 2, (28, 28), width=4)
+    features = net.maxpool(net.relu(net.bn1(net.conv1(torch.zeros(1, 1, 28, 28)))))
+    assert features.shape == (1, 4, 28, 28)
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+@pytest.mark.parametrize("stem", ["Small", "cifar", "", None])
+def test_bad_stem(factory, stem):
+    with pytest.raises(ValueError, match="stem must be 'auto', 'small' or 'imagenet'"):
+        factory(1, 2, (28, 28), stem=stem)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"width": 0}, "width must be >= 1"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+        ({"dropout": -0.1}, r"dropout must be in \[0, 1\)"),
+    ],
+)
+def test_bad_params(params, match):
+    with pytest.raises(ValueError, match=match):
+        build_resnet18(1, 2, (28, 28), **params)
+
+
+def test_bad_layers():
+    with pytest.raises(ValueError, match="layers must hold four block counts"):
+        ResNet(1, 2, (2, 2, 2))
+
+
+@pytest.mark.parametrize(
+    ("factory", "n_blocks", "expected"),
+    [(build_resnet18, 8, 11_689_512), (build_resnet34, 16, 21_797_672)],
+)
+def test_parameter_count_matches_torchvision(factory, n_blocks, expected):
+    net = factory(3, 1000, (224, 224), stem="imagenet")
+    assert count_parameters(net) == expected
+    assert sum(isinstance(module, BasicBlock) for module in net.modules()) == n_blocks
+
+
+def test_stage_widths():
+    net = build_resnet18(1, 2, (28, 28), width=8)
+    widths = [
+        stage[-1].conv2.out_channels
+        for stage in (net.layer1, net.layer2, net.layer3, net.layer4)
+    ]
+    assert widths == [8, 16, 32, 64]
+    assert net.fc.in_features == 64
+
+
+def test_initialisation():
+    net = build_resnet18(1, 2, (28, 28), width=8)
+    for block in net.modules():
+        if isinstance(block, BasicBlock):
+            assert torch.all(block.bn2.weight == 0)
+            assert torch.all(block.bn1.weight == 1)
+    # kaiming normal, fan_out mode: std = sqrt(2 / (out_channels * k * k))
+    weight = net.layer4[0].conv1.weight
+    expected_std = (2 / (weight.shape[0] * 9)) ** 0.5
+    assert weight.std().item() == pytest.approx(expected_std, rel=0.05)
+
+    net = build_resnet18(1, 2, (28, 28), width=8, zero_init_residual=False)
+    assert all(
+        torch.all(block.bn2.weight == 1)
+        for block in net.modules()
+        if isinstance(block, BasicBlock)
+    )
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+@pytest.mark.parametrize("zero_init_residual", [True, False])
+def test_gradients_flow(factory, zero_init_residual):
+    net = factory(1, 3, (16, 16), width=4, zero_init_residual=zero_init_residual)
+    x = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    loss = nn.functional.cross_entropy(net(x), torch.tensor([0, 1, 2, 0]))
+    loss.backward()
+    for parameter in (net.conv1.weight, net.fc.weight):
+        assert parameter.grad is not None
+        assert torch.isfinite(parameter.grad).all()
+        assert parameter.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+def test_eval_mode_is_deterministic(factory):
+    net = factory(1, 3, (16, 16), width=4, dropout=0.5)
+    x = torch.randn(3, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    net.train()
+    net(x)  # update the batch-norm running statistics
+    net.eval()
+    with torch.inference_mode():
+        first, second = net(x), net(x)
+    assert torch.equal(first, second)
+    # each sample's output does not depend on the rest of the batch
+    with torch.inference_mode():
+        alone = net(x[:1])
+    assert torch.allclose(alone, first[:1], atol=1e-6)
