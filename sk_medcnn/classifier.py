@@ -6,7 +6,7 @@ import copy
 import logging
 import math
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -225,8 +225,8 @@ class _BaseMedicalCNN(BaseEstimator):
         if n_valid < 1 or n_samples - n_valid < 1:
             raise ValueError(
                 f"validation_fraction={self.validation_fraction} leaves no training "
-                f"or no validation sample out of {n_samples}; early_stopping needs more "
-                "samples or another validation_fraction."
+                f"or no validation sample out of {n_samples}; early_stopping needs "
+                "more samples or another validation_fraction."
             )
         stratify = None
         if self._is_classifier:
@@ -457,7 +457,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     _is_classifier = True
     _loss_options = ("cross_entropy", "focal")
 
-    _parameter_constraints: dict[str, Any] = {
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
         "architecture": _architecture_like,
         "architecture_params": optional_dict,
         "loss": one_of(("cross_entropy", "focal"), allow=(nn.Module,)),
@@ -716,7 +716,7 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
 
     _loss_options = ("mse", "huber")
 
-    _parameter_constraints: dict[str, Any] = {
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
         "architecture": _architecture_like,
         "architecture_params": optional_dict,
         "loss": one_of(("mse", "huber"), allow=(nn.Module,)),
@@ -790,7 +790,8 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
                 ) from error
         if y.ndim not in (1, 2):
             raise ValueError(
-                f"y must be (n_samples,) or (n_samples, n_outputs); got shape {y.shape}."
+                "y must be (n_samples,) or (n_samples, n_outputs); got shape "
+                f"{y.shape}."
             )
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinity.")

@@ -47,7 +47,7 @@ class FocalLoss(nn.Module):
         self.register_buffer("weight", weight)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Return the mean focal loss of ``logits`` (n, n_classes) for ``target`` (n,)."""
+        """Return the mean focal loss of ``logits`` (n, C) for ``target`` (n,)."""
         log_p = F.log_softmax(logits.float(), dim=1)
         log_p_target = log_p.gather(1, target.long().unsqueeze(1)).squeeze(1)
         focal = -((1.0 - log_p_target.exp()) ** self.gamma) * log_p_target
