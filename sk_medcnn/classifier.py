@@ -163,6 +163,7 @@ class _BaseMedicalCNN(BaseEstimator):
         self.device_ = str(device)
 
         train_index, valid_index = self._split(y_encoded, split_seed)
+        self._validation_index = valid_index
         train_images = images if valid_index is None else images[train_index]
         mean, std = channel_statistics(train_images)
         self.input_mean_, self.input_std_ = mean, std

@@ -187,15 +187,15 @@ class ImageNetwork(nn.Module):
 
 
 def channel_statistics(
-    images: NDArray[Any], *, chunk_size: int = 1024
+    images: NDArray[Any], *, chunk_values: int = 2**17
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Per-channel mean and standard deviation, in chunks (no float copy of X).
 
     Parameters
     ----------
     images : ndarray of shape (n_samples, height, width, channels)
-    chunk_size : int, default=1024
-        Images per chunk.
+    chunk_values : int, default=2**17
+        Values converted to float64 at a time (1 MiB), at least one image.
 
     Returns
     -------
@@ -203,6 +203,7 @@ def channel_statistics(
         ``std`` is 1 where a channel is constant.
     """
     channels = images.shape[-1]
+    chunk_size = max(1, chunk_values // max(1, int(np.prod(images.shape[1:]))))
     total = np.zeros(channels)
     total_sq = np.zeros(channels)
     count = 0

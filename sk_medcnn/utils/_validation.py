@@ -202,6 +202,9 @@ def check_images(
     -------
     images : ndarray of shape (n_samples, height, width, channels)
     """
+    ndim = getattr(X, "ndim", None)
+    if ndim is not None and ndim not in (2, 3, 4):
+        raise ValueError(_ndim_message(getattr(X, "shape", "?")))
     X = check_array(
         X,
         accept_sparse=False,
@@ -241,7 +244,17 @@ def check_images(
         return X[..., np.newaxis]
     if X.ndim == 4:
         return X
-    raise ValueError(
+    raise ValueError(_ndim_message(X.shape))
+
+
+def _ndim_message(shape: Any) -> str:
+    message = (
         "X must be (n_samples, height, width), (n_samples, height, width, "
-        f"channels) or flat (n_samples, n_pixels); got an array of shape {X.shape}."
+        f"channels) or flat (n_samples, n_pixels); got an array of shape {shape}."
     )
+    if len(shape) == 1:
+        message += (
+            " Reshape your data with X.reshape(1, -1) if it holds a single image "
+            "of flat pixels."
+        )
+    return message

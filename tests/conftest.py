@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny data sets, built once per run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+PNEUMONIAMNIST = SHARED_DATA / "pneumoniamnist_28_trainval.npz"
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def phantoms():
+    """64 labelled 16x16 uint8 phantoms, half with a lesion."""
+    from sk_medcnn.datasets import make_lesion_phantoms
+
+    X, y = make_lesion_phantoms(64, image_size=16, random_state=0)
+    X.setflags(write=False)  # a test must not change shared data
+    y.setflags(write=False)
+    return X, y
+
+
+@pytest.fixture(scope="session")
+def separable_images():
+    """A task a CNN learns in a few epochs: a bright square or not, 12x12."""
+    rng = np.random.RandomState(0)
+    n = 80
+    X = rng.randint(0, 60, size=(n, 12, 12)).astype(np.uint8)
+    y = np.arange(n) % 2
+    X[y == 1, 3:9, 3:9] += 150
+    X.setflags(write=False)
+    return X, y
