@@ -273,7 +273,7 @@ class _BaseMedicalCNN(BaseEstimator):
                 f"architecture {name!r} returned {type(body).__name__}, not a "
                 "torch.nn.Module."
             )
-        body = body.to(device=device, memory_format=torch.channels_last)
+        body = body.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         probe = torch.zeros((1, channels, height, width), device=device)
         was_training = body.training
         body.eval()

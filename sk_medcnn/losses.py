@@ -39,6 +39,8 @@ class FocalLoss(nn.Module):
     True
     """
 
+    weight: torch.Tensor | None
+
     def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None) -> None:
         super().__init__()
         if gamma < 0:

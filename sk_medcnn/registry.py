@@ -18,7 +18,6 @@ import importlib
 import logging
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Protocol
 
 from torch import nn
 
@@ -38,23 +37,13 @@ logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "sk_medcnn.architectures"
 
 
-class ArchitectureFactory(Protocol):
-    """Signature every architecture factory has.
-
-    A factory builds an untrained :class:`torch.nn.Module` that maps a float
-    batch of shape ``(n, in_channels, height, width)`` to ``(n, n_outputs)``
-    raw scores (logits for a classifier, values for a regressor).
-    """
-
-    def __call__(
-        self,
-        in_channels: int,
-        n_outputs: int,
-        image_shape: tuple[int, int],
-        **params: Any,  # architecture-specific keyword arguments
-    ) -> nn.Module:
-        """Build the network."""
-        ...
+#: ``factory(in_channels: int, n_outputs: int, image_shape: tuple[int, int],
+#: **params) -> torch.nn.Module``: builds an untrained module mapping a float
+#: batch ``(n, in_channels, height, width)`` to ``(n, n_outputs)`` raw scores
+#: (logits for a classifier, values for a regressor). A ``Callable[..., ...]``
+#: rather than a ``Protocol``, since factories add their own keyword-only
+#: parameters, which a Protocol with ``**params`` does not admit.
+ArchitectureFactory = Callable[..., nn.Module]
 
 
 _ARCHITECTURES: dict[str, ArchitectureFactory] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,13 @@ import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PNEUMONIAMNIST = SHARED_DATA / "pneumoniamnist_28_trainval.npz"
+
+
+def pytest_configure(config):
+    # pytest-xdist runs one process per core: one torch thread each avoids the
+    # oversubscription that slows OpenMP kernels down by large factors.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -157,6 +157,9 @@ class ImageNetwork(nn.Module):
         Per-channel statistics of the training images.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, body: nn.Module, mean: NDArray[Any], std: NDArray[Any]) -> None:
         super().__init__()
         self.body = body

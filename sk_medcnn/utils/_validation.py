@@ -205,7 +205,7 @@ def check_images(
     ndim = getattr(X, "ndim", None)
     if ndim is not None and ndim not in (2, 3, 4):
         raise ValueError(_ndim_message(getattr(X, "shape", "?")))
-    X = check_array(
+    images: NDArray[Any] = check_array(
         X,
         accept_sparse=False,
         dtype="numeric",
@@ -216,12 +216,12 @@ def check_images(
         input_name="X",
         estimator=estimator_name,
     )
-    if X.dtype == np.bool_:
-        X = X.view(np.uint8)
-    if np.iscomplexobj(X):  # pragma: no cover - check_array refuses complex
+    if images.dtype == np.bool_:
+        images = images.view(np.uint8)
+    if np.iscomplexobj(images):  # pragma: no cover - check_array refuses complex
         raise ValueError("X must hold real numbers; got complex values.")
-    if X.ndim == 2:
-        n_samples, n_pixels = X.shape
+    if images.ndim == 2:
+        n_samples, n_pixels = images.shape
         if expected_n_features is not None and n_pixels != expected_n_features:
             raise ValueError(
                 f"X has {n_pixels} features, but {estimator_name} is expecting "
@@ -239,12 +239,12 @@ def check_images(
         else:
             side = math.isqrt(n_pixels)
             shape = (side, side, 1) if side * side == n_pixels else (1, n_pixels, 1)
-        return X.reshape((n_samples, *shape))
-    if X.ndim == 3:
-        return X[..., np.newaxis]
-    if X.ndim == 4:
-        return X
-    raise ValueError(_ndim_message(X.shape))
+        return images.reshape((n_samples, *shape))
+    if images.ndim == 3:
+        return images[..., np.newaxis]
+    if images.ndim == 4:
+        return images
+    raise ValueError(_ndim_message(images.shape))
 
 
 def _ndim_message(shape: Any) -> str:
