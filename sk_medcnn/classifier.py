@@ -209,6 +209,10 @@ class _BaseMedicalCNN(BaseEstimator):
         self.net_ = net
         self.history_ = net.history
         self.n_epochs_ = len(net.history)
+        self.best_epoch_ = self.n_epochs_
+        if self.early_stopping:
+            best = [row["epoch"] for row in net.history if row.get("valid_loss_best")]
+            self.best_epoch_ = int(best[-1]) if best else self.n_epochs_
         return self
 
     def _check_cross_params(self) -> None:
@@ -423,9 +427,14 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     net_ : skorch.NeuralNet
         The trained skorch net; ``net_.module_`` is the torch module.
     history_ : skorch.callbacks.History
-        Per-epoch training loss, validation loss and accuracy, durations.
+        Per-epoch training loss, durations and, with ``early_stopping``, the
+        loss and accuracy on the held-out ``validation_fraction`` of the
+        training data (``valid_loss``, ``valid_acc``).
     n_epochs_ : int
         Epochs trained (fewer than ``max_epochs`` after early stopping).
+    best_epoch_ : int
+        The epoch whose weights the model holds: with ``early_stopping``, the
+        one of lowest loss on the held-out split; otherwise the last.
     device_ : str
         The resolved device.
     input_mean_, input_std_ : ndarray of shape (channels,)
@@ -690,6 +699,8 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         Per-epoch losses and durations.
     n_epochs_ : int
         Epochs trained.
+    best_epoch_ : int
+        The epoch whose weights the model holds.
     device_ : str
         The resolved device.
     input_mean_, input_std_ : ndarray of shape (channels,)

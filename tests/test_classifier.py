@@ -146,6 +146,8 @@ def test_early_stopping_restores_best_weights(phantoms):
     ).fit(X, y)
     valid_losses = clf.history_[:, "valid_loss"]
     assert clf.n_epochs_ < 30
+    assert clf.best_epoch_ == int(np.argmin(valid_losses)) + 1
+    assert clf.best_epoch_ < clf.n_epochs_
     assert "valid_acc" in clf.history_[-1]
     # the validation split is stratified
     valid_index = clf._validation_index
