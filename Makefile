@@ -9,7 +9,8 @@ TORCH_VERSION ?= 2.13.0
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# the CPU wheel first, so that resolving the package never pulls a CUDA build
+	# torch pinned first: on this project's machines the index serves the CPU wheel,
+	# and installing it before the package keeps pip from resolving another build
 	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@

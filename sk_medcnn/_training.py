@@ -19,7 +19,13 @@ from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler, ProgressB
 from skorch.helper import predefined_split
 from torch import nn
 
-from .utils._torch import ArrayDataset, BatchAugmenter, collate_batch
+from .utils._torch import (
+    ArrayDataset,
+    BatchAugmenter,
+    ImageNetwork,
+    collate_batch,
+    seeded_torch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +35,24 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adamw": torch.optim.AdamW,
 }
 LR_SCHEDULES = (None, "cosine", "step", "plateau", "onecycle")
+
+
+class ModuleCriterion(nn.Module):
+    """Hold a user's loss module so skorch pickles it with the device-mapped state.
+
+    Parameters
+    ----------
+    loss : torch.nn.Module
+        Called as ``loss(outputs, targets)``.
+    """
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Return ``loss(outputs, targets)``."""
+        return self.loss(outputs, targets)
 
 
 def _valid_accuracy(net: NeuralNet, dataset: Any, y: Any) -> float:
@@ -88,8 +112,9 @@ def _schedule_callback(
 
 def build_net(
     *,
-    module: nn.Module,
-    criterion: nn.Module,
+    module_params: dict[str, Any],
+    criterion: type[nn.Module],
+    criterion_params: dict[str, Any],
     train_dataset: ArrayDataset,
     valid_dataset: ArrayDataset | None,
     optimizer: str | type[torch.optim.Optimizer],
@@ -108,6 +133,11 @@ def build_net(
     score_accuracy: bool,
 ) -> NeuralNet:
     """Build an uninitialised skorch ``NeuralNet`` for the given settings.
+
+    The module (an :class:`ImageNetwork`) and the criterion are passed as
+    classes with ``module__``/``criterion__`` arguments, not as instances: skorch
+    pickles those keys with its device-mapped state, so a net trained on a GPU
+    unpickles on a machine without one.
 
     Parameters are the estimator's, resolved; see ``MedicalCNNClassifier``.
 
@@ -169,7 +199,7 @@ def build_net(
     )
     loader_generator = torch.Generator().manual_seed(loader_seed)
     return NeuralNet(
-        module=module,
+        module=ImageNetwork,
         criterion=criterion,
         optimizer=optimizer_class,
         lr=lr,
@@ -188,8 +218,69 @@ def build_net(
         iterator_train__collate_fn=collate_batch,
         iterator_valid__collate_fn=collate_batch,
         iterator_valid__batch_size=inference_batch_size,
+        **{f"module__{key}": value for key, value in module_params.items()},
+        **{f"criterion__{key}": value for key, value in criterion_params.items()},
         **{f"optimizer__{key}": value for key, value in optimizer_params.items()},
     )
+
+
+def train_net(
+    net: NeuralNet,
+    train_dataset: ArrayDataset,
+    *,
+    augmenter: BatchAugmenter | None,
+    seed: int,
+    device: torch.device,
+) -> int:
+    """Initialise and train ``net``; return the epoch whose weights it holds.
+
+    skorch ends training silently on ``KeyboardInterrupt`` (its early stopping
+    raises one to stop); an interrupt that did not come from early stopping is
+    raised again, so Ctrl-C stops a script or a search instead of returning a
+    half-trained model. Training-only state (the scheduler, the best-weight
+    copy, the augmenter) is released afterwards.
+
+    Parameters
+    ----------
+    net : skorch.NeuralNet
+        From :func:`build_net`.
+    train_dataset : ArrayDataset
+        The training data.
+    augmenter : callable or None
+        From :func:`make_batch_augmenter`.
+    seed : int
+        Seeds torch's global generator (dropout) during training, restored after.
+    device : torch.device
+        The training device.
+
+    Returns
+    -------
+    best_epoch : int
+        1-based.
+    """
+    net.initialize()
+    net.module_.augment = augmenter
+    try:
+        with seeded_torch(seed, device):
+            net.partial_fit(train_dataset, y=None)
+    finally:
+        net.module_.augment = None
+    callbacks = dict(net.callbacks_)
+    early_stopping = callbacks.get("early_stopping")
+    n_epochs = len(net.history)
+    stopped_early = (
+        early_stopping is not None and early_stopping.misses_ >= early_stopping.patience
+    )
+    if n_epochs < net.max_epochs and not stopped_early:
+        raise KeyboardInterrupt(f"training interrupted after {n_epochs} epoch(s)")
+    best_epoch = n_epochs
+    if early_stopping is not None and early_stopping.best_epoch_:
+        best_epoch = int(early_stopping.best_epoch_)
+        early_stopping.best_model_weights_ = None
+    scheduler = callbacks.get("lr_schedule")
+    if scheduler is not None:
+        scheduler.lr_scheduler_ = None
+    return best_epoch
 
 
 def make_batch_augmenter(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import logging
 import math
 import warnings
 from typing import Any, ClassVar
@@ -21,12 +20,18 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._training import LR_SCHEDULES, OPTIMIZERS, build_net, make_batch_augmenter
+from ._training import (
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    ModuleCriterion,
+    build_net,
+    make_batch_augmenter,
+    train_net,
+)
 from .losses import FocalLoss
 from .registry import get_architecture
 from .utils._torch import (
     ArrayDataset,
-    ImageNetwork,
     channel_statistics,
     draw_seeds,
     predict_raw,
@@ -36,6 +41,7 @@ from .utils._torch import (
 )
 from .utils._validation import (
     boolean,
+    check_feature_names,
     check_images,
     check_params,
     image_shape_like,
@@ -50,8 +56,6 @@ from .utils._validation import (
 )
 
 __all__ = ["MedicalCNNClassifier", "MedicalCNNRegressor"]
-
-logger = logging.getLogger(__name__)
 
 #: Images per inference batch; channels-last CPU inference is fastest with
 #: batches of about this size (see benchmarks/bench_fit.py).
@@ -92,32 +96,33 @@ def _augmentation_like(value: Any, name: str) -> None:
 def _class_weight_like(value: Any, name: str) -> None:
     if value is None or value == "balanced" or isinstance(value, dict):
         return
-    raise ValueError(f"{name} must be None, 'balanced' or a dict; got {value!r}.")
-
-
-def _loss_like(options: tuple[str, ...]) -> Any:
-    check = one_of(options, allow=(nn.Module,))
-    return check
-
-
-def _verbose_like(value: Any, name: str) -> None:
-    non_negative_int(value, name)
+    error = ValueError if isinstance(value, str) else TypeError
+    raise error(f"{name} must be None, 'balanced' or a dict; got {value!r}.")
 
 
 class _BaseMedicalCNN(BaseEstimator):
     """Shared fit / predict machinery; not part of the public API."""
 
     _is_classifier = False
-    _loss_options: tuple[str, ...] = ()
 
     # --- helpers subclasses provide -------------------------------------------
-    def _encode_targets(self, y: ArrayLike) -> tuple[NDArray[Any], int]:
+    def _encode_targets(self, y: ArrayLike) -> tuple[NDArray[Any], dict[str, Any]]:
+        """Validate and encode ``y``; return it and the target's fitted attributes."""
         raise NotImplementedError
 
-    def _make_criterion(self, y_encoded: NDArray[Any]) -> nn.Module:
+    def _make_criterion(
+        self, y_encoded: NDArray[Any], fitted: dict[str, Any]
+    ) -> tuple[type[nn.Module], dict[str, Any]]:
+        """Return the criterion class and its keyword arguments."""
         raise NotImplementedError
 
     # --- fit ------------------------------------------------------------------
+    def _reset(self) -> None:
+        """Forget a previous fit, so a failed refit leaves no stale state."""
+        for name in list(vars(self)):
+            if name.endswith("_") and not name.startswith("__"):
+                delattr(self, name)
+
     def fit(self, X: ArrayLike, y: ArrayLike) -> _BaseMedicalCNN:
         """Train the network on images ``X`` and targets ``y``.
 
@@ -136,12 +141,13 @@ class _BaseMedicalCNN(BaseEstimator):
             The fitted estimator.
         """
         check_params(self)
-        self._check_cross_params()
+        self._reset()
         estimator_name = type(self).__name__
         if y is None:
             raise ValueError(
                 f"{estimator_name} requires y to be passed, but the target y is None."
             )
+        check_feature_names(self, X, reset=True)
         images = check_images(
             X, image_shape=self.image_shape, estimator_name=estimator_name
         )
@@ -152,40 +158,33 @@ class _BaseMedicalCNN(BaseEstimator):
                 f"{estimator_name} needs at least 2 samples to train; got "
                 f"{n_samples} sample (n_samples = 1)."
             )
-        y_encoded, n_outputs = self._encode_targets(y)
+        y_encoded, fitted = self._encode_targets(y)
+        n_outputs = fitted.pop("_n_outputs")
+        image_shape = tuple(int(size) for size in images.shape[1:])
 
         device = resolve_device(self.device)
         init_seed, split_seed, loader_seed, augment_seed, train_seed = draw_seeds(
             self.random_state, 5
         )
-        self.image_shape_ = tuple(int(size) for size in images.shape[1:])
-        self.n_features_in_ = math.prod(self.image_shape_)
-        self.device_ = str(device)
-
         train_index, valid_index = self._split(y_encoded, split_seed)
-        self._validation_index = valid_index
-        train_images = images if valid_index is None else images[train_index]
-        mean, std = channel_statistics(train_images)
-        self.input_mean_, self.input_std_ = mean, std
-
-        body = self._build_body(n_outputs, init_seed, device)
-        module = ImageNetwork(body, mean, std).to(device)
+        mean, std = channel_statistics(images, indices=train_index)
+        body = self._build_body(image_shape, n_outputs, init_seed, device)
         augmentation = None if self.augmentation is None else clone(self.augmentation)
         generator = torch.Generator(device=device).manual_seed(augment_seed)
-        module.augment = make_batch_augmenter(augmentation, generator)
-        self.augmentation_ = augmentation
+        augmenter = make_batch_augmenter(augmentation, generator)
 
-        if valid_index is None:
-            train_dataset = ArrayDataset(images, y_encoded)
-            valid_dataset = None
-        else:
-            # keep the indices: the subsets are fetched batch by batch
-            train_dataset = ArrayDataset(train_images, y_encoded[train_index])
-            valid_dataset = ArrayDataset(images[valid_index], y_encoded[valid_index])
-
+        # the datasets index into X: no copy of the images, even for the split
+        train_dataset = ArrayDataset(images, y_encoded, indices=train_index)
+        valid_dataset = (
+            None
+            if valid_index is None
+            else ArrayDataset(images, y_encoded, indices=valid_index)
+        )
+        criterion, criterion_params = self._make_criterion(y_encoded, fitted)
         net = build_net(
-            module=module,
-            criterion=self._make_criterion(y_encoded),
+            module_params={"body": body, "mean": mean, "std": std},
+            criterion=criterion,
+            criterion_params=criterion_params,
             train_dataset=train_dataset,
             valid_dataset=valid_dataset,
             optimizer=self.optimizer,
@@ -203,21 +202,23 @@ class _BaseMedicalCNN(BaseEstimator):
             verbose=self.verbose,
             score_accuracy=self._is_classifier,
         )
-        with seeded_torch(train_seed, device):
-            net.fit(train_dataset, y=None)
-        module.augment = None  # training-time only
+        best_epoch = train_net(
+            net, train_dataset, augmenter=augmenter, seed=train_seed, device=device
+        )
+
+        for name, value in fitted.items():
+            setattr(self, name, value)
+        self.image_shape_ = image_shape
+        self.n_features_in_ = math.prod(image_shape)
+        self.device_ = str(device)
+        self.input_mean_, self.input_std_ = mean, std
+        self.augmentation_ = augmentation
         self.net_ = net
         self.history_ = net.history
         self.n_epochs_ = len(net.history)
-        self.best_epoch_ = self.n_epochs_
-        if self.early_stopping:
-            best = [row["epoch"] for row in net.history if row.get("valid_loss_best")]
-            self.best_epoch_ = int(best[-1]) if best else self.n_epochs_
+        self.best_epoch_ = best_epoch
+        self._validation_index = valid_index
         return self
-
-    def _check_cross_params(self) -> None:
-        if isinstance(self.loss, str) and self.loss not in self._loss_options:
-            one_of(self._loss_options, allow=(nn.Module,))(self.loss, "loss")
 
     def _split(
         self, y_encoded: NDArray[Any], seed: int
@@ -227,11 +228,12 @@ class _BaseMedicalCNN(BaseEstimator):
         if not self.early_stopping:
             return indices, None
         n_valid = math.ceil(self.validation_fraction * n_samples)
-        if n_valid < 1 or n_samples - n_valid < 1:
+        n_needed = len(np.unique(y_encoded)) if self._is_classifier else 1
+        if n_valid < 1 or n_samples - n_valid < n_needed:
             raise ValueError(
-                f"validation_fraction={self.validation_fraction} leaves no training "
-                f"or no validation sample out of {n_samples}; early_stopping needs "
-                "more samples or another validation_fraction."
+                f"validation_fraction={self.validation_fraction} leaves too few "
+                f"training or validation samples out of {n_samples}; early_stopping "
+                "needs more samples or another validation_fraction."
             )
         stratify = None
         if self._is_classifier:
@@ -251,7 +253,13 @@ class _BaseMedicalCNN(BaseEstimator):
         )
         return np.sort(train_index), np.sort(valid_index)
 
-    def _build_body(self, n_outputs: int, seed: int, device: torch.device) -> nn.Module:
+    def _build_body(
+        self,
+        image_shape: tuple[int, ...],
+        n_outputs: int,
+        seed: int,
+        device: torch.device,
+    ) -> nn.Module:
         factory = (
             get_architecture(self.architecture)
             if isinstance(self.architecture, str)
@@ -262,12 +270,14 @@ class _BaseMedicalCNN(BaseEstimator):
             if isinstance(self.architecture, str)
             else getattr(self.architecture, "__name__", repr(self.architecture))
         )
-        height, width, channels = self.image_shape_
+        height, width, channels = image_shape
         params = dict(self.architecture_params or {})
         with seeded_torch(seed, torch.device("cpu")):
             try:
                 body = factory(channels, n_outputs, (height, width), **params)
             except TypeError as error:
+                if not params:
+                    raise
                 raise TypeError(
                     f"architecture {name!r} did not accept architecture_params="
                     f"{params!r}: {error}"
@@ -277,16 +287,18 @@ class _BaseMedicalCNN(BaseEstimator):
                 f"architecture {name!r} returned {type(body).__name__}, not a "
                 "torch.nn.Module."
             )
-        body = body.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        body = body.to(device)
         probe = torch.zeros((1, channels, height, width), device=device)
         was_training = body.training
         body.eval()
         try:
-            with torch.inference_mode():
+            # no_grad, not inference_mode: lazy modules create (and randomly
+            # initialise) their parameters here, so seed this too
+            with torch.no_grad(), seeded_torch(seed, device):
                 output = body(probe)
         except RuntimeError as error:
             raise ValueError(
-                f"images of shape {self.image_shape_} do not fit architecture "
+                f"images of shape {image_shape} do not fit architecture "
                 f"{name!r} (too small, or the wrong number of channels): {error}"
             ) from error
         finally:
@@ -296,25 +308,26 @@ class _BaseMedicalCNN(BaseEstimator):
                 f"architecture {name!r} returned outputs of shape "
                 f"{tuple(output.shape)} for one image; expected (1, {n_outputs})."
             )
-        return body
+        return body.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     # --- predict --------------------------------------------------------------
     def _check_predict_images(self, X: ArrayLike) -> NDArray[Any]:
         check_is_fitted(self, "net_")
         name = type(self).__name__
+        check_feature_names(self, X, reset=False)
         images = check_images(
             X,
             image_shape=self.image_shape_,
             estimator_name=name,
             expected_n_features=self.n_features_in_,
         )
-        n_features = math.prod(images.shape[1:])
-        if n_features != self.n_features_in_:
-            raise ValueError(
-                f"X has {n_features} features, but {name} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
         if tuple(images.shape[1:]) != self.image_shape_:
+            n_features = math.prod(images.shape[1:])
+            if n_features != self.n_features_in_:
+                raise ValueError(
+                    f"X has {n_features} features, but {name} is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
             raise ValueError(
                 f"X holds images of shape {tuple(images.shape[1:])}, but {name} was "
                 f"fitted on images of shape {self.image_shape_} (height, width, "
@@ -341,7 +354,6 @@ class _BaseMedicalCNN(BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
-        tags.non_deterministic = False
         return tags
 
 
@@ -465,7 +477,6 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     """
 
     _is_classifier = True
-    _loss_options = ("cross_entropy", "focal")
 
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "architecture": _architecture_like,
@@ -487,7 +498,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         "image_shape": image_shape_like,
         "device": _device_like,
         "random_state": random_state_like,
-        "verbose": _verbose_like,
+        "verbose": non_negative_int,
     }
 
     def __init__(
@@ -535,33 +546,34 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _encode_targets(self, y: ArrayLike) -> tuple[NDArray[Any], int]:
+    def _encode_targets(self, y: ArrayLike) -> tuple[NDArray[Any], dict[str, Any]]:
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         encoder = LabelEncoder()
         y_encoded = encoder.fit_transform(y).astype(np.int64)
-        self.classes_ = encoder.classes_
-        if len(self.classes_) < 2:
+        classes = encoder.classes_
+        if len(classes) < 2:
             raise ValueError(
                 f"{type(self).__name__} needs samples of at least 2 classes in y; "
-                f"got 1 class ({self.classes_[0]!r})."
+                f"got 1 class ({classes[0]!r})."
             )
-        return y_encoded, len(self.classes_)
+        return y_encoded, {"classes_": classes, "_n_outputs": len(classes)}
 
-    def _class_weights(self, y_encoded: NDArray[Any]) -> torch.Tensor | None:
+    def _class_weights(
+        self, y_encoded: NDArray[Any], classes: NDArray[Any]
+    ) -> torch.Tensor | None:
         if self.class_weight is None:
             return None
         if isinstance(self.class_weight, dict):
-            unknown = [
-                key for key in self.class_weight if key not in set(self.classes_)
-            ]
+            known = set(classes.tolist())
+            unknown = [key for key in self.class_weight if key not in known]
             if unknown:
                 raise ValueError(
                     f"class_weight names classes {unknown!r} that are not in y; "
-                    f"classes are {list(self.classes_)!r}."
+                    f"classes are {classes.tolist()!r}."
                 )
             weights = np.array(
-                [float(self.class_weight.get(label, 1.0)) for label in self.classes_]
+                [float(self.class_weight.get(label, 1.0)) for label in classes]
             )
             if not np.all(np.isfinite(weights)) or np.any(weights < 0):
                 raise ValueError(
@@ -570,17 +582,19 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
                 )
         else:
             weights = compute_class_weight(
-                "balanced", classes=np.arange(len(self.classes_)), y=y_encoded
+                "balanced", classes=np.arange(len(classes)), y=y_encoded
             )
         return torch.as_tensor(weights, dtype=torch.float32)
 
-    def _make_criterion(self, y_encoded: NDArray[Any]) -> nn.Module:
+    def _make_criterion(
+        self, y_encoded: NDArray[Any], fitted: dict[str, Any]
+    ) -> tuple[type[nn.Module], dict[str, Any]]:
         if isinstance(self.loss, nn.Module):
-            return copy.deepcopy(self.loss)
-        weights = self._class_weights(y_encoded)
+            return ModuleCriterion, {"loss": copy.deepcopy(self.loss)}
+        weight = self._class_weights(y_encoded, fitted["classes_"])
         if self.loss == "focal":
-            return FocalLoss(gamma=self.gamma, weight=weights)
-        return nn.CrossEntropyLoss(weight=weights)
+            return FocalLoss, {"gamma": self.gamma, "weight": weight}
+        return nn.CrossEntropyLoss, {"weight": weight}
 
     def decision_function(self, X: ArrayLike) -> NDArray[np.float64]:
         """Raw scores: the logit difference for two classes, the logits otherwise.
@@ -726,8 +740,6 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
     (2,)
     """
 
-    _loss_options = ("mse", "huber")
-
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "architecture": _architecture_like,
         "architecture_params": optional_dict,
@@ -746,7 +758,7 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         "image_shape": image_shape_like,
         "device": _device_like,
         "random_state": random_state_like,
-        "verbose": _verbose_like,
+        "verbose": non_negative_int,
     }
 
     def __init__(
@@ -790,8 +802,10 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _encode_targets(self, y: ArrayLike) -> tuple[NDArray[Any], int]:
+    def _encode_targets(self, y: ArrayLike) -> tuple[NDArray[Any], dict[str, Any]]:
         y = np.asarray(y)
+        if y.dtype.kind == "c":
+            raise ValueError("y must hold real numbers; got complex values.")
         if y.dtype.kind not in "biuf":
             try:
                 y = y.astype(np.float64)
@@ -807,21 +821,27 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
             )
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinity.")
-        self._y_ndim = y.ndim
         targets = y.reshape(len(y), -1).astype(np.float64)
-        self.target_mean_ = targets.mean(axis=0)
+        mean = targets.mean(axis=0)
         scale = targets.std(axis=0)
         scale[scale == 0] = 1.0
-        self.target_scale_ = scale
-        standardised = ((targets - self.target_mean_) / scale).astype(np.float32)
-        return standardised, targets.shape[1]
+        standardised = ((targets - mean) / scale).astype(np.float32)
+        fitted = {
+            "target_mean_": mean,
+            "target_scale_": scale,
+            "_y_ndim": y.ndim,
+            "_n_outputs": targets.shape[1],
+        }
+        return standardised, fitted
 
-    def _make_criterion(self, y_encoded: NDArray[Any]) -> nn.Module:
+    def _make_criterion(
+        self, y_encoded: NDArray[Any], fitted: dict[str, Any]
+    ) -> tuple[type[nn.Module], dict[str, Any]]:
         if isinstance(self.loss, nn.Module):
-            return copy.deepcopy(self.loss)
+            return ModuleCriterion, {"loss": copy.deepcopy(self.loss)}
         if self.loss == "huber":
-            return nn.HuberLoss()
-        return nn.MSELoss()
+            return nn.HuberLoss, {}
+        return nn.MSELoss, {}
 
     def predict(self, X: ArrayLike) -> NDArray[np.float64]:
         """Predicted targets.

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
+import tracemalloc
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -36,7 +40,7 @@ def test_fitted_attributes_and_proba(phantoms):
     np.testing.assert_array_equal(clf.predict(X), clf.classes_[(decision > 0) * 1])
     np.testing.assert_array_equal(proba[:, 1] > 0.5, decision > 0)
     assert len(clf.history_) == 2
-    assert clf.net_.module_ is not None
+    assert clf.best_epoch_ == 2
 
 
 def test_same_seed_same_predictions(phantoms):
@@ -103,26 +107,37 @@ def test_rgb_and_flat_inputs(separable_images):
         X.reshape(len(X), -1), y
     )
     assert rect.image_shape_ == (6, 24, 1)
-    row = MedicalCNNClassifier(**FAST).fit(X.reshape(len(X), -1)[:, :10], y)
+    with pytest.warns(UserWarning, match="one-row image"):
+        row = MedicalCNNClassifier(**FAST).fit(X.reshape(len(X), -1)[:, :10], y)
     assert row.image_shape_ == (1, 10, 1)
 
 
-def test_input_is_not_copied_or_changed(separable_images):
+def test_read_only_input_works_and_is_left_alone(separable_images):
     X, y = separable_images  # read-only: an in-place change would raise
+    before = X.copy()
     clf = MedicalCNNClassifier(**FAST).fit(X, y)
     clf.predict(X)
-    assert X.dtype == np.uint8
+    np.testing.assert_array_equal(X, before)
+    Xf = X.astype(np.float32)
+    Xf.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns on read-only memory
+        clf.predict_proba(Xf)
 
 
-def test_fit_makes_no_float_copy_of_X():
-    tracemalloc = pytest.importorskip("tracemalloc")
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_fit_makes_no_copy_of_X(early_stopping):
     rng = np.random.RandomState(0)
     X = rng.randint(0, 255, size=(1024, 64, 64), dtype=np.uint8)  # 4 MiB
     y = np.arange(len(X)) % 2
     clf = MedicalCNNClassifier(
-        max_epochs=1, batch_size=64, random_state=0, architecture_params={"width": 4}
+        max_epochs=1,
+        batch_size=64,
+        random_state=0,
+        early_stopping=early_stopping,
+        architecture_params={"width": 4},
     )
-    clf.fit(X[:8], y[:8])  # warm up: lazy imports (torch._dynamo, ...) allocate too
+    clf.fit(X[:40], y[:40])  # warm up: lazy imports (torch._dynamo, ...) allocate too
     tracemalloc.start()
     try:
         clf.fit(X, y)
@@ -130,8 +145,8 @@ def test_fit_makes_no_float_copy_of_X():
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # a float32 copy of X alone would be 16 MiB, float64 32 MiB
-    assert peak < X.nbytes * 1.5, f"peak numpy memory {peak / 2**20:.1f} MiB"
+    # a copy of X would be 4 MiB (float32 16 MiB); float32 batches are 1-2 MiB
+    assert peak < X.nbytes * 0.75, f"peak numpy memory {peak / 2**20:.1f} MiB"
 
 
 def test_early_stopping_restores_best_weights(phantoms):
@@ -162,17 +177,47 @@ def test_early_stopping_restores_best_weights(phantoms):
     assert loss.item() == pytest.approx(min(valid_losses), rel=1e-4)
 
 
-@pytest.mark.parametrize("schedule", ["cosine", "step", "plateau", "onecycle"])
-def test_lr_schedules(phantoms, schedule):
+@pytest.mark.parametrize(
+    ("schedule", "expected_final_lr"),
+    [
+        ("cosine", 0.0),  # annealed to zero over max_epochs
+        ("step", 1e-2 * 0.1**4),  # step_size max(1, 4 // 3) = 1 epoch
+    ],
+)
+def test_epoch_lr_schedules(phantoms, schedule, expected_final_lr):
     X, y = phantoms
     clf = MedicalCNNClassifier(
         max_epochs=4, lr=1e-2, lr_schedule=schedule, random_state=0
     ).fit(X, y)
     final_lr = clf.net_.optimizer_.param_groups[0]["lr"]
-    if schedule == "plateau":
-        assert final_lr <= 1e-2
-    else:
-        assert final_lr < 1e-2
+    assert final_lr == pytest.approx(expected_final_lr, abs=1e-12)
+
+
+def test_onecycle_schedule_steps_every_batch(phantoms):
+    X, y = phantoms
+    clf = MedicalCNNClassifier(
+        max_epochs=4, lr=1e-2, lr_schedule="onecycle", random_state=0
+    ).fit(X, y)
+    used = [batch["event_lr"] for epoch in clf.history_ for batch in epoch["batches"]]
+    assert len(used) == 8  # 64 images, batches of 32, 4 epochs
+    assert max(used) == pytest.approx(1e-2, rel=0.05)  # the peak is lr
+    assert used[0] == pytest.approx(1e-2 / 25)  # torch's default div_factor
+    assert used[-1] == pytest.approx(1e-2 / 25 / 1e4)  # and final_div_factor
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_plateau_schedule_monitors_the_right_loss(phantoms, early_stopping):
+    X, y = phantoms
+    clf = MedicalCNNClassifier(
+        max_epochs=2,
+        lr_schedule="plateau",
+        early_stopping=early_stopping,
+        validation_fraction=0.25,
+        random_state=0,
+    ).fit(X, y)
+    callback = dict(clf.net_.callbacks_)["lr_schedule"]
+    assert callback.policy is torch.optim.lr_scheduler.ReduceLROnPlateau
+    assert callback.monitor == ("valid_loss" if early_stopping else "train_loss")
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", torch.optim.RMSprop])
@@ -180,9 +225,11 @@ def test_optimizers(phantoms, optimizer):
     X, y = phantoms
     clf = MedicalCNNClassifier(optimizer=optimizer, weight_decay=1e-4, **FAST)
     clf.fit(X, y)
-    expected = optimizer if isinstance(optimizer, type) else None
-    if expected is not None:
-        assert isinstance(clf.net_.optimizer_, expected)
+    expected = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}.get(
+        optimizer, torch.optim.AdamW if optimizer == "adamw" else optimizer
+    )
+    assert type(clf.net_.optimizer_) is expected
+    assert clf.net_.optimizer_.param_groups[0]["weight_decay"] == 1e-4
     if optimizer == "sgd":
         assert clf.net_.optimizer_.param_groups[0]["momentum"] == 0.9
 
@@ -204,16 +251,19 @@ def test_class_weight(phantoms):
 
 def test_focal_loss(phantoms):
     X, y = phantoms
-    clf = MedicalCNNClassifier(loss="focal", gamma=1.5, **FAST).fit(X, y)
+    clf = MedicalCNNClassifier(
+        loss="focal", gamma=1.5, class_weight={1: 2.0}, **FAST
+    ).fit(X, y)
     assert clf.net_.criterion_.gamma == 1.5
+    np.testing.assert_allclose(clf.net_.criterion_.weight.numpy(), [1.0, 2.0])
 
 
 def test_custom_loss_module_is_copied(phantoms):
     X, y = phantoms
     loss = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     clf = MedicalCNNClassifier(loss=loss, **FAST).fit(X, y)
-    assert clf.net_.criterion_ is not loss
-    assert clf.net_.criterion_.label_smoothing == 0.1
+    assert clf.net_.criterion_.loss is not loss
+    assert clf.net_.criterion_.loss.label_smoothing == 0.1
 
 
 def test_verbose_prints_epoch_table(phantoms, capsys):
@@ -352,6 +402,19 @@ def test_images_too_small_for_architecture():
     with pytest.raises(ValueError, match="too small"):
         MedicalCNNClassifier(architecture_params={"padding": "valid"}, **FAST).fit(X, y)
 
+    def unpadded(in_channels, n_outputs, image_shape):
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(in_channels, 2, 5),
+            torch.nn.Flatten(),
+            torch.nn.LazyLinear(n_outputs),
+        )
+
+    with pytest.raises(ValueError, match=r"images of shape \(4, 4, 1\) do not fit"):
+        MedicalCNNClassifier(unpadded, **FAST).fit(_xy(size=4)[0], y)
+    # a lazy module is initialised by the probe and then trains
+    clf = MedicalCNNClassifier(unpadded, **FAST).fit(X, y)
+    assert clf.net_.module_.body[2].in_features == 2 * 12 * 12
+
 
 def test_predict_on_other_image_shape(separable_images):
     X, y = separable_images
@@ -370,7 +433,9 @@ def test_predict_on_other_image_shape(separable_images):
         ("loss", "crossentropy", ValueError, "Did you mean 'cross_entropy'"),
         ("loss", "mse", ValueError, "loss must be one of"),
         ("optimizer", "adan", ValueError, "Did you mean 'adam'"),
-        ("optimizer", 3, ValueError, "optimizer must be one of"),
+        ("optimizer", 3, TypeError, "optimizer must be one of"),
+        ("class_weight", 3, TypeError, "class_weight must be None"),
+        ("image_shape", "ab", TypeError, "image_shape must be a tuple"),
         ("lr_schedule", "cosin", ValueError, "Did you mean 'cosine'"),
         ("lr", 0.0, ValueError, "lr == 0.0, must be > 0"),
         ("lr", "fast", TypeError, "lr must be a real number"),
@@ -407,3 +472,82 @@ def test_fit_on_cuda(phantoms):
     clf = MedicalCNNClassifier(**{**FAST, "device": "cuda"}).fit(X, y)
     assert clf.device_.startswith("cuda")
     assert clf.predict_proba(X).shape == (len(X), 2)
+
+
+def test_failed_refit_leaves_no_stale_state(phantoms):
+    X, y = phantoms
+    clf = MedicalCNNClassifier(**FAST).fit(X, y)
+    clf.set_params(architecture="no_such_net")
+    with pytest.raises(ValueError, match="unknown architecture"):
+        clf.fit(X, np.array(["a", "b", "c", "d"])[np.arange(len(X)) % 4])
+    assert not hasattr(clf, "classes_")
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+
+
+class InterruptingAugmenter(BaseEstimator):
+    """Raises KeyboardInterrupt (a user's Ctrl-C) on its third batch."""
+
+    def augment_batch(self, images, generator):
+        self.n_calls_ = getattr(self, "n_calls_", 0) + 1
+        if self.n_calls_ == 3:
+            raise KeyboardInterrupt
+        return images
+
+
+def test_ctrl_c_interrupts_fit(phantoms):
+    X, y = phantoms
+    clf = MedicalCNNClassifier(augmentation=InterruptingAugmenter(), **FAST)
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X, y)
+    assert not hasattr(clf, "net_")
+
+
+def test_deterministic_with_early_stopping_dropout_and_augmentation(phantoms):
+    X, y = phantoms
+
+    class RandomFlip(BaseEstimator):
+        def augment_batch(self, images, generator):
+            flip = torch.rand(len(images), generator=generator) < 0.5
+            return torch.where(flip[:, None, None, None], images.flip(3), images)
+
+    params = {
+        **FAST,
+        "max_epochs": 3,
+        "early_stopping": True,
+        "augmentation": RandomFlip(),
+        "architecture_params": {"dropout": 0.5},
+    }
+    first = MedicalCNNClassifier(**params).fit(X, y).predict_proba(X)
+    second = MedicalCNNClassifier(**params).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_progress_bar_with_verbose_2(phantoms, capsys):
+    X, y = phantoms
+    clf = MedicalCNNClassifier(**{**FAST, "verbose": 2}).fit(X, y)
+    assert "progress_bar" in dict(clf.net_.callbacks_)
+    captured = capsys.readouterr()
+    assert "train_loss" in captured.out
+
+
+def test_device_auto_resolves(phantoms):
+    X, y = phantoms
+    clf = MedicalCNNClassifier(**{**FAST, "device": "auto"}).fit(X, y)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert clf.device_ == expected
+
+
+def test_non_square_flat_rows_warn():
+    X, y = _xy()
+    with pytest.warns(UserWarning, match="one-row image"):
+        MedicalCNNClassifier(**FAST).fit(X.reshape(len(X), -1)[:, :10], y)
+
+
+def test_pickle_after_early_stopping_and_schedule(phantoms):
+    X, y = phantoms
+    clf = MedicalCNNClassifier(
+        **FAST, early_stopping=True, lr_schedule="cosine", validation_fraction=0.25
+    ).fit(X, y)
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import warnings
 
@@ -122,14 +123,48 @@ def test_pickle_and_joblib_round_trips(phantoms, tmp_path, Estimator):
     np.testing.assert_array_equal(getattr(joblib.load(path), method)(X), expected)
 
 
-def test_model_saved_on_cuda_loads_on_cpu(phantoms):
-    """A pickle whose net says 'cuda' loads on a CPU-only machine, with a warning.
+class _TensorFinder(pickle.Pickler):
+    """A pickler that records every tensor it is asked to write."""
 
-    The weights of a net trained on a GPU are pickled by skorch together with
-    its device; on load without CUDA, skorch maps them to the CPU. Here the
-    net's recorded device is set to 'cuda' before pickling, which is what a
-    GPU-trained model carries.
+    def __init__(self, file):
+        super().__init__(file)
+        self.found = []
+
+    def reducer_override(self, obj):
+        import torch
+
+        if isinstance(obj, torch.Generator) and obj.device.type == "cpu":
+            # the batch-order generator: always a CPU one, loadable anywhere
+            return (object, ())
+        if isinstance(obj, torch.Tensor | torch.nn.Module | torch.optim.Optimizer):
+            self.found.append(type(obj).__name__)
+        return NotImplemented
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"early_stopping": True, "lr_schedule": "cosine"}, {"loss": "focal"}]
+)
+def test_pickle_keeps_every_tensor_in_the_device_mapped_stream(phantoms, params):
+    """Tensors pickled outside skorch's device-mapped stream cannot load without CUDA.
+
+    skorch writes ``module_``, ``criterion_``, ``optimizer_`` (and the
+    ``module__``/``criterion__`` arguments) into a separate stream that it
+    reloads with a CPU map location when CUDA is absent; a tensor anywhere
+    else in the pickle would be restored on its original device and fail on
+    a CPU-only machine.
     """
+    X, y = phantoms
+    model = MedicalCNNClassifier(
+        max_epochs=2, random_state=0, class_weight="balanced", **params
+    ).fit(X, y)
+    state = model.net_.__getstate__()
+    finder = _TensorFinder(io.BytesIO())
+    finder.dump({**model.__dict__, "net_": state})
+    assert finder.found == []
+
+
+def test_model_saved_on_cuda_loads_on_cpu(phantoms):
+    """A pickle whose net records 'cuda' loads on a CPU-only machine, with a warning."""
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA; the fallback cannot be observed")

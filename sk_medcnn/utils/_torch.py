@@ -91,12 +91,14 @@ def seeded_torch(seed: int, device: torch.device) -> Iterator[None]:
     Network initialisers and dropout read torch's global generator; this keeps
     that seeding from leaking into the user's session.
     """
+    # torch.manual_seed seeds every device of the accelerator: restore them all
     devices: list[int] = []
+    device_type = "cuda"
     if device.type == "cuda":
-        devices = [
-            device.index if device.index is not None else torch.cuda.current_device()
-        ]
-    with torch.random.fork_rng(devices=devices, enabled=True):
+        devices = list(range(torch.cuda.device_count()))
+    elif device.type != "cpu":
+        devices, device_type = [device.index or 0], device.type
+    with torch.random.fork_rng(devices=devices, device_type=device_type):
         torch.manual_seed(seed)
         yield
 
@@ -114,21 +116,37 @@ class ArrayDataset(torch.utils.data.Dataset):
         Images in any numeric dtype (a ``numpy.memmap`` works).
     y : ndarray of shape (n_samples,) or (n_samples, n_outputs), default=None
         Targets, already encoded (int64 class indices or float32 values).
+    indices : ndarray of int, default=None
+        The rows of ``X`` and ``y`` this dataset holds (a split without a copy
+        of the images); all rows when None.
+
+    Attributes
+    ----------
+    y : ndarray or None
+        The targets of the held rows (what skorch's scoring callbacks read).
     """
 
-    def __init__(self, X: NDArray[Any], y: NDArray[Any] | None = None) -> None:
+    def __init__(
+        self,
+        X: NDArray[Any],
+        y: NDArray[Any] | None = None,
+        *,
+        indices: NDArray[np.intp] | None = None,
+    ) -> None:
         self.X = X
-        self.y = y
+        self.indices = indices
+        self.y = y if y is None or indices is None else y[indices]
 
     def __len__(self) -> int:
-        return len(self.X)
+        return len(self.X) if self.indices is None else len(self.indices)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.__getitems__([index])
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         index = np.asarray(indices, dtype=np.intp)
-        images = torch.from_numpy(np.asarray(self.X[index], dtype=np.float32))
+        rows = index if self.indices is None else self.indices[index]
+        images = torch.from_numpy(np.asarray(self.X[rows], dtype=np.float32))
         if self.y is None:
             targets = torch.zeros(len(index), dtype=torch.float32)
         else:
@@ -183,22 +201,22 @@ class ImageNetwork(nn.Module):
         x = (x - self.mean) / self.std
         return self.body(x.contiguous(memory_format=torch.channels_last))
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["augment"] = None  # training-time only; holds a generator
-        return state
-
 
 def channel_statistics(
-    images: NDArray[Any], *, chunk_values: int = 2**17
+    images: NDArray[Any],
+    *,
+    indices: NDArray[np.intp] | None = None,
+    chunk_values: int = 2**16,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Per-channel mean and standard deviation, in chunks (no float copy of X).
 
     Parameters
     ----------
     images : ndarray of shape (n_samples, height, width, channels)
-    chunk_values : int, default=2**17
-        Values converted to float64 at a time (1 MiB), at least one image.
+    indices : ndarray of int, default=None
+        The rows to use; all when None.
+    chunk_values : int, default=2**16
+        Values converted to float64 at a time (512 KiB), at least one image.
 
     Returns
     -------
@@ -210,8 +228,14 @@ def channel_statistics(
     total = np.zeros(channels)
     total_sq = np.zeros(channels)
     count = 0
-    for start in range(0, len(images), chunk_size):
-        chunk = np.asarray(images[start : start + chunk_size], dtype=np.float64)
+    n_rows = len(images) if indices is None else len(indices)
+    for start in range(0, n_rows, chunk_size):
+        rows = (
+            slice(start, start + chunk_size)
+            if indices is None
+            else (indices[start : start + chunk_size])
+        )
+        chunk = np.asarray(images[rows], dtype=np.float64)
         flat = chunk.reshape(-1, channels)
         total += flat.sum(axis=0)
         total_sq += np.square(flat).sum(axis=0)
@@ -233,6 +257,10 @@ def predict_raw(
 ) -> NDArray[np.float32]:
     """Run ``module`` on channels-last ``images`` in eval mode, batch by batch.
 
+    Written out rather than skorch's ``forward_iter``: contiguous slices of
+    ``X`` need no DataLoader, and ``inference_mode`` skips autograd's
+    bookkeeping (see ``benchmarks/bench_fit.py`` for the measured effect).
+
     Parameters
     ----------
     module : torch.nn.Module
@@ -252,8 +280,11 @@ def predict_raw(
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
                 batch = np.asarray(images[start : start + batch_size], dtype=np.float32)
+                if not batch.flags.writeable:  # torch refuses read-only memory
+                    batch = batch.copy()
                 tensor = torch.from_numpy(batch).to(device, non_blocking=True)
                 outputs.append(module(tensor).float().cpu())
+                del batch, tensor  # free this batch before the next one is made
     finally:
         module.train(was_training)
     return torch.cat(outputs).numpy()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from numbers import Integral, Real
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.utils import check_array, check_scalar
+from sklearn.utils.validation import validate_data
 
 Checker = Callable[[Any, str], None]
 
@@ -107,6 +109,14 @@ def one_of(options: Iterable[Any], *, allow: tuple[type, ...] = ()) -> Checker:
         except TypeError:  # unhashable or uncomparable
             pass
         shown = ", ".join(repr(option) for option in options)
+        option_types = tuple({type(option) for option in options if option is not None})
+        if not isinstance(value, option_types):
+            kinds = " or ".join(kind.__name__ for kind in (*option_types, *allow))
+            raise TypeError(
+                f"{name} must be one of {shown}"
+                + (f" or a {' / '.join(k.__name__ for k in allow)}" if allow else "")
+                + f"; got {value!r} ({_type_name(value)}, not {kinds})."
+            )
         message = f"{name} must be one of {shown}"
         if allow:
             message += " or a " + " / ".join(kind.__name__ for kind in allow)
@@ -161,7 +171,12 @@ def image_shape_like(value: Any, name: str) -> None:
     """Check that ``value`` is None or ``(height, width[, channels])`` of ints >= 1."""
     if value is None:
         return
-    if not isinstance(value, tuple | list) or len(value) not in (2, 3):
+    if not isinstance(value, tuple | list):
+        raise TypeError(
+            f"{name} must be a tuple (height, width) or (height, width, channels); "
+            f"got {value!r}."
+        )
+    if len(value) not in (2, 3):
         raise ValueError(
             f"{name} must be (height, width) or (height, width, channels); "
             f"got {value!r}."
@@ -169,6 +184,17 @@ def image_shape_like(value: Any, name: str) -> None:
     for size in value:
         if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
             raise ValueError(f"{name} must hold integers >= 1; got {value!r}.")
+
+
+def check_feature_names(estimator: Any, X: Any, *, reset: bool) -> None:
+    """Record (``reset=True``) or compare the column names of 2-D ``X``.
+
+    For a DataFrame of flat pixel columns this sets ``feature_names_in_`` as
+    scikit-learn estimators do, and warns on a mismatch at predict time; image
+    arrays of 3 or 4 dimensions have no feature names and are left alone.
+    """
+    if getattr(X, "ndim", None) == 2:
+        validate_data(estimator, X, reset=reset, skip_check_array=True)
 
 
 def check_images(
@@ -238,7 +264,18 @@ def check_images(
                 )
         else:
             side = math.isqrt(n_pixels)
-            shape = (side, side, 1) if side * side == n_pixels else (1, n_pixels, 1)
+            if side * side == n_pixels:
+                shape = (side, side, 1)
+            else:
+                shape = (1, n_pixels, 1)
+                warnings.warn(
+                    f"X has {n_pixels} values per row, not a square number: each row "
+                    f"is taken as a one-row image of shape (1, {n_pixels}). Pass "
+                    "image_shape=(height, width[, channels]) if the rows are "
+                    "flattened images.",
+                    UserWarning,
+                    stacklevel=3,
+                )
         return images.reshape((n_samples, *shape))
     if images.ndim == 3:
         return images[..., np.newaxis]
