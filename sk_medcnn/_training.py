@@ -131,6 +131,7 @@ def build_net(
     loader_seed: int,
     verbose: int,
     score_accuracy: bool,
+    mixing: dict[str, Any] | None = None,
 ) -> NeuralNet:
     """Build an uninitialised skorch ``NeuralNet`` for the given settings.
 
@@ -140,6 +141,8 @@ def build_net(
     unpickles on a machine without one.
 
     Parameters are the estimator's, resolved; see ``MedicalCNNClassifier``.
+    ``mixing``, when given, holds the ``mixers``, ``n_classes`` and
+    ``mix_generator`` of a :class:`MixingDataLoader` for the training batches.
 
     Returns
     -------
@@ -198,6 +201,13 @@ def build_net(
         optimizer, weight_decay=weight_decay, momentum=momentum
     )
     loader_generator = torch.Generator().manual_seed(loader_seed)
+    iterator_train: Any = torch.utils.data.DataLoader
+    mixing_params: dict[str, Any] = {}
+    if mixing:
+        iterator_train = MixingDataLoader
+        mixing_params = {
+            f"iterator_train__{key}": value for key, value in mixing.items()
+        }
     return NeuralNet(
         module=ImageNetwork,
         criterion=criterion,
@@ -212,12 +222,14 @@ def build_net(
         predict_nonlinearity=None,
         verbose=int(verbose > 0),
         device=device,
+        iterator_train=iterator_train,
         iterator_train__shuffle=True,
         iterator_train__drop_last=drop_last,
         iterator_train__generator=loader_generator,
         iterator_train__collate_fn=collate_batch,
         iterator_valid__collate_fn=collate_batch,
         iterator_valid__batch_size=inference_batch_size,
+        **mixing_params,
         **{f"module__{key}": value for key, value in module_params.items()},
         **{f"criterion__{key}": value for key, value in criterion_params.items()},
         **{f"optimizer__{key}": value for key, value in optimizer_params.items()},
@@ -283,42 +295,122 @@ def train_net(
     return best_epoch
 
 
-def make_batch_augmenter(
-    augmentation: Any, generator: torch.Generator
-) -> BatchAugmenter | None:
-    """Turn the ``augmentation`` parameter into a per-batch tensor function.
+def augmentation_steps(augmentation: Any) -> tuple[list[Any], list[Any]]:
+    """Split the ``augmentation`` parameter into batch augmenters and label mixers.
 
     Parameters
     ----------
-    augmentation : object or None
-        ``None``; an object with ``augment_batch(images, generator)`` taking and
-        returning a float tensor of shape ``(n, C, H, W)``; or a scikit-learn
-        ``Pipeline`` whose steps all have that method (applied in order).
+    augmentation : object, list, Pipeline or None
+        ``None``; an augmenter (an object with ``augment_batch(images,
+        generator)``) or a label mixer (with ``mix_batch(images, targets,
+        generator)``, such as ``MixUp``); or a list or ``Pipeline`` of them.
+
+    Returns
+    -------
+    augmenters, mixers : list
+        In their given order.
+
+    Raises
+    ------
+    TypeError
+        If a step has neither method.
+    """
+    if augmentation is None:
+        return [], []
+    if hasattr(augmentation, "steps"):
+        steps = [step for _, step in augmentation.steps]
+    elif isinstance(augmentation, list | tuple):
+        steps = list(augmentation)
+    else:
+        steps = [augmentation]
+    augmenters, mixers = [], []
+    for step in steps:
+        if step is None or step == "passthrough":
+            continue
+        if callable(getattr(step, "augment_batch", None)):
+            augmenters.append(step)
+        elif callable(getattr(step, "mix_batch", None)):
+            mixers.append(step)
+        else:
+            raise TypeError(
+                "augmentation must be None, an augmenter from sk_medcnn.augmentation "
+                "(an object with an augment_batch(images, generator) or "
+                "mix_batch(images, targets, generator) method), or a list or "
+                f"Pipeline of them; got {type(step).__name__}."
+            )
+    return augmenters, mixers
+
+
+def make_batch_augmenter(
+    augmenters: list[Any], generator: torch.Generator
+) -> BatchAugmenter | None:
+    """Chain augmenters into one per-batch tensor function.
+
+    Parameters
+    ----------
+    augmenters : list
+        Objects with ``augment_batch(images, generator)`` taking and returning
+        a float tensor of shape ``(n, C, H, W)``, applied in order.
     generator : torch.Generator
         The generator every random draw of the fit reads, on the training device.
 
     Returns
     -------
     augmenter : callable or None
+        None when there is nothing to apply.
     """
-    if augmentation is None:
+    if not augmenters:
         return None
-    steps = (
-        [step for _, step in augmentation.steps if step not in (None, "passthrough")]
-        if hasattr(augmentation, "steps")
-        else [augmentation]
-    )
-    for step in steps:
-        if not callable(getattr(step, "augment_batch", None)):
-            raise TypeError(
-                "augmentation must be None, an augmenter from sk_medcnn.augmentation "
-                "(an object with an augment_batch(images, generator) method) or a "
-                f"Pipeline of them; got {type(step).__name__}."
-            )
 
     def augment(images: torch.Tensor) -> torch.Tensor:
-        for step in steps:
+        for step in augmenters:
             images = step.augment_batch(images, generator)
         return images
 
     return augment
+
+
+class MixingDataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
+    """A training DataLoader that mixes each batch's images and labels.
+
+    Class labels become one-hot rows, then every mixer's
+    ``mix_batch(images, targets, generator)`` returns mixed images and soft
+    targets (mixing runs on the CPU as batches are drawn, before the
+    augmenters run on the training device). The losses accept such
+    probability targets.
+
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        The training data.
+    mixers : list
+        Objects with ``mix_batch``, such as ``sk_medcnn.augmentation.MixUp``.
+    n_classes : int
+        Width of the one-hot targets.
+    mix_generator : torch.Generator
+        The CPU generator the mixers draw from.
+    **kwargs
+        Passed to :class:`torch.utils.data.DataLoader`.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        mixers: list[Any],
+        n_classes: int,
+        mix_generator: torch.Generator,
+        **kwargs: Any,  # DataLoader's own arguments
+    ) -> None:
+        super().__init__(dataset, **kwargs)
+        self.mixers = mixers
+        self.n_classes = n_classes
+        self.mix_generator = mix_generator
+
+    def __iter__(self) -> Any:
+        """Yield ``(images, soft_targets)`` batches."""
+        for images, targets in super().__iter__():
+            soft = torch.nn.functional.one_hot(targets, self.n_classes).float()
+            for mixer in self.mixers:
+                images, soft = mixer.mix_batch(images, soft, self.mix_generator)
+            yield images, soft

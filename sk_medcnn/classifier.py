@@ -24,6 +24,7 @@ from ._training import (
     LR_SCHEDULES,
     OPTIMIZERS,
     ModuleCriterion,
+    augmentation_steps,
     build_net,
     make_batch_augmenter,
     train_net,
@@ -85,12 +86,14 @@ def _device_like(value: Any, name: str) -> None:
 
 
 def _augmentation_like(value: Any, name: str) -> None:
-    # the full protocol check happens in make_batch_augmenter
-    if value is not None and not isinstance(value, BaseEstimator):
-        raise TypeError(
-            f"{name} must be None or an augmenter from sk_medcnn.augmentation "
-            f"(or a Pipeline of them); got {type(value).__name__}."
-        )
+    # the full protocol check happens in augmentation_steps
+    steps = value if isinstance(value, list | tuple) else [value]
+    for step in steps:
+        if step is not None and not isinstance(step, BaseEstimator):
+            raise TypeError(
+                f"{name} must be None, an augmenter from sk_medcnn.augmentation, "
+                f"or a list or Pipeline of them; got {type(step).__name__}."
+            )
 
 
 def _class_weight_like(value: Any, name: str) -> None:
@@ -170,8 +173,21 @@ class _BaseMedicalCNN(BaseEstimator):
         mean, std = channel_statistics(images, indices=train_index)
         body = self._build_body(image_shape, n_outputs, init_seed, device)
         augmentation = None if self.augmentation is None else clone(self.augmentation)
+        augmenters, mixers = augmentation_steps(augmentation)
+        if mixers and not self._is_classifier:
+            raise ValueError(
+                f"augmentation holds {type(mixers[0]).__name__}, which mixes class "
+                f"labels; it works with MedicalCNNClassifier, not {estimator_name}."
+            )
         generator = torch.Generator(device=device).manual_seed(augment_seed)
-        augmenter = make_batch_augmenter(augmentation, generator)
+        augmenter = make_batch_augmenter(augmenters, generator)
+        mixing = None
+        if mixers:
+            mixing = {
+                "mixers": mixers,
+                "n_classes": n_outputs,
+                "mix_generator": torch.Generator().manual_seed(augment_seed + 1),
+            }
 
         # the datasets index into X: no copy of the images, even for the split
         train_dataset = ArrayDataset(images, y_encoded, indices=train_index)
@@ -201,6 +217,7 @@ class _BaseMedicalCNN(BaseEstimator):
             loader_seed=loader_seed,
             verbose=self.verbose,
             score_accuracy=self._is_classifier,
+            mixing=mixing,
         )
         best_epoch = train_net(
             net, train_dataset, augmenter=augmenter, seed=train_seed, device=device
@@ -410,10 +427,11 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         Weights of the classes in the loss: ``"balanced"`` uses
         ``n_samples / (n_classes * count)``; a dict maps class labels to
         weights (missing classes weigh 1).
-    augmentation : estimator, default=None
-        A random augmenter from :mod:`sk_medcnn.augmentation` or a ``Pipeline``
-        of them, applied to each training batch, fresh every epoch, on the
-        training device; never to validation or prediction data.
+    augmentation : estimator, list or Pipeline, default=None
+        Random augmenters from :mod:`sk_medcnn.augmentation`, applied in order
+        to each training batch, fresh every epoch, on the training device;
+        never to validation or prediction data. Label mixers (``MixUp``) mix
+        each training batch as it is drawn, before the other augmenters.
     image_shape : tuple of int, default=None
         ``(height, width)`` or ``(height, width, channels)`` of flat ``X`` of
         shape ``(n_samples, n_pixels)``. Without it, flat rows are taken as

@@ -49,8 +49,19 @@ class FocalLoss(nn.Module):
         self.register_buffer("weight", weight)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Return the mean focal loss of ``logits`` (n, C) for ``target`` (n,)."""
+        """Return the mean focal loss of ``logits`` (n, C).
+
+        ``target`` holds class indices ``(n,)`` or class probabilities
+        ``(n, C)`` (mixed labels, as MixUp makes); with probabilities the loss
+        is summed over the classes and averaged over the samples, like
+        :class:`torch.nn.CrossEntropyLoss`.
+        """
         log_p = F.log_softmax(logits.float(), dim=1)
+        if target.is_floating_point() and target.ndim == 2:
+            focal_all = -((1.0 - log_p.exp()) ** self.gamma) * log_p * target
+            if self.weight is not None:
+                focal_all = focal_all * self.weight
+            return focal_all.sum(dim=1).mean()
         log_p_target = log_p.gather(1, target.long().unsqueeze(1)).squeeze(1)
         focal = -((1.0 - log_p_target.exp()) ** self.gamma) * log_p_target
         if self.weight is None:

@@ -551,3 +551,35 @@ def test_pickle_after_early_stopping_and_schedule(phantoms):
     ).fit(X, y)
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+
+
+class HalfMix(BaseEstimator):
+    """A test label mixer: averages each sample with the next one."""
+
+    def mix_batch(self, images, targets, generator):
+        assert targets.shape[1] == 2
+        assert isinstance(generator, torch.Generator)
+        self.n_calls_ = getattr(self, "n_calls_", 0) + 1
+        shifted = torch.roll(torch.arange(len(images)), 1)
+        return (images + images[shifted]) / 2, (targets + targets[shifted]) / 2
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "focal"])
+def test_label_mixer_in_a_list(phantoms, loss):
+    X, y = phantoms
+    calls: list[int] = []
+    clf = MedicalCNNClassifier(
+        augmentation=[HalfMix(), CountingFlip(calls)], loss=loss, **FAST
+    ).fit(X, y)
+    mixer, flip = clf.augmentation_
+    assert mixer.n_calls_ == 8  # 4 batches of 16, 2 epochs
+    assert flip.calls == [16] * 8
+    assert clf.predict_proba(X).shape == (len(X), 2)
+
+
+def test_label_mixer_refused_by_regressor(phantoms):
+    from sk_medcnn import MedicalCNNRegressor
+
+    X, y = phantoms
+    with pytest.raises(ValueError, match="mixes class labels"):
+        MedicalCNNRegressor(augmentation=HalfMix(), max_epochs=1).fit(X, y * 1.0)

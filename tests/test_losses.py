@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from sk_medcnn.losses import FocalLoss
+
+
+@pytest.fixture
+def logits_and_targets():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(8, 3, generator=generator)
+    target = torch.randint(0, 3, (8,), generator=generator)
+    return logits, target
+
+
+def test_gamma_zero_is_weighted_cross_entropy(logits_and_targets):
+    logits, target = logits_and_targets
+    weight = torch.tensor([1.0, 2.0, 0.5])
+    expected = torch.nn.CrossEntropyLoss(weight=weight)(logits, target)
+    assert torch.isclose(FocalLoss(gamma=0.0, weight=weight)(logits, target), expected)
+
+
+def test_soft_targets_match_cross_entropy(logits_and_targets):
+    logits, target = logits_and_targets
+    soft = torch.nn.functional.one_hot(target, 3).float() * 0.8 + 0.2 / 3
+    expected = torch.nn.CrossEntropyLoss()(logits, soft)
+    assert torch.isclose(FocalLoss(gamma=0.0)(logits, soft), expected)
+
+
+def test_focusing_down_weights_easy_samples():
+    logits = torch.tensor([[4.0, 0.0], [0.2, 0.0]])  # easy, hard
+    target = torch.tensor([0, 0])
+    ce = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    focal = torch.stack(
+        [FocalLoss(gamma=2.0)(logits[i : i + 1], target[i : i + 1]) for i in (0, 1)]
+    )
+    ratio = focal / ce
+    assert ratio[0] < 0.01 < ratio[1]
+
+
+def test_negative_gamma():
+    with pytest.raises(ValueError, match="gamma must be >= 0"):
+        FocalLoss(gamma=-1.0)
