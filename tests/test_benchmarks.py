@@ -29,8 +29,14 @@ def test_bench_fit_main_runs_and_reports(tmp_path, capsys):
             "64",
             "--n-valid",
             "64",
+            "--predict-calls",
+            "2",
             "--latency-calls",
             "5",
+            "--quiet-timeout",
+            "0",
+            "--max-retries",
+            "0",
             "--no-rss-subprocess",
             "--json",
             str(json_path),
@@ -52,6 +58,7 @@ def test_bench_fit_main_runs_and_reports(tmp_path, capsys):
         assert figures["fit_time_s"] < 10
         assert 0.0 <= figures["valid_accuracy"] <= 1.0
         assert figures["process_peak_rss_mb"] is None  # --no-rss-subprocess
+        assert "foreign_cpu_share" in figures
     for key in ("fit_time_s", "predict_images_per_s", "latency_ms"):
         assert results["ratios"][key] > 0
     assert set(results["targets"]) >= {"fit_time_ok", "predict_throughput_ok"}
