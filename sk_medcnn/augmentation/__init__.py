@@ -1,0 +1,22 @@
+"""Random data augmentation for training: batched torch transforms.
+
+Each augmenter is a scikit-learn estimator. Inside
+``MedicalCNNClassifier(augmentation=...)`` it runs on every training batch,
+fresh every epoch, through ``augment_batch``; in a ``Pipeline``,
+``fit_transform`` returns one augmented copy and ``transform`` returns the
+input unchanged, so inference is never augmented.
+"""
+
+from ._geometric import RandomAffine, RandomFlip, RandomRotation
+from ._intensity import RandomErasing, RandomIntensity, RandomNoise
+from ._mixup import MixUp
+
+__all__ = [
+    "MixUp",
+    "RandomAffine",
+    "RandomErasing",
+    "RandomFlip",
+    "RandomIntensity",
+    "RandomNoise",
+    "RandomRotation",
+]
