@@ -583,3 +583,15 @@ def test_label_mixer_refused_by_regressor(phantoms):
     X, y = phantoms
     with pytest.raises(ValueError, match="mixes class labels"):
         MedicalCNNRegressor(augmentation=HalfMix(), max_epochs=1).fit(X, y * 1.0)
+
+
+def test_mixup_with_augmenters_is_deterministic(phantoms):
+    from sk_medcnn.augmentation import MixUp, RandomFlip
+
+    X, y = phantoms
+    params = {**FAST, "augmentation": [MixUp(alpha=0.4), RandomFlip()]}
+    first = MedicalCNNClassifier(**params).fit(X, y).predict_proba(X)
+    second = MedicalCNNClassifier(**params).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(first, second)
+    plain = MedicalCNNClassifier(**FAST).fit(X, y).predict_proba(X)
+    assert not np.allclose(first, plain)
