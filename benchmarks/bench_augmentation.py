@@ -108,7 +108,7 @@ def load_train(
     else:
         from sk_medcnn.datasets import make_lesion_phantoms
 
-        X, y = make_lesion_phantoms(4708, image_size=28, random_state=seed)
+        X, y = make_lesion_phantoms(4708, image_size=28, random_state=seed)[:2]
         source = "synthetic (make_lesion_phantoms)"
     if n_train is not None and n_train < len(X):
         keep = np.sort(np.random.default_rng(seed).choice(len(X), n_train, False))
@@ -125,8 +125,10 @@ def make_batch(
         return train[rows].astype(np.float32)
     from sk_medcnn.datasets import make_lesion_phantoms
 
-    X, _ = make_lesion_phantoms(batch_size, image_size=image_size, random_state=seed)
-    return X.astype(np.float32)
+    phantoms = make_lesion_phantoms(
+        batch_size, image_size=image_size, random_state=seed
+    )
+    return phantoms[0].astype(np.float32)
 
 
 # --- the two sides of the throughput measurement --------------------------------
