@@ -250,6 +250,30 @@ def measure_throughput(
 
 
 # --- epoch-time overhead --------------------------------------------------------
+#: seconds spent in augment_batch during the current fit (see _TimedAugmentation)
+_AUGMENT_SECONDS: list[float] = []
+
+
+def _timed_augmentation(pipeline: Any) -> Any:
+    """Wrap a Pipeline of augmenters so that its time inside ``fit`` is recorded."""
+    from sklearn.base import BaseEstimator
+
+    class _TimedAugmentation(BaseEstimator):
+        def __init__(self, pipeline: Any = None) -> None:
+            self.pipeline = pipeline
+
+        def augment_batch(
+            self, images: torch.Tensor, generator: torch.Generator
+        ) -> torch.Tensor:
+            start = time.perf_counter()
+            for _, step in self.pipeline.steps:
+                images = step.augment_batch(images, generator)
+            _AUGMENT_SECONDS.append(time.perf_counter() - start)
+            return images
+
+    return _TimedAugmentation(pipeline)
+
+
 def fit_epoch_time(
     X: NDArray[np.uint8],
     y: NDArray[np.int64],
@@ -257,21 +281,31 @@ def fit_epoch_time(
     augmentation: str,
     epochs: int,
     seed: int,
-) -> float:
-    """Median epoch duration (s) of ``MedicalCNNClassifier().fit``."""
+) -> tuple[float, float]:
+    """Median epoch duration (s) of ``MedicalCNNClassifier().fit``.
+
+    Also returns the seconds per epoch spent augmenting, timed inside ``fit``
+    (0 without augmentation): a figure that, unlike the difference of two
+    epoch times, does not move with the noise of two separate runs.
+    """
     from sk_medcnn import MedicalCNNClassifier
 
+    _AUGMENT_SECONDS.clear()
     clf = MedicalCNNClassifier(
         augmentation=(
             None
             if augmentation == "none"
-            else make_augmentation(augmentation == "single_resampling")
+            else _timed_augmentation(
+                make_augmentation(augmentation == "single_resampling")
+            )
         ),
         max_epochs=epochs,
         random_state=seed,
     )
     clf.fit(X, y)
-    return float(statistics.median(clf.history_[:, "dur"]))
+    return float(statistics.median(clf.history_[:, "dur"])), sum(
+        _AUGMENT_SECONDS
+    ) / epochs
 
 
 def measure_overhead(
@@ -280,7 +314,7 @@ def measure_overhead(
     """Epoch time without and with augmentation, rotating their order."""
     variants = ["none", "four_steps", "single_resampling"]
     fit_epoch_time(X[:64], y[:64], augmentation="four_steps", epochs=1, seed=0)
-    runs: dict[str, list[float]] = {name: [] for name in variants}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     for repeat in range(args.repeats):
         shift = repeat % len(variants)
         for name in variants[shift:] + variants[:shift]:
@@ -289,17 +323,20 @@ def measure_overhead(
                     X, y, augmentation=name, epochs=args.epochs, seed=args.seed
                 )
             )
-    plain = statistics.median(runs["none"])
-    augmented = statistics.median(runs["four_steps"])
-    single = statistics.median(runs["single_resampling"])
+    epoch = {name: statistics.median(run[0] for run in runs[name]) for name in runs}
+    inside = {name: statistics.median(run[1] for run in runs[name]) for name in runs}
+    plain = epoch["none"]
     return {
         "plain_epoch_s": plain,
-        "augmented_epoch_s": augmented,
-        "single_resampling_epoch_s": single,
-        "ratio": augmented / plain,
-        "single_resampling_ratio": single / plain,
+        "augmented_epoch_s": epoch["four_steps"],
+        "single_resampling_epoch_s": epoch["single_resampling"],
+        "ratio": epoch["four_steps"] / plain,
+        "single_resampling_ratio": epoch["single_resampling"] / plain,
+        "augment_s_per_epoch": inside["four_steps"],
+        "single_resampling_augment_s_per_epoch": inside["single_resampling"],
+        "ratio_from_augment_time": 1 + inside["four_steps"] / plain,
         "plain_train_images_per_s": len(X) / plain,
-        "augmented_train_images_per_s": len(X) / augmented,
+        "augmented_train_images_per_s": len(X) / epoch["four_steps"],
     }
 
 
@@ -377,9 +414,15 @@ def print_report(results: dict[str, Any]) -> None:
         f"{'ok' if results['targets']['epoch_time_ok'] else 'MISSED'})"
     )
     print(
+        f"  time spent augmenting, timed inside fit: "
+        f"{overhead['augment_s_per_epoch']:.3f} s per epoch, "
+        f"{overhead['ratio_from_augment_time']:.2f}x the epoch without it"
+    )
+    print(
         "  with flip + affine(degrees=10) + intensity (one resampling) "
         f"{overhead['single_resampling_epoch_s']:.3f} s: "
-        f"{overhead['single_resampling_ratio']:.2f}x"
+        f"{overhead['single_resampling_ratio']:.2f}x (augmenting "
+        f"{overhead['single_resampling_augment_s_per_epoch']:.3f} s per epoch)"
     )
     if results["accuracy"]:
         print(
@@ -470,6 +513,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "targets": {
             "epoch_time_ratio_max": EPOCH_TIME_RATIO_MAX,
             "epoch_time_ok": overhead["ratio"] <= EPOCH_TIME_RATIO_MAX,
+            "augment_time_ok": (
+                overhead["ratio_from_augment_time"] <= EPOCH_TIME_RATIO_MAX
+            ),
         },
     }
     print_report(results)

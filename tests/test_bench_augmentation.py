@@ -57,6 +57,8 @@ def test_bench_augmentation_runs_and_reports(tmp_path, capsys):
     assert overhead["augmented_epoch_s"] > 0
     assert math.isfinite(overhead["ratio"])
     assert math.isfinite(overhead["single_resampling_ratio"])
+    assert overhead["augment_s_per_epoch"] > 0
+    assert overhead["ratio_from_augment_time"] > 1
     assert results["accuracy"] == []  # opt-in
     assert isinstance(results["targets"]["epoch_time_ok"], bool)
 
