@@ -292,6 +292,10 @@ def train_net(
     scheduler = callbacks.get("lr_schedule")
     if scheduler is not None:
         scheduler.lr_scheduler_ = None
+    for key in ("mixers", "mix_generator"):  # training-only, like the augmenter
+        if hasattr(net, f"iterator_train__{key}"):
+            setattr(net, f"iterator_train__{key}", None)
+    net.module_.eval()  # skorch sets train mode itself for every training batch
     return best_epoch
 
 

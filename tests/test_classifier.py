@@ -573,6 +573,8 @@ def test_label_mixer_in_a_list(phantoms, loss):
     ).fit(X, y)
     mixer, flip = clf.augmentation_
     assert mixer.n_calls_ == 8  # 4 batches of 16, 2 epochs
+    assert clf.net_.iterator_train__mixers is None  # training-only state released
+    assert not clf.net_.module_.training
     assert flip.calls == [16] * 8
     assert clf.predict_proba(X).shape == (len(X), 2)
 

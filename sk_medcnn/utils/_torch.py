@@ -274,7 +274,8 @@ def predict_raw(
     outputs : ndarray of shape (n_samples, n_outputs), dtype float32
     """
     was_training = module.training
-    module.eval()
+    if was_training:  # a fitted net is left in eval mode: skip the switch
+        module.eval()
     outputs = []
     try:
         with torch.inference_mode():
@@ -286,7 +287,8 @@ def predict_raw(
                 outputs.append(module(tensor).float().cpu())
                 del batch, tensor  # free this batch before the next one is made
     finally:
-        module.train(was_training)
+        if was_training:
+            module.train()
     return torch.cat(outputs).numpy()
 
 
