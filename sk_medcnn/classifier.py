@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,6 +19,7 @@ from sklearn.utils import check_consistent_length, column_or_1d
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
+from skorch.history import History
 from torch import nn
 
 from ._training import (
@@ -236,6 +238,85 @@ class _BaseMedicalCNN(BaseEstimator):
         self.best_epoch_ = best_epoch
         self._validation_index = valid_index
         return self
+
+    def _fitted_n_outputs(self) -> int:
+        """Number of network outputs of a fitted estimator."""
+        raise NotImplementedError
+
+    def _restore_net(
+        self,
+        module_state: Mapping[str, torch.Tensor],
+        *,
+        device: str | torch.device = "cpu",
+        history: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Rebuild ``net_`` for inference from fitted attributes and weights.
+
+        The loader of the safe format (:func:`sk_medcnn.load_model`) sets the
+        parameters and fitted attributes (``image_shape_``, ``input_mean_``,
+        ``input_std_``, ``classes_`` or ``target_mean_``), then calls this: the
+        architecture is built again from the registry, never unpickled, and
+        ``module_state`` (the ``state_dict`` of ``net_.module_``) is loaded into it
+        strictly, so missing, unexpected or mis-shaped weights are an error.
+
+        Parameters
+        ----------
+        module_state : mapping of str to torch.Tensor
+            The weights and buffers of the fitted :class:`ImageNetwork`.
+        device : str or torch.device, default="cpu"
+            Where to place the network (``"auto"`` picks CUDA when available).
+        history : list of dict, optional
+            The training history to attach as ``net_.history``.
+
+        Raises
+        ------
+        ValueError
+            If the weights do not match the architecture.
+        """
+        resolved = resolve_device(device)
+        body = self._build_body(
+            self.image_shape_, self._fitted_n_outputs(), 0, resolved
+        )
+        empty = np.zeros((0, *self.image_shape_), dtype=np.float32)
+        net = build_net(
+            module_params={
+                "body": body,
+                "mean": self.input_mean_,
+                "std": self.input_std_,
+            },
+            criterion=nn.CrossEntropyLoss if self._is_classifier else nn.MSELoss,
+            criterion_params={},
+            train_dataset=ArrayDataset(empty, np.zeros(0, dtype=np.int64)),
+            valid_dataset=None,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            momentum=self.momentum,
+            batch_size=self.batch_size,
+            inference_batch_size=max(self.batch_size, _INFERENCE_BATCH_SIZE),
+            max_epochs=self.max_epochs,
+            lr_schedule=None,
+            early_stopping=False,
+            patience=self.patience,
+            device=resolved,
+            loader_seed=0,
+            verbose=0,
+            score_accuracy=False,
+        )
+        net.initialize()
+        try:
+            net.module_.load_state_dict(dict(module_state), strict=True)
+        except RuntimeError as error:
+            raise ValueError(
+                f"the saved weights do not fit architecture {self.architecture!r}: "
+                f"{error}"
+            ) from error
+        net.module_.eval()
+        if history is not None:
+            net.history = History(history)
+        self.net_ = net
+        self.history_ = net.history
+        self.device_ = str(resolved)
 
     def _split(
         self, y_encoded: NDArray[Any], seed: int
@@ -577,6 +658,9 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
             )
         return y_encoded, {"classes_": classes, "_n_outputs": len(classes)}
 
+    def _fitted_n_outputs(self) -> int:
+        return len(self.classes_)
+
     def _class_weights(
         self, y_encoded: NDArray[Any], classes: NDArray[Any]
     ) -> torch.Tensor | None:
@@ -851,6 +935,9 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
             "_n_outputs": targets.shape[1],
         }
         return standardised, fitted
+
+    def _fitted_n_outputs(self) -> int:
+        return len(np.atleast_1d(self.target_mean_))
 
     def _make_criterion(
         self, y_encoded: NDArray[Any], fitted: dict[str, Any]

@@ -14,7 +14,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.class_weight import compute_class_weight
 
-from sk_medcnn import MedicalCNNClassifier
+from sk_medcnn import MedicalCNNClassifier, MedicalCNNRegressor
 
 FAST = {"max_epochs": 2, "batch_size": 16, "random_state": 0, "device": "cpu"}
 
@@ -597,3 +597,28 @@ def test_mixup_with_augmenters_is_deterministic(phantoms):
     np.testing.assert_array_equal(first, second)
     plain = MedicalCNNClassifier(**FAST).fit(X, y).predict_proba(X)
     assert not np.allclose(first, plain)
+
+
+@pytest.mark.parametrize("estimator_class", [MedicalCNNClassifier, MedicalCNNRegressor])
+def test_restore_net_rebuilds_identical_predictions(phantoms, estimator_class):
+    # the private hook the safe loader uses: parameters + fitted attributes +
+    # weights give back the same predictions, without unpickling the network
+    X, y = phantoms
+    fitted = estimator_class(max_epochs=1, random_state=0).fit(X, y)
+    restored = estimator_class(**fitted.get_params())
+    for name, value in vars(fitted).items():
+        private = name in {"_y_ndim", "_validation_index"}
+        if (name.endswith("_") or private) and name not in {"net_", "history_"}:
+            setattr(restored, name, value)
+    restored._restore_net(
+        fitted.net_.module_.state_dict(), history=fitted.history_.to_list()
+    )
+    method = "predict_proba" if estimator_class is MedicalCNNClassifier else "predict"
+    np.testing.assert_array_equal(
+        getattr(restored, method)(X), getattr(fitted, method)(X)
+    )
+    assert len(restored.history_) == fitted.n_epochs_
+    state = fitted.net_.module_.state_dict()
+    state.pop(next(iter(state)))
+    with pytest.raises(ValueError, match="do not fit architecture"):
+        restored._restore_net(state)
