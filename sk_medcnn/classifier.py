@@ -240,7 +240,7 @@ class _BaseMedicalCNN(BaseEstimator):
         return self
 
     def _fitted_n_outputs(self) -> int:
-        """Number of network outputs of a fitted estimator."""
+        """Return the number of network outputs of a fitted estimator."""
         raise NotImplementedError
 
     def _restore_net(
