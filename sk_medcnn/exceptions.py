@@ -5,7 +5,12 @@ Each subclasses a builtin, so ``except ValueError`` keeps working.
 
 from __future__ import annotations
 
-__all__ = ["ArchitectureNotFoundError", "PluginLoadError"]
+__all__ = [
+    "ArchitectureNotFoundError",
+    "ImageReadError",
+    "ModelFileError",
+    "PluginLoadError",
+]
 
 
 class ArchitectureNotFoundError(ValueError):
@@ -14,3 +19,22 @@ class ArchitectureNotFoundError(ValueError):
 
 class PluginLoadError(ImportError):
     """A plugin's entry point in ``sk_medcnn.architectures`` failed to import."""
+
+
+class ImageReadError(ValueError):
+    """A file that cannot be read as an image (missing, corrupt or unsupported).
+
+    The message names the file; ``path`` holds it.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class ModelFileError(ValueError):
+    """A model file in the safe ``.skmed`` format that cannot be loaded.
+
+    Raised for truncated, corrupt or hostile files, wrong types in the JSON
+    document, weights of the wrong shape or dtype, and unknown format versions.
+    """
