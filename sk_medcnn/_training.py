@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -299,6 +299,22 @@ def train_net(
     return best_epoch
 
 
+def _flatten_steps(augmentation: Any) -> Iterator[Any]:
+    """Yield the steps of nested Pipelines and lists in order, skipping None."""
+    if augmentation is None or (
+        isinstance(augmentation, str) and augmentation == "passthrough"
+    ):
+        return
+    if hasattr(augmentation, "steps"):
+        for _, step in augmentation.steps:
+            yield from _flatten_steps(step)
+    elif isinstance(augmentation, list | tuple):
+        for step in augmentation:
+            yield from _flatten_steps(step)
+    else:
+        yield augmentation
+
+
 def augmentation_steps(augmentation: Any) -> tuple[list[Any], list[Any]]:
     """Split the ``augmentation`` parameter into batch augmenters and label mixers.
 
@@ -319,18 +335,9 @@ def augmentation_steps(augmentation: Any) -> tuple[list[Any], list[Any]]:
     TypeError
         If a step has neither method.
     """
-    if augmentation is None:
-        return [], []
-    if hasattr(augmentation, "steps"):
-        steps = [step for _, step in augmentation.steps]
-    elif isinstance(augmentation, list | tuple):
-        steps = list(augmentation)
-    else:
-        steps = [augmentation]
-    augmenters, mixers = [], []
-    for step in steps:
-        if step is None or step == "passthrough":
-            continue
+    augmenters: list[Any] = []
+    mixers: list[Any] = []
+    for step in _flatten_steps(augmentation):
         if callable(getattr(step, "augment_batch", None)):
             augmenters.append(step)
         elif callable(getattr(step, "mix_batch", None)):

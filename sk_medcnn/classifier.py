@@ -89,8 +89,15 @@ def _device_like(value: Any, name: str) -> None:
 
 def _augmentation_like(value: Any, name: str) -> None:
     # the full protocol check happens in augmentation_steps
-    steps = value if isinstance(value, list | tuple) else [value]
-    for step in steps:
+    if isinstance(value, list | tuple):
+        for step in value:
+            if step is None:
+                raise TypeError(
+                    f"{name} is a list holding None; leave the step out of the list."
+                )
+            _augmentation_like(step, name)
+        return
+    for step in [value]:
         if step is not None and not isinstance(step, BaseEstimator):
             raise TypeError(
                 f"{name} must be None, an augmenter from sk_medcnn.augmentation, "
@@ -168,8 +175,9 @@ class _BaseMedicalCNN(BaseEstimator):
         image_shape = tuple(int(size) for size in images.shape[1:])
 
         device = resolve_device(self.device)
-        init_seed, split_seed, loader_seed, augment_seed, train_seed = draw_seeds(
-            self.random_state, 5
+        # one draw of six seeds: the first five are what a five-seed draw gives
+        (init_seed, split_seed, loader_seed, augment_seed, train_seed, mix_seed) = (
+            draw_seeds(self.random_state, 6)
         )
         train_index, valid_index = self._split(y_encoded, split_seed)
         mean, std = channel_statistics(images, indices=train_index)
@@ -188,7 +196,7 @@ class _BaseMedicalCNN(BaseEstimator):
             mixing = {
                 "mixers": mixers,
                 "n_classes": n_outputs,
-                "mix_generator": torch.Generator().manual_seed(augment_seed + 1),
+                "mix_generator": torch.Generator().manual_seed(mix_seed),
             }
 
         # the datasets index into X: no copy of the images, even for the split
@@ -199,6 +207,15 @@ class _BaseMedicalCNN(BaseEstimator):
             else ArrayDataset(images, y_encoded, indices=valid_index)
         )
         criterion, criterion_params = self._make_criterion(y_encoded, fitted)
+        if (
+            mixers
+            and criterion is nn.CrossEntropyLoss
+            and criterion_params.get("weight") is not None
+        ):
+            # torch's weighted cross-entropy averages soft targets over n, not over
+            # the weights; the focal loss at gamma=0 is the same loss, averaged alike
+            # for hard and mixed labels
+            criterion, criterion_params = FocalLoss, {"gamma": 0.0, **criterion_params}
         net = build_net(
             module_params={"body": body, "mean": mean, "std": std},
             criterion=criterion,

@@ -52,16 +52,19 @@ class FocalLoss(nn.Module):
         """Return the mean focal loss of ``logits`` (n, C).
 
         ``target`` holds class indices ``(n,)`` or class probabilities
-        ``(n, C)`` (mixed labels, as MixUp makes); with probabilities the loss
-        is summed over the classes and averaged over the samples, like
-        :class:`torch.nn.CrossEntropyLoss`.
+        ``(n, C)`` (mixed labels, as MixUp makes). With probabilities the loss
+        is summed over the classes and averaged over the samples with the
+        weights ``sum_c w[c] * target[:, c]``, so one-hot probabilities give
+        exactly the loss of the class indices. (:class:`torch.nn.CrossEntropyLoss`
+        divides by ``n`` instead of the sum of the weights for probabilities,
+        which changes the loss scale with class weights.)
         """
         log_p = F.log_softmax(logits.float(), dim=1)
         if target.is_floating_point() and target.ndim == 2:
             focal_all = -((1.0 - log_p.exp()) ** self.gamma) * log_p * target
-            if self.weight is not None:
-                focal_all = focal_all * self.weight
-            return focal_all.sum(dim=1).mean()
+            if self.weight is None:
+                return focal_all.sum(dim=1).mean()
+            return (focal_all * self.weight).sum() / (target * self.weight).sum()
         log_p_target = log_p.gather(1, target.long().unsqueeze(1)).squeeze(1)
         focal = -((1.0 - log_p_target.exp()) ** self.gamma) * log_p_target
         if self.weight is None:

@@ -40,3 +40,20 @@ def test_focusing_down_weights_easy_samples():
 def test_negative_gamma():
     with pytest.raises(ValueError, match="gamma must be >= 0"):
         FocalLoss(gamma=-1.0)
+
+
+def test_focal_loss_one_hot_probabilities_equal_class_indices_with_weights():
+    # mixed (soft) labels must keep the loss scale of hard labels under class weights
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(16, 3, generator=generator)
+    target = torch.randint(0, 3, (16,), generator=generator)
+    weight = torch.tensor([1.0, 4.0, 0.5])
+    one_hot = torch.nn.functional.one_hot(target, 3).float()
+    for gamma in (0.0, 2.0):
+        loss = FocalLoss(gamma=gamma, weight=weight)
+        torch.testing.assert_close(loss(logits, one_hot), loss(logits, target))
+    # gamma=0 is torch's weighted cross-entropy on class indices
+    torch.testing.assert_close(
+        FocalLoss(gamma=0.0, weight=weight)(logits, one_hot),
+        torch.nn.CrossEntropyLoss(weight=weight)(logits, target),
+    )

@@ -73,7 +73,10 @@ class MixUp(ImageTransformerMixin):
     generator that the classifier owns, so a fit is reproducible; the pairs
     come from ``torch.randperm`` on the same generator. Mixing in raw
     intensity units before standardisation is the same as mixing after it,
-    as standardisation is affine.
+    as standardisation is affine. Inside :class:`~sk_medcnn.MedicalCNNClassifier`
+    label mixers run before the other augmenters of ``augmentation``, whatever
+    their place in it: they mix each batch in the data loader, on the CPU, and
+    the batch augmenters then run on the mixed images on the training device.
 
     References
     ----------

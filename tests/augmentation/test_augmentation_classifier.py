@@ -81,3 +81,30 @@ def test_augmenter_in_a_pipeline_before_the_classifier(lesions):
     ).fit(X, y)
     direct = pipe[-1].predict_proba(X)
     np.testing.assert_array_equal(pipe.predict_proba(X), direct)
+
+
+def test_nested_pipelines_and_lists_are_flattened_in_order(lesions):
+    X, y = lesions
+    flat = _classifier([RandomFlip(), RandomRotation(10), RandomNoise()]).fit(X, y)
+    nested = _classifier(
+        make_pipeline(make_pipeline(RandomFlip(), "passthrough"), RandomRotation(10))
+    )
+    nested.set_params(augmentation=[nested.augmentation, [RandomNoise()]])
+    nested.fit(X, y)
+    np.testing.assert_array_equal(flat.predict_proba(X), nested.predict_proba(X))
+    with pytest.raises(TypeError, match="holding None"):
+        _classifier([RandomFlip(), None]).fit(X, y)
+
+
+def test_mixup_does_not_change_the_draws_of_the_other_augmenters(lesions):
+    # MixUp owns its generator: with alpha=0 (no mixing) the other augmenters draw
+    # exactly what they draw without MixUp, so the fits are identical
+    from sk_medcnn.augmentation import MixUp
+
+    X, y = lesions
+    augmenters = [RandomFlip(), RandomRotation(10)]
+    plain = _classifier(augmenters).fit(X, y)
+    with_mixup = _classifier([MixUp(alpha=0.0), *augmenters]).fit(X, y)
+    np.testing.assert_allclose(
+        with_mixup.predict_proba(X), plain.predict_proba(X), rtol=1e-5, atol=1e-6
+    )
