@@ -7,18 +7,28 @@ augmentation hook, the device and the seeds.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler, ProgressBar
+from skorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    EpochScoring,
+    LRScheduler,
+    ProgressBar,
+)
 from skorch.helper import predefined_split
+from skorch.history import History
 from torch import nn
 
+from .utils._files import atomic_path
 from .utils._torch import (
     ArrayDataset,
     BatchAugmenter,
@@ -35,6 +45,8 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adamw": torch.optim.AdamW,
 }
 LR_SCHEDULES = (None, "cosine", "step", "plateau", "onecycle")
+CHECKPOINT_NAME = "checkpoint.pt"
+_CHECKPOINT_FORMAT = 1
 
 
 class ModuleCriterion(nn.Module):
@@ -110,6 +122,169 @@ def _schedule_callback(
     raise ValueError(f"unknown lr_schedule {lr_schedule!r}")  # checked in fit
 
 
+class TrainingCheckpoint(Callback):
+    """Save the whole training state after every epoch, atomically; resume from it.
+
+    skorch's ``Checkpoint`` writes the module, optimizer and history to separate
+    files with ``torch.save``; a kill between two of them leaves a set that does
+    not belong together. This callback writes one file per save, through a
+    temporary file renamed into place, holding what resuming needs to continue
+    exactly as an uninterrupted fit would: the module, optimizer and criterion
+    states, the history, the early-stopping state with the best weights, the
+    learning-rate scheduler and the random generators (batch order,
+    augmentation, label mixing, dropout). It is read back with
+    ``torch.load(weights_only=True)``, which unpickles no code.
+
+    Put it after ``EarlyStopping`` in the callbacks: its ``on_epoch_end`` then
+    sees that epoch's early-stopping state. When early stopping ends the
+    training (it raises before later callbacks run) or the last epoch is done,
+    ``on_train_end`` writes the finished state.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The checkpoint file.
+    fingerprint : dict
+        JSON-serialisable description of the data and settings; resuming
+        checks it.
+    generators : dict of str to torch.Generator
+        The fit's generators, saved and restored by name.
+    resume_state : dict, optional
+        A loaded checkpoint to restore in ``on_train_begin``.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        fingerprint: dict[str, Any],
+        generators: dict[str, torch.Generator],
+        resume_state: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = path
+        self.fingerprint = fingerprint
+        self.generators = generators
+        self.resume_state = resume_state
+
+    def on_train_begin(self, net: NeuralNet, **kwargs: Any) -> None:
+        """Restore the callbacks' and generators' state of a resumed fit."""
+        state = self.resume_state
+        if state is None:
+            return
+        callbacks = dict(net.callbacks_)
+        stopping = callbacks.get("early_stopping")
+        if stopping is not None and state["early_stopping"] is not None:
+            saved = state["early_stopping"]
+            stopping.misses_ = int(saved["misses"])
+            stopping.dynamic_threshold_ = float(saved["threshold"])
+            stopping.best_epoch_ = int(saved["best_epoch"])
+            stopping.best_model_weights_ = saved["best_module"]
+        scheduler = callbacks.get("lr_schedule")
+        if scheduler is not None and state["scheduler"] is not None:
+            scheduler.lr_scheduler_.load_state_dict(state["scheduler"])
+        for name, generator in self.generators.items():
+            generator.set_state(state["rng"][name])
+        torch.set_rng_state(state["rng"]["torch"])
+        if torch.cuda.is_available() and state["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.resume_state = None  # free the loaded tensors
+
+    def on_epoch_end(self, net: NeuralNet, **kwargs: Any) -> None:
+        """Save the state after this epoch."""
+        self.save(net, finished=len(net.history) >= net.max_epochs)
+
+    def on_train_end(self, net: NeuralNet, **kwargs: Any) -> None:
+        """Save the finished state when early stopping ended the training."""
+        stopping = dict(net.callbacks_).get("early_stopping")
+        if stopping is not None and stopping.misses_ >= stopping.patience:
+            self.save(net, finished=True)
+
+    def save(self, net: NeuralNet, *, finished: bool) -> None:
+        """Write the checkpoint file atomically."""
+        callbacks = dict(net.callbacks_)
+        stopping = callbacks.get("early_stopping")
+        scheduler = callbacks.get("lr_schedule")
+        state = {
+            "format": _CHECKPOINT_FORMAT,
+            "fingerprint": json.dumps(self.fingerprint, sort_keys=True),
+            "finished": finished,
+            "module": net.module_.state_dict(),
+            "optimizer": net.optimizer_.state_dict(),
+            "criterion": net.criterion_.state_dict(),
+            "history": json.dumps(net.history.to_list(), default=float),
+            "early_stopping": None
+            if stopping is None
+            else {
+                "misses": int(stopping.misses_),
+                "threshold": float(stopping.dynamic_threshold_),
+                "best_epoch": int(stopping.best_epoch_),
+                "best_module": stopping.best_model_weights_,
+            },
+            "scheduler": None
+            if scheduler is None or getattr(scheduler, "lr_scheduler_", None) is None
+            else scheduler.lr_scheduler_.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all()
+                if torch.cuda.is_available()
+                else [],
+                **{
+                    name: generator.get_state()
+                    for name, generator in self.generators.items()
+                },
+            },
+        }
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """Read a :class:`TrainingCheckpoint` file written for the same fit.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The checkpoint file; None is returned when it does not exist.
+    fingerprint : dict
+        What the checkpoint must have been written for.
+
+    Returns
+    -------
+    state : dict or None
+
+    Raises
+    ------
+    ValueError
+        If the file is not a readable checkpoint, or was written for other data
+        or settings.
+    """
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
+            raise ValueError("not a checkpoint of this sk_medcnn version")
+        saved = json.loads(state["fingerprint"])
+        history = json.loads(state["history"])
+    except Exception as error:  # torch and zipfile raise many kinds
+        raise ValueError(
+            f"checkpoint_dir holds {str(path)!r}, which cannot be read as a "
+            f"training checkpoint ({error}); delete it or set resume=False."
+        ) from error
+    if saved != fingerprint:
+        differing = sorted(
+            key
+            for key in set(saved) | set(fingerprint)
+            if saved.get(key) != fingerprint.get(key)
+        )
+        raise ValueError(
+            f"the checkpoint {str(path)!r} was written for other data or settings "
+            f"(they differ in {', '.join(differing)}); resume=True continues only "
+            "the same fit. Use another checkpoint_dir or set resume=False."
+        )
+    state["history"] = history
+    return state
+
+
 def build_net(
     *,
     module_params: dict[str, Any],
@@ -128,10 +303,11 @@ def build_net(
     early_stopping: bool,
     patience: int,
     device: torch.device,
-    loader_seed: int,
+    loader_generator: torch.Generator,
     verbose: int,
     score_accuracy: bool,
     mixing: dict[str, Any] | None = None,
+    extra_callbacks: list[tuple[str, Callback]] | None = None,
 ) -> NeuralNet:
     """Build an uninitialised skorch ``NeuralNet`` for the given settings.
 
@@ -143,6 +319,7 @@ def build_net(
     Parameters are the estimator's, resolved; see ``MedicalCNNClassifier``.
     ``mixing``, when given, holds the ``mixers``, ``n_classes`` and
     ``mix_generator`` of a :class:`MixingDataLoader` for the training batches.
+    ``extra_callbacks`` run after the others (a :class:`TrainingCheckpoint`).
 
     Returns
     -------
@@ -196,11 +373,11 @@ def build_net(
         )
     if verbose >= 2:
         callbacks.append(("progress_bar", ProgressBar()))
+    callbacks.extend(extra_callbacks or [])
 
     optimizer_class, optimizer_params = _optimizer_params(
         optimizer, weight_decay=weight_decay, momentum=momentum
     )
-    loader_generator = torch.Generator().manual_seed(loader_seed)
     iterator_train: Any = torch.utils.data.DataLoader
     mixing_params: dict[str, Any] = {}
     if mixing:
@@ -243,14 +420,17 @@ def train_net(
     augmenter: BatchAugmenter | None,
     seed: int,
     device: torch.device,
-) -> int:
+    resume_state: dict[str, Any] | None = None,
+) -> tuple[int, bool]:
     """Initialise and train ``net``; return the epoch whose weights it holds.
 
     skorch ends training silently on ``KeyboardInterrupt`` (its early stopping
-    raises one to stop); an interrupt that did not come from early stopping is
-    raised again, so Ctrl-C stops a script or a search instead of returning a
-    half-trained model. Training-only state (the scheduler, the best-weight
-    copy, the augmenter) is released afterwards.
+    raises one to stop, and Ctrl-C lands there too), after restoring the best
+    weights so far. This tells the two apart: the caller finishes the fitted
+    estimator either way, then raises again on a real interrupt, so Ctrl-C
+    stops a script or a search and still leaves a usable model. Training-only
+    state (the scheduler, the best-weight copy, the augmenter) is released
+    afterwards.
 
     Parameters
     ----------
@@ -264,17 +444,31 @@ def train_net(
         Seeds torch's global generator (dropout) during training, restored after.
     device : torch.device
         The training device.
+    resume_state : dict, optional
+        From :func:`load_checkpoint`: the module, optimizer, criterion and
+        history are restored here, the rest by the :class:`TrainingCheckpoint`
+        callback, and training continues up to ``net.max_epochs`` epochs.
 
     Returns
     -------
     best_epoch : int
         1-based.
+    interrupted : bool
+        Whether training was interrupted (not finished, not stopped early).
     """
     net.initialize()
+    remaining = net.max_epochs
+    if resume_state is not None:
+        net.module_.load_state_dict(resume_state["module"])
+        net.optimizer_.load_state_dict(resume_state["optimizer"])
+        net.criterion_.load_state_dict(resume_state["criterion"])
+        net.history = History(resume_state["history"])
+        remaining = 0 if resume_state["finished"] else net.max_epochs - len(net.history)
+        remaining = max(remaining, 0)
     net.module_.augment = augmenter
     try:
         with seeded_torch(seed, device):
-            net.partial_fit(train_dataset, y=None)
+            net.partial_fit(train_dataset, y=None, epochs=remaining)
     finally:
         net.module_.augment = None
     callbacks = dict(net.callbacks_)
@@ -283,8 +477,10 @@ def train_net(
     stopped_early = (
         early_stopping is not None and early_stopping.misses_ >= early_stopping.patience
     )
-    if n_epochs < net.max_epochs and not stopped_early:
-        raise KeyboardInterrupt(f"training interrupted after {n_epochs} epoch(s)")
+    finished = n_epochs >= net.max_epochs or bool(
+        resume_state is not None and resume_state["finished"]
+    )
+    interrupted = not (finished or stopped_early)
     best_epoch = n_epochs
     if early_stopping is not None and early_stopping.best_epoch_:
         best_epoch = int(early_stopping.best_epoch_)
@@ -296,7 +492,7 @@ def train_net(
         if hasattr(net, f"iterator_train__{key}"):
             setattr(net, f"iterator_train__{key}", None)
     net.module_.eval()  # skorch sets train mode itself for every training batch
-    return best_epoch
+    return best_epoch, interrupted
 
 
 def _flatten_steps(augmentation: Any) -> Iterator[Any]:

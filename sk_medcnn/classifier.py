@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
 import warnings
+import zlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import expit, softmax
+from scipy.optimize import minimize_scalar
+from scipy.special import expit, log_softmax, logsumexp, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
@@ -23,23 +28,28 @@ from skorch.history import History
 from torch import nn
 
 from ._training import (
+    CHECKPOINT_NAME,
     LR_SCHEDULES,
     OPTIMIZERS,
     ModuleCriterion,
+    TrainingCheckpoint,
     augmentation_steps,
     build_net,
+    load_checkpoint,
     make_batch_augmenter,
     train_net,
 )
 from .losses import FocalLoss
 from .registry import get_architecture
 from .utils._torch import (
+    TTA_TOKENS,
     ArrayDataset,
     channel_statistics,
     draw_seeds,
     predict_raw,
     resolve_device,
     seeded_torch,
+    tta_views,
     warn_cpu_fallback,
 )
 from .utils._validation import (
@@ -105,11 +115,67 @@ def _augmentation_like(value: Any, name: str) -> None:
             )
 
 
+def _tta_like(value: Any, name: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{name} must be None or a str such as 'hflip' or 'hflip+shifts'; "
+            f"got {type(value).__name__}."
+        )
+    tokens = value.split("+")
+    unknown = [token for token in tokens if token not in TTA_TOKENS]
+    if unknown or len(set(tokens)) != len(tokens):
+        raise ValueError(
+            f"{name} must be None or '+'-joined distinct tokens from "
+            f"{', '.join(map(repr, TTA_TOKENS))}; got {value!r}."
+        )
+
+
+def _path_like(value: Any, name: str) -> None:
+    if value is not None and not isinstance(value, str | os.PathLike):
+        raise TypeError(f"{name} must be None or a path; got {type(value).__name__}.")
+
+
 def _class_weight_like(value: Any, name: str) -> None:
     if value is None or value == "balanced" or isinstance(value, dict):
         return
     error = ValueError if isinstance(value, str) else TypeError
     raise error(f"{name} must be None, 'balanced' or a dict; got {value!r}.")
+
+
+def log_mean_softmax(logits: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Log of the softmax probabilities averaged over the first axis (the views)."""
+    log_proba = log_softmax(logits, axis=-1)
+    return logsumexp(log_proba, axis=0) - math.log(len(logits))
+
+
+def fit_temperature(logits: NDArray[np.float64], y_encoded: NDArray[Any]) -> float:
+    """Find the temperature minimising the log-loss of ``logits / T`` (Guo 2017).
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_views, n_samples, n_classes)
+        Held-out logits; with several test-time views the loss is that of the
+        averaged probabilities, as predicted.
+    y_encoded : ndarray of shape (n_samples,)
+        Class indices.
+
+    Returns
+    -------
+    temperature : float
+        In [0.05, 20]; searched on a log scale.
+    """
+    rows = np.arange(len(y_encoded))
+
+    def log_loss(log_t: float) -> float:
+        log_proba = log_mean_softmax(logits / math.exp(log_t))
+        return float(-log_proba[rows, y_encoded].mean())
+
+    result = minimize_scalar(
+        log_loss, bounds=(math.log(0.05), math.log(20.0)), method="bounded"
+    )
+    return float(math.exp(result.x))
 
 
 class _BaseMedicalCNN(BaseEstimator):
@@ -191,13 +257,20 @@ class _BaseMedicalCNN(BaseEstimator):
             )
         generator = torch.Generator(device=device).manual_seed(augment_seed)
         augmenter = make_batch_augmenter(augmenters, generator)
+        generators = {"augment": generator}
         mixing = None
         if mixers:
+            generators["mix"] = torch.Generator().manual_seed(mix_seed)
             mixing = {
                 "mixers": mixers,
                 "n_classes": n_outputs,
-                "mix_generator": torch.Generator().manual_seed(mix_seed),
+                "mix_generator": generators["mix"],
             }
+        loader_generator = torch.Generator().manual_seed(loader_seed)
+        generators["loader"] = loader_generator
+        checkpoint, resume_state = self._checkpoint(
+            images, y_encoded, generators, n_train=len(train_index)
+        )
 
         # the datasets index into X: no copy of the images, even for the split
         train_dataset = ArrayDataset(images, y_encoded, indices=train_index)
@@ -233,13 +306,21 @@ class _BaseMedicalCNN(BaseEstimator):
             early_stopping=self.early_stopping,
             patience=self.patience,
             device=device,
-            loader_seed=loader_seed,
+            loader_generator=loader_generator,
             verbose=self.verbose,
             score_accuracy=self._is_classifier,
             mixing=mixing,
+            extra_callbacks=None
+            if checkpoint is None
+            else [("checkpoint", checkpoint)],
         )
-        best_epoch = train_net(
-            net, train_dataset, augmenter=augmenter, seed=train_seed, device=device
+        best_epoch, interrupted = train_net(
+            net,
+            train_dataset,
+            augmenter=augmenter,
+            seed=train_seed,
+            device=device,
+            resume_state=resume_state,
         )
 
         for name, value in fitted.items():
@@ -254,11 +335,89 @@ class _BaseMedicalCNN(BaseEstimator):
         self.n_epochs_ = len(net.history)
         self.best_epoch_ = best_epoch
         self._validation_index = valid_index
+        self._fit_calibration(images, y_encoded, valid_index)
+        if interrupted:
+            raise KeyboardInterrupt(
+                f"{estimator_name}.fit was interrupted after {self.n_epochs_} "
+                f"epoch(s); the estimator is fitted with the weights of epoch "
+                f"{self.best_epoch_} and can predict"
+                + (
+                    f"; fit again with resume=True to continue from "
+                    f"{self.checkpoint_dir!r}."
+                    if self.checkpoint_dir is not None
+                    else "."
+                )
+            )
         return self
+
+    def _fit_calibration(
+        self,
+        images: NDArray[Any],
+        y_encoded: NDArray[Any],
+        valid_index: NDArray[np.intp] | None,
+    ) -> None:
+        """Fit post-hoc calibration on the held-out split (classifier only)."""
+
+    def _checkpoint(
+        self,
+        images: NDArray[Any],
+        y_encoded: NDArray[Any],
+        generators: dict[str, torch.Generator],
+        *,
+        n_train: int,
+    ) -> tuple[TrainingCheckpoint | None, dict[str, Any] | None]:
+        """Make the checkpoint callback and load the state to resume, if any."""
+        if self.checkpoint_dir is None:
+            if self.resume:
+                raise ValueError(
+                    "resume=True needs checkpoint_dir, the folder the interrupted "
+                    "fit saved its checkpoints to."
+                )
+            return None, None
+        folder = Path(self.checkpoint_dir)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"checkpoint_dir={str(folder)!r} is a file, not a folder.")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / CHECKPOINT_NAME
+        fingerprint = self._fingerprint(images, y_encoded, n_train)
+        resume_state = load_checkpoint(path, fingerprint) if self.resume else None
+        return TrainingCheckpoint(path, fingerprint, generators, resume_state), (
+            resume_state
+        )
+
+    def _fingerprint(
+        self, images: NDArray[Any], y_encoded: NDArray[Any], n_train: int
+    ) -> dict[str, Any]:
+        """Describe the data and the settings a checkpoint belongs to."""
+        ignored = {"verbose", "checkpoint_dir", "resume", "device", "tta"}
+        params = {}
+        for name, value in self.get_params(deep=False).items():
+            if name in ignored:
+                continue
+            params[name] = (
+                value
+                if value is None or isinstance(value, bool | int | float | str)
+                else repr(value)
+            )
+        step = max(1, len(images) // 64)
+        sample = np.ascontiguousarray(images[::step])
+        return {
+            **json.loads(json.dumps(params, default=str)),
+            "n_samples": len(images),
+            "n_train": int(n_train),
+            "image_shape": list(images.shape[1:]),
+            "dtype": str(images.dtype),
+            "y_crc32": zlib.crc32(np.ascontiguousarray(y_encoded).tobytes()),
+            "X_sample_crc32": zlib.crc32(sample.tobytes()),
+        }
 
     def _fitted_n_outputs(self) -> int:
         """Return the number of network outputs of a fitted estimator."""
         raise NotImplementedError
+
+    def _needs_validation_split(self) -> bool:
+        """Whether anything besides early stopping needs the held-out split."""
+        return False
 
     def _restore_net(
         self,
@@ -316,7 +475,7 @@ class _BaseMedicalCNN(BaseEstimator):
             early_stopping=False,
             patience=self.patience,
             device=resolved,
-            loader_seed=0,
+            loader_generator=torch.Generator().manual_seed(0),
             verbose=0,
             score_accuracy=False,
         )
@@ -340,7 +499,7 @@ class _BaseMedicalCNN(BaseEstimator):
     ) -> tuple[NDArray[np.intp], NDArray[np.intp] | None]:
         n_samples = len(y_encoded)
         indices = np.arange(n_samples)
-        if not self.early_stopping:
+        if not (self.early_stopping or self._needs_validation_split()):
             return indices, None
         n_valid = math.ceil(self.validation_fraction * n_samples)
         n_needed = len(np.unique(y_encoded)) if self._is_classifier else 1
@@ -348,7 +507,7 @@ class _BaseMedicalCNN(BaseEstimator):
             raise ValueError(
                 f"validation_fraction={self.validation_fraction} leaves too few "
                 f"training or validation samples out of {n_samples}; early_stopping "
-                "needs more samples or another validation_fraction."
+                "and calibration need more samples or another validation_fraction."
             )
         stratify = None
         if self._is_classifier:
@@ -358,7 +517,7 @@ class _BaseMedicalCNN(BaseEstimator):
                 stratify = y_encoded
             else:
                 warnings.warn(
-                    "the validation split for early_stopping cannot be stratified "
+                    "the held-out validation split cannot be stratified "
                     "(a class has fewer than 2 samples, or the split is smaller than "
                     "the number of classes); it is drawn at random.",
                     stacklevel=3,
@@ -450,13 +609,17 @@ class _BaseMedicalCNN(BaseEstimator):
             )
         return images
 
-    def _raw_outputs(self, X: ArrayLike) -> NDArray[np.float32]:
-        images = self._check_predict_images(X)
+    def _raw_outputs(
+        self, X: ArrayLike, *, checked: bool = False
+    ) -> NDArray[np.float32]:
+        """Network outputs for each test-time view: ``(n_views, n_samples, k)``."""
+        images = X if checked else self._check_predict_images(X)
         return predict_raw(
             self.net_.module_,
             images,
             device=torch.device(self.net_.device),
             batch_size=max(self.batch_size, _INFERENCE_BATCH_SIZE),
+            views=tta_views(self.tta, self.image_shape_),
         )
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -530,6 +693,29 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         to each training batch, fresh every epoch, on the training device;
         never to validation or prediction data. Label mixers (``MixUp``) mix
         each training batch as it is drawn, before the other augmenters.
+    calibration : {None, "temperature"}, default=None
+        ``"temperature"`` holds out ``validation_fraction`` of the training
+        data (the early-stopping split when ``early_stopping=True``) and, after
+        training, fits one temperature that divides the logits to minimise the
+        log-loss there (Guo et al. 2017): better calibrated probabilities, the
+        same ranking and predictions for two classes.
+    tta : str, default=None
+        Test-time augmentation of ``predict``, ``predict_proba`` and
+        ``decision_function``: None, or ``"+"``-joined tokens from ``"hflip"``,
+        ``"vflip"`` and ``"shifts"`` (e.g. ``"hflip+shifts"``). The network
+        sees each image and its horizontally and/or vertically flipped copies
+        and, with ``"shifts"``, four copies shifted by 5% of the image size
+        (border replicated); the outputs are averaged (probabilities for the
+        classifier). Deterministic. Use views the task is invariant to.
+    checkpoint_dir : str or path-like, default=None
+        A folder where ``fit`` saves the training state after every epoch
+        (``checkpoint.pt``, written atomically: the last epoch's state, the
+        best weights so far and the random generators), so that an
+        interrupted fit can continue with ``resume=True``.
+    resume : bool, default=False
+        Continue the fit saved in ``checkpoint_dir`` (same data and settings)
+        up to ``max_epochs`` epochs; the result equals an uninterrupted fit.
+        Without a checkpoint there, the fit starts afresh.
     image_shape : tuple of int, default=None
         ``(height, width)`` or ``(height, width, channels)`` of flat ``X`` of
         shape ``(n_samples, n_pixels)``. Without it, flat rows are taken as
@@ -569,6 +755,9 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         Per-channel statistics used to standardise the images.
     augmentation_ : estimator or None
         The clone of ``augmentation`` used in ``fit``.
+    temperature_ : float
+        The temperature dividing the logits: fitted with
+        ``calibration="temperature"``, else 1.0.
 
     See Also
     --------
@@ -611,6 +800,10 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         "patience": positive_int,
         "class_weight": _class_weight_like,
         "augmentation": _augmentation_like,
+        "calibration": one_of((None, "temperature")),
+        "tta": _tta_like,
+        "checkpoint_dir": _path_like,
+        "resume": boolean,
         "image_shape": image_shape_like,
         "device": _device_like,
         "random_state": random_state_like,
@@ -636,6 +829,10 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         patience: int = 5,
         class_weight: str | dict[Any, float] | None = None,
         augmentation: Any = None,
+        calibration: str | None = None,
+        tta: str | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
         image_shape: tuple[int, ...] | None = None,
         device: str | torch.device = "auto",
         random_state: int | np.random.RandomState | None = None,
@@ -657,6 +854,10 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         self.patience = patience
         self.class_weight = class_weight
         self.augmentation = augmentation
+        self.calibration = calibration
+        self.tta = tta
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
         self.image_shape = image_shape
         self.device = device
         self.random_state = random_state
@@ -715,8 +916,37 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
             return FocalLoss, {"gamma": self.gamma, "weight": weight}
         return nn.CrossEntropyLoss, {"weight": weight}
 
+    def _needs_validation_split(self) -> bool:
+        return self.calibration is not None
+
+    def _fit_calibration(
+        self,
+        images: NDArray[Any],
+        y_encoded: NDArray[Any],
+        valid_index: NDArray[np.intp] | None,
+    ) -> None:
+        self.temperature_ = 1.0
+        if self.calibration != "temperature" or valid_index is None:
+            return
+        logits = self._raw_outputs(images[valid_index], checked=True)
+        self.temperature_ = fit_temperature(
+            logits.astype(np.float64), y_encoded[valid_index]
+        )
+
+    def _scores(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Calibrated logits, or log mean probabilities over test-time views."""
+        logits = self._raw_outputs(X).astype(np.float64)
+        logits /= getattr(self, "temperature_", 1.0)
+        if len(logits) == 1:
+            return logits[0]
+        return log_mean_softmax(logits)
+
     def decision_function(self, X: ArrayLike) -> NDArray[np.float64]:
-        """Raw scores: the logit difference for two classes, the logits otherwise.
+        """Scores: the logit difference for two classes, the logits otherwise.
+
+        Logits are divided by ``temperature_``. With ``tta``, the logits are
+        replaced by the logarithms of the probabilities averaged over the
+        views, so that the scores, ``predict_proba`` and ``predict`` agree.
 
         Parameters
         ----------
@@ -728,13 +958,13 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
             For two classes, positive scores favour ``classes_[1]``.
         """
-        logits = self._raw_outputs(X).astype(np.float64)
+        scores = self._scores(X)
         if len(self.classes_) == 2:
-            return logits[:, 1] - logits[:, 0]
-        return logits
+            return scores[:, 1] - scores[:, 0]
+        return scores
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
-        """Class probabilities (softmax of the logits).
+        """Class probabilities (softmax of the calibrated logits, mean over ``tta``).
 
         Parameters
         ----------
@@ -811,6 +1041,23 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         Epochs without improvement before early stopping.
     augmentation : estimator, default=None
         Augmenters applied to each training batch (see the classifier).
+    tta : str, default=None
+        Test-time augmentation of ``predict``, ``predict_proba`` and
+        ``decision_function``: None, or ``"+"``-joined tokens from ``"hflip"``,
+        ``"vflip"`` and ``"shifts"`` (e.g. ``"hflip+shifts"``). The network
+        sees each image and its horizontally and/or vertically flipped copies
+        and, with ``"shifts"``, four copies shifted by 5% of the image size
+        (border replicated); the outputs are averaged (probabilities for the
+        classifier). Deterministic. Use views the task is invariant to.
+    checkpoint_dir : str or path-like, default=None
+        A folder where ``fit`` saves the training state after every epoch
+        (``checkpoint.pt``, written atomically: the last epoch's state, the
+        best weights so far and the random generators), so that an
+        interrupted fit can continue with ``resume=True``.
+    resume : bool, default=False
+        Continue the fit saved in ``checkpoint_dir`` (same data and settings)
+        up to ``max_epochs`` epochs; the result equals an uninterrupted fit.
+        Without a checkpoint there, the fit starts afresh.
     image_shape : tuple of int, default=None
         Image shape of flat ``X``.
     device : str or torch.device, default="auto"
@@ -874,6 +1121,9 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         "validation_fraction": open_fraction,
         "patience": positive_int,
         "augmentation": _augmentation_like,
+        "tta": _tta_like,
+        "checkpoint_dir": _path_like,
+        "resume": boolean,
         "image_shape": image_shape_like,
         "device": _device_like,
         "random_state": random_state_like,
@@ -897,6 +1147,9 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         validation_fraction: float = 0.1,
         patience: int = 5,
         augmentation: Any = None,
+        tta: str | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
         image_shape: tuple[int, ...] | None = None,
         device: str | torch.device = "auto",
         random_state: int | np.random.RandomState | None = None,
@@ -916,6 +1169,9 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.augmentation = augmentation
+        self.tta = tta
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
         self.image_shape = image_shape
         self.device = device
         self.random_state = random_state
@@ -978,7 +1234,7 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             In the unit of the training targets.
         """
-        outputs = self._raw_outputs(X).astype(np.float64)
+        outputs = self._raw_outputs(X).astype(np.float64).mean(axis=0)
         predictions = outputs * self.target_scale_ + self.target_mean_
         if self._y_ndim == 1:
             return predictions[:, 0]

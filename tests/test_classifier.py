@@ -486,21 +486,43 @@ def test_failed_refit_leaves_no_stale_state(phantoms):
 
 
 class InterruptingAugmenter(BaseEstimator):
-    """Raises KeyboardInterrupt (a user's Ctrl-C) on its third batch."""
+    """Raises KeyboardInterrupt (a user's Ctrl-C) on batch number ``at``."""
+
+    def __init__(self, at=3):
+        self.at = at
 
     def augment_batch(self, images, generator):
         self.n_calls_ = getattr(self, "n_calls_", 0) + 1
-        if self.n_calls_ == 3:
+        if self.n_calls_ == self.at:
             raise KeyboardInterrupt
         return images
 
 
-def test_ctrl_c_interrupts_fit(phantoms):
+def test_ctrl_c_stops_fit_and_leaves_a_usable_model(phantoms):
     X, y = phantoms
     clf = MedicalCNNClassifier(augmentation=InterruptingAugmenter(), **FAST)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="interrupted after 1 epoch"):
         clf.fit(X, y)
-    assert not hasattr(clf, "net_")
+    assert clf.predict_proba(X).shape == (len(X), 2)
+    assert clf.n_epochs_ == 1
+
+
+def test_ctrl_c_with_early_stopping_keeps_the_best_weights_so_far(phantoms):
+    # 58 training images in batches of 16: 4 batches an epoch; batch 10 is in epoch 3
+    X, y = phantoms
+    params = {**FAST, "early_stopping": True, "patience": 10}
+    clf = MedicalCNNClassifier(
+        augmentation=InterruptingAugmenter(at=10), **{**params, "max_epochs": 5}
+    )
+    with pytest.raises(KeyboardInterrupt, match=r"weights of epoch [12]"):
+        clf.fit(X, y)
+    # the best of the two finished epochs: what a 2-epoch fit ends with
+    two_epochs = MedicalCNNClassifier(
+        augmentation=InterruptingAugmenter(at=0), **params
+    )
+    two_epochs.fit(X, y)
+    assert clf.best_epoch_ == two_epochs.best_epoch_
+    np.testing.assert_array_equal(clf.predict_proba(X), two_epochs.predict_proba(X))
 
 
 def test_deterministic_with_early_stopping_dropout_and_augmentation(phantoms):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -248,12 +248,82 @@ def channel_statistics(
     return mean, std
 
 
+TTA_TOKENS = ("hflip", "vflip", "shifts")
+
+
+class View(NamedTuple):
+    """One test-time view of an image: flips, then a shift in pixels."""
+
+    flip_horizontal: bool
+    flip_vertical: bool
+    shift_y: int
+    shift_x: int
+
+
+def tta_views(tta: str | None, image_shape: tuple[int, ...]) -> list[View]:
+    """List the views that test-time augmentation ``tta`` averages over.
+
+    Parameters
+    ----------
+    tta : str or None
+        None (the image only), or ``"+"``-joined tokens from ``"hflip"``,
+        ``"vflip"`` and ``"shifts"``: each flip adds the flipped image (both add
+        the doubly flipped one too); ``"shifts"`` adds the image shifted by 5%
+        of its size (at least one pixel) up, down, left and right, with the
+        border replicated.
+    image_shape : tuple of int
+        ``(height, width, ...)``.
+
+    Returns
+    -------
+    views : list of View
+        The identity first.
+    """
+    tokens = set() if tta is None else set(tta.split("+"))
+    views = [View(False, False, 0, 0)]
+    if "hflip" in tokens:
+        views.append(View(True, False, 0, 0))
+    if "vflip" in tokens:
+        views.append(View(False, True, 0, 0))
+    if {"hflip", "vflip"} <= tokens:
+        views.append(View(True, True, 0, 0))
+    if "shifts" in tokens:
+        dy = max(1, round(0.05 * image_shape[0]))
+        dx = max(1, round(0.05 * image_shape[1]))
+        views += [
+            View(False, False, -dy, 0),
+            View(False, False, dy, 0),
+            View(False, False, 0, -dx),
+            View(False, False, 0, dx),
+        ]
+    return views
+
+
+def apply_view(images: torch.Tensor, view: View) -> torch.Tensor:
+    """Apply a :class:`View` to channels-last images ``(n, H, W, C)``.
+
+    A shift moves the content by ``(shift_y, shift_x)`` pixels and fills the
+    uncovered border by replicating the edge row or column.
+    """
+    flip_h, flip_v, dy, dx = view
+    dims = [dim for dim, flag in ((2, flip_h), (1, flip_v)) if flag]
+    if dims:
+        images = torch.flip(images, dims)
+    if dy or dx:
+        height, width = images.shape[1:3]
+        rows = (torch.arange(height, device=images.device) - dy).clamp(0, height - 1)
+        cols = (torch.arange(width, device=images.device) - dx).clamp(0, width - 1)
+        images = images[:, rows][:, :, cols]
+    return images
+
+
 def predict_raw(
     module: nn.Module,
     images: NDArray[Any],
     *,
     device: torch.device,
     batch_size: int,
+    views: Sequence[View] | None = None,
 ) -> NDArray[np.float32]:
     """Run ``module`` on channels-last ``images`` in eval mode, batch by batch.
 
@@ -268,15 +338,19 @@ def predict_raw(
     images : ndarray of shape (n_samples, height, width, channels)
     device : torch.device
     batch_size : int
+    views : sequence of View, optional
+        Test-time views (:func:`tta_views`); the image only when None.
 
     Returns
     -------
-    outputs : ndarray of shape (n_samples, n_outputs), dtype float32
+    outputs : ndarray of shape (n_views, n_samples, n_outputs), dtype float32
+        One slice per view (a single slice without ``views``).
     """
+    views = [View(False, False, 0, 0)] if views is None else list(views)
     was_training = module.training
     if was_training:  # a fitted net is left in eval mode: skip the switch
         module.eval()
-    outputs = []
+    outputs: list[list[torch.Tensor]] = [[] for _ in views]
     try:
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
@@ -284,12 +358,13 @@ def predict_raw(
                 if not batch.flags.writeable:  # torch refuses read-only memory
                     batch = batch.copy()
                 tensor = torch.from_numpy(batch).to(device, non_blocking=True)
-                outputs.append(module(tensor).float().cpu())
+                for view, collected in zip(views, outputs, strict=True):
+                    collected.append(module(apply_view(tensor, view)).float().cpu())
                 del batch, tensor  # free this batch before the next one is made
     finally:
         if was_training:
             module.train()
-    return torch.cat(outputs).numpy()
+    return torch.stack([torch.cat(collected) for collected in outputs]).numpy()
 
 
 def warn_cpu_fallback(requested: str) -> None:
