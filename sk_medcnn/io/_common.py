@@ -1,0 +1,83 @@
+"""Helpers shared by the readers: file headers and the dtype of rescaled values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import ImageReadError
+
+__all__ = [
+    "HEADER_BYTES",
+    "MAX_DECODED_BYTES",
+    "check_decoded_size",
+    "float_type_for",
+    "one_line",
+    "read_header",
+]
+
+#: Largest decoded image data accepted, in bytes, whatever the file size.
+MAX_DECODED_BYTES = 2**32
+
+#: Largest ratio of decoded bytes to file bytes accepted: deflate (PNG, TIFF,
+#: gzip) cannot exceed 1032:1, and medical JPEG, RLE and JPEG 2000 stay far below.
+MAX_EXPANSION = 1024
+
+#: Decoded bytes every file may have, however small (64 MiB).
+MIN_DECODED_BUDGET = 2**26
+
+#: Bytes read to recognise a format: a NIfTI-1 header is 348 bytes, NIfTI-2 540.
+HEADER_BYTES = 544
+
+
+def read_header(path: Path) -> bytes:
+    """Return the first :data:`HEADER_BYTES` bytes of ``path`` (fewer if shorter)."""
+    with open(path, "rb") as handle:
+        return handle.read(HEADER_BYTES)
+
+
+def float_type_for(stored: np.dtype[Any]) -> type[np.floating[Any]]:
+    """Float type for rescaled values of ``stored`` dtype, keeping them exact.
+
+    float32 holds every integer up to 2**24 exactly, so 8 and 16-bit data (all
+    but a few DICOM and NIfTI files) rescale to float32; 32 and 64-bit integers
+    and float64 data rescale to float64.
+    """
+    if stored == np.float64 or (stored.kind in "iu" and stored.itemsize >= 4):
+        return np.float64
+    return np.float32
+
+
+def one_line(error: BaseException) -> str:
+    """Return the message of ``error`` on one line (decoders write several)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def check_decoded_size(n_bytes: int, path: Path, what: str) -> None:
+    """Refuse a header announcing more decoded data than the file can plausibly hold.
+
+    A corrupt (or hostile) header can claim a billion rows; decoders then try to
+    allocate, and fill, gigabytes. The budget is :data:`MAX_EXPANSION` times the
+    file size, at least :data:`MIN_DECODED_BUDGET` and at most
+    :data:`MAX_DECODED_BYTES`; it is checked before anything is decoded.
+
+    Parameters
+    ----------
+    n_bytes : int
+        Decoded bytes the header announces.
+    path : pathlib.Path
+        The file, named in the error.
+    what : str
+        What the header announced (e.g. ``"1024 x 1024 x 3 pixels"``).
+    """
+    file_bytes = path.stat().st_size
+    budget = min(MAX_DECODED_BYTES, max(MIN_DECODED_BUDGET, MAX_EXPANSION * file_bytes))
+    if n_bytes > budget:
+        raise ImageReadError(
+            f"'{path}' announces {what} ({n_bytes / 2**20:.0f} MiB decoded) in a "
+            f"file of {file_bytes} bytes, more than sk_medcnn decodes from it "
+            f"({budget / 2**20:.0f} MiB); the header is probably corrupt.",
+            str(path),
+        )
