@@ -1,0 +1,28 @@
+"""Opening the model: explanation maps and diagnostic figures.
+
+:func:`grad_cam` and :func:`saliency_map` show where a fitted
+:class:`~sk_medcnn.MedicalCNNClassifier` (or a Pipeline ending in one) looks;
+:func:`plot_overlay` and :func:`plot_explanations` draw the maps over the
+images; :func:`plot_reliability_diagram` and :func:`plot_roc` draw a
+classifier's calibration and its ROC curve with the chosen operating point.
+Plotting needs matplotlib (``pip install "sk-medcnn[plot]"``), imported only
+when a figure is drawn.
+"""
+
+from ._grad_cam import grad_cam
+from ._plotting import (
+    plot_explanations,
+    plot_overlay,
+    plot_reliability_diagram,
+    plot_roc,
+)
+from ._saliency import saliency_map
+
+__all__ = [
+    "grad_cam",
+    "plot_explanations",
+    "plot_overlay",
+    "plot_reliability_diagram",
+    "plot_roc",
+    "saliency_map",
+]

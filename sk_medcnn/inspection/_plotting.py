@@ -1,0 +1,440 @@
+"""Matplotlib figures: explanation overlays, reliability diagrams, ROC curves.
+
+matplotlib is an optional dependency (``pip install "sk-medcnn[plot]"``),
+imported only when a function here draws.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..metrics import (
+    _binary_scores,
+    _calibration_bins,
+    _finite_number,
+    expected_calibration_error,
+)
+from ..utils._validation import closed_fraction, one_of, optional_dict, positive_int
+from ._base import LayerLike, display_images, resolve_model
+from ._grad_cam import grad_cam
+from ._saliency import saliency_map
+
+if TYPE_CHECKING:  # matplotlib is optional: imported for the annotations only
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "plot_explanations",
+    "plot_overlay",
+    "plot_reliability_diagram",
+    "plot_roc",
+]
+
+_EXPLANATION_METHODS = (
+    "grad_cam",
+    "hires_cam",
+    "gradient",
+    "smoothgrad",
+    "integrated_gradients",
+)
+
+
+def _pyplot() -> Any:
+    """Import ``matplotlib.pyplot``, or say which extra to install."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise ImportError(
+            "plotting needs matplotlib, which is not installed; install it with "
+            "pip install 'sk-medcnn[plot]'."
+        ) from error
+    return plt
+
+
+def _axes(ax: Axes | None) -> Axes:
+    if ax is not None:
+        return ax
+    _, ax = _pyplot().subplots()
+    return ax
+
+
+def _displayable(image: NDArray[Any]) -> tuple[NDArray[Any], str | None]:
+    """Return the image ready for ``imshow`` and the colormap (None for RGB)."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        return image, "gray"
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        if image.dtype == np.uint8:
+            return image, None
+        values = image.astype(np.float64)
+        low, high = values.min(), values.max()
+        return (values - low) / (high - low if high > low else 1.0), None
+    raise ValueError(
+        "image must be (height, width), (height, width, 1), (height, width, 3) or "
+        f"(height, width, 4); got shape {image.shape}."
+    )
+
+
+def plot_overlay(
+    image: ArrayLike,
+    heatmap: ArrayLike,
+    *,
+    ax: Axes | None = None,
+    alpha: float = 0.4,
+    cmap: str = "jet",
+) -> Axes:
+    """Draw a heat map over an image.
+
+    Parameters
+    ----------
+    image : array-like of shape (height, width) or (height, width, channels)
+        A grayscale image (drawn with its own min-max contrast) or an RGB(A)
+        image (uint8, or any real type scaled to [0, 1] by its range).
+    heatmap : array-like of shape (height, width)
+        Values in [0, 1], as :func:`grad_cam` and :func:`saliency_map` give;
+        0 maps to the bottom of ``cmap`` and 1 to its top.
+    ax : matplotlib.axes.Axes, default=None
+        Where to draw; a new figure when None.
+    alpha : float, default=0.4
+        Opacity of the heat map, in [0, 1].
+    cmap : str, default="jet"
+        Colormap of the heat map.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The axes drawn on (``ax.figure`` is the figure, to save).
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match or ``alpha`` is outside [0, 1].
+    ImportError
+        If matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.inspection import plot_overlay
+    >>> ax = plot_overlay(np.zeros((8, 8)), np.eye(8))  # doctest: +SKIP
+    """
+    closed_fraction(alpha, "alpha")
+    image_array = np.asarray(image)
+    heat = np.asarray(heatmap, dtype=np.float64)
+    if heat.ndim != 2:
+        raise ValueError(f"heatmap must be (height, width); got shape {heat.shape}.")
+    if image_array.shape[:2] != heat.shape:
+        raise ValueError(
+            f"image of shape {image_array.shape} and heatmap of shape {heat.shape} "
+            "differ in height and width."
+        )
+    if not np.all(np.isfinite(heat)):
+        raise ValueError("heatmap contains NaN or infinity.")
+    shown, image_cmap = _displayable(image_array)
+    ax = _axes(ax)
+    ax.imshow(shown, cmap=image_cmap, interpolation="nearest")
+    ax.imshow(
+        heat, cmap=cmap, alpha=alpha, vmin=0.0, vmax=1.0, interpolation="bilinear"
+    )
+    ax.set_axis_off()
+    return ax
+
+
+def plot_explanations(
+    estimator: Any,
+    X: ArrayLike,
+    *,
+    method: str = "grad_cam",
+    target: Any = None,
+    layer: LayerLike = None,
+    y_true: ArrayLike | None = None,
+    n_columns: int = 4,
+    alpha: float = 0.4,
+    cmap: str = "jet",
+    method_params: dict[str, Any] | None = None,
+) -> Figure:
+    """Draw explanation maps over a few images, with the model's predictions.
+
+    Parameters
+    ----------
+    estimator : MedicalCNNClassifier or Pipeline
+        A fitted classifier, or a fitted Pipeline ending in one.
+    X : array-like of images
+        The images to explain (a handful: one panel each).
+    method : {"grad_cam", "hires_cam", "gradient", "smoothgrad", \
+            "integrated_gradients"}, default="grad_cam"
+        :func:`grad_cam` (with its ``variant``), or a method of
+        :func:`saliency_map`.
+    target : label or array-like of shape (n_samples,), default=None
+        The class to explain; None explains each image's predicted class.
+    layer : str, torch.nn.Module or callable, default=None
+        Grad-CAM's layer (see :func:`grad_cam`).
+    y_true : array-like of shape (n_samples,), default=None
+        True labels, shown in the panel titles when given.
+    n_columns : int, default=4
+        Panels per row.
+    alpha : float, default=0.4
+        Opacity of the maps.
+    cmap : str, default="jet"
+        Colormap of the maps.
+    method_params : dict, default=None
+        Further keyword arguments of :func:`saliency_map` (``n_samples``,
+        ``noise``, ``n_steps``, ``random_state``).
+
+    Returns
+    -------
+    figure : matplotlib.figure.Figure
+        One panel per image, titled with the predicted label and its
+        probability (and the true label when given); save it with
+        ``figure.savefig(path)``.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is unknown, or as :func:`grad_cam` and
+        :func:`saliency_map` raise.
+    ImportError
+        If matplotlib is not installed.
+
+    See Also
+    --------
+    plot_overlay : One map over one image.
+
+    Notes
+    -----
+    The maps are drawn over the images of ``X`` as given; where those have no
+    size of their own (flat rows or file paths before a Pipeline's
+    preprocessing), over the images the classifier sees.
+    """
+    one_of(_EXPLANATION_METHODS)(method, "method")
+    positive_int(n_columns, "n_columns")
+    optional_dict(method_params, "method_params")
+    plt = _pyplot()
+    params = dict(method_params or {})
+    if method in ("grad_cam", "hires_cam"):
+        if params:
+            raise ValueError(
+                f"method_params {sorted(params)!r} are for saliency_map; "
+                f"method={method!r} takes none."
+            )
+        maps = grad_cam(estimator, X, target=target, layer=layer, variant=method)
+    else:
+        maps = saliency_map(estimator, X, target=target, method=method, **params)
+    with warnings.catch_warnings():  # grad_cam and saliency_map warned already
+        warnings.simplefilter("ignore")
+        model = resolve_model(estimator)
+    images = display_images(model, X)
+    classes = model.classifier.classes_
+    probabilities = estimator.predict_proba(X)
+    truth = None if y_true is None else np.asarray(y_true).reshape(-1)
+    if truth is not None and len(truth) != len(maps):
+        raise ValueError(
+            f"y_true has {len(truth)} labels but X holds {len(maps)} images."
+        )
+    n_images = len(maps)
+    n_rows = math.ceil(n_images / n_columns)
+    columns = min(n_columns, n_images)
+    figure, axes = plt.subplots(
+        n_rows, columns, figsize=(2.6 * columns, 2.8 * n_rows), squeeze=False
+    )
+    for index, ax in enumerate(axes.ravel()):
+        if index >= n_images:
+            ax.set_axis_off()
+            continue
+        plot_overlay(images[index], maps[index], ax=ax, alpha=alpha, cmap=cmap)
+        best = int(np.argmax(probabilities[index]))
+        title = f"pred. {classes[best]} ({probabilities[index, best]:.2f})"
+        if truth is not None:
+            title = f"true {truth[index]}, " + title
+        ax.set_title(title, fontsize=9)
+    name = {"grad_cam": "Grad-CAM", "hires_cam": "HiResCAM"}.get(
+        method, method.replace("_", " ")
+    )
+    explained = "predicted class" if target is None else f"class {target!r}"
+    if target is not None and np.ndim(target) > 0:
+        explained = "given classes"
+    figure.suptitle(f"{name} maps of the {explained}", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def plot_reliability_diagram(
+    y_true: ArrayLike,
+    y_prob: ArrayLike,
+    *,
+    n_bins: int = 10,
+    strategy: str = "uniform",
+    pos_label: Any = 1,
+    labels: ArrayLike | None = None,
+    ax: Axes | None = None,
+    name: str | None = None,
+) -> Axes:
+    """Draw a reliability diagram: observed frequency against predicted probability.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    y_prob : array-like of shape (n_samples,) or (n_samples, n_classes)
+        Probabilities of ``pos_label``, or ``predict_proba`` output (then the
+        top-class confidence against accuracy), as in
+        :func:`~sk_medcnn.metrics.expected_calibration_error`.
+    n_bins : int, default=10
+        Number of bins.
+    strategy : {"uniform", "quantile"}, default="uniform"
+        Bins of equal width, or of about equal numbers of samples.
+    pos_label : int, str or bool, default=1
+        The positive label, for 1-D ``y_prob``.
+    labels : array-like of shape (n_classes,), default=None
+        The labels of ``y_prob``'s columns, for 2-D ``y_prob``.
+    ax : matplotlib.axes.Axes, default=None
+        Where to draw; a new figure when None.
+    name : str, default=None
+        The model's name in the legend.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The axes drawn on; the legend gives the expected calibration error.
+
+    Raises
+    ------
+    ValueError
+        As :func:`~sk_medcnn.metrics.expected_calibration_error` raises.
+    ImportError
+        If matplotlib is not installed.
+
+    See Also
+    --------
+    sk_medcnn.metrics.expected_calibration_error : The summary of this diagram.
+    sklearn.calibration.CalibrationDisplay : scikit-learn's diagram, for
+        estimators.
+
+    Notes
+    -----
+    Each point is one non-empty bin at (mean predicted probability, observed
+    frequency of the positive class), its area proportional to the bin's
+    number of samples; points on the diagonal are perfectly calibrated,
+    points below it over-confident.
+    """
+    confidence, correct, counts, _ = _calibration_bins(
+        y_true,
+        y_prob,
+        n_bins=n_bins,
+        strategy=strategy,
+        pos_label=pos_label,
+        labels=labels,
+    )
+    ece = expected_calibration_error(
+        y_true,
+        y_prob,
+        n_bins=n_bins,
+        strategy=strategy,
+        pos_label=pos_label,
+        labels=labels,
+    )
+    top_label = np.ndim(y_prob) == 2
+    ax = _axes(ax)
+    filled = counts > 0
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    label = f"{name + ' ' if name else ''}(ECE = {ece:.3f})"
+    (line,) = ax.plot(confidence[filled], correct[filled], marker="", label=label)
+    sizes = 300 * counts[filled] / counts.max()
+    ax.scatter(confidence[filled], correct[filled], s=sizes, color=line.get_color())
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    if top_label:
+        ax.set_xlabel("confidence (top-class probability)")
+        ax.set_ylabel("accuracy")
+    else:
+        ax.set_xlabel(f"predicted probability of {pos_label!r}")
+        ax.set_ylabel(f"observed frequency of {pos_label!r}")
+    ax.legend(loc="upper left")
+    return ax
+
+
+def plot_roc(
+    y_true: ArrayLike,
+    y_score: ArrayLike,
+    *,
+    threshold: float | None = None,
+    pos_label: Any = 1,
+    ax: Axes | None = None,
+    name: str | None = None,
+) -> Axes:
+    """Draw the ROC curve and, given a threshold, the operating point it picks.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True binary labels, both classes present.
+    y_score : array-like of shape (n_samples,) or (n_samples, 2)
+        Scores of the positive class, or ``predict_proba`` output.
+    threshold : float, default=None
+        A decision threshold on ``y_score`` (positive when score >=
+        threshold); its sensitivity and specificity are marked on the curve.
+    pos_label : int, str or bool, default=1
+        The label of the positive class.
+    ax : matplotlib.axes.Axes, default=None
+        Where to draw; a new figure when None.
+    name : str, default=None
+        The model's name in the legend.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The axes drawn on; the legend gives the AUC and the operating point.
+
+    Raises
+    ------
+    ValueError
+        If ``y_true`` lacks a class or ``y_score`` has the wrong shape.
+    ImportError
+        If matplotlib is not installed.
+
+    See Also
+    --------
+    sk_medcnn.metrics.clinical_report : The figures at the threshold, with
+        confidence intervals.
+    sklearn.metrics.RocCurveDisplay : scikit-learn's ROC curve, for estimators.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    truth, scores, _ = _binary_scores(y_true, y_score, pos_label, "plot_roc")
+    if threshold is not None:
+        _finite_number(threshold, "threshold")
+    fpr, tpr, _ = roc_curve(truth, scores)
+    auc = roc_auc_score(truth, scores)
+    ax = _axes(ax)
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
+    ax.plot(fpr, tpr, label=f"{name + ' ' if name else ''}(AUC = {auc:.3f})")
+    if threshold is not None:
+        predicted = scores >= threshold
+        sensitivity = np.count_nonzero(predicted & truth) / np.count_nonzero(truth)
+        specificity = np.count_nonzero(~predicted & ~truth) / np.count_nonzero(~truth)
+        ax.plot(
+            1 - specificity,
+            sensitivity,
+            marker="o",
+            markersize=8,
+            linestyle="",
+            color="black",
+            label=(
+                f"threshold {threshold:g}: sensitivity {sensitivity:.2f}, "
+                f"specificity {specificity:.2f}"
+            ),
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("1 - specificity (false positive rate)")
+    ax.set_ylabel("sensitivity (true positive rate)")
+    ax.legend(loc="lower right")
+    return ax

@@ -1,0 +1,1206 @@
+"""Clinical metrics for binary classifiers, with bootstrap confidence intervals.
+
+Sensitivity, specificity, PPV and NPV of predicted labels; the expected
+calibration error of predicted probabilities; a clinical report giving each
+figure with a bootstrap confidence interval; and scikit-learn scorers, so that
+``GridSearchCV(scoring=...)`` can optimise them.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from numbers import Real
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.metrics import make_scorer, roc_curve
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import type_of_target, unique_labels
+
+from .utils._validation import (
+    boolean,
+    one_of,
+    open_fraction,
+    positive_int,
+    random_state_like,
+)
+
+__all__ = [
+    "ClinicalReport",
+    "MetricEstimate",
+    "clinical_report",
+    "expected_calibration_error",
+    "make_sensitivity_at_specificity_scorer",
+    "make_specificity_at_sensitivity_scorer",
+    "npv_score",
+    "npv_scorer",
+    "ppv_score",
+    "ppv_scorer",
+    "sensitivity_at_specificity",
+    "sensitivity_score",
+    "sensitivity_scorer",
+    "specificity_at_sensitivity",
+    "specificity_score",
+    "specificity_scorer",
+]
+
+#: Index values gathered at once by the bootstrap (bounds its working memory
+#: to a few tens of MiB whatever the number of samples).
+_BOOTSTRAP_CHUNK_VALUES = 2**20
+
+#: The metrics of :func:`clinical_report`, in table order, with display names.
+_REPORT_METRICS = {
+    "accuracy": "ACC",
+    "auc": "AUC",
+    "sensitivity": "Sensitivity",
+    "specificity": "Specificity",
+    "ppv": "PPV",
+    "npv": "NPV",
+    "f1": "F1",
+    "balanced_accuracy": "Balanced accuracy",
+}
+
+
+# --- input checks -------------------------------------------------------------
+def _as_1d(values: ArrayLike, name: str) -> NDArray[Any]:
+    array = np.asarray(values)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(
+            f"{name} must be a 1-D array of shape (n_samples,); got shape "
+            f"{array.shape}."
+        )
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return array
+
+
+def _check_lengths(first: NDArray[Any], second: NDArray[Any], names: str) -> None:
+    if len(first) != len(second):
+        raise ValueError(
+            f"{names} must have the same length; got {len(first)} and {len(second)}."
+        )
+    if len(first) == 0:
+        raise ValueError(f"{names} are empty; the metric needs at least one sample.")
+
+
+def _check_sample_weight(
+    sample_weight: ArrayLike | None, n_samples: int
+) -> NDArray[np.float64]:
+    if sample_weight is None:
+        return np.ones(n_samples)
+    weight = _as_1d(sample_weight, "sample_weight").astype(np.float64)
+    if len(weight) != n_samples:
+        raise ValueError(
+            f"sample_weight has {len(weight)} values but y_true has {n_samples}."
+        )
+    if np.any(weight < 0):
+        raise ValueError("sample_weight must be >= 0.")
+    return weight
+
+
+def _binary_labels(
+    y_true: ArrayLike, y_pred: ArrayLike, pos_label: Any, function: str
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_], list[Any]]:
+    """Validate binary labels and return ``(y_true == pos, y_pred == pos, labels)``."""
+    truth = _as_1d(y_true, "y_true")
+    predicted = _as_1d(y_pred, "y_pred")
+    _check_lengths(truth, predicted, "y_true and y_pred")
+    if type_of_target(predicted) == "continuous":
+        raise ValueError(
+            f"y_pred holds continuous values, not labels; {function} needs predicted "
+            "labels. Threshold the scores first, or use clinical_report or "
+            "sensitivity_at_specificity, which take scores."
+        )
+    labels = unique_labels(truth, predicted).tolist()
+    if len(labels) > 2:
+        raise ValueError(
+            f"{function} is a binary metric, but y_true and y_pred hold "
+            f"{len(labels)} labels {labels!r}; for one class against the rest, "
+            "pass y_true == label and y_pred == label with pos_label=True."
+        )
+    if len(labels) == 2 and pos_label not in labels:
+        raise ValueError(
+            f"pos_label={pos_label!r} is not a label of y_true or y_pred; the labels "
+            f"are {labels!r}."
+        )
+    return truth == pos_label, predicted == pos_label, labels
+
+
+def _confusion(
+    truth: NDArray[np.bool_],
+    predicted: NDArray[np.bool_],
+    weight: NDArray[np.float64],
+) -> tuple[float, float, float, float]:
+    """Return the weighted ``(tn, fp, fn, tp)`` counts."""
+    tp = float(weight[truth & predicted].sum())
+    fn = float(weight[truth & ~predicted].sum())
+    fp = float(weight[~truth & predicted].sum())
+    tn = float(weight[~truth & ~predicted].sum())
+    return tn, fp, fn, tp
+
+
+def _zero_division_like(value: Any, name: str) -> None:
+    if isinstance(value, str) and value == "raise":
+        return
+    if isinstance(value, Real) and not isinstance(value, bool):
+        if math.isnan(value) or 0.0 <= float(value) <= 1.0:
+            return
+    raise ValueError(
+        f"{name} must be 'raise', np.nan or a number in [0, 1]; got {value!r}."
+    )
+
+
+# --- scores of predicted labels -------------------------------------------------
+def sensitivity_score(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    pos_label: Any = 1,
+    sample_weight: ArrayLike | None = None,
+) -> float:
+    """Sensitivity (recall, true positive rate): TP / (TP + FN).
+
+    The share of the truly positive samples that are predicted positive.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True binary labels.
+    y_pred : array-like of shape (n_samples,)
+        Predicted labels.
+    pos_label : int, str or bool, default=1
+        The label of the positive class (the condition being detected).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the samples.
+
+    Returns
+    -------
+    sensitivity : float
+        In [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If the arrays differ in length, hold more than two labels, or
+        ``y_true`` holds no positive sample (sensitivity is then undefined).
+
+    See Also
+    --------
+    specificity_score : The true negative rate.
+    sklearn.metrics.recall_score : The same figure, named recall.
+
+    Examples
+    --------
+    >>> from sk_medcnn.metrics import sensitivity_score
+    >>> sensitivity_score([0, 0, 1, 1, 1, 1], [0, 1, 1, 1, 1, 0])
+    0.75
+    """
+    truth, predicted, labels = _binary_labels(
+        y_true, y_pred, pos_label, "sensitivity_score"
+    )
+    _, _, fn, tp = _confusion(
+        truth, predicted, _check_sample_weight(sample_weight, len(truth))
+    )
+    if tp + fn == 0:
+        raise ValueError(
+            f"sensitivity is undefined: y_true holds no positive sample "
+            f"(pos_label={pos_label!r}; labels present: {labels!r})."
+        )
+    return tp / (tp + fn)
+
+
+def specificity_score(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    pos_label: Any = 1,
+    sample_weight: ArrayLike | None = None,
+) -> float:
+    """Specificity (true negative rate): TN / (TN + FP).
+
+    The share of the truly negative samples that are predicted negative.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True binary labels.
+    y_pred : array-like of shape (n_samples,)
+        Predicted labels.
+    pos_label : int, str or bool, default=1
+        The label of the positive class; every other label is negative.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the samples.
+
+    Returns
+    -------
+    specificity : float
+        In [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If the arrays differ in length, hold more than two labels, or
+        ``y_true`` holds no negative sample (specificity is then undefined).
+
+    See Also
+    --------
+    sensitivity_score : The true positive rate.
+
+    Examples
+    --------
+    >>> from sk_medcnn.metrics import specificity_score
+    >>> specificity_score([0, 0, 1, 1, 1, 1], [0, 1, 1, 1, 1, 0])
+    0.5
+    """
+    truth, predicted, _ = _binary_labels(y_true, y_pred, pos_label, "specificity_score")
+    tn, fp, _, _ = _confusion(
+        truth, predicted, _check_sample_weight(sample_weight, len(truth))
+    )
+    if tn + fp == 0:
+        raise ValueError(
+            f"specificity is undefined: y_true holds no negative sample "
+            f"(every label is pos_label={pos_label!r})."
+        )
+    return tn / (tn + fp)
+
+
+def ppv_score(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    pos_label: Any = 1,
+    sample_weight: ArrayLike | None = None,
+    zero_division: str | float = "raise",
+) -> float:
+    """Positive predictive value (precision): TP / (TP + FP).
+
+    The share of the samples predicted positive that are truly positive. It
+    depends on the prevalence of the condition in the data.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True binary labels.
+    y_pred : array-like of shape (n_samples,)
+        Predicted labels.
+    pos_label : int, str or bool, default=1
+        The label of the positive class.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the samples.
+    zero_division : "raise", np.nan or float in [0, 1], default="raise"
+        What to do when no sample is predicted positive and the PPV is
+        undefined: raise a ``ValueError``, or return this value.
+
+    Returns
+    -------
+    ppv : float
+        In [0, 1] (or ``zero_division``).
+
+    Raises
+    ------
+    ValueError
+        If the arrays differ in length or hold more than two labels, or if
+        no sample is predicted positive and ``zero_division="raise"``.
+
+    See Also
+    --------
+    npv_score : The negative predictive value.
+    sklearn.metrics.precision_score : The same figure, named precision.
+
+    Examples
+    --------
+    >>> from sk_medcnn.metrics import ppv_score
+    >>> ppv_score([0, 0, 1, 1, 1, 1], [0, 1, 1, 1, 1, 0])
+    0.75
+    """
+    _zero_division_like(zero_division, "zero_division")
+    truth, predicted, _ = _binary_labels(y_true, y_pred, pos_label, "ppv_score")
+    _, fp, _, tp = _confusion(
+        truth, predicted, _check_sample_weight(sample_weight, len(truth))
+    )
+    if tp + fp == 0:
+        if zero_division == "raise":
+            raise ValueError(
+                f"PPV is undefined: no sample is predicted positive (pos_label="
+                f"{pos_label!r}); pass zero_division=np.nan or a number to return "
+                "that value instead."
+            )
+        return float(zero_division)
+    return tp / (tp + fp)
+
+
+def npv_score(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    pos_label: Any = 1,
+    sample_weight: ArrayLike | None = None,
+    zero_division: str | float = "raise",
+) -> float:
+    """Negative predictive value: TN / (TN + FN).
+
+    The share of the samples predicted negative that are truly negative. It
+    depends on the prevalence of the condition in the data.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True binary labels.
+    y_pred : array-like of shape (n_samples,)
+        Predicted labels.
+    pos_label : int, str or bool, default=1
+        The label of the positive class; every other label is negative.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the samples.
+    zero_division : "raise", np.nan or float in [0, 1], default="raise"
+        What to do when no sample is predicted negative and the NPV is
+        undefined: raise a ``ValueError``, or return this value.
+
+    Returns
+    -------
+    npv : float
+        In [0, 1] (or ``zero_division``).
+
+    Raises
+    ------
+    ValueError
+        If the arrays differ in length or hold more than two labels, or if
+        no sample is predicted negative and ``zero_division="raise"``.
+
+    See Also
+    --------
+    ppv_score : The positive predictive value.
+
+    Examples
+    --------
+    >>> from sk_medcnn.metrics import npv_score
+    >>> npv_score([0, 0, 1, 1, 1, 1], [0, 1, 1, 1, 1, 0])
+    0.5
+    """
+    _zero_division_like(zero_division, "zero_division")
+    truth, predicted, _ = _binary_labels(y_true, y_pred, pos_label, "npv_score")
+    tn, _, fn, _ = _confusion(
+        truth, predicted, _check_sample_weight(sample_weight, len(truth))
+    )
+    if tn + fn == 0:
+        if zero_division == "raise":
+            raise ValueError(
+                f"NPV is undefined: no sample is predicted negative (pos_label="
+                f"{pos_label!r}); pass zero_division=np.nan or a number to return "
+                "that value instead."
+            )
+        return float(zero_division)
+    return tn / (tn + fn)
+
+
+# --- scores of continuous outputs -----------------------------------------------
+def _binary_scores(
+    y_true: ArrayLike, y_score: ArrayLike, pos_label: Any, function: str
+) -> tuple[NDArray[np.bool_], NDArray[np.float64], list[Any]]:
+    """Validate labels and scores; return ``(y_true == pos, scores, labels)``.
+
+    ``y_score`` is ``(n_samples,)`` scores of the positive class, or
+    ``(n_samples, 2)`` probabilities whose columns follow the sorted labels
+    (``classes_`` order); the positive class's column is taken.
+    """
+    truth = _as_1d(y_true, "y_true")
+    scores = np.asarray(y_score)
+    if scores.dtype.kind not in "biuf":
+        raise ValueError(f"y_score must hold numbers; got dtype {scores.dtype}.")
+    if not (scores.ndim == 1 or (scores.ndim == 2 and scores.shape[1] in (1, 2))):
+        raise ValueError(
+            "y_score must be (n_samples,) scores of the positive class or "
+            "(n_samples, 2) probabilities (predict_proba); got shape "
+            f"{scores.shape}."
+        )
+    scores = scores.astype(np.float64)
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("y_score contains NaN or infinity.")
+    _check_lengths(truth, scores, "y_true and y_score")
+    if type_of_target(truth) not in ("binary", "multiclass"):
+        raise ValueError(
+            f"y_true must hold class labels; got {type_of_target(truth)} values."
+        )
+    labels = np.unique(truth).tolist()
+    if len(labels) > 2:
+        raise ValueError(
+            f"{function} is for binary problems, but y_true holds {len(labels)} "
+            f"labels {labels!r}."
+        )
+    if pos_label not in labels:
+        raise ValueError(
+            f"{function} needs both classes in y_true, but y_true holds no sample "
+            f"of pos_label={pos_label!r} (labels present: {labels!r}): AUC, "
+            "sensitivity and the ROC curve are undefined without positives."
+        )
+    if len(labels) < 2:
+        raise ValueError(
+            f"{function} needs both classes in y_true, but every sample is "
+            f"pos_label={pos_label!r}: AUC, specificity and the ROC curve are "
+            "undefined without negatives."
+        )
+    if scores.ndim == 2:
+        column = labels.index(pos_label) if scores.shape[1] == 2 else 0
+        scores = scores[:, column]
+    return truth == pos_label, scores, labels
+
+
+def _finite_number(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number; got {value!r}.")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite; got {value!r}.")
+
+
+def _rate_level(value: Any, name: str) -> None:
+    _finite_number(value, name)
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1]; got {value!r}.")
+
+
+def sensitivity_at_specificity(
+    y_true: ArrayLike,
+    y_score: ArrayLike,
+    *,
+    specificity: float = 0.9,
+    pos_label: Any = 1,
+) -> float:
+    """Return the best sensitivity at a threshold reaching a given specificity.
+
+    Scans every threshold of the ROC curve (a sample is positive when its
+    score is >= the threshold) and returns the best sensitivity among those
+    whose specificity reaches ``specificity``: the operating point a screening
+    test is often chosen by.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True binary labels, both classes present.
+    y_score : array-like of shape (n_samples,) or (n_samples, 2)
+        Scores of the positive class (probabilities or decision values), or
+        ``predict_proba`` output whose columns follow the sorted labels.
+    specificity : float, default=0.9
+        The minimum specificity, in [0, 1].
+    pos_label : int, str or bool, default=1
+        The label of the positive class.
+
+    Returns
+    -------
+    sensitivity : float
+        In [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If ``y_true`` lacks a class, the lengths differ or ``y_score`` has the
+        wrong shape.
+
+    See Also
+    --------
+    make_sensitivity_at_specificity_scorer : This figure as a scorer.
+    specificity_at_sensitivity : The mirror figure.
+
+    Examples
+    --------
+    >>> from sk_medcnn.metrics import sensitivity_at_specificity
+    >>> y_true = [0, 0, 0, 0, 1, 1, 1, 1]
+    >>> y_score = [0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9]
+    >>> sensitivity_at_specificity(y_true, y_score, specificity=0.75)
+    1.0
+    >>> sensitivity_at_specificity(y_true, y_score, specificity=1.0)
+    0.75
+    """
+    _rate_level(specificity, "specificity")
+    truth, scores, _ = _binary_scores(
+        y_true, y_score, pos_label, "sensitivity_at_specificity"
+    )
+    fpr, tpr, _ = roc_curve(truth, scores, drop_intermediate=False)
+    # a small tolerance, so that a specificity of exactly 0.9 (1 - 0.1 in
+    # floating point) counts as reaching 0.9
+    feasible = 1.0 - fpr >= specificity - 1e-12
+    return float(tpr[feasible].max())
+
+
+def specificity_at_sensitivity(
+    y_true: ArrayLike,
+    y_score: ArrayLike,
+    *,
+    sensitivity: float = 0.9,
+    pos_label: Any = 1,
+) -> float:
+    """Return the best specificity at a threshold reaching a given sensitivity.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True binary labels, both classes present.
+    y_score : array-like of shape (n_samples,) or (n_samples, 2)
+        Scores of the positive class, or ``predict_proba`` output.
+    sensitivity : float, default=0.9
+        The minimum sensitivity, in [0, 1].
+    pos_label : int, str or bool, default=1
+        The label of the positive class.
+
+    Returns
+    -------
+    specificity : float
+        In [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If ``y_true`` lacks a class, the lengths differ or ``y_score`` has the
+        wrong shape.
+
+    See Also
+    --------
+    make_specificity_at_sensitivity_scorer : This figure as a scorer.
+    sensitivity_at_specificity : The mirror figure.
+
+    Examples
+    --------
+    >>> from sk_medcnn.metrics import specificity_at_sensitivity
+    >>> y_true = [0, 0, 0, 0, 1, 1, 1, 1]
+    >>> y_score = [0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9]
+    >>> specificity_at_sensitivity(y_true, y_score, sensitivity=1.0)
+    0.75
+    """
+    _rate_level(sensitivity, "sensitivity")
+    truth, scores, _ = _binary_scores(
+        y_true, y_score, pos_label, "specificity_at_sensitivity"
+    )
+    fpr, tpr, _ = roc_curve(truth, scores, drop_intermediate=False)
+    feasible = tpr >= sensitivity - 1e-12
+    return float((1.0 - fpr[feasible]).max())
+
+
+# --- calibration ----------------------------------------------------------------
+def _calibration_bins(
+    y_true: ArrayLike,
+    y_prob: ArrayLike,
+    *,
+    n_bins: int,
+    strategy: str,
+    pos_label: Any,
+    labels: ArrayLike | None,
+) -> tuple[
+    NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]
+]:
+    """Bin the predictions; return per-bin confidence, accuracy, count and the edges.
+
+    Empty bins have count 0 and NaN confidence and accuracy.
+    """
+    positive_int(n_bins, "n_bins")
+    one_of(("uniform", "quantile"))(strategy, "strategy")
+    truth = _as_1d(y_true, "y_true")
+    probabilities = np.asarray(y_prob)
+    if probabilities.dtype.kind not in "biuf":
+        raise ValueError(f"y_prob must hold numbers; got dtype {probabilities.dtype}.")
+    probabilities = probabilities.astype(np.float64)
+    if probabilities.ndim not in (1, 2):
+        raise ValueError(
+            "y_prob must be (n_samples,) probabilities of the positive class or "
+            f"(n_samples, n_classes) probabilities; got shape {probabilities.shape}."
+        )
+    if not np.all(np.isfinite(probabilities)):
+        raise ValueError("y_prob contains NaN or infinity.")
+    if probabilities.min() < 0.0 or probabilities.max() > 1.0:
+        raise ValueError(
+            "y_prob must hold probabilities in [0, 1]; got values in "
+            f"[{probabilities.min():g}, {probabilities.max():g}]. Pass "
+            "predict_proba output, not decision_function scores."
+        )
+    _check_lengths(truth, probabilities, "y_true and y_prob")
+    if probabilities.ndim == 1:
+        confidence = probabilities
+        correct = (truth == pos_label).astype(np.float64)
+    else:
+        columns = np.unique(truth) if labels is None else _as_1d(labels, "labels")
+        if len(columns) != probabilities.shape[1]:
+            raise ValueError(
+                f"y_prob has {probabilities.shape[1]} columns but there are "
+                f"{len(columns)} labels {columns.tolist()!r}; pass labels= (the "
+                "classifier's classes_) when y_true lacks a class."
+            )
+        unknown = np.setdiff1d(truth, columns)
+        if len(unknown):
+            raise ValueError(
+                f"y_true holds labels {unknown.tolist()!r} that are not in labels "
+                f"{columns.tolist()!r}."
+            )
+        confidence = probabilities.max(axis=1)
+        correct = (columns[probabilities.argmax(axis=1)] == truth).astype(np.float64)
+    if strategy == "quantile":
+        edges = np.quantile(confidence, np.linspace(0.0, 1.0, n_bins + 1))
+        edges[0], edges[-1] = 0.0, 1.0
+    else:
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # bins (edge[i], edge[i + 1]], the first one closed: as calibration_curve
+    index = np.searchsorted(edges[1:-1], confidence)
+    counts = np.bincount(index, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(index, confidence, minlength=n_bins) / counts
+        mean_correct = np.bincount(index, correct, minlength=n_bins) / counts
+    return mean_confidence, mean_correct, counts, edges
+
+
+def expected_calibration_error(
+    y_true: ArrayLike,
+    y_prob: ArrayLike,
+    *,
+    n_bins: int = 10,
+    strategy: str = "uniform",
+    pos_label: Any = 1,
+    labels: ArrayLike | None = None,
+) -> float:
+    """Compute the expected calibration error (binned confidence-accuracy gap).
+
+    The predictions are grouped into ``n_bins`` bins of confidence; the error
+    is the mean over bins of ``|observed frequency - mean confidence|``,
+    weighted by the share of samples in each bin (Naeini et al., 2015; Guo et
+    al., 2017). 0 is perfect calibration.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    y_prob : array-like of shape (n_samples,) or (n_samples, n_classes)
+        Either the predicted probability of ``pos_label`` (then the bins are
+        over that probability and the observed frequency is the share of
+        positives, as in :func:`sklearn.calibration.calibration_curve`), or
+        ``predict_proba`` output (then the bins are over the top-class
+        probability and the observed frequency is the accuracy: Guo et al.'s
+        top-label ECE).
+    n_bins : int, default=10
+        Number of bins, >= 1.
+    strategy : {"uniform", "quantile"}, default="uniform"
+        ``"uniform"``: bins of equal width over [0, 1]; ``"quantile"``: bins
+        holding about equal numbers of samples (fewer bins when predictions
+        repeat).
+    pos_label : int, str or bool, default=1
+        The positive label, for 1-D ``y_prob``.
+    labels : array-like of shape (n_classes,), default=None
+        The labels of ``y_prob``'s columns (a classifier's ``classes_``), for
+        2-D ``y_prob``; the sorted labels of ``y_true`` by default.
+
+    Returns
+    -------
+    ece : float
+        In [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If the lengths differ, ``y_prob`` is outside [0, 1] or has the wrong
+        shape, or a parameter is out of range.
+
+    See Also
+    --------
+    sk_medcnn.inspection.plot_reliability_diagram : The bins, drawn.
+    sklearn.calibration.calibration_curve : The same bins, as arrays.
+
+    Notes
+    -----
+    A bin ``i`` holds the confidences in ``(edge[i], edge[i + 1]]`` (the first
+    bin also holds 0), as :func:`sklearn.calibration.calibration_curve` bins
+    them. The ECE is biased upward on small samples (each bin's gap is at
+    least its sampling noise); compare models on the same data and binning.
+
+    References
+    ----------
+    .. [1] M. P. Naeini, G. F. Cooper and M. Hauskrecht, "Obtaining Well
+       Calibrated Probabilities Using Bayesian Binning", AAAI 2015.
+    .. [2] C. Guo, G. Pleiss, Y. Sun and K. Q. Weinberger, "On Calibration of
+       Modern Neural Networks", ICML 2017.
+
+    Examples
+    --------
+    >>> from sk_medcnn.metrics import expected_calibration_error
+    >>> y_true = [0, 0, 1, 1]
+    >>> round(expected_calibration_error(y_true, [0.1, 0.3, 0.7, 0.9], n_bins=2), 3)
+    0.2
+    """
+    confidence, correct, counts, _ = _calibration_bins(
+        y_true,
+        y_prob,
+        n_bins=n_bins,
+        strategy=strategy,
+        pos_label=pos_label,
+        labels=labels,
+    )
+    filled = counts > 0
+    weights = counts[filled] / counts.sum()
+    return float(np.sum(weights * np.abs(correct[filled] - confidence[filled])))
+
+
+# --- the clinical report ----------------------------------------------------------
+class MetricEstimate(NamedTuple):
+    """A metric's value on the data and its bootstrap confidence interval.
+
+    A tuple ``(value, low, high)``; ``low`` and ``high`` are NaN for figures
+    without an interval and ``value`` is NaN where the metric is undefined.
+    """
+
+    value: float
+    low: float
+    high: float
+
+
+def _report_metrics(
+    truth: NDArray[np.bool_],
+    predicted: NDArray[np.bool_],
+    groups: NDArray[np.intp],
+    n_groups: int,
+) -> dict[str, NDArray[np.float64]]:
+    """Every report metric for each row of ``(n_replicates, n_samples)`` arrays.
+
+    ``groups`` holds each sample's index among the distinct scores, in
+    increasing order (``np.unique(scores, return_inverse=True)[1]``). NaN
+    marks a metric undefined in a row (e.g. PPV with no positive prediction).
+    One function for the point estimate and the bootstrap, so both compute
+    exactly the same thing.
+    """
+    n_rows, n_samples = truth.shape
+    tp = np.count_nonzero(truth & predicted, axis=1).astype(np.float64)
+    fn = np.count_nonzero(truth & ~predicted, axis=1).astype(np.float64)
+    fp = np.count_nonzero(~truth & predicted, axis=1).astype(np.float64)
+    tn = n_samples - tp - fn - fp
+    n_positive, n_negative = tp + fn, tn + fp
+    # AUC as the Mann-Whitney U statistic, from mid-ranks (ties count one
+    # half). Counting the samples of each distinct score per row and summing
+    # the counts is about 3 times faster than sorting every row
+    # (scipy.stats.rankdata), since the scores were sorted once already.
+    flat = (groups + (np.arange(n_rows) * n_groups)[:, None]).ravel()
+    shape = (n_rows, n_groups)
+    counts = np.bincount(flat, minlength=n_rows * n_groups).reshape(shape)
+    positives = np.bincount(flat, truth.ravel(), minlength=n_rows * n_groups)
+    midranks = np.cumsum(counts, axis=1) - (counts - 1) / 2
+    rank_sum = np.sum(midranks * positives.reshape(shape), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = (rank_sum - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative)
+        sensitivity = tp / n_positive
+        specificity = tn / n_negative
+        return {
+            "accuracy": (tp + tn) / n_samples,
+            "auc": auc,
+            "sensitivity": sensitivity,
+            "specificity": specificity,
+            "ppv": tp / (tp + fp),
+            "npv": tn / (tn + fn),
+            "f1": 2 * tp / (2 * tp + fp + fn),
+            "balanced_accuracy": (sensitivity + specificity) / 2,
+        }
+
+
+def _bootstrap_rows(
+    truth: NDArray[np.bool_],
+    n_rows: int,
+    *,
+    stratify: bool,
+    rng: np.random.RandomState,
+) -> NDArray[np.intp]:
+    """Draw ``n_rows`` bootstrap resamples of the sample indices."""
+    if not stratify:
+        return rng.randint(0, len(truth), size=(n_rows, len(truth)))
+    positive, negative = np.flatnonzero(truth), np.flatnonzero(~truth)
+    return np.concatenate(
+        [
+            positive[rng.randint(0, len(positive), size=(n_rows, len(positive)))],
+            negative[rng.randint(0, len(negative), size=(n_rows, len(negative)))],
+        ],
+        axis=1,
+    )
+
+
+class ClinicalReport(Mapping[str, MetricEstimate]):
+    """The metrics of a binary classifier with bootstrap confidence intervals.
+
+    Returned by :func:`clinical_report`. It is a read-only mapping from
+    metric name to :class:`MetricEstimate` ``(value, low, high)``, in the
+    order ``"accuracy"``, ``"auc"``, ``"sensitivity"``, ``"specificity"``,
+    ``"ppv"``, ``"npv"``, ``"f1"``, ``"balanced_accuracy"``; ``dict(report)``
+    copies it, and ``print(report)`` shows it as a table with the confusion
+    matrix.
+
+    Attributes
+    ----------
+    confusion_matrix : ndarray of shape (2, 2)
+        ``[[TN, FP], [FN, TP]]``, as :func:`sklearn.metrics.confusion_matrix`
+        gives it with labels ``[negative, positive]``.
+    threshold : float
+        Scores >= ``threshold`` are predicted positive.
+    pos_label : int, str or bool
+        The positive label.
+    n_samples, n_positive : int
+        Samples, and positive samples, in ``y_true``.
+    confidence_level : float
+        Coverage of the intervals.
+    n_bootstraps : int
+        Bootstrap resamples drawn.
+    stratify : bool
+        Whether the resamples kept the numbers of positives and negatives.
+    n_undefined : dict of str to int
+        Per metric, the resamples where it was undefined (e.g. PPV in a
+        resample without a positive prediction); the interval comes from the
+        others.
+    """
+
+    def __init__(
+        self,
+        estimates: dict[str, MetricEstimate],
+        *,
+        confusion_matrix: NDArray[np.int64],
+        threshold: float,
+        pos_label: Any,
+        confidence_level: float,
+        n_bootstraps: int,
+        stratify: bool,
+        n_undefined: dict[str, int],
+    ) -> None:
+        self._estimates = dict(estimates)
+        self.confusion_matrix = confusion_matrix
+        self.threshold = threshold
+        self.pos_label = pos_label
+        self.n_samples = int(confusion_matrix.sum())
+        self.n_positive = int(confusion_matrix[1].sum())
+        self.confidence_level = confidence_level
+        self.n_bootstraps = n_bootstraps
+        self.stratify = stratify
+        self.n_undefined = dict(n_undefined)
+
+    def __getitem__(self, name: str) -> MetricEstimate:
+        try:
+            return self._estimates[name]
+        except KeyError:
+            raise KeyError(
+                f"{name!r} is not a metric of the report; metrics are "
+                f"{list(self._estimates)!r}."
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._estimates)
+
+    def __len__(self) -> int:
+        return len(self._estimates)
+
+    def __str__(self) -> str:
+        percent = f"{100 * self.confidence_level:g}%"
+        resampling = "stratified" if self.stratify else "plain"
+        lines = [
+            f"Clinical report: {self.n_samples} samples, {self.n_positive} positive "
+            f"(pos_label={self.pos_label!r})",
+            f"Predicted positive when score >= {self.threshold:g}",
+            f"{percent} CI: percentile bootstrap, {self.n_bootstraps} {resampling} "
+            "resamples",
+            "",
+            f"{'metric':<19}{'value':>7}   {percent} CI",
+        ]
+        for name, (value, low, high) in self._estimates.items():
+            interval = "" if math.isnan(low) else f"   [{low:.3f}, {high:.3f}]"
+            lines.append(f"{_REPORT_METRICS[name]:<19}{value:>7.3f}{interval}")
+        (tn, fp), (fn, tp) = self.confusion_matrix.tolist()
+        lines += [
+            "",
+            f"{'confusion matrix':<19}{'predicted neg.':>16}{'predicted pos.':>16}",
+            f"{'actual negative':<19}{tn:>16}{fp:>16}",
+            f"{'actual positive':<19}{fn:>16}{tp:>16}",
+        ]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def clinical_report(
+    y_true: ArrayLike,
+    y_score: ArrayLike,
+    *,
+    threshold: float = 0.5,
+    pos_label: Any = 1,
+    n_bootstraps: int = 1000,
+    confidence_level: float = 0.95,
+    stratify: bool = True,
+    random_state: int | np.random.RandomState | None = None,
+) -> ClinicalReport:
+    """Clinical metrics of a binary classifier with bootstrap confidence intervals.
+
+    Thresholds the scores (a sample is predicted positive when its score is
+    >= ``threshold``) and reports accuracy, ROC AUC (from the scores, without
+    the threshold), sensitivity, specificity, PPV, NPV, F1 and balanced
+    accuracy, each with a percentile bootstrap confidence interval, and the
+    confusion matrix.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True binary labels; both classes must be present.
+    y_score : array-like of shape (n_samples,) or (n_samples, 2)
+        Scores of the positive class (``predict_proba(X)[:, 1]`` or
+        ``decision_function(X)``), or ``predict_proba`` output whose columns
+        follow the sorted labels.
+    threshold : float, default=0.5
+        The decision threshold on ``y_score``; use 0 for decision values.
+    pos_label : int, str or bool, default=1
+        The label of the positive class (the condition being detected).
+    n_bootstraps : int, default=1000
+        Bootstrap resamples, >= 1. A few thousand make the interval ends
+        stable to about 0.005.
+    confidence_level : float, default=0.95
+        Coverage of the intervals, in (0, 1).
+    stratify : bool, default=True
+        Resample positives and negatives separately, keeping their numbers
+        (and the prevalence) fixed; if False, resample all samples together.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the resampling: a fixed value gives the same intervals.
+
+    Returns
+    -------
+    report : ClinicalReport
+        A mapping of metric name to ``(value, low, high)`` that prints as a
+        table.
+
+    Raises
+    ------
+    ValueError
+        If ``y_true`` lacks a class (AUC, sensitivity or specificity would be
+        undefined), the lengths differ, ``y_score`` has the wrong shape, or a
+        parameter is out of range.
+
+    See Also
+    --------
+    sensitivity_score, specificity_score, ppv_score, npv_score
+        The point estimates alone, from predicted labels.
+    sk_medcnn.inspection.plot_roc : The ROC curve with the operating point.
+
+    Notes
+    -----
+    The intervals are percentile bootstrap intervals [1]_: the
+    ``(1 - confidence_level) / 2`` and ``(1 + confidence_level) / 2``
+    quantiles of the metric over resamples of the samples, with the threshold
+    held fixed. Resampling is stratified by default, as in pROC's intervals
+    for the AUC [2]_: every resample then holds both classes, so AUC,
+    sensitivity and specificity are always defined, and the intervals
+    describe the classifier at this data set's prevalence. Plain resampling
+    (``stratify=False``) also lets the prevalence vary, which widens the
+    intervals of prevalence-dependent figures (accuracy, PPV, NPV) a little.
+    A resample where a metric is undefined (PPV without a positive
+    prediction) is left out of that metric's interval and counted in
+    ``report.n_undefined``. A proportion of exactly 0 or 1 (no false positive,
+    say) is the same in every resample, so its percentile interval collapses
+    to a point; a warning then suggests an exact binomial interval
+    (:meth:`scipy.stats.binomtest` ``(k, n).proportion_ci()``).
+
+    The resampling is written in numpy rather than calling
+    :func:`scipy.stats.bootstrap`, which resamples once per metric: one matrix
+    of resampled indices serves every metric, and the AUC comes from mid-ranks
+    counted per distinct score. For 1000 resamples of 624 samples this takes
+    about 25 ms on two cores, against about 95 ms for ``scipy.stats.bootstrap``
+    (percentile method, stratified as two samples) over the eight metrics.
+
+    References
+    ----------
+    .. [1] B. Efron and R. J. Tibshirani, "An Introduction to the Bootstrap",
+       Chapman & Hall, 1993, chapter 13.
+    .. [2] X. Robin et al., "pROC: an open-source package for R and S+ to
+       analyze and compare ROC curves", BMC Bioinformatics 12:77, 2011.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.metrics import clinical_report
+    >>> rng = np.random.RandomState(0)
+    >>> y_true = np.repeat([0, 1], 50)
+    >>> y_score = np.clip(0.3 * y_true + 0.35 + 0.25 * rng.randn(100), 0, 1)
+    >>> report = clinical_report(y_true, y_score, n_bootstraps=200, random_state=0)
+    >>> value, low, high = report["sensitivity"]
+    >>> bool(low <= value <= high)
+    True
+    >>> print(report)
+    Clinical report: 100 samples, 50 positive (pos_label=1)
+    Predicted positive when score >= 0.5
+    95% CI: percentile bootstrap, 200 stratified resamples
+    <BLANKLINE>
+    metric               value   95% CI
+    ACC                  0.690   [0.600, 0.780]
+    AUC                  0.758   [0.659, 0.854]
+    Sensitivity          0.720   [0.580, 0.860]
+    Specificity          0.660   [0.540, 0.780]
+    PPV                  0.679   [0.592, 0.774]
+    NPV                  0.702   [0.596, 0.811]
+    F1                   0.699   [0.588, 0.789]
+    Balanced accuracy    0.690   [0.600, 0.780]
+    <BLANKLINE>
+    confusion matrix     predicted neg.  predicted pos.
+    actual negative                  33              17
+    actual positive                  14              36
+    """
+    _finite_number(threshold, "threshold")
+    positive_int(n_bootstraps, "n_bootstraps")
+    open_fraction(confidence_level, "confidence_level")
+    boolean(stratify, "stratify")
+    random_state_like(random_state, "random_state")
+    truth, scores, _ = _binary_scores(y_true, y_score, pos_label, "clinical_report")
+    predicted = scores >= threshold
+
+    distinct, groups = np.unique(scores, return_inverse=True)
+    point = _report_metrics(truth[None], predicted[None], groups[None], len(distinct))
+    rng = check_random_state(random_state)
+    chunk = max(1, _BOOTSTRAP_CHUNK_VALUES // len(truth))
+    replicates: dict[str, list[NDArray[np.float64]]] = {name: [] for name in point}
+    for start in range(0, n_bootstraps, chunk):
+        rows = _bootstrap_rows(
+            truth, min(chunk, n_bootstraps - start), stratify=stratify, rng=rng
+        )
+        for name, values in _report_metrics(
+            truth[rows], predicted[rows], groups[rows], len(distinct)
+        ).items():
+            replicates[name].append(values)
+
+    alpha = (1.0 - confidence_level) / 2
+    estimates, n_undefined, undefined_points, collapsed = {}, {}, [], []
+    for name, parts in replicates.items():
+        values = np.concatenate(parts)
+        defined = values[~np.isnan(values)]
+        n_undefined[name] = len(values) - len(defined)
+        value = float(point[name][0])
+        if math.isnan(value):
+            undefined_points.append(name)
+        if len(defined):
+            low, high = np.quantile(defined, [alpha, 1.0 - alpha])
+            if low == high:
+                collapsed.append(name)
+        else:
+            low = high = np.nan
+        estimates[name] = MetricEstimate(value, float(low), float(high))
+    if undefined_points:
+        warnings.warn(
+            f"{', '.join(undefined_points)} undefined at threshold={threshold:g}: "
+            "no sample is predicted "
+            + ("positive" if not predicted.any() else "negative")
+            + "; they are reported as NaN.",
+            UserWarning,
+            stacklevel=2,
+        )
+    if collapsed:
+        warnings.warn(
+            f"the bootstrap interval of {', '.join(collapsed)} has zero width: the "
+            "value is the same in every resample (typically a proportion of 0 or 1, "
+            "such as a specificity without any false positive), which resampling "
+            "cannot see beyond. For a proportion, report an exact binomial "
+            "interval instead: scipy.stats.binomtest(k, n).proportion_ci().",
+            UserWarning,
+            stacklevel=2,
+        )
+    tp = int(np.count_nonzero(truth & predicted))
+    fn = int(np.count_nonzero(truth & ~predicted))
+    fp = int(np.count_nonzero(~truth & predicted))
+    tn = len(truth) - tp - fn - fp
+    return ClinicalReport(
+        estimates,
+        confusion_matrix=np.array([[tn, fp], [fn, tp]], dtype=np.int64),
+        threshold=float(threshold),
+        pos_label=pos_label,
+        confidence_level=float(confidence_level),
+        n_bootstraps=int(n_bootstraps),
+        stratify=bool(stratify),
+        n_undefined=n_undefined,
+    )
+
+
+# --- scorers ----------------------------------------------------------------------
+#: Scorer of :func:`sensitivity_score` on ``predict`` (positive label 1).
+sensitivity_scorer = make_scorer(sensitivity_score)
+#: Scorer of :func:`specificity_score` on ``predict`` (positive label 1).
+specificity_scorer = make_scorer(specificity_score)
+#: Scorer of :func:`ppv_score` on ``predict``; NaN where no sample is predicted
+#: positive, so that such a split ranks last instead of stopping the search.
+ppv_scorer = make_scorer(ppv_score, zero_division=np.nan)
+#: Scorer of :func:`npv_score` on ``predict``; NaN where no sample is predicted
+#: negative.
+npv_scorer = make_scorer(npv_score, zero_division=np.nan)
+
+_SCORE_METHODS = ("decision_function", "predict_proba")
+
+
+def make_sensitivity_at_specificity_scorer(
+    specificity: float = 0.9, *, pos_label: Any = 1
+) -> Callable[..., float]:
+    """Build a scorer of the best sensitivity at a minimum specificity.
+
+    The scorer calls the estimator's ``decision_function`` (or
+    ``predict_proba`` when it has none) and returns
+    :func:`sensitivity_at_specificity`, so that model selection optimises the
+    operating point a screening test is chosen by.
+
+    Parameters
+    ----------
+    specificity : float, default=0.9
+        The minimum specificity, in [0, 1].
+    pos_label : int, str or bool, default=1
+        The label of the positive class (a value of the estimator's
+        ``classes_``).
+
+    Returns
+    -------
+    scorer : callable
+        A scikit-learn scorer ``scorer(estimator, X, y)``; greater is better.
+
+    See Also
+    --------
+    sensitivity_at_specificity : The metric.
+    make_specificity_at_sensitivity_scorer : The mirror scorer.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from sk_medcnn.metrics import make_sensitivity_at_specificity_scorer
+    >>> X, y = make_classification(200, random_state=0)
+    >>> scorer = make_sensitivity_at_specificity_scorer(0.9)
+    >>> scores = cross_val_score(LogisticRegression(), X, y, cv=3, scoring=scorer)
+    >>> bool(scores.min() > 0.5)
+    True
+    """
+    _rate_level(specificity, "specificity")
+    return make_scorer(
+        sensitivity_at_specificity,
+        response_method=_SCORE_METHODS,
+        specificity=specificity,
+        pos_label=pos_label,
+    )
+
+
+def make_specificity_at_sensitivity_scorer(
+    sensitivity: float = 0.9, *, pos_label: Any = 1
+) -> Callable[..., float]:
+    """Build a scorer of the best specificity at a minimum sensitivity.
+
+    Parameters
+    ----------
+    sensitivity : float, default=0.9
+        The minimum sensitivity, in [0, 1].
+    pos_label : int, str or bool, default=1
+        The label of the positive class.
+
+    Returns
+    -------
+    scorer : callable
+        A scikit-learn scorer ``scorer(estimator, X, y)``; greater is better.
+
+    See Also
+    --------
+    specificity_at_sensitivity : The metric.
+    make_sensitivity_at_specificity_scorer : The mirror scorer.
+    """
+    _rate_level(sensitivity, "sensitivity")
+    return make_scorer(
+        specificity_at_sensitivity,
+        response_method=_SCORE_METHODS,
+        sensitivity=sensitivity,
+        pos_label=pos_label,
+    )
