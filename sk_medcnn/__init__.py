@@ -2,6 +2,7 @@
 
 from ._version import __version__
 from .classifier import MedicalCNNClassifier, MedicalCNNRegressor
+from .persistence import load_model, save_model
 from .registry import get_architecture, list_architectures, register_architecture
 
 __all__ = [
@@ -10,5 +11,7 @@ __all__ = [
     "__version__",
     "get_architecture",
     "list_architectures",
+    "load_model",
     "register_architecture",
+    "save_model",
 ]

@@ -613,7 +613,7 @@ class _BaseMedicalCNN(BaseEstimator):
         self, X: ArrayLike, *, checked: bool = False
     ) -> NDArray[np.float32]:
         """Network outputs for each test-time view: ``(n_views, n_samples, k)``."""
-        images = X if checked else self._check_predict_images(X)
+        images = np.asarray(X) if checked else self._check_predict_images(X)
         return predict_raw(
             self.net_.module_,
             images,

@@ -1,0 +1,891 @@
+"""The ``sk-medcnn`` command line: train, evaluate, predict, explain, info.
+
+Every command reads an image folder (one subfolder per class) or a MedMNIST
+``.npz`` file, and writes its outputs atomically (a temporary file renamed
+into place), so an error or Ctrl-C never leaves a half-written model, report
+or table. Errors print one line naming the file or the option, without a
+traceback unless ``--verbose`` is given.
+
+Exit codes: 0 success, 1 an error in the data, a file or a model, 2 a usage
+error (unknown option, bad value), 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import logging
+import platform
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["main"]
+
+logger = logging.getLogger("sk_medcnn.cli")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+AUGMENTERS = ("flip", "rotation", "affine", "intensity", "noise", "erasing")
+MODEL_SUFFIXES = (".skmed", ".joblib", ".pkl", ".pickle")
+
+
+class CommandError(Exception):
+    """An error to report in one line, with exit code 1."""
+
+
+def _warn(message: str) -> None:
+    print(f"sk-medcnn: warning: {message}", file=sys.stderr)
+
+
+# --- data --------------------------------------------------------------------
+def _is_npz(path: Path) -> bool:
+    return path.suffix.lower() == ".npz"
+
+
+def load_data(
+    source: str,
+    *,
+    split: str,
+    image_size: int | None = None,
+    channels: int | None = None,
+    on_error: str = "raise",
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Read labelled images from an image folder or a MedMNIST ``.npz`` file.
+
+    Parameters
+    ----------
+    source : str
+        A folder with one subfolder per class, or a ``.npz`` file in the
+        MedMNIST layout.
+    split : {"train", "val", "test"}
+        The split of a ``.npz`` file; ignored for folders.
+    image_size : int, optional
+        Resize every image of a folder to this square size.
+    channels : {1, 3}, optional
+        Convert the images of a folder to grayscale or RGB.
+    on_error : {"raise", "skip"}, default="raise"
+        What to do with an unreadable file in a folder.
+
+    Returns
+    -------
+    X : ndarray
+        The images.
+    y : ndarray of shape (n_samples,)
+        The labels.
+
+    Raises
+    ------
+    CommandError
+        If ``source`` does not exist, or is neither a folder nor a ``.npz`` file.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise CommandError(f"{source}: no such file or folder")
+    if path.is_dir():
+        from .io import load_image_folder
+
+        return load_image_folder(
+            path, shape=image_size, channels=channels, on_error=on_error
+        )
+    if _is_npz(path):
+        from .datasets import load_medmnist
+
+        X, y = load_medmnist(path, split)
+        if image_size is not None and X.shape[1:3] != (image_size, image_size):
+            from .preprocessing import Resize
+
+            X = Resize((image_size, image_size)).fit_transform(X)
+        if y.ndim != 1:
+            raise CommandError(
+                f"{source}: the {split!r} labels have shape {y.shape}; the command "
+                "line trains single-label classifiers only (see the Python API "
+                "for multi-label tasks)"
+            )
+        return X, y
+    raise CommandError(
+        f"{source}: expected a folder with one subfolder per class or a MedMNIST "
+        ".npz file"
+    )
+
+
+def _has_split(source: str, split: str) -> bool:
+    path = Path(source)
+    if not (path.is_file() and _is_npz(path)):
+        return False
+    with np.load(path, allow_pickle=False) as data:
+        return f"{split}_images" in data.files
+
+
+# --- models ------------------------------------------------------------------
+def _check_model_suffix(path: Path) -> None:
+    if path.suffix.lower() not in MODEL_SUFFIXES:
+        raise CommandError(
+            f"{path}: a model file name must end in {', '.join(MODEL_SUFFIXES)} "
+            "(.skmed is the safe format; the others are joblib pickles)"
+        )
+
+
+def save_any_model(model: Any, path: Path) -> None:
+    """Save ``model`` in the format its file name asks for, atomically.
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted sk_medcnn estimator or Pipeline.
+    path : pathlib.Path
+        ``.skmed`` for the safe format (:func:`sk_medcnn.save_model`), or
+        ``.joblib``/``.pkl`` for a joblib pickle.
+    """
+    _check_model_suffix(path)
+    if path.suffix.lower() == ".skmed":
+        from .persistence import save_model
+
+        save_model(model, path)
+        return
+    import joblib
+
+    from .utils._files import atomic_path
+
+    with atomic_path(path) as tmp:
+        joblib.dump(model, tmp)
+
+
+def load_any_model(path_text: str, *, device: str = "cpu") -> Any:
+    """Load a model saved by :func:`save_any_model`.
+
+    Parameters
+    ----------
+    path_text : str
+        The model file.
+    device : str, default="cpu"
+        Where the network runs.
+
+    Returns
+    -------
+    model : estimator
+    """
+    path = Path(path_text)
+    if not path.is_file():
+        raise CommandError(f"{path_text}: no such model file")
+    _check_model_suffix(path)
+    if path.suffix.lower() == ".skmed":
+        from .persistence import load_model
+
+        return load_model(path, device=device)
+    import joblib
+
+    _warn(
+        f"{path_text} is a pickle: loading it runs code from the file; load only "
+        "files you trust (the .skmed format runs none)"
+    )
+    return joblib.load(path)
+
+
+def _final_estimator(model: Any) -> Any:
+    return model.steps[-1][1] if hasattr(model, "steps") else model
+
+
+def _reads_paths(model: Any) -> bool:
+    from .io import ImageLoader
+
+    return hasattr(model, "steps") and isinstance(model.steps[0][1], ImageLoader)
+
+
+def _images_for(model: Any, paths: Sequence[str]) -> Any:
+    """Return what ``model`` predicts from: the paths, or the images read."""
+    if _reads_paths(model):
+        return np.asarray(paths, dtype=object)
+    from .io import ImageLoader
+
+    estimator = _final_estimator(model)
+    height, width, channels = estimator.image_shape_
+    return ImageLoader(shape=(height, width), channels=channels).fit_transform(paths)
+
+
+def _collect_files(inputs: Sequence[str]) -> list[str]:
+    from .io import list_image_files
+
+    files: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = list_image_files(path)
+            if not found:
+                raise CommandError(f"{item}: the folder holds no image files")
+            files.extend(str(found_path) for found_path in found)
+        elif path.is_file():
+            files.append(str(path))
+        else:
+            raise CommandError(f"{item}: no such file or folder")
+    return files
+
+
+# --- reports -----------------------------------------------------------------
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    """Write ``document`` as indented JSON, atomically.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+    document : dict
+        JSON-serialisable, numpy scalars and arrays included.
+    """
+    from .utils._files import atomic_open
+
+    with atomic_open(path) as handle:
+        json.dump(document, handle, indent=2, default=_json_default)
+        handle.write("\n")
+
+
+def evaluation(
+    model: Any,
+    X: Any,
+    y: NDArray[Any],
+    *,
+    threshold: float = 0.5,
+    n_bootstraps: int = 1000,
+    random_state: int | None = 0,
+) -> tuple[dict[str, Any], str]:
+    """Score ``model`` on ``(X, y)``: a clinical report for two classes.
+
+    Parameters
+    ----------
+    model : fitted classifier or Pipeline
+    X : array-like
+        Images (or paths for a Pipeline that reads files).
+    y : ndarray of shape (n_samples,)
+        True labels.
+    threshold : float, default=0.5
+        Probability of the positive class (``classes_[1]``) at or above which an
+        image is called positive.
+    n_bootstraps : int, default=1000
+        Bootstrap resamples for the 95% confidence intervals.
+    random_state : int or None, default=0
+        Seeds the bootstrap.
+
+    Returns
+    -------
+    document : dict
+        The figures, JSON-serialisable.
+    text : str
+        A printable table.
+    """
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+    estimator = _final_estimator(model)
+    classes = estimator.classes_
+    y = np.asarray(y)
+    if y.dtype.kind in "iub" and classes.dtype.kind in "UO":
+        y = y.astype(str)
+    unknown = sorted(set(np.unique(y).tolist()) - set(classes.tolist()))
+    if unknown:
+        raise CommandError(
+            f"the data has classes {unknown} that the model does not know; its "
+            f"classes are {classes.tolist()}"
+        )
+    proba = model.predict_proba(X)
+    document: dict[str, Any] = {"n_samples": len(y), "classes": classes.tolist()}
+    lines = []
+    if len(classes) == 2:
+        from .metrics import clinical_report
+
+        positive = classes[1]
+        report = clinical_report(
+            y,
+            proba[:, 1],
+            threshold=threshold,
+            n_bootstraps=n_bootstraps,
+            random_state=random_state,
+            pos_label=positive,
+        )
+        predicted = np.where(proba[:, 1] >= threshold, classes[1], classes[0])
+        document.update(
+            {
+                "positive_class": positive,
+                "threshold": threshold,
+                "metrics": {
+                    name: {
+                        "value": estimate.value,
+                        "ci_low": estimate.low,
+                        "ci_high": estimate.high,
+                    }
+                    for name, estimate in report.items()
+                },
+            }
+        )
+        lines.append(str(report))
+    else:
+        predicted = classes[np.argmax(proba, axis=1)]
+        document["metrics"] = {
+            "accuracy": {"value": float(accuracy_score(y, predicted))},
+            "balanced_accuracy": {
+                "value": float(balanced_accuracy_score(y, predicted))
+            },
+        }
+        for name, entry in document["metrics"].items():
+            lines.append(f"{name:<20} {entry['value']:.3f}")
+    matrix = sk_confusion_matrix(y, predicted, labels=classes)
+    document["confusion_matrix"] = {"labels": classes.tolist(), "counts": matrix}
+    if len(classes) > 2:  # the clinical report prints the binary one
+        width = 2 + max(
+            max(len(str(label)) for label in classes), len(str(matrix.max()))
+        )
+        header = " " * width + "".join(f"{label!s:>{width}}" for label in classes)
+        lines += ["", "Confusion matrix (rows: true, columns: predicted)", header]
+        for label, row in zip(classes, matrix, strict=True):
+            counts = "".join(f"{count:>{width}}" for count in row)
+            lines.append(f"{label!s:<{width}}{counts}")
+    return document, "\n".join(lines)
+
+
+# --- commands ----------------------------------------------------------------
+def _augmentation(names: str | None) -> Any:
+    if not names:
+        return None
+    from . import augmentation as aug
+
+    factories = {
+        "flip": aug.RandomFlip,
+        "rotation": lambda: aug.RandomRotation(10),
+        "affine": aug.RandomAffine,
+        "intensity": aug.RandomIntensity,
+        "noise": aug.RandomNoise,
+        "erasing": aug.RandomErasing,
+    }
+    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in factories]
+    if unknown:
+        raise CommandError(
+            f"--augment: unknown augmentation {', '.join(unknown)}; choose from "
+            f"{', '.join(AUGMENTERS)}"
+        )
+    return [factories[name]() for name in chosen]
+
+
+def command_train(args: argparse.Namespace) -> int:
+    """Train a classifier on DATA and save it (``sk-medcnn train``)."""
+    from . import MedicalCNNClassifier
+
+    out = Path(args.out)
+    _check_model_suffix(out)
+    if not out.parent.is_dir():
+        raise CommandError(f"--out {args.out}: the folder {out.parent} does not exist")
+    report_path = Path(args.report) if args.report else out.with_suffix(".report.json")
+    X, y = load_data(
+        args.data,
+        split="train",
+        image_size=args.image_size,
+        channels=args.channels,
+        on_error=args.on_error,
+    )
+    valid = None
+    if args.valid:
+        valid = load_data(
+            args.valid,
+            split="val",
+            image_size=args.image_size,
+            channels=args.channels,
+            on_error=args.on_error,
+        )
+    elif _has_split(args.data, "val"):
+        valid = load_data(args.data, split="val", image_size=args.image_size)
+    classifier = MedicalCNNClassifier(
+        architecture=args.architecture,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        max_epochs=args.epochs,
+        lr_schedule=args.lr_schedule,
+        early_stopping=args.early_stopping,
+        patience=args.patience,
+        class_weight=args.class_weight,
+        augmentation=_augmentation(args.augment),
+        tta=args.tta,
+        calibration=args.calibration,
+        checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume,
+        device=args.device,
+        random_state=args.seed,
+        verbose=0 if args.quiet else 1,
+    )
+    print(
+        f"Training {args.architecture} on {len(X)} images of shape "
+        f"{tuple(X.shape[1:])} from {args.data} ({args.epochs} epochs at most)",
+        flush=True,
+    )
+    start = time.perf_counter()
+    classifier.fit(X, y)
+    seconds = time.perf_counter() - start
+    document: dict[str, Any] = {
+        "data": str(args.data),
+        "n_train": len(X),
+        "image_shape": list(classifier.image_shape_),
+        "classes": classifier.classes_.tolist(),
+        "parameters": {
+            name: value if isinstance(value, int | float | str | None) else repr(value)
+            for name, value in classifier.get_params(deep=False).items()
+        },
+        "n_epochs": classifier.n_epochs_,
+        "best_epoch": classifier.best_epoch_,
+        "fit_seconds": round(seconds, 2),
+        "history": [
+            {key: value for key, value in row.items() if key != "batches"}
+            for row in classifier.history_
+        ],
+    }
+    text = ""
+    if valid is not None:
+        valid_document, text = evaluation(
+            classifier, valid[0], valid[1], n_bootstraps=args.bootstraps
+        )
+        document["validation"] = valid_document
+    save_any_model(classifier, out)
+    write_json(report_path, document)
+    print(f"Trained {classifier.n_epochs_} epochs in {seconds:.1f} s")
+    if text and valid is not None:
+        print(f"\nValidation ({len(valid[1])} images)\n{text}\n")
+    print(f"Model: {out}\nReport: {report_path}")
+    return EXIT_OK
+
+
+def command_evaluate(args: argparse.Namespace) -> int:
+    """Score a saved model on DATA (``sk-medcnn evaluate``)."""
+    model = load_any_model(args.model, device=args.device)
+    estimator = _final_estimator(model)
+    if not hasattr(estimator, "classes_"):
+        raise CommandError(f"{args.model}: not a classifier")
+    if Path(args.data).is_dir() and _reads_paths(model):
+        from .io import load_image_folder
+
+        X, y = load_image_folder(args.data, lazy=True)
+    else:
+        height, width, channels = estimator.image_shape_
+        X, y = load_data(
+            args.data,
+            split=args.split,
+            image_size=height if height == width else None,
+            channels=channels if Path(args.data).is_dir() else None,
+        )
+    document, text = evaluation(
+        model,
+        X,
+        y,
+        threshold=args.threshold,
+        n_bootstraps=args.bootstraps,
+        random_state=args.seed,
+    )
+    document.update({"model": str(args.model), "data": str(args.data)})
+    print(f"{args.data}: {len(y)} images\n{text}")
+    if args.output:
+        write_json(Path(args.output), document)
+        print(f"Report: {args.output}")
+    return EXIT_OK
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    """Predict the class of image files (``sk-medcnn predict``)."""
+    from .utils._files import atomic_open
+
+    output = Path(args.output)
+    if not output.parent.is_dir():
+        raise CommandError(
+            f"--output {args.output}: the folder {output.parent} does not exist"
+        )
+    model = load_any_model(args.model, device=args.device)
+    estimator = _final_estimator(model)
+    paths = _collect_files(args.inputs)
+    X = _images_for(model, paths)
+    classes = estimator.classes_
+    proba = model.predict_proba(X)
+    labels = classes[np.argmax(proba, axis=1)]
+    with atomic_open(output, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", *(f"proba_{label}" for label in classes)])
+        for path, label, row in zip(paths, labels, proba, strict=True):
+            writer.writerow([path, label, *(f"{value:.6f}" for value in row)])
+    print(f"Predicted {len(paths)} images: {output}")
+    return EXIT_OK
+
+
+def command_explain(args: argparse.Namespace) -> int:
+    """Write Grad-CAM or saliency overlays of image files (``sk-medcnn explain``)."""
+    from .inspection import grad_cam, plot_overlay, saliency_map
+    from .utils._files import atomic_path
+
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = load_any_model(args.model, device=args.device)
+    paths = _collect_files(args.inputs)
+    X = _images_for(model, paths)
+    images = X
+    if _reads_paths(model):
+        images = model.steps[0][1].transform(X)
+    if args.method == "grad_cam":
+        maps = grad_cam(model, X)
+    else:
+        maps = saliency_map(model, X, method=args.method, random_state=0)
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    classes = _final_estimator(model).classes_
+    predicted = classes[np.argmax(model.predict_proba(X), axis=1)]
+    written = []
+    for index, path in enumerate(paths):
+        figure, axis = plt.subplots(figsize=(4, 4))
+        image = np.asarray(images[index])
+        plot_overlay(image, maps[index], ax=axis)
+        axis.set_title(f"{Path(path).name}: {predicted[index]}", fontsize=9)
+        target = out_dir / f"{index:04d}_{Path(path).stem}_{args.method}.png"
+        with atomic_path(target) as tmp:
+            figure.savefig(tmp, dpi=100, bbox_inches="tight")
+        plt.close(figure)
+        written.append(target)
+    print(f"Wrote {len(written)} {args.method} overlays to {out_dir}")
+    return EXIT_OK
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def command_info(args: argparse.Namespace) -> int:
+    """Print versions, the device and the registered architectures."""
+    import sklearn
+    import skorch
+    import torch
+
+    from . import __version__, list_architectures
+    from .utils._torch import resolve_device
+
+    print(f"sk_medcnn {__version__}")
+    print(f"python {platform.python_version()} on {platform.platform()}")
+    print(
+        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
+        f"skorch {skorch.__version__}, numpy {np.__version__}"
+    )
+    print(
+        f"device: {resolve_device('auto')} (auto); torch threads: "
+        f"{torch.get_num_threads()}"
+    )
+    extras = {
+        "pydicom": "DICOM",
+        "nibabel": "NIfTI",
+        "matplotlib": "figures",
+        "safetensors": ".skmed models",
+    }
+    for module, use in extras.items():
+        state = "installed" if _installed(module) else "missing"
+        print(f"  {module:<12} {state:<10} ({use})")
+    print("architectures:")
+    for name in list_architectures():
+        print(f"  {name}")
+    return EXIT_OK
+
+
+# --- parser ------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``sk-medcnn`` argument parser.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+    """
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="sk-medcnn",
+        description="Train, evaluate and explain CNN classifiers of medical images.",
+        epilog="DATA is a folder with one subfolder of images per class (PNG, "
+        "JPEG, TIFF, DICOM, NIfTI) or a MedMNIST .npz file. Models ending in "
+        ".skmed use the safe format, which loads without running code.",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--verbose", action="store_true", help="show tracebacks and debug messages"
+    )
+    common.add_argument(
+        "--device", default="cpu", help="'auto', 'cpu', 'cuda', ... (default: cpu)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser(
+        "train",
+        parents=[common],
+        help="train a classifier and save it",
+        description="Train a classifier on DATA, save it and write a JSON report "
+        "(with the validation split of a .npz file, or --valid, evaluated).",
+    )
+    train.add_argument("data", metavar="DATA")
+    train.add_argument(
+        "--out",
+        required=True,
+        metavar="MODEL",
+        help="model file to write (.skmed, or .joblib)",
+    )
+    train.add_argument(
+        "--report",
+        metavar="JSON",
+        help="report file (default: MODEL with .report.json)",
+    )
+    train.add_argument("--valid", metavar="DATA", help="validation data")
+    train.add_argument("--architecture", default="simple_cnn")
+    train.add_argument("--epochs", type=_positive_int, default=10)
+    train.add_argument("--batch-size", type=_positive_int, default=32)
+    train.add_argument("--lr", type=_positive_float, default=1e-3)
+    train.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
+    train.add_argument(
+        "--lr-schedule", default=None, choices=("cosine", "step", "plateau", "onecycle")
+    )
+    train.add_argument(
+        "--early-stopping",
+        action="store_true",
+        help="hold out 10%% and restore the best epoch's weights",
+    )
+    train.add_argument("--patience", type=_positive_int, default=5)
+    train.add_argument("--class-weight", default=None, choices=("balanced",))
+    train.add_argument(
+        "--augment",
+        metavar="LIST",
+        help=f"comma-separated, from: {', '.join(AUGMENTERS)}",
+    )
+    train.add_argument("--tta", default=None, help="e.g. hflip, hflip+shifts")
+    train.add_argument("--calibration", default=None, choices=("temperature",))
+    train.add_argument(
+        "--image-size", type=_positive_int, metavar="N", help="resize images to N x N"
+    )
+    train.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        help="convert folder images to 1 (gray) or 3 (RGB) channels",
+    )
+    train.add_argument(
+        "--on-error",
+        default="raise",
+        choices=("raise", "skip"),
+        help="unreadable files in a folder: stop, or skip with a warning",
+    )
+    train.add_argument(
+        "--checkpoint-dir", metavar="DIR", help="save the training state every epoch"
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the training saved in --checkpoint-dir",
+    )
+    train.add_argument("--bootstraps", type=_positive_int, default=1000)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--quiet", action="store_true", help="no per-epoch table")
+    train.set_defaults(handler=command_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        parents=[common],
+        help="score a saved model on labelled data",
+        description="Print ACC, AUC, sensitivity, specificity, PPV, NPV, F1 and "
+        "balanced accuracy with bootstrap 95%% confidence intervals, and the "
+        "confusion matrix.",
+    )
+    evaluate.add_argument("model", metavar="MODEL")
+    evaluate.add_argument("data", metavar="DATA")
+    evaluate.add_argument(
+        "--split",
+        default="val",
+        choices=("train", "val", "test"),
+        help="split of a .npz file (default: val)",
+    )
+    evaluate.add_argument("--threshold", type=_probability, default=0.5)
+    evaluate.add_argument("--bootstraps", type=_positive_int, default=1000)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--output", metavar="JSON", help="also write the report")
+    evaluate.set_defaults(handler=command_evaluate)
+
+    predict = commands.add_parser(
+        "predict",
+        parents=[common],
+        help="predict image files, write a CSV table",
+    )
+    predict.add_argument("model", metavar="MODEL")
+    predict.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER")
+    predict.add_argument("--output", required=True, metavar="CSV")
+    predict.set_defaults(handler=command_predict)
+
+    explain = commands.add_parser(
+        "explain",
+        parents=[common],
+        help="write Grad-CAM or saliency overlays",
+    )
+    explain.add_argument("model", metavar="MODEL")
+    explain.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER")
+    explain.add_argument("--output", required=True, metavar="DIR")
+    explain.add_argument(
+        "--method",
+        default="grad_cam",
+        choices=("grad_cam", "gradient", "smoothgrad", "integrated_gradients"),
+    )
+    explain.set_defaults(handler=command_explain)
+
+    info = commands.add_parser(
+        "info", parents=[common], help="versions, device and architectures"
+    )
+    info.set_defaults(handler=command_info)
+    return parser
+
+
+@contextlib.contextmanager
+def _console(verbose: bool) -> Iterator[list[str]]:
+    """Route logs and warnings of one command to stderr, one line each.
+
+    sk_medcnn's own log lines always show. Other libraries' log records (e.g.
+    pydicom's complaints about a corrupt file) show only with ``--verbose``.
+    Warnings are collected and printed once each when the command ends; when it
+    fails, its one error line is printed alone (with ``--verbose``, everything).
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("sk-medcnn: %(message)s"))
+    root = logging.getLogger()
+    ours = logging.getLogger("sk_medcnn")
+    saved = (root.level, ours.level, ours.propagate)
+    quiet = logging.NullHandler()  # keeps logging's last-resort printer away
+    if verbose:
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG)
+    else:
+        root.addHandler(quiet)
+        ours.addHandler(handler)
+        ours.setLevel(logging.INFO)
+        ours.propagate = False
+    messages: list[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            try:
+                yield messages
+            finally:
+                for warning in caught:
+                    text = str(warning.message)
+                    if text not in messages:
+                        messages.append(text)
+    finally:
+        root.removeHandler(handler)
+        root.removeHandler(quiet)
+        ours.removeHandler(handler)
+        root.setLevel(saved[0])
+        ours.setLevel(saved[1])
+        ours.propagate = saved[2]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``sk-medcnn`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    exit_code : int
+        0 on success, 1 on an error, 2 on a usage error, 130 when interrupted.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exit_.code or 0)
+    from .exceptions import ArchitectureNotFoundError
+
+    failed = True
+    messages: list[str] = []
+    try:
+        with _console(args.verbose) as messages:
+            code = int(args.handler(args))
+        failed = False
+        return code
+    except KeyboardInterrupt:
+        print("sk-medcnn: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (
+        CommandError,
+        ValueError,
+        TypeError,
+        OSError,
+        ImportError,
+        ArchitectureNotFoundError,
+    ) as error:
+        if args.verbose:
+            traceback.print_exc()
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        if isinstance(error, OSError) and error.filename and not message:
+            message = f"{error.filename}: {error.strerror}"
+        print(
+            f"sk-medcnn {args.command}: error: {message or type(error).__name__}",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    finally:
+        if not failed or args.verbose:
+            for text in messages:
+                _warn(text)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

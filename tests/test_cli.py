@@ -1,0 +1,191 @@
+"""The sk-medcnn command line, run as the installed console script."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from sk_medcnn.cli import main
+from sk_medcnn.datasets import make_lesion_phantoms
+
+SCRIPT = Path(sys.executable).with_name("sk-medcnn")
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    if not SCRIPT.exists():
+        pytest.fail(f"the console script {SCRIPT} is not installed (pip install -e .)")
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"OMP_NUM_THREADS": "1", "PATH": str(SCRIPT.parent)},
+    )
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """40 PNG phantoms, 16x16, in one subfolder per class."""
+    root = tmp_path_factory.mktemp("data")
+    X, y = make_lesion_phantoms(40, image_size=16, random_state=0)
+    for index, (image, label) in enumerate(zip(X, y, strict=True)):
+        name = "lesion" if label else "normal"
+        (root / name).mkdir(exist_ok=True)
+        iio.imwrite(root / name / f"{index:03d}.png", image)
+    return root
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_train_predict_evaluate_explain(folder, tmp_path):
+    result = run(
+        "train", str(folder), "--out", "model.skmed", "--epochs", "2",
+        "--batch-size", "8", "--valid", str(folder), "--bootstraps", "50",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "epoch" in result.stdout  # progress table
+    assert "Sensitivity" in result.stdout
+    report = json.loads((tmp_path / "model.report.json").read_text())
+    assert report["classes"] == ["lesion", "normal"]
+    assert report["n_epochs"] == 2
+    assert 0.0 <= report["validation"]["metrics"]["auc"]["value"] <= 1.0
+
+    result = run(
+        "predict", "model.skmed", str(folder / "lesion"), "--output", "p.csv",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "p.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(list((folder / "lesion").iterdir()))
+    assert set(rows[0]) == {"path", "label", "proba_lesion", "proba_normal"}
+    for row in rows:
+        proba = float(row["proba_lesion"]) + float(row["proba_normal"])
+        assert proba == pytest.approx(1.0, abs=2e-6)
+        assert row["label"] in {"lesion", "normal"}
+
+    result = run(
+        "evaluate", "model.skmed", str(folder), "--bootstraps", "50",
+        "--output", "eval.json", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads((tmp_path / "eval.json").read_text())
+    assert evaluation["n_samples"] == 40
+    assert np.sum(evaluation["confusion_matrix"]["counts"]) == 40
+
+    lesion_files = sorted((folder / "lesion").iterdir())[:2]
+    result = run(
+        "explain", "model.skmed", *map(str, lesion_files), "--output", "maps",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    pictures = sorted((tmp_path / "maps").iterdir())
+    assert len(pictures) == 2
+    assert all(iio.imread(p).ndim == 3 for p in pictures)
+
+
+def test_info_lists_architectures(tmp_path):
+    result = run("info", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "simple_cnn" in result.stdout
+    assert "resnet18" in result.stdout
+    assert "torch" in result.stdout
+
+
+def test_a_corrupt_file_gives_one_line_and_writes_nothing(folder, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for sub in ("lesion", "normal"):
+        (data / sub).mkdir()
+        for source in sorted((folder / sub).iterdir())[:4]:
+            (data / sub / source.name).write_bytes(source.read_bytes())
+    (data / "lesion" / "bad.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 40)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run("train", str(data), "--out", str(out / "m.skmed"), cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "bad.dcm" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert _files(out) == []  # no model, no report, no temporary file
+
+    # --verbose shows the traceback
+    result = run(
+        "train", str(data), "--out", str(out / "m.skmed"), "--verbose", cwd=tmp_path
+    )
+    assert "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["train", "missing_folder", "--out", "m.skmed"], "missing_folder"),
+        (["predict", "missing.skmed", "x.png", "--output", "p.csv"], "missing.skmed"),
+        (["train", "{data}", "--out", "m.txt"], "m.txt"),
+        (["train", "{empty}", "--out", "m.skmed"], "empty"),
+        (["train", "{data}", "--out", "m.skmed", "--augment", "warp"], "--augment"),
+        (["train", "{data}", "--out", "nodir/m.skmed"], "nodir"),
+    ],
+)
+def test_errors_name_the_file_or_option(folder, tmp_path, capsys, argv, needle):
+    (tmp_path / "empty").mkdir()
+    argv = [a.format(data=folder, empty=tmp_path / "empty") for a in argv]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert needle in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "data", "--out", "m.skmed", "--epochs", "0"],
+        ["evaluate", "m.skmed", "data", "--threshold", "2"],
+        ["frobnicate"],
+        ["predict", "m.skmed"],
+    ],
+)
+def test_usage_errors_exit_2(argv, capsys):
+    assert main(argv) == 2
+    assert "usage" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "explain", "info"])
+def test_every_command_has_help(command, capsys):
+    assert main([command, "--help"]) == 0
+    assert command in capsys.readouterr().out
+
+
+def test_npz_data_and_joblib_models(tmp_path, capsys):
+    X, y = make_lesion_phantoms(48, image_size=16, random_state=1)
+    np.savez(
+        tmp_path / "d.npz",
+        train_images=X[:32], train_labels=y[:32, None],
+        val_images=X[32:], val_labels=y[32:, None],
+    )  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        code = main(
+            ["train", "d.npz", "--out", "m.joblib", "--epochs", "1", "--quiet",
+             "--bootstraps", "20"]
+        )  # fmt: skip
+        assert code == 0
+        assert main(["evaluate", "m.joblib", "d.npz", "--bootstraps", "20"]) == 0
+    out = capsys.readouterr()
+    assert "Validation (16 images)" in out.out
+    assert "pickle" in out.err  # loading a pickle warns
