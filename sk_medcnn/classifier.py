@@ -480,6 +480,18 @@ class _BaseMedicalCNN(BaseEstimator):
             score_accuracy=False,
         )
         net.initialize()
+        expected = net.module_.state_dict()
+        wrong_dtype = [
+            f"{name} ({tensor.dtype}, expected {expected[name].dtype})"
+            for name, tensor in module_state.items()
+            if name in expected and tensor.dtype != expected[name].dtype
+        ]
+        if wrong_dtype:
+            # load_state_dict would cast them silently
+            raise ValueError(
+                f"the saved weights do not fit architecture {self.architecture!r}: "
+                f"wrong dtype for {', '.join(wrong_dtype[:5])}"
+            )
         try:
             net.module_.load_state_dict(dict(module_state), strict=True)
         except RuntimeError as error:

@@ -644,3 +644,6 @@ def test_restore_net_rebuilds_identical_predictions(phantoms, estimator_class):
     state.pop(next(iter(state)))
     with pytest.raises(ValueError, match="do not fit architecture"):
         restored._restore_net(state)
+    state = {k: v.double() for k, v in fitted.net_.module_.state_dict().items()}
+    with pytest.raises(ValueError, match="wrong dtype"):
+        restored._restore_net(state)
