@@ -491,6 +491,9 @@ def train_net(
     for key in ("mixers", "mix_generator"):  # training-only, like the augmenter
         if hasattr(net, f"iterator_train__{key}"):
             setattr(net, f"iterator_train__{key}", None)
+    # the validation split holds a reference to X: a pickled model must not carry
+    # the training images (size, and data protection when models are shared)
+    net.train_split = None
     net.module_.eval()  # skorch sets train mode itself for every training batch
     return best_epoch, interrupted
 

@@ -647,3 +647,20 @@ def test_restore_net_rebuilds_identical_predictions(phantoms, estimator_class):
     state = {k: v.double() for k, v in fitted.net_.module_.state_dict().items()}
     with pytest.raises(ValueError, match="wrong dtype"):
         restored._restore_net(state)
+
+
+def test_a_pickled_model_holds_no_training_images():
+    # a model shared between sites must not carry its training data
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 255, (200, 16, 16), dtype=np.uint8)
+    y = np.arange(200) % 2
+    clf = MedicalCNNClassifier(
+        max_epochs=1, early_stopping=True, random_state=0, device="cpu"
+    ).fit(X, y)
+    data = pickle.dumps(clf)
+    for index in (0, 57, 199):  # any training image's bytes
+        assert X[index].tobytes() not in data
+    # the weights, their copy in module__body and Adam's two moments; no data
+    weights = len(pickle.dumps(clf.net_.module_.state_dict()))
+    assert len(data) < 4 * weights + 2**16
+    clf.predict_proba(X[:2])  # still predicts
