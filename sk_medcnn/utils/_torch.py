@@ -7,6 +7,7 @@ Public arrays are channels-last ``(n, H, W, C)``; the switch to torch's
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -103,6 +104,108 @@ def seeded_torch(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
+def _file_rows(array: Any) -> tuple[str, int, int] | None:
+    """Where the rows of a view of a file-backed ``numpy.memmap`` lie in its file.
+
+    Returns ``(filename, offset of row 0, bytes per row)`` when ``array`` is a
+    C-contiguous view into a ``numpy.memmap`` opened from a file, else None.
+    """
+    if not (isinstance(array, np.ndarray) and array.ndim >= 1):
+        return None
+    if not array.flags.c_contiguous or len(array) == 0:
+        return None
+    # the deepest memmap in the chain owns the mapping: its data start is the
+    # file position ``offset`` (a sliced memmap keeps its parent's ``offset``)
+    base = None
+    link = array
+    while link is not None:
+        if isinstance(link, np.memmap):
+            base = link
+        link = getattr(link, "base", None)
+    if base is None or getattr(base, "filename", None) is None:
+        return None
+    start = array.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    if start < 0 or start + array.nbytes > base.nbytes:
+        return None
+    return str(base.filename), int(base.offset) + int(start), int(array.strides[0])
+
+
+class RowReader:
+    """Read rows (images) of an array by index, without mapping memmap files in.
+
+    Pages of a file mapping that a process has touched count in its resident
+    memory, and the kernel maps whole (large) page-cache folios at a time: one
+    epoch over a 2 GB ``numpy.memmap`` shows as 2 GB of RSS. For a
+    file-backed memmap (or a contiguous view of one) this reads the requested
+    rows with ``os.preadv`` into a buffer of the batch's size instead; the file
+    stays in the page cache, which the process's RSS does not include. Other
+    arrays are indexed as usual.
+
+    Parameters
+    ----------
+    array : ndarray of shape (n_rows, ...)
+        The data.
+    """
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+        self._location = _file_rows(array) if hasattr(os, "preadv") else None
+        self._fd: int | None = None
+        self._pid = -1
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_fd=None, _pid=-1)  # file descriptors do not travel
+        return state
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None and self._pid == os.getpid():
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+
+    def _descriptor(self, filename: str) -> int:
+        if self._fd is None or self._pid != os.getpid():  # new, or a forked worker
+            self._fd = os.open(filename, os.O_RDONLY)
+            self._pid = os.getpid()
+        return self._fd
+
+    def __call__(self, rows: slice | NDArray[np.intp]) -> NDArray[Any]:
+        """Return ``array[rows]`` as a new array."""
+        if self._location is None:
+            return np.asarray(self.array[rows])
+        filename, offset, row_bytes = self._location
+        n_rows = len(self.array)
+        if isinstance(rows, slice):
+            first, stop, step = rows.indices(n_rows)
+            if step == 1:
+                out = np.empty(
+                    (max(0, stop - first), *self.array.shape[1:]), self.array.dtype
+                )
+                self._read_into(out, filename, offset + first * row_bytes)
+                return out
+            rows = np.arange(first, stop, step)
+        index = np.asarray(rows, dtype=np.intp)
+        if index.size and (index.min() < -n_rows or index.max() >= n_rows):
+            raise IndexError(f"row index out of range for {n_rows} rows")
+        index = np.where(index < 0, index + n_rows, index)
+        out = np.empty((len(index), *self.array.shape[1:]), self.array.dtype)
+        for position, row in enumerate(index):
+            self._read_into(out[position], filename, offset + int(row) * row_bytes)
+        return out
+
+    def _read_into(self, out: NDArray[Any], filename: str, offset: int) -> None:
+        if out.nbytes == 0:
+            return
+        view = memoryview(out).cast("B")
+        done = 0
+        fd = self._descriptor(filename)
+        while done < len(view):
+            count = os.preadv(fd, [view[done:]], offset + done)
+            if count <= 0:
+                raise OSError(f"{filename!r} ended before the rows of the array")
+            done += count
+
+
 class ArrayDataset(torch.utils.data.Dataset):
     """A map-style dataset over a channels-last image array, fetched by batch.
 
@@ -136,6 +239,7 @@ class ArrayDataset(torch.utils.data.Dataset):
         self.X = X
         self.indices = indices
         self.y = y if y is None or indices is None else y[indices]
+        self._read = RowReader(X)
 
     def __len__(self) -> int:
         return len(self.X) if self.indices is None else len(self.indices)
@@ -146,7 +250,7 @@ class ArrayDataset(torch.utils.data.Dataset):
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         index = np.asarray(indices, dtype=np.intp)
         rows = index if self.indices is None else self.indices[index]
-        images = torch.from_numpy(np.asarray(self.X[rows], dtype=np.float32))
+        images = torch.from_numpy(np.asarray(self._read(rows), dtype=np.float32))
         if self.y is None:
             targets = torch.zeros(len(index), dtype=torch.float32)
         else:
@@ -229,13 +333,14 @@ def channel_statistics(
     total_sq = np.zeros(channels)
     count = 0
     n_rows = len(images) if indices is None else len(indices)
+    read = RowReader(images)
     for start in range(0, n_rows, chunk_size):
         rows = (
             slice(start, start + chunk_size)
             if indices is None
             else (indices[start : start + chunk_size])
         )
-        chunk = np.asarray(images[rows], dtype=np.float64)
+        chunk = np.asarray(read(rows), dtype=np.float64)
         flat = chunk.reshape(-1, channels)
         total += flat.sum(axis=0)
         total_sq += np.square(flat).sum(axis=0)
@@ -351,10 +456,13 @@ def predict_raw(
     if was_training:  # a fitted net is left in eval mode: skip the switch
         module.eval()
     outputs: list[list[torch.Tensor]] = [[] for _ in views]
+    read = RowReader(images)
     try:
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
-                batch = np.asarray(images[start : start + batch_size], dtype=np.float32)
+                batch = np.asarray(
+                    read(slice(start, start + batch_size)), dtype=np.float32
+                )
                 if not batch.flags.writeable:  # torch refuses read-only memory
                     batch = batch.copy()
                 tensor = torch.from_numpy(batch).to(device, non_blocking=True)
