@@ -306,6 +306,7 @@ def build_net(
     loader_generator: torch.Generator,
     verbose: int,
     score_accuracy: bool,
+    num_workers: int = 0,
     mixing: dict[str, Any] | None = None,
     extra_callbacks: list[tuple[str, Callback]] | None = None,
 ) -> NeuralNet:
@@ -406,6 +407,8 @@ def build_net(
         iterator_train__collate_fn=collate_batch,
         iterator_valid__collate_fn=collate_batch,
         iterator_valid__batch_size=inference_batch_size,
+        iterator_train__num_workers=num_workers,
+        iterator_valid__num_workers=num_workers,
         **mixing_params,
         **{f"module__{key}": value for key, value in module_params.items()},
         **{f"criterion__{key}": value for key, value in criterion_params.items()},

@@ -41,6 +41,7 @@ from ._training import (
 )
 from .losses import FocalLoss
 from .registry import get_architecture
+from .utils._files_array import ImageFiles, is_path_array
 from .utils._torch import (
     TTA_TOKENS,
     ArrayDataset,
@@ -209,7 +210,13 @@ class _BaseMedicalCNN(BaseEstimator):
         X : array-like of shape (n_samples, height, width), \
                 (n_samples, height, width, channels) or (n_samples, n_pixels)
             Training images in any real dtype (uint8 and uint16 stay as they
-            are until a batch is converted to float32).
+            are until a batch is converted to float32). A ``numpy.memmap`` is
+            read batch by batch from its file. A 1-D sequence of image file
+            paths (PNG, JPEG, TIFF, DICOM, NIfTI; see :mod:`sk_medcnn.io`) is
+            read lazily, one batch at a time (in ``num_workers`` processes);
+            the images must share the first one's size unless ``image_shape``
+            gives the size to resize them to. ``predict`` then takes paths too,
+            resized to the fitted image shape.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
 
@@ -226,9 +233,15 @@ class _BaseMedicalCNN(BaseEstimator):
                 f"{estimator_name} requires y to be passed, but the target y is None."
             )
         check_feature_names(self, X, reset=True)
-        images = check_images(
-            X, image_shape=self.image_shape, estimator_name=estimator_name
-        )
+        images: Any
+        if is_path_array(X):
+            images = ImageFiles(
+                X, image_shape=self.image_shape, estimator_name=estimator_name
+            )
+        else:
+            images = check_images(
+                X, image_shape=self.image_shape, estimator_name=estimator_name
+            )
         n_samples = images.shape[0]
         check_consistent_length(images, y)
         if n_samples < 2:
@@ -309,6 +322,7 @@ class _BaseMedicalCNN(BaseEstimator):
             loader_generator=loader_generator,
             verbose=self.verbose,
             score_accuracy=self._is_classifier,
+            num_workers=self.num_workers,
             mixing=mixing,
             extra_callbacks=None
             if checkpoint is None
@@ -389,7 +403,14 @@ class _BaseMedicalCNN(BaseEstimator):
         self, images: NDArray[Any], y_encoded: NDArray[Any], n_train: int
     ) -> dict[str, Any]:
         """Describe the data and the settings a checkpoint belongs to."""
-        ignored = {"verbose", "checkpoint_dir", "resume", "device", "tta"}
+        ignored = {
+            "verbose",
+            "checkpoint_dir",
+            "resume",
+            "device",
+            "tta",
+            "num_workers",
+        }
         params = {}
         for name, value in self.get_params(deep=False).items():
             if name in ignored:
@@ -600,6 +621,11 @@ class _BaseMedicalCNN(BaseEstimator):
     def _check_predict_images(self, X: ArrayLike) -> NDArray[Any]:
         check_is_fitted(self, "net_")
         name = type(self).__name__
+        if is_path_array(X):
+            # files are read batch by batch, resized to the fitted image shape
+            return ImageFiles(  # type: ignore[return-value]
+                X, image_shape=self.image_shape_, estimator_name=name
+            )
         check_feature_names(self, X, reset=False)
         images = check_images(
             X,
@@ -719,6 +745,10 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         and, with ``"shifts"``, four copies shifted by 5% of the image size
         (border replicated); the outputs are averaged (probabilities for the
         classifier). Deterministic. Use views the task is invariant to.
+    num_workers : int, default=0
+        Processes of the training data loader that read batches in parallel
+        (torch's ``DataLoader``); useful when ``X`` is a list of image files,
+        which ``fit`` then reads batch by batch instead of all at once.
     checkpoint_dir : str or path-like, default=None
         A folder where ``fit`` saves the training state after every epoch
         (``checkpoint.pt``, written atomically: the last epoch's state, the
@@ -814,6 +844,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         "augmentation": _augmentation_like,
         "calibration": one_of((None, "temperature")),
         "tta": _tta_like,
+        "num_workers": non_negative_int,
         "checkpoint_dir": _path_like,
         "resume": boolean,
         "image_shape": image_shape_like,
@@ -843,6 +874,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         augmentation: Any = None,
         calibration: str | None = None,
         tta: str | None = None,
+        num_workers: int = 0,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         image_shape: tuple[int, ...] | None = None,
@@ -868,6 +900,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         self.augmentation = augmentation
         self.calibration = calibration
         self.tta = tta
+        self.num_workers = num_workers
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
         self.image_shape = image_shape
@@ -1061,6 +1094,10 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         and, with ``"shifts"``, four copies shifted by 5% of the image size
         (border replicated); the outputs are averaged (probabilities for the
         classifier). Deterministic. Use views the task is invariant to.
+    num_workers : int, default=0
+        Processes of the training data loader that read batches in parallel
+        (torch's ``DataLoader``); useful when ``X`` is a list of image files,
+        which ``fit`` then reads batch by batch instead of all at once.
     checkpoint_dir : str or path-like, default=None
         A folder where ``fit`` saves the training state after every epoch
         (``checkpoint.pt``, written atomically: the last epoch's state, the
@@ -1134,6 +1171,7 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         "patience": positive_int,
         "augmentation": _augmentation_like,
         "tta": _tta_like,
+        "num_workers": non_negative_int,
         "checkpoint_dir": _path_like,
         "resume": boolean,
         "image_shape": image_shape_like,
@@ -1160,6 +1198,7 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         patience: int = 5,
         augmentation: Any = None,
         tta: str | None = None,
+        num_workers: int = 0,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         image_shape: tuple[int, ...] | None = None,
@@ -1182,6 +1221,7 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         self.patience = patience
         self.augmentation = augmentation
         self.tta = tta
+        self.num_workers = num_workers
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
         self.image_shape = image_shape
