@@ -13,3 +13,14 @@ def test_quick_run_prints_its_figures(capsys):
     assert "memmap: " in out
     assert "peak RSS: " in out
     assert "training accuracy" in out
+
+
+def test_lazy_files_quick_run_prints_its_figures(capsys):
+    path = BENCH.with_name("bench_lazy_files.py")
+    spec = importlib.util.spec_from_file_location("bench_lazy_files", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--quick", "--num-workers", "0"])
+    out = capsys.readouterr().out
+    assert "300 PNG files" in out
+    assert "peak RSS: " in out
