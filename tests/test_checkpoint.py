@@ -148,15 +148,29 @@ def test_regressor_resumes_too(phantoms, tmp_path):
 
 
 _SCRIPT = """
+import os
+import signal
 import sys
 import numpy as np
+from sklearn.base import BaseEstimator
 from sk_medcnn import MedicalCNNClassifier
 from sk_medcnn.datasets import make_lesion_phantoms
+
+
+class Signaller(BaseEstimator):
+    # sends the signal in SIGNAL to this process on training batch AT_BATCH: a
+    # real SIGKILL or SIGINT at a known point, whatever the machine's load
+    def augment_batch(self, images, generator):
+        self.n_ = getattr(self, "n_", 0) + 1
+        if self.n_ == int(os.environ.get("AT_BATCH", "0")):
+            os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL"]))
+        return images
+
 
 X, y = make_lesion_phantoms(96, image_size=16, random_state=0)
 clf = MedicalCNNClassifier(
     max_epochs=int(sys.argv[2]), batch_size=16, early_stopping=True, patience=20,
-    random_state=0, device="cpu", verbose=1,
+    random_state=0, device="cpu", verbose=1, augmentation=Signaller(),
     checkpoint_dir=sys.argv[1] or None, resume=sys.argv[3] == "resume",
 )
 try:
@@ -167,11 +181,22 @@ np.save(sys.argv[4], clf.predict_proba(X))
 print("EPOCHS", clf.n_epochs_, flush=True)
 """
 
+# 86 training images in batches of 16: 6 batches an epoch
+BATCHES_PER_EPOCH = 6
 
-def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+
+def _start(
+    tmp_path: Path, *args: str, signal_name: str = "", at_batch: int = 0
+) -> subprocess.Popen[str]:
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(_SCRIPT))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": "1",
+        "SIGNAL": signal_name,
+        "AT_BATCH": str(at_batch),
+    }
     return subprocess.Popen(
         [sys.executable, str(script), *args],
         stdout=subprocess.PIPE,
@@ -181,16 +206,6 @@ def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for_epoch(process: subprocess.Popen[str], epoch: int) -> list[str]:
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        fields = line.split()
-        if fields and fields[0] == str(epoch):
-            return lines
-    raise AssertionError("the training ended early:\n" + "".join(lines))
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigkill_then_resume_reaches_the_same_model(tmp_path):
     ckpt = tmp_path / "ckpt"
@@ -198,10 +213,17 @@ def test_sigkill_then_resume_reaches_the_same_model(tmp_path):
     ref = _start(tmp_path, "", "8", "fresh", str(tmp_path / "ref.npy"))
     assert ref.wait(timeout=300) == 0, ref.stdout.read()
 
-    killed = _start(tmp_path, str(ckpt), "8", "fresh", str(tmp_path / "k.npy"))
-    _wait_for_epoch(killed, 3)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(timeout=60)
+    # killed in the 2nd batch of epoch 4, after the checkpoint of epoch 3
+    killed = _start(
+        tmp_path,
+        str(ckpt),
+        "8",
+        "fresh",
+        str(tmp_path / "k.npy"),
+        signal_name="SIGKILL",
+        at_batch=3 * BATCHES_PER_EPOCH + 2,
+    )
+    killed.communicate(timeout=300)
     assert killed.returncode == -signal.SIGKILL
     assert (ckpt / "checkpoint.pt").is_file()
     assert [p.name for p in ckpt.iterdir()] == ["checkpoint.pt"]  # no temp files
@@ -215,7 +237,7 @@ def test_sigkill_then_resume_reaches_the_same_model(tmp_path):
         for fields in map(str.split, output.splitlines())
         if fields and fields[0].isdigit()
     )
-    assert first_epoch_printed >= 3  # it continued, it did not start over
+    assert first_epoch_printed == 4  # it continued, it did not start over
     np.testing.assert_array_equal(
         np.load(tmp_path / "r.npy"), np.load(tmp_path / "ref.npy")
     )
@@ -223,12 +245,19 @@ def test_sigkill_then_resume_reaches_the_same_model(tmp_path):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigint_leaves_a_usable_model(tmp_path):
-    process = _start(tmp_path, "", "50", "fresh", str(tmp_path / "p.npy"))
-    _wait_for_epoch(process, 2)
-    process.send_signal(signal.SIGINT)
-    output = process.communicate(timeout=120)[0]
+    process = _start(
+        tmp_path,
+        "",
+        "50",
+        "fresh",
+        str(tmp_path / "p.npy"),
+        signal_name="SIGINT",
+        at_batch=2 * BATCHES_PER_EPOCH + 3,  # in epoch 3
+    )
+    output = process.communicate(timeout=300)[0]
     assert process.returncode == 0, output
     assert "INTERRUPTED" in output
+    assert "EPOCHS 3" in output  # two finished epochs and the interrupted one
     proba = np.load(tmp_path / "p.npy")
     assert proba.shape == (96, 2)
     assert np.all(np.isfinite(proba))
