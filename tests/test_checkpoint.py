@@ -167,6 +167,8 @@ class Signaller(BaseEstimator):
         return images
 
 
+# as in a terminal: a child of a background job inherits an ignored SIGINT
+signal.signal(signal.SIGINT, signal.default_int_handler)
 X, y = make_lesion_phantoms(96, image_size=16, random_state=0)
 clf = MedicalCNNClassifier(
     max_epochs=int(sys.argv[2]), batch_size=16, early_stopping=True, patience=20,
