@@ -70,3 +70,11 @@ def test_image_files_reads_only_what_is_asked(png_files):
     assert files.shape == (len(X), 16, 16, 1)
     np.testing.assert_array_equal(files[[3, 0]][..., 0], X[[3, 0]])
     np.testing.assert_array_equal(files[5:8][..., 0], X[5:8])
+
+
+def test_path_detection_of_lists_and_columns():
+    images = [np.zeros((4, 4)) for _ in range(3)]
+    assert not is_path_array(images)  # a list of images is not paths
+    assert not is_path_array(np.array([["a.png"], ["b.png"]]))  # 2-D
+    assert not is_path_array([])
+    assert is_path_array(("a.png", "b.dcm"))

@@ -12,17 +12,25 @@ __all__ = ["ImageFiles", "is_path_array"]
 
 
 def is_path_array(X: Any) -> bool:
-    """Whether ``X`` is a 1-D sequence of file paths (str or os.PathLike)."""
+    """Whether ``X`` is a 1-D sequence of file paths (str or os.PathLike).
+
+    Looks at the first items only: a list of image arrays is not copied into an
+    object array to find out that it holds no paths.
+    """
     if isinstance(X, str | os.PathLike | bytes) or not hasattr(X, "__len__"):
         return False
-    if getattr(X, "ndim", 1) != 1 or len(X) == 0:
+    if len(X) == 0:
         return False
-    array = np.asarray(X, dtype=object) if not isinstance(X, np.ndarray) else X
-    if array.dtype.kind == "U":
-        return True
-    if array.dtype.kind != "O":
+    if isinstance(X, np.ndarray):
+        if X.ndim != 1:
+            return False
+        if X.dtype.kind == "U":
+            return True
+        if X.dtype.kind != "O":
+            return False
+    elif getattr(X, "ndim", 1) != 1 or not isinstance(X, list | tuple):
         return False
-    return all(isinstance(item, str | os.PathLike) for item in array[:16])
+    return all(isinstance(item, str | os.PathLike) for item in X[:16])
 
 
 class ImageFiles:
