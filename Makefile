@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo test test-all lint bench docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,5 +32,16 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_fit.py
 
+# The HTML site in docs/_build/html, warnings as errors. GALLERY=full (default) runs
+# every examples/plot_*.py at full size (a few minutes the first time; unchanged
+# examples are not run again), GALLERY=quick in their quick mode, GALLERY=off not at
+# all. tests/test_docs.py builds it with GALLERY=off in CI.
+GALLERY ?= full
+docs: $(VENV)/.installed
+	SK_MEDCNN_DOCS_GALLERY=$(GALLERY) $(PY) -m sphinx -W --keep-going -b html \
+		-d docs/_build/doctrees docs docs/_build/html
+	@echo "open docs/_build/html/index.html"
+
 clean:
 	rm -rf $(VENV) reports build dist *.egg-info
+	rm -rf docs/_build docs/generated docs/auto_examples docs/sg_execution_times.rst

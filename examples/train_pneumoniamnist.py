@@ -1,9 +1,12 @@
-"""Train the reference CNN on PneumoniaMNIST and write an evaluation report.
+"""
+The main job: train on PneumoniaMNIST and write a report
+========================================================
 
-The project's main job: fit ``MedicalCNNClassifier(architecture="simple_cnn")``
-(Adam, batch 32, early stopping on a held-out 10 % of the training split with
-best-weight restore) on the official PneumoniaMNIST 28x28 train split, then
-evaluate it on the official validation split. The test split is not used.
+The project's main job (``make demo``): fit
+``MedicalCNNClassifier(architecture="simple_cnn")`` (Adam, batch 32, early
+stopping on a held-out 10 % of the training split with best-weight restore) on
+the official PneumoniaMNIST 28x28 train split, then evaluate it on the official
+validation split. The test split is not used.
 
 The data file is read from ``../shared/data/pneumoniamnist_28_trainval.npz``
 relative to the project root (or ``--data PATH``). Without it the script falls
@@ -25,20 +28,19 @@ Run from the project root::
     python examples/train_pneumoniamnist.py --quick --output /tmp/demo  # seconds
 """
 
+# sphinx_gallery_thumbnail_path = "_static/demo_examples.png"
+
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import hashlib
 import io
 import json
 import logging
 import math
-import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,7 @@ from sklearn.model_selection import train_test_split
 import sk_medcnn
 from sk_medcnn import MedicalCNNClassifier
 from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
+from sk_medcnn.utils._files import atomic_open
 
 logger = logging.getLogger("train_pneumoniamnist")
 
@@ -272,22 +275,8 @@ def history_records(clf: MedicalCNNClassifier) -> list[dict[str, Any]]:
 # --- files -------------------------------------------------------------------
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it over."""
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates it 0600
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    with atomic_open(path, "wb") as file:
+        file.write(data)
 
 
 def save_figure(figure: Any, path: Path) -> None:

@@ -1,13 +1,23 @@
-"""Smoke test of the example script examples/train_pneumoniamnist.py (--quick)."""
+"""The example scripts in examples/, each run in its quick mode.
+
+examples/train_pneumoniamnist.py (the main job) is imported and run in-process; the
+gallery examples (examples/plot_*.py) run as scripts in a subprocess, as a user runs
+them. The plugin template has its own test, tests/test_plugin_package.py.
+"""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import math
+import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -103,3 +113,204 @@ def test_figures_are_png(quick_report, name):
     data = (quick_report / f"{name}.png").read_bytes()
     assert data.startswith(PNG_SIGNATURE)
     assert len(data) > 5_000
+
+
+# --- the gallery examples (examples/plot_*.py), each run once with --quick ------------
+ROOT = EXAMPLES.parent
+DATA = ROOT.parent / "shared" / "data" / "pneumoniamnist_28_trainval.npz"
+GALLERY_TITLE = re.compile(r'^"""\n(?P<title>[^\n]+)\n(?P<underline>=+)\n\n', re.DOTALL)
+
+
+def run_example(script: Path, output: Path, *arguments: str) -> str:
+    """Run an example script as a user would, in quick mode; return its stdout."""
+    env = {
+        **os.environ,
+        "MPLBACKEND": "Agg",
+        # two pytest workers on two cores: one torch thread each
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    env.pop("SK_MEDCNN_EXAMPLES_QUICK", None)
+    result = subprocess.run(
+        [sys.executable, str(script), "--quick", "--output", str(output), *arguments],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result.stdout
+
+
+def assert_png(path: Path, min_bytes: int = 5_000) -> None:
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE), path
+    assert len(data) > min_bytes, path
+
+
+def files_in(folder: Path) -> set[str]:
+    names = {path.name for path in folder.iterdir()}
+    assert not [name for name in names if ".part" in name], names  # atomic writes
+    return names
+
+
+def test_every_example_has_a_gallery_title_and_a_test():
+    scripts = sorted(EXAMPLES.glob("*.py")) + sorted(EXAMPLES.glob("*/*.py"))
+    tested = {
+        "train_pneumoniamnist.py",
+        "plot_keras_to_sk_medcnn.py",
+        "plot_grid_search.py",
+        "plot_dicom_pipeline.py",
+        "plot_explanations.py",
+        "plot_calibration.py",
+        "plot_augmentation_gallery.py",
+        "train_with_tinynet.py",  # tests/test_plugin_package.py
+    }
+    assert {script.name for script in scripts} - {"__init__.py"} == tested
+    for script in scripts:
+        if script.name == "__init__.py":
+            continue
+        match = GALLERY_TITLE.match(script.read_text(encoding="utf-8"))
+        assert match, f"{script.name}: the docstring needs a title and a === line"
+        assert len(match["underline"]) == len(match["title"]), script.name
+
+
+def test_keras_to_sk_medcnn(tmp_path):
+    stdout = run_example(EXAMPLES / "plot_keras_to_sk_medcnn.py", tmp_path)
+    assert files_in(tmp_path) == {
+        "report.md",
+        "report.json",
+        "training_loss.png",
+        "roc_curve.png",
+    }
+    assert "109,442 parameters (Keras, with its one sigmoid unit: 109,313)" in stdout
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["quick"] is True
+    assert report["n_parameters"] == 109_442  # the Keras model's 109,313 + 129
+    assert report["params"]["architecture"] == "simple_cnn"
+    assert report["params"]["architecture_params"] == {"padding": "valid"}
+    assert report["params"]["optimizer"] == "adam"
+    assert (report["params"]["batch_size"], report["params"]["max_epochs"]) == (32, 3)
+    assert report["n_validation"] == 200
+    assert sum(map(sum, report["confusion_matrix"])) == report["n_validation"]
+    assert set(report["metrics"]) >= {"accuracy", "auc", "sensitivity", "ppv", "npv"}
+    for name, estimate in report["metrics"].items():
+        for value in estimate.values():
+            assert math.isnan(value) or 0.0 <= value <= 1.0, (name, estimate)
+    assert report["metrics"]["auc"]["low"] <= report["metrics"]["auc"]["value"]
+    text = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "Clinical report: 200 samples" in text
+    assert "(training_loss.png)" in text
+    for name in ("training_loss.png", "roc_curve.png"):
+        assert_png(tmp_path / name)
+
+
+def test_grid_search(tmp_path):
+    from sk_medcnn import load_model
+
+    stdout = run_example(EXAMPLES / "plot_grid_search.py", tmp_path)
+    assert files_in(tmp_path) == {
+        "search_results.png",
+        "cv_results.csv",
+        "best_pipeline.joblib",
+        "best_pipeline.skmed",
+    }
+    with (tmp_path / "cv_results.csv").open(encoding="utf-8", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert {(row["augmentation"], float(row["lr"])) for row in rows} == {
+        (strength, lr) for strength in ("none", "mild", "strong") for lr in (1e-3, 3e-3)
+    }
+    assert sorted(int(row["rank"]) for row in rows)[0] == 1
+    assert all(0.0 <= float(row["mean_auc"]) <= 1.0 for row in rows)
+    assert "largest difference in predicted probability 0.0e+00" in stdout
+    assert_png(tmp_path / "search_results.png")
+    # the safe file loads here too, into a pipeline that predicts probabilities
+    model = load_model(tmp_path / "best_pipeline.skmed")
+    assert [name for name, _ in model.steps] == [
+        "intensitynormalizer",
+        "medicalcnnclassifier",
+    ]
+    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    proba = model.predict_proba(images)
+    assert proba.shape == (3, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_dicom_pipeline(tmp_path):
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.data import get_testdata_file
+
+    from sk_medcnn import load_model
+
+    stdout = run_example(EXAMPLES / "plot_dicom_pipeline.py", tmp_path)
+    assert files_in(tmp_path) == {
+        "dicom",
+        "ct_windows.png",
+        "test_predictions.png",
+        "report.md",
+        "dicom_pipeline.skmed",
+    }
+    original = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    uids = set()
+    for label in ("lesion", "no_lesion"):
+        paths = sorted((tmp_path / "dicom" / label).glob("*.dcm"))
+        assert len(paths) == 30  # 60 files in quick mode, half with a lesion
+        for path in paths[:5]:
+            dataset = pydicom.dcmread(path)
+            assert dataset.Modality == "CT"
+            assert dataset.pixel_array.shape == original.pixel_array.shape
+            uids.add(dataset.SOPInstanceUID)
+    assert len(uids) == 10
+    assert original.SOPInstanceUID not in uids
+    assert "Clinical report: 18 samples" in stdout  # 30% of 60 files
+    assert "not a clinical result" in (tmp_path / "report.md").read_text("utf-8")
+    for name in ("ct_windows.png", "test_predictions.png"):
+        assert_png(tmp_path / name)
+    # the saved Pipeline predicts straight from a DICOM path
+    model = load_model(tmp_path / "dicom_pipeline.skmed")
+    path = str(next((tmp_path / "dicom" / "lesion").glob("*.dcm")))
+    assert model.predict([path])[0] in {"lesion", "no_lesion"}
+    assert list(model.classes_) == ["lesion", "no_lesion"]
+
+
+def test_explanations(tmp_path):
+    stdout = run_example(EXAMPLES / "plot_explanations.py", tmp_path)
+    figures = {"phantom_maps.png", "sanity_check.png", "sanity_check_maps.png"}
+    if DATA.is_file():
+        figures |= {"xray_maps.png", "xray_saliency.png"}
+    assert files_in(tmp_path) == figures
+    for name in figures:
+        assert_png(tmp_path / name)
+    for method in ("Grad-CAM", "HiResCAM", "gradient", "SmoothGrad"):
+        assert re.search(rf"^{method} +\d+\.\d times chance$", stdout, re.MULTILINE)
+    # one correlation per randomised layer of simple_cnn: 3 convolutions, 2 dense
+    rows = re.findall(r"^(HiResCAM|gradient) +((?:-?\d\.\d\d *){5})$", stdout, re.M)
+    assert len(rows) == 2
+
+
+def test_calibration(tmp_path):
+    stdout = run_example(EXAMPLES / "plot_calibration.py", tmp_path)
+    assert files_in(tmp_path) == {
+        "reliability_diagram.png",
+        "roc_threshold.png",
+        "report.md",
+    }
+    for name in ("reliability_diagram.png", "roc_threshold.png"):
+        assert_png(tmp_path / name)
+    threshold = float(re.search(r"tuned threshold: (\S+)", stdout)[1])
+    assert 0.0 < threshold < 1.0
+    text = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert f"Tuned threshold: {threshold:.3f}" in text
+    assert text.count("Clinical report:") == 2
+    ece = re.findall(r"^ECE (\d\.\d+) ", stdout, re.MULTILINE)
+    assert len(ece) == 3
+    assert all(0.0 <= float(value) <= 1.0 for value in ece)
+
+
+def test_augmentation_gallery(tmp_path):
+    run_example(EXAMPLES / "plot_augmentation_gallery.py", tmp_path)
+    assert files_in(tmp_path) == {"augmentation_gallery.png", "mixup.png"}
+    assert_png(tmp_path / "augmentation_gallery.png", min_bytes=20_000)
+    assert_png(tmp_path / "mixup.png")

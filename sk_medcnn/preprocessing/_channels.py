@@ -29,7 +29,7 @@ class ToGrayscale(_ImageTransformer):
         Values per image seen in ``fit`` (``height * width * channels``).
     image_shape_ : tuple of int
         ``(height, width, channels)`` of the images seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of a DataFrame of flat pixels given to ``fit``.
 
     See Also
@@ -90,7 +90,7 @@ class ToRGB(_ImageTransformer):
         Values per image seen in ``fit`` (``height * width * channels``).
     image_shape_ : tuple of int
         ``(height, width, channels)`` of the images seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of a DataFrame of flat pixels given to ``fit``.
 
     See Also

@@ -185,7 +185,7 @@ class Resize(_ImageTransformer):
         Values per image seen in ``fit`` (``height * width * channels``).
     image_shape_ : tuple of int
         ``(height, width, channels)`` of the images seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of a DataFrame of flat pixels given to ``fit``.
 
     See Also
@@ -267,7 +267,7 @@ class CenterCrop(_ImageTransformer):
         Values per image seen in ``fit`` (``height * width * channels``).
     image_shape_ : tuple of int
         ``(height, width, channels)`` of the images seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of a DataFrame of flat pixels given to ``fit``.
 
     See Also
@@ -337,7 +337,7 @@ class Pad(_ImageTransformer):
         Values per image seen in ``fit`` (``height * width * channels``).
     image_shape_ : tuple of int
         ``(height, width, channels)`` of the images seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of a DataFrame of flat pixels given to ``fit``.
 
     See Also

@@ -87,7 +87,7 @@ class IntensityWindow(_ImageTransformer):
         Values per image seen in ``fit`` (``height * width * channels``).
     image_shape_ : tuple of int
         ``(height, width, channels)`` of the images seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of a DataFrame of flat pixels given to ``fit``.
 
     See Also
@@ -195,7 +195,7 @@ class IntensityNormalizer(_ImageTransformer):
         Values per image seen in ``fit`` (``height * width * channels``).
     image_shape_ : tuple of int
         ``(height, width, channels)`` of the images seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of a DataFrame of flat pixels given to ``fit``.
 
     See Also
@@ -477,7 +477,7 @@ class CLAHE(_ImageTransformer):
         Values per image seen in ``fit`` (``height * width * channels``).
     image_shape_ : tuple of int
         ``(height, width, channels)`` of the images seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of a DataFrame of flat pixels given to ``fit``.
 
     See Also
