@@ -90,6 +90,18 @@ def test_fit_temperature_recovers_a_known_temperature():
     assert temperature == pytest.approx(3.0, rel=0.1)
 
 
+def test_fit_temperature_never_sharpens_on_a_split_without_errors():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    logits = np.zeros((1, 200, 2))
+    logits[0, np.arange(200), y] = rng.uniform(0.2, 3.0, 200)  # all right
+    assert fit_temperature(logits, y) == pytest.approx(1.0, abs=1e-3)
+    # with one error the whole range is searched again, and these
+    # underconfident logits are sharpened
+    logits[0, 0] = logits[0, 0, ::-1]
+    assert fit_temperature(logits, y) < 1.0
+
+
 def test_temperature_scaling_lowers_held_out_log_loss_and_keeps_predictions(
     phantoms,
 ):
