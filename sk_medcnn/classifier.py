@@ -71,8 +71,7 @@ from .utils._validation import (
 
 __all__ = ["MedicalCNNClassifier", "MedicalCNNRegressor"]
 
-#: Images per inference batch; channels-last CPU inference is fastest with
-#: batches of about this size (see benchmarks/bench_fit.py).
+#: Images per inference batch (measured fastest on CPU in benchmarks/bench_fit.py).
 _INFERENCE_BATCH_SIZE = 128
 
 
@@ -621,7 +620,7 @@ class _BaseMedicalCNN(BaseEstimator):
                 f"architecture {name!r} returned outputs of shape "
                 f"{tuple(output.shape)} for one image; expected (1, {n_outputs})."
             )
-        return body.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        return body
 
     # --- predict --------------------------------------------------------------
     def _check_predict_images(self, X: ArrayLike) -> NDArray[Any]:

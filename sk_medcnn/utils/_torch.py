@@ -303,7 +303,22 @@ class ImageNetwork(nn.Module):
         if self.training and self.augment is not None:
             x = self.augment(x)
         x = (x - self.mean) / self.std
-        return self.body(x.contiguous(memory_format=torch.channels_last))
+        return self.body(_standard_layout(x))
+
+
+def _standard_layout(x: torch.Tensor) -> torch.Tensor:
+    """Return ``x`` (n, C, H, W) with plain NCHW strides, copying only if needed.
+
+    Not channels-last (15-25% faster on this project's CPU): torch 2.13's
+    oneDNN backward of a channels-last 1x1 stride-2 convolution (8 -> 16
+    channels, 16 px images, a batch of 9) corrupts the heap, so a narrow
+    ResNet crashed on an odd last batch. With one channel both layouts claim
+    the same tensor; the strides decide.
+    """
+    _, c, h, w = x.shape
+    if x.stride() == (c * h * w, h * w, w, 1):
+        return x
+    return x.clone(memory_format=torch.contiguous_format)
 
 
 def channel_statistics(
