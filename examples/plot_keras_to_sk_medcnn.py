@@ -141,6 +141,9 @@ clf = MedicalCNNClassifier(
     loss="cross_entropy",
     max_epochs=3 if quick else 10,
     batch_size=32,
+    lr_schedule=None,  # Keras: a constant learning rate
+    calibration=None,  # Keras trains on all the data and keeps the raw outputs
+    tta=None,  # one view of each image at prediction
     random_state=0,  # same seed, same model (on the CPU)
 )
 start = time.perf_counter()

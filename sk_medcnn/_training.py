@@ -332,7 +332,9 @@ def build_net(
     batches_per_epoch = (
         n_train // batch_size if drop_last else math.ceil(n_train / batch_size)
     )
-    monitor = "valid_loss" if valid_dataset is not None else "train_loss"
+    # A split held out for calibration only stays out of every training
+    # decision, the learning-rate schedule included.
+    monitor = "valid_loss" if early_stopping else "train_loss"
     sink: Callable[..., Any] = print if verbose > 0 else logger.info
 
     callbacks: list[tuple[str, Any]] = []

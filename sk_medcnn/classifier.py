@@ -181,7 +181,9 @@ def fit_temperature(logits: NDArray[np.float64], y_encoded: NDArray[Any]) -> flo
     result = minimize_scalar(
         log_loss, bounds=(math.log(lowest), math.log(20.0)), method="bounded"
     )
-    return float(math.exp(result.x))
+    # the bounded search never evaluates the bounds themselves
+    best = min((result.x, math.log(lowest)), key=log_loss)
+    return float(math.exp(best))
 
 
 class _BaseMedicalCNN(BaseEstimator):
@@ -688,6 +690,14 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     with per-channel statistics learned in ``fit`` (kept in the network, so the
     same scaling applies at predict time).
 
+    The defaults (Adam at 1e-3, batches of 32, 20 epochs of cosine annealing
+    without early stopping, a temperature fitted on 10% of the training data
+    held out, predictions averaged over the image and four copies shifted by
+    5% of its size) were chosen by 5-fold cross-validation on PneumoniaMNIST
+    over 3 seeds (user guide, "Defaults and a recipe"). ``predict`` returns
+    the most probable class; for another operating point wrap the estimator
+    in :class:`sklearn.model_selection.TunedThresholdClassifierCV`.
+
     Parameters
     ----------
     architecture : str or callable, default="simple_cnn"
@@ -712,19 +722,23 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         Momentum of ``"sgd"``; ignored by the other optimizers.
     batch_size : int, default=32
         Training images per batch.
-    max_epochs : int, default=10
+    max_epochs : int, default=20
         Passes over the training data.
-    lr_schedule : {None, "cosine", "step", "plateau", "onecycle"}, default=None
+    lr_schedule : {None, "cosine", "step", "plateau", "onecycle"}, \
+            default="cosine"
         Learning-rate schedule: cosine annealing over ``max_epochs``; a step
         decay by 10 every third of the epochs; a decay by 10 when the monitored
         loss stops improving for ``patience // 2`` epochs (validation loss with
-        early stopping, else training loss); or the one-cycle policy.
+        early stopping, else training loss: a split held out for
+        ``calibration`` only stays out of training decisions); or the
+        one-cycle policy.
     early_stopping : bool, default=False
         Hold out a stratified ``validation_fraction`` of the training data,
         stop when its loss has not improved for ``patience`` epochs, and
         restore the weights of the best epoch.
     validation_fraction : float, default=0.1
-        Share of the training data held out when ``early_stopping=True``.
+        Share of the training data held out for early stopping and for
+        ``calibration`` (never trained on).
     patience : int, default=5
         Epochs without improvement before early stopping.
     class_weight : {None, "balanced"} or dict, default=None
@@ -736,20 +750,22 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         to each training batch, fresh every epoch, on the training device;
         never to validation or prediction data. Label mixers (``MixUp``) mix
         each training batch as it is drawn, before the other augmenters.
-    calibration : {None, "temperature"}, default=None
+    calibration : {None, "temperature"}, default="temperature"
         ``"temperature"`` holds out ``validation_fraction`` of the training
         data (the early-stopping split when ``early_stopping=True``) and, after
         training, fits one temperature that divides the logits to minimise the
         log-loss there (Guo et al. 2017): better calibrated probabilities, the
-        same ranking and predictions for two classes.
-    tta : str, default=None
+        same ranking and predictions for two classes. None trains on all the
+        data and leaves the logits as they are.
+    tta : str or None, default="shifts"
         Test-time augmentation of ``predict``, ``predict_proba`` and
         ``decision_function``: None, or ``"+"``-joined tokens from ``"hflip"``,
         ``"vflip"`` and ``"shifts"`` (e.g. ``"hflip+shifts"``). The network
         sees each image and its horizontally and/or vertically flipped copies
         and, with ``"shifts"``, four copies shifted by 5% of the image size
         (border replicated); the outputs are averaged (probabilities for the
-        classifier). Deterministic. Use views the task is invariant to.
+        classifier). Deterministic. Use views the task is invariant to;
+        prediction takes one network pass per view (5 with ``"shifts"``).
     num_workers : int, default=0
         Processes of the training data loader that read batches in parallel
         (torch's ``DataLoader``); useful when ``X`` is a list of image files,
@@ -870,15 +886,15 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         weight_decay: float = 0.0,
         momentum: float = 0.9,
         batch_size: int = 32,
-        max_epochs: int = 10,
-        lr_schedule: str | None = None,
+        max_epochs: int = 20,
+        lr_schedule: str | None = "cosine",
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         patience: int = 5,
         class_weight: str | dict[Any, float] | None = None,
         augmentation: Any = None,
-        calibration: str | None = None,
-        tta: str | None = None,
+        calibration: str | None = "temperature",
+        tta: str | None = "shifts",
         num_workers: int = 0,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,

@@ -16,7 +16,11 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from sk_medcnn import MedicalCNNClassifier, MedicalCNNRegressor
 
-FAST = {"max_epochs": 2, "batch_size": 16, "random_state": 0, "device": "cpu"}
+# the plain network (constant learning rate, trained on all the data, one view
+# at prediction): these tests check the mechanics; the defaults are checked by
+# tests/test_eval_defaults.py and by scikit-learn's estimator checks
+PLAIN = {"lr_schedule": None, "calibration": None, "tta": None}
+FAST = {"max_epochs": 2, "batch_size": 16, "random_state": 0, "device": "cpu", **PLAIN}
 
 
 def test_learns_a_separable_task(separable_images):
@@ -158,6 +162,7 @@ def test_early_stopping_restores_best_weights(phantoms):
         patience=2,
         validation_fraction=0.25,
         random_state=0,
+        **PLAIN,
     ).fit(X, y)
     valid_losses = clf.history_[:, "valid_loss"]
     assert clf.n_epochs_ < 30
@@ -196,7 +201,7 @@ def test_epoch_lr_schedules(phantoms, schedule, expected_final_lr):
 def test_onecycle_schedule_steps_every_batch(phantoms):
     X, y = phantoms
     clf = MedicalCNNClassifier(
-        max_epochs=4, lr=1e-2, lr_schedule="onecycle", random_state=0
+        max_epochs=4, lr=1e-2, lr_schedule="onecycle", calibration=None, random_state=0
     ).fit(X, y)
     used = [batch["event_lr"] for epoch in clf.history_ for batch in epoch["batches"]]
     assert len(used) == 8  # 64 images, batches of 32, 4 epochs
@@ -355,6 +360,18 @@ def test_resnet_trains(phantoms):
         "resnet18", architecture_params={"width": 8}, max_epochs=1, random_state=0
     )
     assert clf.fit(X, y).predict_proba(X).shape == (len(X), 2)
+
+
+def test_narrow_resnet_trains_on_odd_batches(phantoms):
+    # torch 2.13's oneDNN backward of a channels-last 1x1 stride-2 convolution
+    # (8 -> 16 channels, 16 px, a batch of 9) corrupted the heap: networks now
+    # run in the plain NCHW layout
+    X, y = phantoms
+    clf = MedicalCNNClassifier(
+        "resnet18", architecture_params={"width": 8}, batch_size=16, **PLAIN
+    )
+    clf.set_params(max_epochs=1, random_state=0, device="cpu")
+    assert clf.fit(X[:41], y[:41]).predict_proba(X).shape == (len(X), 2)
 
 
 def test_not_fitted():
@@ -569,7 +586,9 @@ def test_non_square_flat_rows_warn():
 def test_pickle_after_early_stopping_and_schedule(phantoms):
     X, y = phantoms
     clf = MedicalCNNClassifier(
-        **FAST, early_stopping=True, lr_schedule="cosine", validation_fraction=0.25
+        **{**FAST, "lr_schedule": "cosine"},
+        early_stopping=True,
+        validation_fraction=0.25,
     ).fit(X, y)
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
