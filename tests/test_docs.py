@@ -32,6 +32,7 @@ MODULES = (
     "sk_medcnn.metrics",
     "sk_medcnn.persistence",
     "sk_medcnn.preprocessing",
+    "sk_medcnn.recipes",
     "sk_medcnn.registry",
 )
 PAGES = (
@@ -44,6 +45,7 @@ PAGES = (
     "augmentation.html",
     "architectures.html",
     "training.html",
+    "recipe.html",
     "inspection.html",
     "persistence.html",
     "scaling.html",

@@ -1,0 +1,240 @@
+"""Recipes, and scikit-learn compositions of MedicalCNNClassifier they rely on."""
+
+from __future__ import annotations
+
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.ensemble import BaggingClassifier, VotingClassifier
+from sklearn.model_selection import (
+    FixedThresholdClassifier,
+    GridSearchCV,
+    TunedThresholdClassifierCV,
+)
+
+from sk_medcnn import MedicalCNNClassifier, load_model, save_model
+from sk_medcnn.recipes import list_recipes, make_recipe
+
+FAST = {"max_epochs": 1, "batch_size": 16, "device": "cpu"}
+
+
+def _member(seed, **params):
+    return MedicalCNNClassifier(**{**FAST, **params}, random_state=seed)
+
+
+# --- make_recipe ----------------------------------------------------------------
+
+
+def test_list_recipes_names_and_describes_them():
+    recipes = list_recipes()
+    assert list(recipes) == sorted(recipes)
+    assert "pneumonia" in recipes
+    assert all(isinstance(text, str) and text for text in recipes.values())
+
+
+def _voting(model):
+    return model.estimator if isinstance(model, TunedThresholdClassifierCV) else model
+
+
+def test_default_recipe_tunes_the_threshold_of_a_soft_vote_of_seeded_members():
+    model = make_recipe(random_state=0)
+    assert isinstance(model, TunedThresholdClassifierCV)
+    assert model.scoring == "balanced_accuracy"
+    assert model.refit is True
+    assert model.cv == 0.2
+    voting = model.estimator
+    assert isinstance(voting, VotingClassifier)
+    assert voting.voting == "soft"
+    members = [member for _, member in voting.estimators]
+    assert len(members) == 5
+    seeds = [member.random_state for member in members]
+    assert len(set(seeds)) == 5
+    for member in members:
+        assert isinstance(member, MedicalCNNClassifier)
+        assert member.calibration == "temperature"
+        assert member.tta == "shifts"
+        assert member.lr_schedule == "onecycle"
+        assert member.class_weight is None
+        assert member.augmentation is not None
+    # each member owns its augmenters: changing one leaves the others alone
+    assert members[0].augmentation is not members[1].augmentation
+    # the same random_state gives the same seeds; members differ only in them
+    again = make_recipe(random_state=0)
+    assert [m.random_state for _, m in again.estimator.estimators] == seeds
+    assert again.random_state == model.random_state
+    params = [
+        {k: v for k, v in m.get_params(deep=False).items() if k != "augmentation"}
+        | {"random_state": None}
+        for m in members
+    ]
+    assert all(p == params[0] for p in params)
+
+
+def test_unseeded_recipe_leaves_members_unseeded():
+    model = make_recipe(n_members=2)
+    assert [m.random_state for _, m in model.estimator.estimators] == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("threshold", "expected"),
+    [
+        ("tuned", TunedThresholdClassifierCV),
+        ("argmax", VotingClassifier),
+        (0.3, FixedThresholdClassifier),
+    ],
+)
+def test_threshold_policies(threshold, expected):
+    model = make_recipe(n_members=2, threshold=threshold, random_state=0)
+    assert isinstance(model, expected)
+    assert isinstance(
+        _voting(model) if threshold != 0.3 else model.estimator, VotingClassifier
+    )
+    if threshold == 0.3:
+        assert model.threshold == 0.3
+
+
+def test_one_member_is_the_classifier_itself():
+    model = make_recipe(n_members=1, threshold="argmax", random_state=0)
+    assert isinstance(model, MedicalCNNClassifier)
+
+
+def test_member_params_override_the_recipe():
+    model = make_recipe(
+        n_members=2, member_params={"max_epochs": 3, "tta": None}, random_state=0
+    )
+    assert all(
+        m.max_epochs == 3 and m.tta is None for _, m in model.estimator.estimators
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"name": "knee"}, ValueError, "name must be one of"),
+        ({"n_members": 0}, ValueError, "n_members must be >= 1"),
+        ({"n_members": 2.0}, TypeError, "n_members must be an int"),
+        ({"threshold": "youden"}, ValueError, "threshold must be one of"),
+        ({"threshold": 1.0}, ValueError, r"probability in \(0, 1\)"),
+        ({"threshold": [0.5]}, TypeError, "threshold must be a str or a float"),
+        ({"member_params": [("lr", 1)]}, TypeError, "member_params must be a dict"),
+        ({"member_params": {"random_state": 1}}, ValueError, "random_state"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        make_recipe(**kwargs)
+
+
+def test_recipe_fits_predicts_and_is_reproducible(phantoms):
+    X, y = phantoms
+    recipe = make_recipe(n_members=2, member_params=FAST, random_state=0)
+    first = clone(recipe).fit(X, y)
+    second = clone(recipe).fit(X, y)
+    proba = first.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(proba, second.predict_proba(X))
+    assert first.best_threshold_ == second.best_threshold_
+    # the ensemble averages its members; predict applies the tuned threshold
+    voting = first.estimator_
+    members = [m.predict_proba(X) for m in voting.estimators_]
+    np.testing.assert_allclose(proba, np.mean(members, axis=0))
+    expected = (proba[:, 1] >= first.best_threshold_).astype(int)
+    np.testing.assert_array_equal(first.predict(X), expected)
+    assert all(m.temperature_ > 0 for m in voting.estimators_)
+
+
+def test_fixed_threshold_recipe_fits_and_pickles(phantoms):
+    X, y = phantoms
+    model = make_recipe(
+        n_members=2, threshold=0.7, member_params=FAST, random_state=0
+    ).fit(X, y)
+    proba = model.predict_proba(X)[:, 1]
+    np.testing.assert_array_equal(model.predict(X), (proba >= 0.7).astype(int))
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict(X), model.predict(X))
+
+
+# --- compositions with sklearn ensembles ------------------------------------------
+
+
+def test_recipe_persists_with_joblib_and_members_in_the_safe_format(phantoms, tmp_path):
+    X, y = phantoms
+    model = make_recipe(n_members=2, member_params=FAST, random_state=0).fit(X, y)
+    proba = model.predict_proba(X)
+    path = tmp_path / "recipe.joblib"
+    joblib.dump(model, path)
+    restored = joblib.load(path)
+    np.testing.assert_array_equal(restored.predict_proba(X), proba)
+    np.testing.assert_array_equal(restored.predict(X), model.predict(X))
+    with pytest.raises(TypeError, match="save_model saves a fitted"):
+        save_model(model, tmp_path / "recipe.skmed")
+    for index, member in enumerate(model.estimator_.estimators_):
+        save_model(member, tmp_path / f"member{index}.skmed")
+        loaded = load_model(tmp_path / f"member{index}.skmed")
+        np.testing.assert_array_equal(loaded.predict_proba(X), member.predict_proba(X))
+
+
+def test_voting_classifier_of_cnns_clones_fits_and_persists(phantoms, tmp_path):
+    X, y = phantoms
+    voting = VotingClassifier(
+        [("a", _member(0)), ("b", _member(1, tta="hflip"))], voting="soft"
+    )
+    fitted = clone(voting).fit(X, y)
+    proba = fitted.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    assert fitted.score(X, y) >= 0.0
+    # nested parameters reach the members, as GridSearchCV needs
+    assert clone(voting).set_params(a__lr=0.01).estimators[0][1].lr == 0.01
+
+    # pickle and joblib keep the whole ensemble
+    path = tmp_path / "voting.joblib"
+    joblib.dump(fitted, path)
+    np.testing.assert_array_equal(joblib.load(path).predict_proba(X), proba)
+    np.testing.assert_array_equal(
+        pickle.loads(pickle.dumps(fitted)).predict_proba(X), proba
+    )
+
+    # the safe format stores single estimators and Pipelines, not ensembles;
+    # each fitted member can be saved and loaded on its own
+    with pytest.raises(TypeError, match="save_model saves a fitted"):
+        save_model(fitted, tmp_path / "voting.skmed")
+    member = fitted.estimators_[1]
+    save_model(member, tmp_path / "member.skmed")
+    loaded = load_model(tmp_path / "member.skmed")
+    np.testing.assert_array_equal(loaded.predict_proba(X), member.predict_proba(X))
+
+
+def test_bagging_over_flat_images_clones_fits_and_pickles(phantoms):
+    # BaggingClassifier checks X as a 2-D array: pass flat images and image_shape
+    X, y = phantoms
+    flat = X.reshape(len(X), -1)
+    bagging = BaggingClassifier(
+        _member(None, image_shape=X.shape[1:]),
+        n_estimators=2,
+        bootstrap=False,
+        random_state=0,
+    )
+    fitted = clone(bagging).fit(flat, y)
+    proba = fitted.predict_proba(flat)
+    assert proba.shape == (len(X), 2)
+    seeds = [member.random_state for member in fitted.estimators_]
+    assert len(set(seeds)) == 2  # bagging seeds every member differently
+    np.testing.assert_array_equal(
+        pickle.loads(pickle.dumps(fitted)).predict_proba(flat), proba
+    )
+    np.testing.assert_array_equal(
+        clone(bagging).fit(flat, y).predict_proba(flat), proba
+    )
+
+
+def test_grid_search_over_a_recipe_member_parameter(phantoms):
+    X, y = phantoms
+    recipe = make_recipe(n_members=2, member_params=FAST, random_state=0)
+    grid = {"estimator__member0__lr": [1e-3, 3e-3]}
+    search = GridSearchCV(recipe, grid, cv=2, scoring="roc_auc").fit(X, y)
+    assert search.best_params_["estimator__member0__lr"] in (1e-3, 3e-3)
+    assert search.best_estimator_.predict_proba(X).shape == (len(X), 2)
