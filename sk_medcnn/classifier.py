@@ -547,7 +547,8 @@ class _BaseMedicalCNN(BaseEstimator):
             raise ValueError(
                 f"validation_fraction={self.validation_fraction} leaves too few "
                 f"training or validation samples out of {n_samples}; early_stopping "
-                "and calibration need more samples or another validation_fraction."
+                "and calibration need more samples or another validation_fraction "
+                "(calibration=None and early_stopping=False train on all of them)."
             )
         stratify = None
         if self._is_classifier:

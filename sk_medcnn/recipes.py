@@ -135,6 +135,12 @@ def _check_arguments(
                 "member_params must be a dict or None; got "
                 f"{type(member_params).__name__}."
             )
+        unknown = sorted(set(member_params) - set(MedicalCNNClassifier().get_params()))
+        if unknown:
+            raise ValueError(
+                f"member_params holds {', '.join(map(repr, unknown))}, which "
+                "MedicalCNNClassifier does not take (see its get_params())."
+            )
         if "random_state" in member_params:
             raise ValueError(
                 "member_params must not hold random_state: every member's seed is "

@@ -121,6 +121,7 @@ def test_member_params_override_the_recipe():
         ({"threshold": [0.5]}, TypeError, "threshold must be a str or a float"),
         ({"member_params": [("lr", 1)]}, TypeError, "member_params must be a dict"),
         ({"member_params": {"random_state": 1}}, ValueError, "random_state"),
+        ({"member_params": {"epochs": 3}}, ValueError, "member_params holds 'epochs'"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, error, match):

@@ -152,3 +152,12 @@ def test_works_inside_tuned_threshold_classifier_cv(phantoms):
     np.testing.assert_array_equal(
         tuned.predict(X), tuned.classes_[(proba >= tuned.best_threshold_).astype(int)]
     )
+
+
+def test_default_calibration_on_too_few_samples_says_how_to_train_on_all(phantoms):
+    X, y = phantoms
+    pair = [int(np.flatnonzero(y == 0)[0]), int(np.flatnonzero(y == 1)[0])]
+    with pytest.raises(ValueError, match=r"validation_fraction.*calibration=None"):
+        MedicalCNNClassifier(**FAST).fit(X[pair], y[pair])
+    fitted = MedicalCNNClassifier(calibration=None, **FAST).fit(X[pair], y[pair])
+    assert fitted.temperature_ == 1.0
