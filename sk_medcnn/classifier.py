@@ -6,7 +6,6 @@ import copy
 import json
 import math
 import os
-import warnings
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +42,8 @@ from .losses import FocalLoss
 from .registry import get_architecture
 from .utils._files_array import ImageFiles, is_path_array
 from .utils._torch import (
+    MEMORY_FORMATS,
+    PRECISIONS,
     TTA_TOKENS,
     ArrayDataset,
     channel_statistics,
@@ -50,6 +51,7 @@ from .utils._torch import (
     predict_raw,
     resolve_device,
     seeded_torch,
+    torch_threads,
     tta_views,
     warn_cpu_fallback,
 )
@@ -63,16 +65,30 @@ from .utils._validation import (
     non_negative_int,
     one_of,
     open_fraction,
+    optional,
     optional_dict,
     positive_float,
     positive_int,
     random_state_like,
+    warn_user,
 )
 
 __all__ = ["MedicalCNNClassifier", "MedicalCNNRegressor"]
 
-#: Images per inference batch (measured fastest on CPU in benchmarks/bench_fit.py).
+#: Images per inference batch (measured fastest on CPU in benchmarks/bench_fit.py),
+#: for images of up to _INFERENCE_BATCH_PIXELS / 128 pixels (28x28 and smaller).
 _INFERENCE_BATCH_SIZE = 128
+#: Pixels per inference batch beyond that: larger images go in smaller batches,
+#: so that activation memory does not grow with the image (at 64x64, 32 images).
+_INFERENCE_BATCH_PIXELS = 2**17
+
+
+def _inference_batch_size(batch_size: int, image_shape: tuple[int, ...]) -> int:
+    """Images per inference batch: at least the training batch size."""
+    pixels = max(1, image_shape[0] * image_shape[1])
+    return max(
+        batch_size, min(_INFERENCE_BATCH_SIZE, _INFERENCE_BATCH_PIXELS // pixels)
+    )
 
 
 def _architecture_like(value: Any, name: str) -> None:
@@ -233,6 +249,10 @@ class _BaseMedicalCNN(BaseEstimator):
             The fitted estimator.
         """
         check_params(self)
+        with torch_threads(self.n_threads):
+            return self._fit(X, y)
+
+    def _fit(self, X: ArrayLike, y: ArrayLike) -> _BaseMedicalCNN:
         self._reset()
         estimator_name = type(self).__name__
         if y is None:
@@ -261,6 +281,15 @@ class _BaseMedicalCNN(BaseEstimator):
         image_shape = tuple(int(size) for size in images.shape[1:])
 
         device = resolve_device(self.device)
+        if (
+            self.precision == "bf16"
+            and device.type == "cuda"
+            and not torch.cuda.is_bf16_supported()
+        ):
+            raise ValueError(
+                f"precision='bf16' but {device} does not support bfloat16; use "
+                "precision='fp32'."
+            )
         # one draw of six seeds: the first five are what a five-seed draw gives
         (init_seed, split_seed, loader_seed, augment_seed, train_seed, mix_seed) = (
             draw_seeds(self.random_state, 6)
@@ -310,7 +339,13 @@ class _BaseMedicalCNN(BaseEstimator):
             # for hard and mixed labels
             criterion, criterion_params = FocalLoss, {"gamma": 0.0, **criterion_params}
         net = build_net(
-            module_params={"body": body, "mean": mean, "std": std},
+            module_params={
+                "body": body,
+                "mean": mean,
+                "std": std,
+                "precision": self.precision,
+                "memory_format": self.memory_format,
+            },
             criterion=criterion,
             criterion_params=criterion_params,
             train_dataset=train_dataset,
@@ -320,7 +355,7 @@ class _BaseMedicalCNN(BaseEstimator):
             weight_decay=self.weight_decay,
             momentum=self.momentum,
             batch_size=self.batch_size,
-            inference_batch_size=max(self.batch_size, _INFERENCE_BATCH_SIZE),
+            inference_batch_size=_inference_batch_size(self.batch_size, image_shape),
             max_epochs=self.max_epochs,
             lr_schedule=self.lr_schedule,
             early_stopping=self.early_stopping,
@@ -487,6 +522,8 @@ class _BaseMedicalCNN(BaseEstimator):
                 "body": body,
                 "mean": self.input_mean_,
                 "std": self.input_std_,
+                "precision": self.precision,
+                "memory_format": self.memory_format,
             },
             criterion=nn.CrossEntropyLoss if self._is_classifier else nn.MSELoss,
             criterion_params={},
@@ -497,7 +534,9 @@ class _BaseMedicalCNN(BaseEstimator):
             weight_decay=self.weight_decay,
             momentum=self.momentum,
             batch_size=self.batch_size,
-            inference_batch_size=max(self.batch_size, _INFERENCE_BATCH_SIZE),
+            inference_batch_size=_inference_batch_size(
+                self.batch_size, self.image_shape_
+            ),
             max_epochs=self.max_epochs,
             lr_schedule=None,
             early_stopping=False,
@@ -557,11 +596,10 @@ class _BaseMedicalCNN(BaseEstimator):
             if counts[counts > 0].min() >= 2 and n_valid >= n_classes:
                 stratify = y_encoded
             else:
-                warnings.warn(
+                warn_user(
                     "the held-out validation split cannot be stratified "
                     "(a class has fewer than 2 samples, or the split is smaller than "
-                    "the number of classes); it is drawn at random.",
-                    stacklevel=3,
+                    "the number of classes); it is drawn at random."
                 )
         train_index, valid_index = train_test_split(
             indices, test_size=n_valid, random_state=seed, stratify=stratify
@@ -660,15 +698,23 @@ class _BaseMedicalCNN(BaseEstimator):
     ) -> NDArray[np.float32]:
         """Network outputs for each test-time view: ``(n_views, n_samples, k)``."""
         images = np.asarray(X) if checked else self._check_predict_images(X)
-        return predict_raw(
-            self.net_.module_,
-            images,
-            device=torch.device(self.net_.device),
-            batch_size=max(self.batch_size, _INFERENCE_BATCH_SIZE),
-            views=tta_views(self.tta, self.image_shape_),
-        )
+        with torch_threads(getattr(self, "n_threads", None)):
+            return predict_raw(
+                self.net_.module_,
+                images,
+                device=torch.device(self.net_.device),
+                batch_size=_inference_batch_size(self.batch_size, self.image_shape_),
+                views=tta_views(self.tta, self.image_shape_),
+            )
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # estimators pickled before these parameters existed
+        for name, default in (
+            ("precision", "fp32"),
+            ("memory_format", "contiguous"),
+            ("n_threads", None),
+        ):
+            state.setdefault(name, default)
         self.__dict__.update(state)
         net = state.get("net_")
         if net is not None and str(net.device) != state.get("device_"):
@@ -787,6 +833,23 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     device : str or torch.device, default="auto"
         Where to train and predict: ``"auto"`` (CUDA, then Apple MPS, then
         CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+    precision : {"fp32", "bf16"}, default="fp32"
+        ``"bf16"`` trains and predicts under bfloat16 autocast (convolutions
+        and matrix products in bfloat16; weights, optimizer and returned
+        scores in float32): faster on CPUs with AVX-512 BF16 or AMX and on
+        GPUs from NVIDIA Ampere on (see the benchmarks page for the measured
+        effect). Float16 needs loss scaling and is not offered.
+    memory_format : {"contiguous", "channels_last"}, default="contiguous"
+        Memory layout of the network's weights and activations.
+        ``"channels_last"`` is faster for some networks on CPUs (oneDNN) and
+        on GPUs with tensor cores; ``"contiguous"`` is torch's usual NCHW.
+    n_threads : int, default=None
+        Torch intra-op threads while fitting and predicting (set with
+        :func:`torch.set_num_threads` and restored afterwards). None keeps the
+        process's setting, which is right in most cases: joblib's process
+        workers (``GridSearchCV(n_jobs=k)``) and Dask workers start with
+        ``OMP_NUM_THREADS`` = cores / workers, which torch reads. Set it with
+        joblib's threading backend, which shares one process.
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation, the validation split, the batch order,
         dropout and augmentation. With an int, two fits on the CPU give
@@ -871,6 +934,9 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         "resume": boolean,
         "image_shape": image_shape_like,
         "device": _device_like,
+        "precision": one_of(PRECISIONS),
+        "memory_format": one_of(MEMORY_FORMATS),
+        "n_threads": optional(positive_int),
         "random_state": random_state_like,
         "verbose": non_negative_int,
     }
@@ -901,6 +967,9 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         resume: bool = False,
         image_shape: tuple[int, ...] | None = None,
         device: str | torch.device = "auto",
+        precision: str = "fp32",
+        memory_format: str = "contiguous",
+        n_threads: int | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
@@ -927,6 +996,9 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         self.resume = resume
         self.image_shape = image_shape
         self.device = device
+        self.precision = precision
+        self.memory_format = memory_format
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 
@@ -1133,6 +1205,23 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         Image shape of flat ``X``.
     device : str or torch.device, default="auto"
         ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    precision : {"fp32", "bf16"}, default="fp32"
+        ``"bf16"`` trains and predicts under bfloat16 autocast (convolutions
+        and matrix products in bfloat16; weights, optimizer and returned
+        scores in float32): faster on CPUs with AVX-512 BF16 or AMX and on
+        GPUs from NVIDIA Ampere on (see the benchmarks page for the measured
+        effect). Float16 needs loss scaling and is not offered.
+    memory_format : {"contiguous", "channels_last"}, default="contiguous"
+        Memory layout of the network's weights and activations.
+        ``"channels_last"`` is faster for some networks on CPUs (oneDNN) and
+        on GPUs with tensor cores; ``"contiguous"`` is torch's usual NCHW.
+    n_threads : int, default=None
+        Torch intra-op threads while fitting and predicting (set with
+        :func:`torch.set_num_threads` and restored afterwards). None keeps the
+        process's setting, which is right in most cases: joblib's process
+        workers (``GridSearchCV(n_jobs=k)``) and Dask workers start with
+        ``OMP_NUM_THREADS`` = cores / workers, which torch reads. Set it with
+        joblib's threading backend, which shares one process.
     random_state : int, RandomState instance or None, default=None
         Seeds everything random in ``fit``.
     verbose : int, default=0
@@ -1198,6 +1287,9 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         "resume": boolean,
         "image_shape": image_shape_like,
         "device": _device_like,
+        "precision": one_of(PRECISIONS),
+        "memory_format": one_of(MEMORY_FORMATS),
+        "n_threads": optional(positive_int),
         "random_state": random_state_like,
         "verbose": non_negative_int,
     }
@@ -1225,6 +1317,9 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         resume: bool = False,
         image_shape: tuple[int, ...] | None = None,
         device: str | torch.device = "auto",
+        precision: str = "fp32",
+        memory_format: str = "contiguous",
+        n_threads: int | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
@@ -1248,6 +1343,9 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         self.resume = resume
         self.image_shape = image_shape
         self.device = device
+        self.precision = precision
+        self.memory_format = memory_format
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 

@@ -104,6 +104,24 @@ def seeded_torch(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def torch_threads(n_threads: int | None) -> Iterator[None]:
+    """Run the block with ``n_threads`` torch intra-op threads, then restore.
+
+    ``None`` leaves torch's setting alone. The setting is per process, so
+    concurrent blocks in threads of one process share it.
+    """
+    if n_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _file_rows(array: Any) -> tuple[str, int, int] | None:
     """Where the rows of a view of a file-backed ``numpy.memmap`` lie in its file.
 
@@ -263,13 +281,18 @@ def collate_batch(batch: Any) -> Any:
     return batch
 
 
+PRECISIONS = ("fp32", "bf16")
+MEMORY_FORMATS = ("contiguous", "channels_last")
+
+
 class ImageNetwork(nn.Module):
     """Adapt channels-last images to an architecture: layout, scaling, augmentation.
 
     ``forward`` takes ``(n, H, W, C)`` float images, views them as
-    ``(n, C, H, W)`` in channels-last memory (a free permutation), applies
-    the training-only augmentation, standardises with the statistics learned
-    in ``fit`` and calls the architecture.
+    ``(n, C, H, W)`` (a free permutation), applies the training-only
+    augmentation, standardises with the statistics learned in ``fit`` into one
+    new tensor in the network's memory format, and calls the architecture,
+    under bfloat16 autocast when asked.
 
     Parameters
     ----------
@@ -277,13 +300,47 @@ class ImageNetwork(nn.Module):
         The architecture, ``(n, C, H, W) -> (n, n_outputs)``.
     mean, std : ndarray of shape (channels,)
         Per-channel statistics of the training images.
+    precision : {"fp32", "bf16"}, default="fp32"
+        ``"bf16"`` runs the architecture under :func:`torch.autocast` with
+        bfloat16 (convolutions and matrix products in bfloat16, weights,
+        normalisation statistics and the returned scores in float32).
+    memory_format : {"contiguous", "channels_last"}, default="contiguous"
+        The layout of the architecture's weights and inputs. With
+        ``"channels_last"``, strided 1x1 convolutions are rewritten to read a
+        subsampled input at stride 1 (the same function): torch 2.13's CPU
+        (oneDNN) backward of a channels-last strided 1x1 convolution with
+        few channels corrupts the heap.
     """
 
     mean: torch.Tensor
     std: torch.Tensor
+    # class-level defaults: networks pickled before these options existed
+    precision = "fp32"
+    memory_format = "contiguous"
 
-    def __init__(self, body: nn.Module, mean: NDArray[Any], std: NDArray[Any]) -> None:
+    def __init__(
+        self,
+        body: nn.Module,
+        mean: NDArray[Any],
+        std: NDArray[Any],
+        *,
+        precision: str = "fp32",
+        memory_format: str = "contiguous",
+    ) -> None:
         super().__init__()
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {PRECISIONS}; got {precision!r}."
+            )
+        if memory_format not in MEMORY_FORMATS:
+            raise ValueError(
+                f"memory_format must be one of {MEMORY_FORMATS}; got {memory_format!r}."
+            )
+        self.precision = precision
+        self.memory_format = memory_format
+        if memory_format == "channels_last":
+            body = body.to(memory_format=torch.channels_last)
+            _avoid_strided_pointwise_convolutions(body)
         self.body = body
         channels = len(mean)
         self.register_buffer(
@@ -302,23 +359,78 @@ class ImageNetwork(nn.Module):
             x = x.float()
         if self.training and self.augment is not None:
             x = self.augment(x)
-        x = (x - self.mean) / self.std
-        return self.body(_standard_layout(x))
+        x = _standardise(x, self.mean, self.std, self.memory_format)
+        if self.precision == "bf16":
+            with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                return self.body(x).float()
+        return self.body(x)
 
 
-def _standard_layout(x: torch.Tensor) -> torch.Tensor:
-    """Return ``x`` (n, C, H, W) with plain NCHW strides, copying only if needed.
+def _standardise(
+    x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, memory_format: str
+) -> torch.Tensor:
+    """Return ``(x - mean) / std`` as one new tensor with the layout's strides.
 
-    Not channels-last (15-25% faster on this project's CPU): torch 2.13's
-    oneDNN backward of a channels-last 1x1 stride-2 convolution (8 -> 16
-    channels, 16 px images, a batch of 9) corrupts the heap, so a narrow
-    ResNet crashed on an odd last batch. With one channel both layouts claim
-    the same tensor; the strides decide.
+    The strides must be the plain ones of the layout even with one channel,
+    where both layouts claim the same tensor: oneDNN picks its kernels from
+    them. Without autograd (training inputs, inference) the result is written
+    into one tensor allocated in that layout, so the batch is copied once.
     """
-    _, c, h, w = x.shape
-    if x.stride() == (c * h * w, h * w, w, 1):
-        return x
-    return x.clone(memory_format=torch.contiguous_format)
+    torch_format = (
+        torch.channels_last
+        if memory_format == "channels_last"
+        else torch.contiguous_format
+    )
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        out = torch.empty(
+            x.shape, dtype=x.dtype, device=x.device, memory_format=torch_format
+        )
+        torch.sub(x, mean, out=out)
+        return out.div_(std)
+    out = (x - mean) / std  # saliency maps need the gradient with respect to x
+    _, c, h, w = out.shape
+    plain = (
+        (c * h * w, h * w, w, 1)
+        if torch_format is torch.contiguous_format
+        else (h * w * c, 1, w * c, c)
+    )
+    if out.stride() == plain:
+        return out
+    return out.clone(memory_format=torch_format)
+
+
+def _avoid_strided_pointwise_convolutions(body: nn.Module) -> None:
+    """Make strided 1x1 convolutions of ``body`` read a subsampled input at stride 1.
+
+    ``Conv2d(c_in, c_out, 1, stride=s, padding=0)`` equals the same
+    convolution at stride 1 on ``x[:, :, ::s, ::s]``. torch 2.13's oneDNN
+    backward for the channels-last strided form (8 -> 16 channels, 16 px, a
+    batch of 9, two threads) corrupts the heap; the stride-1 form is safe.
+    The weights and their names do not change.
+    """
+    for module in body.modules():
+        if (
+            isinstance(module, nn.Conv2d)
+            and module.kernel_size == (1, 1)
+            and module.stride != (1, 1)
+            and module.padding == (0, 0)
+            and module.dilation == (1, 1)
+        ):
+            step_y, step_x = module.stride
+            module.stride = (1, 1)
+            module.register_forward_pre_hook(_Subsample(step_y, step_x))
+
+
+class _Subsample:
+    """A forward pre-hook: keep every ``step``-th row and column of the input."""
+
+    def __init__(self, step_y: int, step_x: int) -> None:
+        self.step_y = step_y
+        self.step_x = step_x
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        x = args[0][:, :, :: self.step_y, :: self.step_x]
+        return (x.contiguous(memory_format=torch.channels_last), *args[1:])
 
 
 def channel_statistics(

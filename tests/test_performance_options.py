@@ -1,0 +1,296 @@
+"""precision, memory_format and n_threads: what they change, and what they keep."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sk_medcnn import MedicalCNNClassifier, MedicalCNNRegressor, load_model, save_model
+from sk_medcnn.utils._torch import (
+    ImageNetwork,
+    _avoid_strided_pointwise_convolutions,
+    torch_threads,
+)
+
+PLAIN = {"lr_schedule": None, "calibration": None, "tta": None}
+FAST = {"max_epochs": 2, "batch_size": 16, "random_state": 0, "device": "cpu", **PLAIN}
+FAST_NOCAL = {"batch_size": 16, "random_state": 0, "device": "cpu", "tta": None}
+
+
+def _conv_output_dtypes(clf, X):
+    """Dtypes of every convolution's output during one predict_proba call."""
+    seen = []
+    handles = [
+        module.register_forward_hook(lambda m, a, out: seen.append(out.dtype))
+        for module in clf.net_.module_.body.modules()
+        if isinstance(module, nn.Conv2d)
+    ]
+    try:
+        proba = clf.predict_proba(X)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return set(seen), proba
+
+
+def test_bf16_runs_the_convolutions_in_bfloat16_and_returns_float_scores(
+    separable_images,
+):
+    X, y = separable_images
+    clf = MedicalCNNClassifier(
+        precision="bf16", max_epochs=6, lr=3e-3, random_state=0, **PLAIN
+    ).fit(X, y)
+    dtypes, proba = _conv_output_dtypes(clf, X)
+    assert dtypes == {torch.bfloat16}
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert all(p.dtype == torch.float32 for p in clf.net_.module_.parameters())
+    assert clf.score(X, y) >= 0.95  # it learns in bfloat16 too
+
+    fp32 = MedicalCNNClassifier(max_epochs=6, lr=3e-3, random_state=0, **PLAIN)
+    dtypes, _ = _conv_output_dtypes(fp32.fit(X, y), X)
+    assert dtypes == {torch.float32}
+
+
+def test_channels_last_matches_the_contiguous_network(phantoms):
+    X, y = phantoms
+    plain = MedicalCNNClassifier(**FAST).fit(X, y)
+    last = MedicalCNNClassifier(memory_format="channels_last", **FAST).fit(X, y)
+    weights = [
+        module.weight
+        for module in last.net_.module_.body.modules()
+        if isinstance(module, nn.Conv2d)
+    ]
+    assert all(
+        w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+        for w in weights
+        if w.shape[1] > 1
+    )
+    # the same function, computed by other kernels: equal up to rounding
+    np.testing.assert_allclose(
+        last.predict_proba(X), plain.predict_proba(X), rtol=0, atol=2e-3
+    )
+
+
+def test_channels_last_resnet_with_strided_pointwise_convolutions_trains(phantoms):
+    # torch 2.13's oneDNN backward of a channels-last 1x1 stride-2 convolution
+    # with few channels (8 -> 16, 16 px, odd batches, two threads) corrupts the
+    # heap; the rewrite to stride 1 on a subsampled input avoids that kernel
+    X, y = phantoms
+    clf = MedicalCNNClassifier(
+        "resnet18",
+        architecture_params={"width": 8},
+        memory_format="channels_last",
+        n_threads=2,
+        **{**FAST, "max_epochs": 1},
+    )
+    assert clf.fit(X[:41], y[:41]).predict_proba(X).shape == (len(X), 2)
+    strided = [
+        module
+        for module in clf.net_.module_.body.modules()
+        if isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1)
+    ]
+    assert strided
+    assert all(module.stride == (1, 1) for module in strided)
+
+
+def test_strided_pointwise_rewrite_computes_the_same_function():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 16, 1, stride=2, bias=True)
+    body = nn.Sequential(conv)
+    x = torch.randn(5, 8, 15, 16)
+    expected = conv(x)
+    _avoid_strided_pointwise_convolutions(body.to(memory_format=torch.channels_last))
+    got = body(x.contiguous(memory_format=torch.channels_last))
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    # and its weights and their names are unchanged
+    assert list(body.state_dict()) == ["0.weight", "0.bias"]
+
+
+@pytest.mark.parametrize("memory_format", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_standardised_input_has_the_plain_strides_of_its_layout(
+    memory_format, channels
+):
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append(x.stride())
+            return x.mean(dim=(2, 3))[:, :1].repeat(1, 2)
+
+    mean, std = np.full(channels, 10.0), np.full(channels, 2.0)
+    net = ImageNetwork(Probe(), mean, std, memory_format=memory_format)
+    images = torch.rand(4, 6, 5, channels) * 255
+    net(images)
+    with torch.inference_mode():
+        net(images)
+    expected = (
+        (channels * 30, 30, 5, 1)
+        if memory_format == "contiguous"
+        else (30 * channels, 1, 5 * channels, channels)
+    )
+    assert seen == [expected, expected]
+    # with autograd on the input (saliency maps) the values are the same
+    wanted = images.permute(0, 3, 1, 2).sub(10.0).div(2.0)
+    grad_images = images.clone().requires_grad_()
+    out = _capture_input(net, grad_images)
+    torch.testing.assert_close(out, wanted)
+
+
+def _capture_input(net, images):
+    captured = []
+    handle = net.body.register_forward_pre_hook(lambda m, a: captured.append(a[0]))
+    try:
+        net(images)
+    finally:
+        handle.remove()
+    return captured[0].detach()
+
+
+def test_n_threads_is_used_while_fitting_and_predicting_then_restored(phantoms):
+    X, y = phantoms
+    during = []
+
+    def build(in_channels, n_outputs, image_shape):
+        class Recorder(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.linear = nn.Linear(in_channels, n_outputs)
+
+            def forward(self, x):
+                during.append(torch.get_num_threads())
+                return self.linear(x.mean(dim=(2, 3)))
+
+        return Recorder()
+
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    clf = MedicalCNNClassifier(build, n_threads=wanted, **FAST).fit(X, y)
+    assert torch.get_num_threads() == before
+    fit_threads = set(during[1:])  # the first call is the shape probe
+    during.clear()
+    clf.predict_proba(X)
+    assert torch.get_num_threads() == before
+    assert fit_threads == {wanted}
+    assert set(during) == {wanted}
+
+
+def test_torch_threads_restores_after_an_error():
+    before = torch.get_num_threads()
+    inside = []
+
+    def fail():
+        with torch_threads(1):
+            inside.append(torch.get_num_threads())
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail()
+    assert inside == [1]
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("estimator", [MedicalCNNClassifier, MedicalCNNRegressor])
+@pytest.mark.parametrize(
+    ("name", "value", "match"),
+    [
+        ("precision", "fp16", "precision"),
+        ("precision", "float32", "precision"),
+        ("memory_format", "nhwc", "memory_format"),
+        ("n_threads", 0, "n_threads"),
+        ("n_threads", 1.5, "n_threads"),
+    ],
+)
+def test_bad_values_name_the_parameter(estimator, name, value, match, phantoms):
+    X, y = phantoms
+    with pytest.raises((ValueError, TypeError), match=match):
+        estimator(**{name: value}).fit(X, y.astype(float))
+
+
+def test_regressor_trains_in_bf16_and_channels_last(phantoms):
+    X, y = phantoms
+    reg = MedicalCNNRegressor(
+        precision="bf16",
+        memory_format="channels_last",
+        max_epochs=2,
+        batch_size=16,
+        random_state=0,
+        device="cpu",
+    ).fit(X, y.astype(float))
+    prediction = reg.predict(X)
+    assert prediction.dtype == np.float64
+    assert np.isfinite(prediction).all()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"precision": "bf16"}, {"memory_format": "channels_last"}],
+    ids=["bf16", "channels_last"],
+)
+def test_options_survive_pickle_and_the_safe_format(options, phantoms, tmp_path):
+    X, y = phantoms
+    clf = MedicalCNNClassifier(**options, **FAST).fit(X, y)
+    expected = clf.predict_proba(X)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), expected)
+    path = tmp_path / "model.skmed"
+    save_model(clf, path)
+    loaded = load_model(path)
+    assert {key: loaded.get_params()[key] for key in options} == options
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, rtol=0, atol=1e-6)
+
+
+def test_old_pickles_without_the_options_still_predict(phantoms):
+    X, y = phantoms
+    clf = MedicalCNNClassifier(**FAST).fit(X, y)
+    expected = clf.predict_proba(X)
+    state = clf.__getstate__()
+    for name in ("precision", "memory_format", "n_threads"):
+        del state[name]
+    module = state["net_"].module_
+    del module.precision, module.memory_format  # back to the class defaults
+    old = MedicalCNNClassifier.__new__(MedicalCNNClassifier)
+    old.__setstate__(state)
+    assert old.get_params()["precision"] == "fp32"
+    np.testing.assert_array_equal(old.predict_proba(X), expected)
+
+
+def test_saliency_and_grad_cam_work_in_bf16_and_channels_last(phantoms):
+    from sk_medcnn.inspection import grad_cam, saliency_map
+
+    X, y = phantoms
+    clf = MedicalCNNClassifier(
+        precision="bf16", memory_format="channels_last", **FAST
+    ).fit(X, y)
+    for explain in (grad_cam, saliency_map):
+        maps = explain(clf, X[:3])
+        assert maps.shape[:3] == (3, 16, 16)
+        assert np.isfinite(maps).all()
+        assert maps.dtype.kind == "f"
+
+
+def test_fit_warnings_point_at_the_callers_line():
+    # fit runs its body one call deeper (inside the n_threads block): warnings
+    # must still name the user's line, not the package's
+    X = np.random.RandomState(0).rand(6, 10)  # 10 values per row: not a square
+    y = np.array([0, 0, 0, 0, 0, 1])  # one sample of class 1: no stratified split
+    clf = MedicalCNNClassifier(max_epochs=1, calibration="temperature", **FAST_NOCAL)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        clf.fit(X, y)
+    messages = {
+        str(w.message)[:25]: Path(w.filename).name
+        for w in record
+        if "not a square number" in str(w.message)
+        or "cannot be stratified" in str(w.message)
+    }
+    assert len(messages) == 2
+    assert set(messages.values()) == {Path(__file__).name}
