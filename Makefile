@@ -29,8 +29,9 @@ test-all: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
+# the performance suite (~30 min, alone on the machine); BENCH_ARGS=--smoke for a check
 bench: $(VENV)/.installed
-	$(PY) benchmarks/bench_fit.py
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 # The HTML site in docs/_build/html, warnings as errors. GALLERY=full (default) runs
 # every examples/plot_*.py at full size (a few minutes the first time; unchanged
