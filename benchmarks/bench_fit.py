@@ -339,6 +339,12 @@ class SkMedCNNSide:
             batch_size=BATCH_SIZE,
             lr=LR,
             optimizer="adam",
+            # the plain loop's training: constant learning rate, every image
+            # trained on, one view at prediction (the defaults hold 10% out for
+            # calibration and average 5 test-time views)
+            lr_schedule=None,
+            calibration=None,
+            tta=None,
             random_state=self.seed,
             device="cpu",
         )

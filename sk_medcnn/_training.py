@@ -500,6 +500,8 @@ def train_net(
     # the training images (size, and data protection when models are shared)
     net.train_split = None
     net.module_.eval()  # skorch sets train mode itself for every training batch
+    if device.type == "cpu":
+        net.module_.to_inference_layout()
     return best_epoch, interrupted
 
 

@@ -567,6 +567,8 @@ class _BaseMedicalCNN(BaseEstimator):
                 f"{error}"
             ) from error
         net.module_.eval()
+        if resolved.type == "cpu":
+            net.module_.to_inference_layout()
         if history is not None:
             net.history = History(history)
         self.net_ = net

@@ -294,3 +294,22 @@ def test_fit_warnings_point_at_the_callers_line():
     }
     assert len(messages) == 2
     assert set(messages.values()) == {Path(__file__).name}
+
+
+def test_fitted_cpu_networks_predict_in_channels_last_with_the_same_function(
+    phantoms,
+):
+    import copy
+
+    X, y = phantoms
+    clf = MedicalCNNClassifier(**FAST).fit(X, y)
+    module = clf.net_.module_
+    assert module.memory_format == "channels_last"
+    weights = [m.weight for m in module.body.modules() if isinstance(m, nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+    nchw = copy.deepcopy(module)
+    nchw.body = nchw.body.to(memory_format=torch.contiguous_format)
+    nchw.memory_format = "contiguous"
+    images = torch.from_numpy(np.asarray(X[..., None], dtype=np.float32))
+    with torch.inference_mode():
+        torch.testing.assert_close(module(images), nchw(images), rtol=1e-4, atol=1e-5)

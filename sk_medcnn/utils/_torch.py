@@ -305,7 +305,8 @@ class ImageNetwork(nn.Module):
         bfloat16 (convolutions and matrix products in bfloat16, weights,
         normalisation statistics and the returned scores in float32).
     memory_format : {"contiguous", "channels_last"}, default="contiguous"
-        The layout of the architecture's weights and inputs. With
+        The layout of the architecture's weights and inputs (for training;
+        see :meth:`to_inference_layout`). With
         ``"channels_last"``, strided 1x1 convolutions are rewritten to read a
         subsampled input at stride 1 (the same function): torch 2.13's CPU
         (oneDNN) backward of a channels-last strided 1x1 convolution with
@@ -351,6 +352,23 @@ class ImageNetwork(nn.Module):
             "std", torch.as_tensor(std, dtype=torch.float32).reshape(1, channels, 1, 1)
         )
         self.augment: BatchAugmenter | None = None
+
+    def to_inference_layout(self) -> None:
+        """Switch the network to channels-last, the faster layout for CPU inference.
+
+        Measured on this project's CPU (2 threads, oneDNN), forward only:
+        ``simple_cnn`` at 28 px 2.3x the images/s of NCHW in batches and 0.26
+        against 0.35 ms for one image, ResNet-18 at 64 px 1.2x and 1.7x. Only
+        the training backward has the heap corruption that keeps training
+        NCHW by default, and the strided 1x1 rewrite covers gradients taken
+        later (Grad-CAM, saliency maps). ``memory_format`` then reads
+        ``"channels_last"``.
+        """
+        if self.memory_format == "channels_last":
+            return
+        self.body = self.body.to(memory_format=torch.channels_last)
+        _avoid_strided_pointwise_convolutions(self.body)
+        self.memory_format = "channels_last"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Map ``(n, H, W, C)`` images to ``(n, n_outputs)`` raw scores."""
