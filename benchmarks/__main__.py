@@ -169,6 +169,14 @@ TARGETS: list[tuple[str, str, Callable[[dict[str, Any]], Any], str, float, str]]
         300.0,
         " MB",
     ),
+    (
+        "memory",
+        "the same, MALLOC_MMAP_THRESHOLD_ fixed",
+        lambda r: _get(r, "runs", "fixed_mmap_threshold", "over_data_mb"),
+        "<=",
+        300.0,
+        " MB",
+    ),
 ]
 
 

@@ -10,7 +10,8 @@ turning them into float tensors is timed on both sides.
 The plain side is the loop a user writes by hand: fp32, NCHW, the whole data
 set preloaded as a float tensor scaled by 1/255, ``torch.randperm`` batches,
 ``model.train()`` / ``zero_grad`` / ``backward`` / ``step``; inference in
-``model.eval()`` under ``torch.inference_mode()`` in batches of 256.
+``model.eval()`` under ``torch.inference_mode()`` in one batch of the whole set
+(``--plain-predict-batch-size`` sets another).
 
 Reported per side (medians over ``--repeats``; the order of the two sides
 alternates between repeats so that drift does not favour one of them):

@@ -28,6 +28,7 @@ from skorch.helper import predefined_split
 from skorch.history import History
 from torch import nn
 
+from ._distributed import ShardEpoch, unwrap, wrap
 from .utils._files import atomic_path
 from .utils._torch import (
     ArrayDataset,
@@ -308,6 +309,7 @@ def build_net(
     score_accuracy: bool,
     num_workers: int = 0,
     mixing: dict[str, Any] | None = None,
+    sampler: torch.utils.data.DistributedSampler[Any] | None = None,
     extra_callbacks: list[tuple[str, Callback]] | None = None,
 ) -> NeuralNet:
     """Build an uninitialised skorch ``NeuralNet`` for the given settings.
@@ -320,13 +322,15 @@ def build_net(
     Parameters are the estimator's, resolved; see ``MedicalCNNClassifier``.
     ``mixing``, when given, holds the ``mixers``, ``n_classes`` and
     ``mix_generator`` of a :class:`MixingDataLoader` for the training batches.
-    ``extra_callbacks`` run after the others (a :class:`TrainingCheckpoint`).
+    ``sampler``, a ``DistributedSampler``, gives this process its shard of
+    every epoch (data-parallel training). ``extra_callbacks`` run after the
+    others (a :class:`TrainingCheckpoint`).
 
     Returns
     -------
     net : skorch.NeuralNet
     """
-    n_train = len(train_dataset)
+    n_train = len(train_dataset) if sampler is None else len(sampler)
     # A lone sample in the last batch breaks batch normalisation on 1x1 maps.
     drop_last = n_train > batch_size and n_train % batch_size == 1
     batches_per_epoch = (
@@ -374,6 +378,8 @@ def build_net(
                 ),
             )
         )
+    if sampler is not None:
+        callbacks.append(("shard_epoch", ShardEpoch(sampler)))
     if verbose >= 2:
         callbacks.append(("progress_bar", ProgressBar()))
     callbacks.extend(extra_callbacks or [])
@@ -403,7 +409,8 @@ def build_net(
         verbose=int(verbose > 0),
         device=device,
         iterator_train=iterator_train,
-        iterator_train__shuffle=True,
+        iterator_train__shuffle=sampler is None,
+        iterator_train__sampler=sampler,
         iterator_train__drop_last=drop_last,
         iterator_train__generator=loader_generator,
         iterator_train__collate_fn=collate_batch,
@@ -426,6 +433,7 @@ def train_net(
     seed: int,
     device: torch.device,
     resume_state: dict[str, Any] | None = None,
+    distributed: bool = False,
 ) -> tuple[int, bool]:
     """Initialise and train ``net``; return the epoch whose weights it holds.
 
@@ -453,6 +461,9 @@ def train_net(
         From :func:`load_checkpoint`: the module, optimizer, criterion and
         history are restored here, the rest by the :class:`TrainingCheckpoint`
         callback, and training continues up to ``net.max_epochs`` epochs.
+    distributed : bool, default=False
+        Wrap the architecture in ``DistributedDataParallel`` while training
+        (the process group exists), and unwrap it afterwards.
 
     Returns
     -------
@@ -471,11 +482,14 @@ def train_net(
         remaining = 0 if resume_state["finished"] else net.max_epochs - len(net.history)
         remaining = max(remaining, 0)
     net.module_.augment = augmenter
+    if distributed:
+        net.module_.body = wrap(net.module_.body, device)
     try:
         with seeded_torch(seed, device):
             net.partial_fit(train_dataset, y=None, epochs=remaining)
     finally:
         net.module_.augment = None
+        net.module_.body = unwrap(net.module_.body)
     callbacks = dict(net.callbacks_)
     early_stopping = callbacks.get("early_stopping")
     n_epochs = len(net.history)

@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 from torch import nn
 
+from . import _distributed
 from ._training import (
     CHECKPOINT_NAME,
     LR_SCHEDULES,
@@ -290,10 +291,18 @@ class _BaseMedicalCNN(BaseEstimator):
                 f"precision='bf16' but {device} does not support bfloat16; use "
                 "precision='fp32'."
             )
+        if self.distributed:
+            if self.checkpoint_dir is not None:
+                raise ValueError(
+                    "checkpoint_dir is not supported with distributed=True (every "
+                    "process would write the same file); use one or the other."
+                )
+            device = _distributed.init_distributed(device, estimator_name)
         # one draw of six seeds: the first five are what a five-seed draw gives
-        (init_seed, split_seed, loader_seed, augment_seed, train_seed, mix_seed) = (
-            draw_seeds(self.random_state, 6)
-        )
+        seeds = draw_seeds(self.random_state, 6)
+        if self.distributed:  # random_state=None draws differently on each rank
+            seeds = _distributed.broadcast_from_rank_zero(seeds)
+        (init_seed, split_seed, loader_seed, augment_seed, train_seed, mix_seed) = seeds
         train_index, valid_index = self._split(y_encoded, split_seed)
         mean, std = channel_statistics(images, indices=train_index)
         body = self._build_body(image_shape, n_outputs, init_seed, device)
@@ -328,6 +337,16 @@ class _BaseMedicalCNN(BaseEstimator):
             if valid_index is None
             else ArrayDataset(images, y_encoded, indices=valid_index)
         )
+        sampler = None
+        if self.distributed:
+            rank, world_size = _distributed.rank_and_world_size()
+            sampler = torch.utils.data.DistributedSampler(
+                train_dataset,
+                num_replicas=world_size,
+                rank=rank,
+                shuffle=True,
+                seed=loader_seed,
+            )
         criterion, criterion_params = self._make_criterion(y_encoded, fitted)
         if (
             mixers
@@ -366,6 +385,7 @@ class _BaseMedicalCNN(BaseEstimator):
             score_accuracy=self._is_classifier,
             num_workers=self.num_workers,
             mixing=mixing,
+            sampler=sampler,
             extra_callbacks=None
             if checkpoint is None
             else [("checkpoint", checkpoint)],
@@ -377,6 +397,7 @@ class _BaseMedicalCNN(BaseEstimator):
             seed=train_seed,
             device=device,
             resume_state=resume_state,
+            distributed=self.distributed,
         )
 
         for name, value in fitted.items():
@@ -715,6 +736,7 @@ class _BaseMedicalCNN(BaseEstimator):
             ("precision", "fp32"),
             ("memory_format", "contiguous"),
             ("n_threads", None),
+            ("distributed", False),
         ):
             state.setdefault(name, default)
         self.__dict__.update(state)
@@ -852,6 +874,15 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         workers (``GridSearchCV(n_jobs=k)``) and Dask workers start with
         ``OMP_NUM_THREADS`` = cores / workers, which torch reads. Set it with
         joblib's threading backend, which shares one process.
+    distributed : bool, default=False
+        Train one model in several processes started by ``torchrun`` (data
+        parallel, torch's ``DistributedDataParallel``; gloo on CPUs, NCCL on
+        GPUs, each process on the GPU of its ``LOCAL_RANK``). Every process
+        runs the same script on the same data with the same ``random_state``
+        (rank 0's seeds are used when it is None); each trains on its own
+        shard of every epoch, so ``batch_size`` is per process, and the
+        gradients are averaged at every step: all processes end with the same
+        model. ``checkpoint_dir`` is not supported with it.
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation, the validation split, the batch order,
         dropout and augmentation. With an int, two fits on the CPU give
@@ -939,6 +970,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         "precision": one_of(PRECISIONS),
         "memory_format": one_of(MEMORY_FORMATS),
         "n_threads": optional(positive_int),
+        "distributed": boolean,
         "random_state": random_state_like,
         "verbose": non_negative_int,
     }
@@ -972,6 +1004,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         precision: str = "fp32",
         memory_format: str = "contiguous",
         n_threads: int | None = None,
+        distributed: bool = False,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
@@ -1001,6 +1034,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         self.precision = precision
         self.memory_format = memory_format
         self.n_threads = n_threads
+        self.distributed = distributed
         self.random_state = random_state
         self.verbose = verbose
 
@@ -1224,6 +1258,15 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         workers (``GridSearchCV(n_jobs=k)``) and Dask workers start with
         ``OMP_NUM_THREADS`` = cores / workers, which torch reads. Set it with
         joblib's threading backend, which shares one process.
+    distributed : bool, default=False
+        Train one model in several processes started by ``torchrun`` (data
+        parallel, torch's ``DistributedDataParallel``; gloo on CPUs, NCCL on
+        GPUs, each process on the GPU of its ``LOCAL_RANK``). Every process
+        runs the same script on the same data with the same ``random_state``
+        (rank 0's seeds are used when it is None); each trains on its own
+        shard of every epoch, so ``batch_size`` is per process, and the
+        gradients are averaged at every step: all processes end with the same
+        model. ``checkpoint_dir`` is not supported with it.
     random_state : int, RandomState instance or None, default=None
         Seeds everything random in ``fit``.
     verbose : int, default=0
@@ -1292,6 +1335,7 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         "precision": one_of(PRECISIONS),
         "memory_format": one_of(MEMORY_FORMATS),
         "n_threads": optional(positive_int),
+        "distributed": boolean,
         "random_state": random_state_like,
         "verbose": non_negative_int,
     }
@@ -1322,6 +1366,7 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         precision: str = "fp32",
         memory_format: str = "contiguous",
         n_threads: int | None = None,
+        distributed: bool = False,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
@@ -1348,6 +1393,7 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         self.precision = precision
         self.memory_format = memory_format
         self.n_threads = n_threads
+        self.distributed = distributed
         self.random_state = random_state
         self.verbose = verbose
 
