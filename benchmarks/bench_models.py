@@ -346,7 +346,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--json", type=Path, default=None, help="save the results")
     parser.add_argument(
-        "--quick", action="store_true", help="a smoke run: 64 images, 28 px, 1 epoch"
+        "--quick",
+        action="store_true",
+        help="a smoke run: 64 images at 28 px, 2 epochs each",
     )
     args = parser.parse_args(argv)
     args.parts = args.parts or ["resnet18", "scaling"]

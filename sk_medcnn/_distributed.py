@@ -50,6 +50,11 @@ def init_distributed(device: torch.device, estimator_name: str) -> torch.device:
     """
     if not dist.is_available():  # pragma: no cover - every build here has it
         raise RuntimeError("this torch build has no torch.distributed.")
+    if device.type not in ("cpu", "cuda"):
+        raise RuntimeError(
+            f"{estimator_name}(distributed=True) runs on CPUs (gloo) or CUDA GPUs "
+            f"(NCCL); not on {device.type!r}."
+        )
     if not dist.is_initialized():
         missing = [name for name in _TORCHRUN_VARIABLES if name not in os.environ]
         if missing:
@@ -61,8 +66,10 @@ def init_distributed(device: torch.device, estimator_name: str) -> torch.device:
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, timeout=TIMEOUT)
     if device.type == "cuda":
+        # one GPU per process: the LOCAL_RANK-th of the GPUs this process sees
+        # (with one visible GPU per task, as under SLURM, that one)
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        device = torch.device("cuda", local_rank)
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
     return device
 
@@ -104,7 +111,16 @@ def wrap(body: nn.Module, device: torch.device) -> nn.Module:
 
 
 def unwrap(body: nn.Module) -> nn.Module:
-    """Return the architecture inside a ``DistributedDataParallel`` wrapper."""
+    """Return the architecture inside a ``DistributedDataParallel`` wrapper.
+
+    Its buffers (batch-norm running statistics) are first set to rank 0's: DDP
+    copies them from rank 0 before each forward pass, so after the last
+    training step each rank holds the statistics of its own last batch.
+    """
     if isinstance(body, nn.parallel.DistributedDataParallel):
-        return body.module
+        module = body.module
+        with torch.no_grad():
+            for buffer in module.buffers():
+                dist.broadcast(buffer, src=0)
+        return module
     return body

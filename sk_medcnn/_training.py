@@ -507,9 +507,12 @@ def train_net(
     scheduler = callbacks.get("lr_schedule")
     if scheduler is not None:
         scheduler.lr_scheduler_ = None
-    for key in ("mixers", "mix_generator"):  # training-only, like the augmenter
+    for key in ("mixers", "mix_generator", "sampler"):  # training-only
         if hasattr(net, f"iterator_train__{key}"):
             setattr(net, f"iterator_train__{key}", None)
+    shard_epoch = callbacks.get("shard_epoch")
+    if shard_epoch is not None:  # its sampler holds the training data
+        shard_epoch.sampler = None
     # the validation split holds a reference to X: a pickled model must not carry
     # the training images (size, and data protection when models are shared)
     net.train_split = None

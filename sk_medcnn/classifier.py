@@ -41,6 +41,7 @@ from ._training import (
 )
 from .losses import FocalLoss
 from .registry import get_architecture
+from .utils._dataset_array import DatasetImages, dataset_targets, is_dataset
 from .utils._files_array import ImageFiles, is_path_array
 from .utils._torch import (
     MEMORY_FORMATS,
@@ -77,7 +78,7 @@ from .utils._validation import (
 __all__ = ["MedicalCNNClassifier", "MedicalCNNRegressor"]
 
 #: Images per inference batch (measured fastest on CPU in benchmarks/bench_fit.py),
-#: for images of up to _INFERENCE_BATCH_PIXELS / 128 pixels (28x28 and smaller).
+#: for images of up to _INFERENCE_BATCH_PIXELS / 128 pixels (32x32 and smaller).
 _INFERENCE_BATCH_SIZE = 128
 #: Pixels per inference batch beyond that: larger images go in smaller batches,
 #: so that activation memory does not grow with the image (at 64x64, 32 images).
@@ -226,7 +227,7 @@ class _BaseMedicalCNN(BaseEstimator):
             if name.endswith("_") and not name.startswith("__"):
                 delattr(self, name)
 
-    def fit(self, X: ArrayLike, y: ArrayLike) -> _BaseMedicalCNN:
+    def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> _BaseMedicalCNN:
         """Train the network on images ``X`` and targets ``y``.
 
         Parameters
@@ -240,9 +241,15 @@ class _BaseMedicalCNN(BaseEstimator):
             read lazily, one batch at a time (in ``num_workers`` processes);
             the images must share the first one's size unless ``image_shape``
             gives the size to resize them to. ``predict`` then takes paths too,
-            resized to the fitted image shape.
+            resized to the fitted image shape. A map-style
+            ``torch.utils.data.Dataset`` is read lazily too, item by item in
+            batches: an item is an image (a tensor ``(C, H, W)`` or
+            ``(H, W)``, or a numpy array ``(H, W, C)`` or ``(H, W)``) or a
+            tuple ``(image, target, ...)``; all images of one size.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Targets.
+            Targets. With a dataset ``X`` and ``y=None``, the dataset's
+            ``targets`` attribute, or else the second element of every item
+            (which reads every item once).
 
         Returns
         -------
@@ -253,16 +260,26 @@ class _BaseMedicalCNN(BaseEstimator):
         with torch_threads(self.n_threads):
             return self._fit(X, y)
 
-    def _fit(self, X: ArrayLike, y: ArrayLike) -> _BaseMedicalCNN:
+    def _fit(self, X: ArrayLike, y: ArrayLike | None) -> _BaseMedicalCNN:
         self._reset()
         estimator_name = type(self).__name__
+        if y is None and is_dataset(X):
+            y = dataset_targets(X, estimator_name)
         if y is None:
             raise ValueError(
                 f"{estimator_name} requires y to be passed, but the target y is None."
             )
         check_feature_names(self, X, reset=True)
         images: Any
-        if is_path_array(X):
+        if is_dataset(X):
+            if self.image_shape is not None:
+                raise ValueError(
+                    "image_shape reshapes flat rows and resizes image files; a "
+                    "dataset's images are used as they are: resize them in the "
+                    "dataset, or set image_shape=None."
+                )
+            images = DatasetImages(X, estimator_name=estimator_name)
+        elif is_path_array(X):
             images = ImageFiles(
                 X, image_shape=self.image_shape, estimator_name=estimator_name
             )
@@ -282,14 +299,13 @@ class _BaseMedicalCNN(BaseEstimator):
         image_shape = tuple(int(size) for size in images.shape[1:])
 
         device = resolve_device(self.device)
-        if (
-            self.precision == "bf16"
-            and device.type == "cuda"
-            and not torch.cuda.is_bf16_supported()
+        if self.precision == "bf16" and (
+            device.type not in ("cpu", "cuda")
+            or (device.type == "cuda" and not torch.cuda.is_bf16_supported())
         ):
             raise ValueError(
-                f"precision='bf16' but {device} does not support bfloat16; use "
-                "precision='fp32'."
+                f"precision='bf16' but {device} does not support bfloat16 autocast "
+                "here (CPUs and CUDA GPUs from Ampere on do); use precision='fp32'."
             )
         if self.distributed:
             if self.checkpoint_dir is not None:
@@ -297,12 +313,26 @@ class _BaseMedicalCNN(BaseEstimator):
                     "checkpoint_dir is not supported with distributed=True (every "
                     "process would write the same file); use one or the other."
                 )
+            if self.lr_schedule == "plateau" and not self.early_stopping:
+                raise ValueError(
+                    "lr_schedule='plateau' without early_stopping watches each "
+                    "process's own training loss, so with distributed=True the "
+                    "processes would lower their learning rates apart; use "
+                    "early_stopping=True (the held-out loss is the same on every "
+                    "process) or another lr_schedule."
+                )
             device = _distributed.init_distributed(device, estimator_name)
         # one draw of six seeds: the first five are what a five-seed draw gives
         seeds = draw_seeds(self.random_state, 6)
         if self.distributed:  # random_state=None draws differently on each rank
             seeds = _distributed.broadcast_from_rank_zero(seeds)
         (init_seed, split_seed, loader_seed, augment_seed, train_seed, mix_seed) = seeds
+        if self.distributed:  # the same network and split; each its own draws
+            rank = _distributed.rank_and_world_size()[0]
+            augment_seed, train_seed, mix_seed = (
+                (seed + 7919 * rank) % 2**31
+                for seed in (augment_seed, train_seed, mix_seed)
+            )
         train_index, valid_index = self._split(y_encoded, split_seed)
         mean, std = channel_statistics(images, indices=train_index)
         body = self._build_body(image_shape, n_outputs, init_seed, device)
@@ -390,15 +420,24 @@ class _BaseMedicalCNN(BaseEstimator):
             if checkpoint is None
             else [("checkpoint", checkpoint)],
         )
-        best_epoch, interrupted = train_net(
-            net,
-            train_dataset,
-            augmenter=augmenter,
-            seed=train_seed,
-            device=device,
-            resume_state=resume_state,
-            distributed=self.distributed,
-        )
+        try:
+            best_epoch, interrupted = train_net(
+                net,
+                train_dataset,
+                augmenter=augmenter,
+                seed=train_seed,
+                device=device,
+                resume_state=resume_state,
+                distributed=self.distributed,
+            )
+        except Exception as error:
+            if self.distributed and hasattr(error, "add_note"):  # Python >= 3.11
+                rank, world_size = _distributed.rank_and_world_size()
+                error.add_note(
+                    f"{estimator_name}(distributed=True): raised on rank {rank} of "
+                    f"{world_size}."
+                )
+            raise
 
         for name, value in fitted.items():
             setattr(self, name, value)
@@ -473,6 +512,7 @@ class _BaseMedicalCNN(BaseEstimator):
             "device",
             "tta",
             "num_workers",
+            "n_threads",
         }
         params = {}
         for name, value in self.get_params(deep=False).items():
@@ -695,13 +735,16 @@ class _BaseMedicalCNN(BaseEstimator):
             return ImageFiles(  # type: ignore[return-value]
                 X, image_shape=self.image_shape_, estimator_name=name
             )
-        check_feature_names(self, X, reset=False)
-        images = check_images(
-            X,
-            image_shape=self.image_shape_,
-            estimator_name=name,
-            expected_n_features=self.n_features_in_,
-        )
+        if is_dataset(X):
+            images = DatasetImages(X, estimator_name=name)
+        else:
+            check_feature_names(self, X, reset=False)
+            images = check_images(
+                X,
+                image_shape=self.image_shape_,
+                estimator_name=name,
+                expected_n_features=self.n_features_in_,
+            )
         if tuple(images.shape[1:]) != self.image_shape_:
             n_features = math.prod(images.shape[1:])
             if n_features != self.n_features_in_:
@@ -867,22 +910,26 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         Memory layout of the network's weights and activations.
         ``"channels_last"`` is faster for some networks on CPUs (oneDNN) and
         on GPUs with tensor cores; ``"contiguous"`` is torch's usual NCHW.
-    n_threads : int, default=None
+    n_threads : int or None, default=None
         Torch intra-op threads while fitting and predicting (set with
         :func:`torch.set_num_threads` and restored afterwards). None keeps the
         process's setting, which is right in most cases: joblib's process
-        workers (``GridSearchCV(n_jobs=k)``) and Dask workers start with
-        ``OMP_NUM_THREADS`` = cores / workers, which torch reads. Set it with
-        joblib's threading backend, which shares one process.
+        workers (``GridSearchCV(n_jobs=k)``) start with ``OMP_NUM_THREADS`` =
+        cores // k unless it is set, and Dask's nanny starts workers with 1;
+        torch reads it. The setting belongs to the process: estimators that
+        fit at the same time in threads of one process must not set it
+        differently.
     distributed : bool, default=False
         Train one model in several processes started by ``torchrun`` (data
         parallel, torch's ``DistributedDataParallel``; gloo on CPUs, NCCL on
         GPUs, each process on the GPU of its ``LOCAL_RANK``). Every process
         runs the same script on the same data with the same ``random_state``
         (rank 0's seeds are used when it is None); each trains on its own
-        shard of every epoch, so ``batch_size`` is per process, and the
-        gradients are averaged at every step: all processes end with the same
-        model. ``checkpoint_dir`` is not supported with it.
+        shard of every epoch with its own augmentation and dropout draws, so
+        ``batch_size`` is per process, and the gradients are averaged at every
+        step: all processes end with the same model. ``checkpoint_dir`` is not
+        supported with it, nor ``lr_schedule="plateau"`` without
+        ``early_stopping``.
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation, the validation split, the batch order,
         dropout and augmentation. With an int, two fits on the CPU give
@@ -1251,22 +1298,26 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         Memory layout of the network's weights and activations.
         ``"channels_last"`` is faster for some networks on CPUs (oneDNN) and
         on GPUs with tensor cores; ``"contiguous"`` is torch's usual NCHW.
-    n_threads : int, default=None
+    n_threads : int or None, default=None
         Torch intra-op threads while fitting and predicting (set with
         :func:`torch.set_num_threads` and restored afterwards). None keeps the
         process's setting, which is right in most cases: joblib's process
-        workers (``GridSearchCV(n_jobs=k)``) and Dask workers start with
-        ``OMP_NUM_THREADS`` = cores / workers, which torch reads. Set it with
-        joblib's threading backend, which shares one process.
+        workers (``GridSearchCV(n_jobs=k)``) start with ``OMP_NUM_THREADS`` =
+        cores // k unless it is set, and Dask's nanny starts workers with 1;
+        torch reads it. The setting belongs to the process: estimators that
+        fit at the same time in threads of one process must not set it
+        differently.
     distributed : bool, default=False
         Train one model in several processes started by ``torchrun`` (data
         parallel, torch's ``DistributedDataParallel``; gloo on CPUs, NCCL on
         GPUs, each process on the GPU of its ``LOCAL_RANK``). Every process
         runs the same script on the same data with the same ``random_state``
         (rank 0's seeds are used when it is None); each trains on its own
-        shard of every epoch, so ``batch_size`` is per process, and the
-        gradients are averaged at every step: all processes end with the same
-        model. ``checkpoint_dir`` is not supported with it.
+        shard of every epoch with its own augmentation and dropout draws, so
+        ``batch_size`` is per process, and the gradients are averaged at every
+        step: all processes end with the same model. ``checkpoint_dir`` is not
+        supported with it, nor ``lr_schedule="plateau"`` without
+        ``early_stopping``.
     random_state : int, RandomState instance or None, default=None
         Seeds everything random in ``fit``.
     verbose : int, default=0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -63,8 +64,10 @@ WORKER = textwrap.dedent(
 
     glue.ArrayDataset.__getitems__ = spy
 
-    architecture = "simple_cnn"
+    architecture = "resnet18"  # batch normalisation: its buffers must agree too
+    settings.setdefault("architecture_params", {{"width": 8}})
     if mode == "fail":
+        settings.pop("architecture_params")
         calls = [0]
 
         def build(in_channels, n_outputs, image_shape):
@@ -91,7 +94,9 @@ WORKER = textwrap.dedent(
     auc = roc_auc_score(y_test, clf.predict_proba(X_test)[:, 1])
     with open(os.path.join(out, f"rank{{rank}}.json"), "w") as f:
         world = int(os.environ["WORLD_SIZE"])
-        json.dump({{"seen": seen, "auc": auc, "world": world}}, f)
+        import pickle
+        leaked = X.tobytes() in pickle.dumps(clf)
+        json.dump({{"seen": seen, "auc": auc, "world": world, "leaked": leaked}}, f)
     """
 ).format(n_train=N_TRAIN, size=SIZE)
 
@@ -132,6 +137,7 @@ def two_ranks(tmp_path_factory):
 
 def test_both_ranks_end_with_identical_weights(two_ranks):
     _, (first, second) = two_ranks
+    assert any("running_mean" in name for name in first)
     assert first.keys() == second.keys()
     for name in first:
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
@@ -156,11 +162,18 @@ def test_each_rank_trains_on_a_disjoint_half_of_every_epoch(two_ranks):
     assert len({frozenset(shard) for shard in epochs[0]}) > 1
 
 
+def test_the_fitted_model_does_not_carry_the_training_images(two_ranks):
+    ranks, _ = two_ranks
+    assert not any(rank["leaked"] for rank in ranks)
+
+
 def test_distributed_auc_matches_single_process_training(two_ranks):
     ranks, _ = two_ranks
     X, y = make_lesion_phantoms(N_TRAIN, image_size=SIZE, random_state=0)
     X_test, y_test = make_lesion_phantoms(200, image_size=SIZE, random_state=1)
-    single = MedicalCNNClassifier(**SETTINGS).fit(X, y)
+    single = MedicalCNNClassifier(
+        "resnet18", architecture_params={"width": 8}, **SETTINGS
+    ).fit(X, y)
     auc = roc_auc_score(y_test, single.predict_proba(X_test)[:, 1])
     # two ranks of 16 images take one averaged step per 32: half the steps of
     # the single process, hence "within noise" rather than equal
@@ -174,9 +187,13 @@ def test_a_failing_rank_stops_the_others_with_an_error_naming_it(tmp_path):
     assert completed.returncode != 0
     output = completed.stdout + completed.stderr
     assert "simulated failure on this rank" in output
-    # torchrun's summary: the root cause is rank 1; rank 0 was stopped by it
-    root_cause = output.split("Root Cause", 1)[1]
-    assert "rank      : 1 (local_rank: 1)" in root_cause.split("====")[0]
+    # the failing rank's error names it (the note is added on Python >= 3.11)
+    if sys.version_info >= (3, 11):
+        assert "raised on rank 1 of 2" in output
+    # torchrun's summary lists rank 1 among the failures; it stopped rank 0 (which
+    # may itself fail first on the broken connection, so either can be the root)
+    summary = output.split("FAILED", 1)[1]
+    assert re.search(r"rank\s*:\s*1\b", summary)
     assert not (tmp_path / "rank0.json").exists()  # no partial result
 
 
@@ -193,4 +210,11 @@ def test_distributed_refuses_a_checkpoint_dir(tmp_path):
     X, y = make_lesion_phantoms(32, image_size=16, random_state=0)
     clf = MedicalCNNClassifier(distributed=True, checkpoint_dir=tmp_path, max_epochs=1)
     with pytest.raises(ValueError, match="checkpoint_dir"):
+        clf.fit(X, y)
+
+
+def test_distributed_refuses_a_plateau_schedule_on_each_process_own_loss():
+    X, y = make_lesion_phantoms(32, image_size=16, random_state=0)
+    clf = MedicalCNNClassifier(distributed=True, lr_schedule="plateau", max_epochs=1)
+    with pytest.raises(ValueError, match="plateau"):
         clf.fit(X, y)

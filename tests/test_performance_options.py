@@ -58,6 +58,41 @@ def test_bf16_runs_the_convolutions_in_bfloat16_and_returns_float_scores(
     assert dtypes == {torch.float32}
 
 
+def _layout_recorder(record):
+    """simple_cnn, recording its second convolution's weight layout in training."""
+    from sk_medcnn import get_architecture
+
+    def build(in_channels, n_outputs, image_shape):
+        body = get_architecture("simple_cnn")(in_channels, n_outputs, image_shape)
+        conv = next(  # with one input channel both layouts are the same
+            m for m in body.modules() if isinstance(m, nn.Conv2d) and m.in_channels > 1
+        )
+
+        def hook(module, args):
+            if module.training:
+                last = torch.channels_last
+                record.add(module.weight.is_contiguous(memory_format=last))
+
+        conv.register_forward_pre_hook(hook)
+        return body
+
+    return build
+
+
+@pytest.mark.parametrize(
+    ("memory_format", "channels_last"),
+    [("contiguous", False), ("channels_last", True)],
+)
+def test_memory_format_is_the_training_layout(phantoms, memory_format, channels_last):
+    X, y = phantoms
+    record = set()
+    clf = MedicalCNNClassifier(
+        _layout_recorder(record), memory_format=memory_format, **FAST
+    )
+    clf.fit(X, y)
+    assert record == {channels_last}
+
+
 def test_channels_last_matches_the_contiguous_network(phantoms):
     X, y = phantoms
     plain = MedicalCNNClassifier(**FAST).fit(X, y)
@@ -253,7 +288,7 @@ def test_old_pickles_without_the_options_still_predict(phantoms):
     clf = MedicalCNNClassifier(**FAST).fit(X, y)
     expected = clf.predict_proba(X)
     state = clf.__getstate__()
-    for name in ("precision", "memory_format", "n_threads"):
+    for name in ("precision", "memory_format", "n_threads", "distributed"):
         del state[name]
     module = state["net_"].module_
     del module.precision, module.memory_format  # back to the class defaults

@@ -1,0 +1,140 @@
+"""A ``torch.utils.data.Dataset`` seen as a lazily read image array."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+__all__ = ["DatasetImages", "dataset_targets", "is_dataset"]
+
+
+def is_dataset(X: Any) -> bool:
+    """Whether ``X`` is a map-style ``torch.utils.data.Dataset`` (with a length)."""
+    return (
+        isinstance(X, torch.utils.data.Dataset)
+        and not isinstance(X, torch.utils.data.IterableDataset)
+        and hasattr(X, "__len__")
+    )
+
+
+def _image_of(item: Any) -> Any:
+    """Return the image of a dataset item: the item, or a tuple's first."""
+    return item[0] if isinstance(item, tuple | list) else item
+
+
+def _channels_last(image: Any, index: int, name: str) -> NDArray[Any]:
+    """One image as ``(H, W, C)``: torch tensors are CHW, numpy arrays HWC."""
+    if isinstance(image, torch.Tensor):
+        array = image.detach().cpu().numpy()
+        if array.ndim == 3:
+            array = np.moveaxis(array, 0, -1)
+    else:
+        array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[..., np.newaxis]
+    if array.ndim != 3 or array.dtype.kind not in "uifb":
+        raise ValueError(
+            f"{name}: item {index} of the dataset is not an image: expected a 2-D "
+            "or 3-D tensor or array of numbers (torch tensors (C, H, W), numpy "
+            f"arrays (H, W, C)), got {type(image).__name__} of shape "
+            f"{getattr(array, 'shape', '?')} and dtype {array.dtype}."
+        )
+    return array
+
+
+class DatasetImages:
+    """Images of a map-style dataset, indexed like a channels-last image array.
+
+    ``images[rows]`` calls ``dataset[i]`` for just those rows and stacks their
+    images into ``(len(rows), height, width, channels)``, so ``fit`` reads one
+    batch at a time (in ``num_workers`` loader processes) and never holds the
+    data set. An item is an image or a tuple ``(image, target, ...)``; a torch
+    tensor image is ``(C, H, W)`` or ``(H, W)``, a numpy array ``(H, W, C)``
+    or ``(H, W)``.
+
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        Map-style: ``len(dataset)`` and ``dataset[i]``.
+    estimator_name : str, default="estimator"
+        Used in error messages.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(n_items, height, width, channels)``, from the first item.
+    dtype : numpy.dtype
+        The dtype of the first item's image.
+    """
+
+    ndim = 4
+
+    def __init__(self, dataset: Any, *, estimator_name: str = "estimator") -> None:
+        self.dataset = dataset
+        self._name = estimator_name
+        if len(dataset) == 0:
+            raise ValueError(f"{estimator_name}: the dataset is empty.")
+        first = _channels_last(_image_of(dataset[0]), 0, estimator_name)
+        self.shape: tuple[int, ...] = (len(dataset), *first.shape)
+        self.dtype = first.dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: Any) -> NDArray[Any]:
+        index = np.arange(len(self))[rows]
+        if index.ndim == 0:
+            index = index[np.newaxis]
+        out = np.empty((len(index), *self.shape[1:]), dtype=self.dtype)
+        for position, row in enumerate(index):
+            image = _channels_last(_image_of(self.dataset[int(row)]), row, self._name)
+            if image.dtype != self.dtype:
+                raise ValueError(
+                    f"{self._name}: the dataset's images differ in dtype: item 0 "
+                    f"is {self.dtype}, item {int(row)} is {image.dtype}; convert "
+                    "them in the dataset."
+                )
+            if image.shape != self.shape[1:]:
+                raise ValueError(
+                    f"{self._name}: the dataset's images differ in size or "
+                    f"channels: item 0 is {self.shape[1:]} (height, width, "
+                    f"channels), item {int(row)} is {image.shape}; resize them in "
+                    "the dataset."
+                )
+            out[position] = image
+        return out
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
+        """Read every item (what ``np.asarray`` does; avoid it on large sets)."""
+        images = self[:]
+        return images if dtype is None else images.astype(dtype)
+
+
+def dataset_targets(dataset: Any, estimator_name: str) -> NDArray[Any]:
+    """Return a dataset's ``targets`` attribute, or else every item's second.
+
+    Reading the items' targets reads their images too (once); a dataset that
+    knows its targets (``dataset.targets``, as torchvision's do) avoids that.
+    """
+    targets = getattr(dataset, "targets", None)
+    if targets is not None:
+        return np.asarray(
+            targets.cpu().numpy() if isinstance(targets, torch.Tensor) else targets
+        )
+    collected = []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        if not (isinstance(item, tuple | list) and len(item) >= 2):
+            raise ValueError(
+                f"{estimator_name}.fit got a dataset without targets: its items "
+                "are not (image, target) pairs and it has no `targets` attribute; "
+                "pass y."
+            )
+        target = item[1]
+        collected.append(
+            target.cpu().numpy() if isinstance(target, torch.Tensor) else target
+        )
+    return np.asarray(collected)
