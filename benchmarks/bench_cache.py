@@ -40,7 +40,7 @@ DEFAULT_DATA = (
 
 
 class TimedCLAHE(CLAHE):
-    """``CLAHE`` that adds the seconds its ``transform`` takes to a file.
+    """``CLAHE`` that adds the seconds each of its transforms takes to a file.
 
     A file, not an attribute: joblib's cache returns a stored copy of the
     fitted step, and the search may run steps in other processes.
@@ -52,9 +52,10 @@ class TimedCLAHE(CLAHE):
         super().__init__(kernel_size=kernel_size, clip_limit=clip_limit)
         self.log = log
 
-    def transform(self, X: Any) -> Any:
+    def _transform_images(self, images: Any) -> Any:
+        # the worker behind both transform and fit_transform
         start = time.perf_counter()
-        out = super().transform(X)
+        out = super()._transform_images(images)
         with open(self.log, "a") as log:
             log.write(f"{time.perf_counter() - start}\n")
         return out

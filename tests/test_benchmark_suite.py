@@ -165,3 +165,13 @@ def test_a_failing_case_is_reported_and_fails_the_run(suite, tmp_path, monkeypat
     assert suite.main(["--smoke", "--cases", "memory", "--output", str(tmp_path)]) == 1
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert all(row["failed"] for row in summary["targets"])
+
+
+def test_cache_benchmark_counts_the_preprocessing_it_skips():
+    bench = _load("bench_cache")
+    results = bench.main(["--quick", "--n-images", "120", "--size", "16"])
+    # 3 candidates x 3 folds: without a cache every fit transforms its training
+    # fold and its test fold (18); with one, each training fold once (3 + 9)
+    assert results["no_cache"]["clahe_calls"] == 18
+    assert results["cache"]["clahe_calls"] == 12
+    assert results["same_scores"] is True
