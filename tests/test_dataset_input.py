@@ -128,3 +128,18 @@ def test_predict_on_a_dataset_of_another_image_size_says_so(phantoms):
         clf.predict(Ragged([(1, 8, 8)] * 4))
     with pytest.raises(ValueError, match="fitted on images of shape"):
         clf.predict(Ragged([(1, 8, 32)] * 4))
+
+
+def test_dataset_with_nan_pixels_names_the_item():
+    class WithNaN(torch.utils.data.Dataset):
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, index):
+            image = torch.ones(1, 8, 8)
+            if index == 4:
+                image[0, 2, 3] = float("nan")
+            return image, index % 2
+
+    with pytest.raises(ValueError, match="item 4 of the dataset holds NaN"):
+        MedicalCNNClassifier(**FAST).fit(WithNaN())

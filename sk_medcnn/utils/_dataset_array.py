@@ -105,6 +105,12 @@ class DatasetImages:
                     "the dataset."
                 )
             out[position] = image
+        if out.dtype.kind == "f" and not np.isfinite(out).all():
+            bad = int(index[np.flatnonzero(~np.isfinite(out).all(axis=(1, 2, 3)))[0]])
+            raise ValueError(
+                f"{self._name}: item {bad} of the dataset holds NaN or infinite "
+                "pixel values."
+            )
         return out
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
