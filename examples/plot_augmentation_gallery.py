@@ -47,7 +47,7 @@ from sk_medcnn.augmentation import (
     RandomRotation,
 )
 from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
-from sk_medcnn.utils._files import atomic_path
+from sk_medcnn.io import atomic_path
 
 EXAMPLE = "augmentation_gallery"
 ROOT = Path(sys.argv[0]).resolve().parent.parent  # the project folder

@@ -45,8 +45,8 @@ from sklearn.model_selection import TunedThresholdClassifierCV, train_test_split
 from sk_medcnn import MedicalCNNClassifier
 from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
 from sk_medcnn.inspection import plot_reliability_diagram, plot_roc
+from sk_medcnn.io import atomic_open, atomic_path
 from sk_medcnn.metrics import clinical_report, expected_calibration_error
-from sk_medcnn.utils._files import atomic_open, atomic_path
 
 EXAMPLE = "calibration"
 ROOT = Path(sys.argv[0]).resolve().parent.parent  # the project folder

@@ -53,10 +53,15 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 
 from sk_medcnn import MedicalCNNClassifier, load_model, save_model
-from sk_medcnn.io import ImageLoader, load_image_folder, read_image
+from sk_medcnn.io import (
+    ImageLoader,
+    atomic_open,
+    atomic_path,
+    load_image_folder,
+    read_image,
+)
 from sk_medcnn.metrics import clinical_report
 from sk_medcnn.preprocessing import IntensityNormalizer, IntensityWindow
-from sk_medcnn.utils._files import atomic_open, atomic_path
 
 EXAMPLE = "dicom_pipeline"
 ROOT = Path(sys.argv[0]).resolve().parent.parent  # the project folder

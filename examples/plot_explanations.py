@@ -44,7 +44,7 @@ from torch import nn
 from sk_medcnn import MedicalCNNClassifier
 from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
 from sk_medcnn.inspection import grad_cam, plot_explanations, plot_overlay, saliency_map
-from sk_medcnn.utils._files import atomic_path
+from sk_medcnn.io import atomic_path
 
 EXAMPLE = "explanations"
 ROOT = Path(sys.argv[0]).resolve().parent.parent  # the project folder

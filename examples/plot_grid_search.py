@@ -43,8 +43,8 @@ from sklearn.pipeline import make_pipeline
 from sk_medcnn import MedicalCNNClassifier, load_model, save_model
 from sk_medcnn.augmentation import RandomAffine
 from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
+from sk_medcnn.io import atomic_open, atomic_path
 from sk_medcnn.preprocessing import IntensityNormalizer
-from sk_medcnn.utils._files import atomic_open, atomic_path
 
 EXAMPLE = "grid_search"
 ROOT = Path(sys.argv[0]).resolve().parent.parent  # the project folder

@@ -55,8 +55,8 @@ import sk_medcnn
 from sk_medcnn import MedicalCNNClassifier, get_architecture
 from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
 from sk_medcnn.inspection import plot_roc
+from sk_medcnn.io import atomic_open, atomic_path
 from sk_medcnn.metrics import clinical_report
-from sk_medcnn.utils._files import atomic_open, atomic_path
 
 EXAMPLE = "keras_to_sk_medcnn"
 ROOT = Path(sys.argv[0]).resolve().parent.parent  # the project folder

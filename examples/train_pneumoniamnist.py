@@ -67,7 +67,7 @@ from sklearn.model_selection import train_test_split
 import sk_medcnn
 from sk_medcnn import MedicalCNNClassifier
 from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
-from sk_medcnn.utils._files import atomic_open
+from sk_medcnn.io import atomic_open
 
 logger = logging.getLogger("train_pneumoniamnist")
 

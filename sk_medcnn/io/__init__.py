@@ -4,9 +4,12 @@
 :func:`load_image_folder` a folder with one subfolder per class as ``(X, y)``,
 and :class:`ImageLoader` turns file paths into images inside a
 :class:`~sklearn.pipeline.Pipeline`. pydicom and nibabel are imported only
-when a DICOM or NIfTI file is read.
+when a DICOM or NIfTI file is read. :func:`atomic_path` and :func:`atomic_open`
+write a file so that a failure halfway leaves the previous one intact; every file
+sk_medcnn writes goes through them, and scripts can use them for their own outputs.
 """
 
+from ..utils._files import atomic_open, atomic_path
 from ._batch import UnreadableFilesWarning
 from ._folder import list_image_files, load_image_folder
 from ._loader import ImageLoader
@@ -16,6 +19,8 @@ __all__ = [
     "SUPPORTED_EXTENSIONS",
     "ImageLoader",
     "UnreadableFilesWarning",
+    "atomic_open",
+    "atomic_path",
     "list_image_files",
     "load_image_folder",
     "read_image",

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from sk_medcnn.utils._files import atomic_open, atomic_path
+from sk_medcnn.io import atomic_open, atomic_path
 
 
 def _leftovers(folder):
@@ -84,3 +84,17 @@ def test_bad_targets_raise_clear_errors(tmp_path):
     assert (tmp_path / "e.txt").read_text() == "keep"
     with pytest.raises(ValueError, match="mode"), atomic_open(tmp_path / "a", "a"):
         pass
+
+
+def test_atomic_writers_are_public_in_io(tmp_path):
+    import sk_medcnn.io
+    from sk_medcnn.utils import _files
+
+    assert {"atomic_open", "atomic_path"} <= set(sk_medcnn.io.__all__)
+    assert sk_medcnn.io.atomic_path is _files.atomic_path
+    # a writer that takes a path (as matplotlib's savefig does) and keeps the suffix
+    with sk_medcnn.io.atomic_path(tmp_path / "figure.png") as path:
+        assert path.suffix == ".png"
+        assert path.parent == tmp_path
+        path.write_bytes(b"png")
+    assert (tmp_path / "figure.png").read_bytes() == b"png"
