@@ -37,10 +37,10 @@ between repeats. Run from the project root, alone on the machine::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -51,9 +51,9 @@ import torch
 from numpy.typing import NDArray
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = (
-    PROJECT_ROOT.parent / "shared" / "data" / "pneumoniamnist_28_trainval.npz"
-)
+sys.path.insert(0, str(PROJECT_ROOT))
+from benchmarks._common import DEFAULT_DATA, save_results  # noqa: E402
+
 #: (image size, batch size) of the throughput measurements
 THROUGHPUT_CASES = ((28, 32), (28, 256), (224, 32))
 EPOCH_TIME_RATIO_MAX = 1.25
@@ -519,9 +519,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         },
     }
     print_report(results)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+    save_results(results, args.json)
     return results
 
 

@@ -19,7 +19,6 @@ Run from the project root, alone on the machine::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -31,12 +30,8 @@ import numpy as np
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
-
+from benchmarks._common import DEFAULT_DATA, save_results  # noqa: E402
 from sk_medcnn.preprocessing import CLAHE  # noqa: E402
-
-DEFAULT_DATA = (
-    PROJECT_ROOT.parent / "shared" / "data" / "pneumoniamnist_28_trainval.npz"
-)
 
 
 class TimedCLAHE(CLAHE):
@@ -164,9 +159,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         f"saving {results['saving_s']:.1f} s ({results['speedup']:.2f}x); "
         f"same scores: {results['same_scores']}"
     )
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    save_results(results, args.json)
     return results
 
 

@@ -66,9 +66,9 @@ from numpy.typing import NDArray
 from torch import nn
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = (
-    PROJECT_ROOT.parent / "shared" / "data" / "pneumoniamnist_28_trainval.npz"
-)
+sys.path.insert(0, str(PROJECT_ROOT))
+from benchmarks._common import DEFAULT_DATA, require_at_least, save_results  # noqa: E402
+
 N_TRAIN_FULL, N_VALID_FULL, IMAGE_SIZE = 4708, 524, 28
 BATCH_SIZE = 32
 LR = 1e-3
@@ -707,16 +707,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.n_train = args.n_train or 512
     args.n_train = args.n_train or N_TRAIN_FULL
     args.n_valid = args.n_valid or N_VALID_FULL
-    for name in (
-        "epochs",
-        "repeats",
-        "n_train",
-        "n_valid",
-        "predict_calls",
-        "latency_calls",
-    ):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    require_at_least(
+        parser,
+        args,
+        (
+            "epochs",
+            "repeats",
+            "n_train",
+            "n_valid",
+            "predict_calls",
+            "latency_calls",
+        ),
+    )
     if args.max_retries < 0 or args.quiet_timeout < 0:
         parser.error("--max-retries and --quiet-timeout must be >= 0")
     return args
@@ -825,10 +827,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     results["runs"] = runs
 
     print(format_table(results))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"results saved to {args.json}")
+    save_results(results, args.json)
     return results
 
 

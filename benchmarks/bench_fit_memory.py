@@ -37,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+from benchmarks._common import save_results  # noqa: E402
+
 MARGIN_MB = 300.0
 _TUNABLE = "MALLOC_MMAP_THRESHOLD_"
 
@@ -51,7 +54,6 @@ def _status_mb(field: str) -> float:
 
 def child(n_images: int, size: int, epochs: int) -> dict[str, Any]:
     """The measurement, in this (fresh) process."""
-    sys.path.insert(0, str(PROJECT_ROOT))
     import numpy as np
 
     from sk_medcnn import MedicalCNNClassifier
@@ -132,10 +134,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"{'met' if run['targets']['ok'] else 'not met'})"
         )
     results = {**runs["glibc_default"], "runs": runs}
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"results saved to {args.json}")
+    save_results(results, args.json)
     return results
 
 

@@ -33,7 +33,6 @@ Run from the project root::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -49,10 +48,8 @@ from torch import nn
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
+from benchmarks._common import DEFAULT_DATA, save_results  # noqa: E402
 
-DEFAULT_DATA = (
-    PROJECT_ROOT.parent / "shared" / "data" / "pneumoniamnist_28_trainval.npz"
-)
 BATCH_SIZE = 32
 LR = 1e-3
 BEST_RATIO_MIN = 1.5
@@ -378,10 +375,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if "scaling" in args.parts:
         results["scaling"] = run_scaling(args)
     print(format_results(results))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"results saved to {args.json}")
+    save_results(results, args.json)
     return results
 
 

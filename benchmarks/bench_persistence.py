@@ -26,10 +26,10 @@ thread (``--threads``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -41,8 +41,11 @@ import numpy as np
 import sklearn
 import torch
 
-from sk_medcnn import MedicalCNNClassifier, __version__
-from sk_medcnn.persistence import load_model, save_model
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+from benchmarks._common import require_at_least, save_results  # noqa: E402
+from sk_medcnn import MedicalCNNClassifier, __version__  # noqa: E402
+from sk_medcnn.persistence import load_model, save_model  # noqa: E402
 
 CASES = ("simple_cnn", "resnet18")
 LABELS = {"simple_cnn": "simple_cnn 28x28x1", "resnet18": "ResNet-18 28x28x1"}
@@ -174,9 +177,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.repeats = 2 if args.quick else 20
     if args.n_images is None:
         args.n_images = 16 if args.quick else 64
-    for name in ("repeats", "n_images", "threads"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    require_at_least(parser, args, ("repeats", "n_images", "threads"))
     return args
 
 
@@ -211,10 +212,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     finally:
         torch.set_num_threads(threads)
     print(format_table(results))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"results saved to {args.json}")
+    save_results(results, args.json)
     return results
 
 

@@ -38,10 +38,10 @@ Timings need quiet cores: the header prints the load average; on a shared
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,9 +58,9 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from sk_medcnn.preprocessing import CLAHE, IntensityNormalizer, Resize
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = (
-    PROJECT_ROOT.parent / "shared" / "data" / "pneumoniamnist_28_trainval.npz"
-)
+sys.path.insert(0, str(PROJECT_ROOT))
+from benchmarks._common import DEFAULT_DATA, require_at_least, save_results  # noqa: E402
+
 N_IMAGES_FULL = 10_000
 N_IMAGES_QUICK = 500
 CASES = (
@@ -281,9 +281,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.n_loop is None:
         args.n_loop = args.n_images
     args.n_loop = min(args.n_loop, args.n_images)
-    for name in ("n_images", "repeats", "n_loop"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    require_at_least(parser, args, ("n_images", "repeats", "n_loop"))
     return args
 
 
@@ -320,10 +318,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 X, batched, loop, repeats=args.repeats, n_loop=args.n_loop
             )
     print(format_table(results))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"results saved to {args.json}")
+    save_results(results, args.json)
     return results
 
 

@@ -22,7 +22,6 @@ Run from the project root, alone on the machine::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -35,10 +34,8 @@ import torch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
+from benchmarks._common import DEFAULT_DATA, save_results  # noqa: E402
 
-DEFAULT_DATA = (
-    PROJECT_ROOT.parent / "shared" / "data" / "pneumoniamnist_28_trainval.npz"
-)
 SPEEDUP_MIN = 1.6
 
 
@@ -167,10 +164,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         f"({results['thread_scaling']:.2f}x): the threads of one fit already use the "
         "cores this well, which bounds what n_jobs can add"
     )
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"results saved to {args.json}")
+    save_results(results, args.json)
     return results
 
 
