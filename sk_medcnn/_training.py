@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.callbacks import (
     Callback,
@@ -68,10 +69,50 @@ class ModuleCriterion(nn.Module):
         return self.loss(outputs, targets)
 
 
+class WeightedRegressionLoss(nn.Module):
+    """Mean squared error or Huber loss, weighted by a last column of the targets.
+
+    ``targets`` is ``(n, n_outputs + 1)``: the standardised targets, then the
+    sample weights. The loss is ``sum_i w_i * l_i / sum_i w_i``, ``l_i`` the
+    sample's loss averaged over the outputs (what ``nn.MSELoss`` and
+    ``nn.HuberLoss`` average, with equal weights).
+
+    Parameters
+    ----------
+    loss : {"mse", "huber"}, default="mse"
+        The per-sample loss (Huber with ``delta=1``, as ``nn.HuberLoss``).
+    """
+
+    def __init__(self, loss: str = "mse") -> None:
+        super().__init__()
+        if loss not in ("mse", "huber"):
+            raise ValueError(f"loss must be 'mse' or 'huber'; got {loss!r}.")
+        self.loss = loss
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Return the weighted mean loss of ``outputs`` ``(n, n_outputs)``."""
+        values, weights = targets[:, :-1], targets[:, -1]
+        outputs = outputs.float()
+        if self.loss == "huber":
+            per_sample = F.huber_loss(outputs, values, reduction="none")
+        else:
+            per_sample = F.mse_loss(outputs, values, reduction="none")
+        total = weights.sum()
+        # a batch holds samples of positive weight only (weight 0 are left out)
+        return (per_sample.mean(dim=1) * weights).sum() / total.clamp_min(1e-12)
+
+
 def _valid_accuracy(net: NeuralNet, dataset: Any, y: Any) -> float:
-    """Accuracy of the cached validation logits (an ``EpochScoring`` callable)."""
-    logits = net.forward(dataset)
-    return float((logits.argmax(dim=1).cpu().numpy() == np.asarray(y)).mean())
+    """Accuracy of the cached validation logits (an ``EpochScoring`` callable).
+
+    With sample weights the targets are one-hot rows scaled by the weights
+    (``MedicalCNNClassifier._training_targets``): the accuracy is weighted.
+    """
+    predicted = net.forward(dataset).argmax(dim=1).cpu().numpy()
+    y = np.asarray(y)
+    if y.ndim == 2:
+        return float(np.average(predicted == y.argmax(axis=1), weights=y.sum(axis=1)))
+    return float((predicted == y).mean())
 
 
 def _optimizer_params(
@@ -644,7 +685,9 @@ class MixingDataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
     def __iter__(self) -> Any:
         """Yield ``(images, soft_targets)`` batches."""
         for images, targets in super().__iter__():
-            soft = torch.nn.functional.one_hot(targets, self.n_classes).float()
+            soft = targets  # already rows (scaled by sample weights) or indices
+            if targets.ndim == 1:
+                soft = torch.nn.functional.one_hot(targets, self.n_classes).float()
             for mixer in self.mixers:
                 images, soft = mixer.mix_batch(images, soft, self.mix_generator)
             yield images, soft

@@ -22,7 +22,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_consistent_length, column_or_1d
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from skorch.history import History
 from torch import nn
 
@@ -33,6 +33,7 @@ from ._training import (
     OPTIMIZERS,
     ModuleCriterion,
     TrainingCheckpoint,
+    WeightedRegressionLoss,
     augmentation_steps,
     build_net,
     load_checkpoint,
@@ -168,7 +169,11 @@ def log_mean_softmax(logits: NDArray[np.float64]) -> NDArray[np.float64]:
     return logsumexp(log_proba, axis=0) - math.log(len(logits))
 
 
-def fit_temperature(logits: NDArray[np.float64], y_encoded: NDArray[Any]) -> float:
+def fit_temperature(
+    logits: NDArray[np.float64],
+    y_encoded: NDArray[Any],
+    sample_weight: NDArray[np.float64] | None = None,
+) -> float:
     """Find the temperature minimising the log-loss of ``logits / T`` (Guo 2017).
 
     Parameters
@@ -178,6 +183,8 @@ def fit_temperature(logits: NDArray[np.float64], y_encoded: NDArray[Any]) -> flo
         averaged probabilities, as predicted.
     y_encoded : ndarray of shape (n_samples,)
         Class indices.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Positive weights: the log-loss is their weighted mean.
 
     Returns
     -------
@@ -194,7 +201,7 @@ def fit_temperature(logits: NDArray[np.float64], y_encoded: NDArray[Any]) -> flo
 
     def log_loss(log_t: float) -> float:
         log_proba = log_mean_softmax(logits / math.exp(log_t))
-        return float(-log_proba[rows, y_encoded].mean())
+        return float(-np.average(log_proba[rows, y_encoded], weights=sample_weight))
 
     result = minimize_scalar(
         log_loss, bounds=(math.log(lowest), math.log(20.0)), method="bounded"
@@ -210,14 +217,36 @@ class _BaseMedicalCNN(BaseEstimator):
     _is_classifier = False
 
     # --- helpers subclasses provide -------------------------------------------
-    def _encode_targets(self, y: ArrayLike) -> tuple[NDArray[Any], dict[str, Any]]:
-        """Validate and encode ``y``; return it and the target's fitted attributes."""
+    def _encode_targets(
+        self, y: ArrayLike, *, sample_weight: NDArray[np.float64] | None = None
+    ) -> tuple[NDArray[Any], dict[str, Any]]:
+        """Validate and encode ``y``; return it and the target's fitted attributes.
+
+        ``sample_weight`` (one per row of ``y``, or None) weighs the statistics
+        learned from the targets.
+        """
         raise NotImplementedError
 
     def _make_criterion(
-        self, y_encoded: NDArray[Any], fitted: dict[str, Any]
+        self,
+        y_encoded: NDArray[Any],
+        fitted: dict[str, Any],
+        sample_weight: NDArray[np.float64] | None,
     ) -> tuple[type[nn.Module], dict[str, Any]]:
-        """Return the criterion class and its keyword arguments."""
+        """Return the criterion class and its keyword arguments.
+
+        ``y_encoded`` and ``sample_weight`` hold only the samples that train
+        (positive weights); ``sample_weight`` is None for an unweighted fit.
+        """
+        raise NotImplementedError
+
+    def _training_targets(
+        self,
+        y_encoded: NDArray[Any],
+        sample_weight: NDArray[np.float64],
+        n_outputs: int,
+    ) -> NDArray[np.float32]:
+        """Return the targets the network trains on, carrying the sample weights."""
         raise NotImplementedError
 
     # --- fit ------------------------------------------------------------------
@@ -227,7 +256,12 @@ class _BaseMedicalCNN(BaseEstimator):
             if name.endswith("_") and not name.startswith("__"):
                 delattr(self, name)
 
-    def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> _BaseMedicalCNN:
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> _BaseMedicalCNN:
         """Train the network on images ``X`` and targets ``y``.
 
         Parameters
@@ -250,6 +284,14 @@ class _BaseMedicalCNN(BaseEstimator):
             Targets. With a dataset ``X`` and ``y=None``, the dataset's
             ``targets`` attribute, or else the second element of every item
             (which reads every item once).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples in the loss: the training loss
+            and the held-out loss (early stopping, the learning-rate plateau)
+            are weighted means, and so is the log-loss the temperature is
+            fitted to; they multiply ``class_weight``. Samples of weight 0 are
+            left out of the fit altogether (the held-out split is drawn from
+            the others), so they change nothing; weights that are all equal
+            give the unweighted fit. A custom ``loss`` module cannot take them.
 
         Returns
         -------
@@ -258,9 +300,11 @@ class _BaseMedicalCNN(BaseEstimator):
         """
         check_params(self)
         with torch_threads(self.n_threads):
-            return self._fit(X, y)
+            return self._fit(X, y, sample_weight)
 
-    def _fit(self, X: ArrayLike, y: ArrayLike | None) -> _BaseMedicalCNN:
+    def _fit(
+        self, X: ArrayLike, y: ArrayLike | None, sample_weight: ArrayLike | None
+    ) -> _BaseMedicalCNN:
         self._reset()
         estimator_name = type(self).__name__
         if y is None and is_dataset(X):
@@ -294,7 +338,12 @@ class _BaseMedicalCNN(BaseEstimator):
                 f"{estimator_name} needs at least 2 samples to train; got "
                 f"{n_samples} sample (n_samples = 1)."
             )
-        y_encoded, fitted = self._encode_targets(y)
+        weights, keep = self._check_sample_weight(sample_weight, n_samples)
+        row_weight = weights  # what the target statistics weigh each row by
+        if weights is None and len(keep) < n_samples:
+            row_weight = np.zeros(n_samples)
+            row_weight[keep] = 1.0
+        y_encoded, fitted = self._encode_targets(y, sample_weight=row_weight)
         n_outputs = fitted.pop("_n_outputs")
         image_shape = tuple(int(size) for size in images.shape[1:])
 
@@ -333,7 +382,10 @@ class _BaseMedicalCNN(BaseEstimator):
                 (seed + 7919 * rank) % 2**31
                 for seed in (augment_seed, train_seed, mix_seed)
             )
-        train_index, valid_index = self._split(y_encoded, split_seed)
+        train_index, valid_index = self._split(y_encoded[keep], split_seed)
+        train_index = keep[train_index]  # positions among the kept samples -> rows
+        if valid_index is not None:
+            valid_index = keep[valid_index]
         mean, std = channel_statistics(images, indices=train_index)
         body = self._build_body(image_shape, n_outputs, init_seed, device)
         augmentation = None if self.augmentation is None else clone(self.augmentation)
@@ -356,16 +408,22 @@ class _BaseMedicalCNN(BaseEstimator):
             }
         loader_generator = torch.Generator().manual_seed(loader_seed)
         generators["loader"] = loader_generator
+        # with sample weights, the targets carry them (see _training_targets)
+        targets = (
+            y_encoded
+            if weights is None
+            else self._training_targets(y_encoded, weights, n_outputs)
+        )
         checkpoint, resume_state = self._checkpoint(
-            images, y_encoded, generators, n_train=len(train_index)
+            images, targets, generators, n_train=len(train_index)
         )
 
         # the datasets index into X: no copy of the images, even for the split
-        train_dataset = ArrayDataset(images, y_encoded, indices=train_index)
+        train_dataset = ArrayDataset(images, targets, indices=train_index)
         valid_dataset = (
             None
             if valid_index is None
-            else ArrayDataset(images, y_encoded, indices=valid_index)
+            else ArrayDataset(images, targets, indices=valid_index)
         )
         sampler = None
         if self.distributed:
@@ -377,7 +435,9 @@ class _BaseMedicalCNN(BaseEstimator):
                 shuffle=True,
                 seed=loader_seed,
             )
-        criterion, criterion_params = self._make_criterion(y_encoded, fitted)
+        criterion, criterion_params = self._make_criterion(
+            y_encoded[keep], fitted, None if weights is None else weights[keep]
+        )
         if (
             mixers
             and criterion is nn.CrossEntropyLoss
@@ -451,7 +511,7 @@ class _BaseMedicalCNN(BaseEstimator):
         self.n_epochs_ = len(net.history)
         self.best_epoch_ = best_epoch
         self._validation_index = valid_index
-        self._fit_calibration(images, y_encoded, valid_index)
+        self._fit_calibration(images, y_encoded, valid_index, weights)
         if interrupted:
             raise KeyboardInterrupt(
                 f"{estimator_name}.fit was interrupted after {self.n_epochs_} "
@@ -471,8 +531,45 @@ class _BaseMedicalCNN(BaseEstimator):
         images: NDArray[Any],
         y_encoded: NDArray[Any],
         valid_index: NDArray[np.intp] | None,
+        sample_weight: NDArray[np.float64] | None,
     ) -> None:
         """Fit post-hoc calibration on the held-out split (classifier only)."""
+
+    def _check_sample_weight(
+        self, sample_weight: ArrayLike | None, n_samples: int
+    ) -> tuple[NDArray[np.float64] | None, NDArray[np.intp]]:
+        """Validate ``sample_weight``; return it and the rows that train.
+
+        The weights come back as None when they do not weigh anything: absent,
+        or equal on every sample that trains (the losses are weighted means, so
+        a common factor cancels). The rows that train are those of positive
+        weight.
+        """
+        everything = np.arange(n_samples)
+        if sample_weight is None:
+            return None, everything
+        weights = _check_sample_weight(
+            sample_weight,
+            np.empty((n_samples, 0)),
+            dtype=np.float64,
+            ensure_non_negative=True,
+        )
+        keep = np.flatnonzero(weights > 0)
+        if len(keep) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 samples of positive "
+                f"sample_weight to train; got {len(keep)}."
+            )
+        if np.all(weights[keep] == weights[keep[0]]):
+            return None, keep
+        if isinstance(self.loss, nn.Module):
+            raise ValueError(
+                f"sample_weight cannot weigh a custom loss module ({self.loss!r}): "
+                "it is called as loss(outputs, targets). Use one of the named "
+                "losses, or weigh inside your module (weights of 0, which leave "
+                "samples out, and equal weights work with any loss)."
+            )
+        return weights, keep
 
     def _checkpoint(
         self,
@@ -1085,7 +1182,9 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _encode_targets(self, y: ArrayLike) -> tuple[NDArray[Any], dict[str, Any]]:
+    def _encode_targets(
+        self, y: ArrayLike, *, sample_weight: NDArray[np.float64] | None = None
+    ) -> tuple[NDArray[Any], dict[str, Any]]:
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         encoder = LabelEncoder()
@@ -1102,7 +1201,10 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         return len(self.classes_)
 
     def _class_weights(
-        self, y_encoded: NDArray[Any], classes: NDArray[Any]
+        self,
+        y_encoded: NDArray[Any],
+        classes: NDArray[Any],
+        sample_weight: NDArray[np.float64] | None = None,
     ) -> torch.Tensor | None:
         if self.class_weight is None:
             return None
@@ -1123,20 +1225,48 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
                     f"{self.class_weight!r}."
                 )
         else:
-            weights = compute_class_weight(
-                "balanced", classes=np.arange(len(classes)), y=y_encoded
+            # "balanced" over the samples that train, weighted as they are; a
+            # class seen only in samples of weight 0 has none to balance
+            present = np.unique(y_encoded)
+            weights = np.zeros(len(classes))
+            weights[present] = compute_class_weight(
+                "balanced", classes=present, y=y_encoded, sample_weight=sample_weight
             )
         return torch.as_tensor(weights, dtype=torch.float32)
 
     def _make_criterion(
-        self, y_encoded: NDArray[Any], fitted: dict[str, Any]
+        self,
+        y_encoded: NDArray[Any],
+        fitted: dict[str, Any],
+        sample_weight: NDArray[np.float64] | None,
     ) -> tuple[type[nn.Module], dict[str, Any]]:
         if isinstance(self.loss, nn.Module):
             return ModuleCriterion, {"loss": copy.deepcopy(self.loss)}
-        weight = self._class_weights(y_encoded, fitted["classes_"])
+        weight = self._class_weights(y_encoded, fitted["classes_"], sample_weight)
+        if sample_weight is not None:
+            # The targets are one-hot rows scaled by the sample weights (see
+            # _training_targets). The focal loss with class weights divides by
+            # the batch's total weight, sum_i w_i * cw[y_i]: a weighted mean.
+            # (Torch's cross-entropy divides probability targets by n.)
+            if weight is None:
+                weight = torch.ones(len(fitted["classes_"]), dtype=torch.float32)
+            gamma = self.gamma if self.loss == "focal" else 0.0
+            return FocalLoss, {"gamma": gamma, "weight": weight}
         if self.loss == "focal":
             return FocalLoss, {"gamma": self.gamma, "weight": weight}
         return nn.CrossEntropyLoss, {"weight": weight}
+
+    def _training_targets(
+        self,
+        y_encoded: NDArray[Any],
+        sample_weight: NDArray[np.float64],
+        n_outputs: int,
+    ) -> NDArray[np.float32]:
+        # one-hot rows scaled by the weights: the losses of probability targets
+        # are linear in the targets, and MixUp mixes the weights with the labels
+        rows = np.zeros((len(y_encoded), n_outputs), dtype=np.float32)
+        rows[np.arange(len(y_encoded)), y_encoded] = sample_weight
+        return rows
 
     def _needs_validation_split(self) -> bool:
         return self.calibration is not None
@@ -1146,13 +1276,16 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         images: NDArray[Any],
         y_encoded: NDArray[Any],
         valid_index: NDArray[np.intp] | None,
+        sample_weight: NDArray[np.float64] | None,
     ) -> None:
         self.temperature_ = 1.0
         if self.calibration != "temperature" or valid_index is None:
             return
         logits = self._raw_outputs(images[valid_index], checked=True)
         self.temperature_ = fit_temperature(
-            logits.astype(np.float64), y_encoded[valid_index]
+            logits.astype(np.float64),
+            y_encoded[valid_index],
+            sample_weight=None if sample_weight is None else sample_weight[valid_index],
         )
 
     def _scores(self, X: ArrayLike) -> NDArray[np.float64]:
@@ -1448,7 +1581,9 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _encode_targets(self, y: ArrayLike) -> tuple[NDArray[Any], dict[str, Any]]:
+    def _encode_targets(
+        self, y: ArrayLike, *, sample_weight: NDArray[np.float64] | None = None
+    ) -> tuple[NDArray[Any], dict[str, Any]]:
         y = np.asarray(y)
         if y.dtype.kind == "c":
             raise ValueError("y must hold real numbers; got complex values.")
@@ -1468,8 +1603,11 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinity.")
         targets = y.reshape(len(y), -1).astype(np.float64)
-        mean = targets.mean(axis=0)
-        scale = targets.std(axis=0)
+        # weighted as the samples weigh (rows of weight 0 do not count)
+        mean = np.average(targets, axis=0, weights=sample_weight)
+        scale = np.sqrt(
+            np.average((targets - mean) ** 2, axis=0, weights=sample_weight)
+        )
         scale[scale == 0] = 1.0
         standardised = ((targets - mean) / scale).astype(np.float32)
         fitted = {
@@ -1484,13 +1622,28 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         return len(np.atleast_1d(self.target_mean_))
 
     def _make_criterion(
-        self, y_encoded: NDArray[Any], fitted: dict[str, Any]
+        self,
+        y_encoded: NDArray[Any],
+        fitted: dict[str, Any],
+        sample_weight: NDArray[np.float64] | None,
     ) -> tuple[type[nn.Module], dict[str, Any]]:
         if isinstance(self.loss, nn.Module):
             return ModuleCriterion, {"loss": copy.deepcopy(self.loss)}
+        if sample_weight is not None:
+            return WeightedRegressionLoss, {"loss": self.loss}
         if self.loss == "huber":
             return nn.HuberLoss, {}
         return nn.MSELoss, {}
+
+    def _training_targets(
+        self,
+        y_encoded: NDArray[Any],
+        sample_weight: NDArray[np.float64],
+        n_outputs: int,
+    ) -> NDArray[np.float32]:
+        # the weight rides along as a last column (see WeightedRegressionLoss)
+        column = sample_weight.astype(np.float32)[:, None]
+        return np.concatenate([y_encoded, column], axis=1)
 
     def predict(self, X: ArrayLike) -> NDArray[np.float64]:
         """Predicted targets.
