@@ -432,6 +432,12 @@ def _binary_scores(
             f"{function} is for binary problems, but y_true holds {len(labels)} "
             f"labels {labels!r}."
         )
+    if len(labels) == 2 and pos_label not in labels:
+        raise ValueError(
+            f"pos_label={pos_label!r} is not a label of y_true; the labels are "
+            f"{labels!r}. Pass pos_label= the positive class (e.g. "
+            f"pos_label={labels[1]!r})."
+        )
     if pos_label not in labels:
         raise ValueError(
             f"{function} needs both classes in y_true, but y_true holds no sample "
@@ -617,6 +623,13 @@ def _calibration_bins(
         )
     _check_lengths(truth, probabilities, "y_true and y_prob")
     if probabilities.ndim == 1:
+        present = np.unique(truth).tolist()
+        if len(present) == 2 and pos_label not in present:
+            raise ValueError(
+                f"pos_label={pos_label!r} is not a label of y_true; the labels are "
+                f"{present!r}. Pass pos_label= the class whose probabilities y_prob "
+                "holds."
+            )
         confidence = probabilities
         correct = (truth == pos_label).astype(np.float64)
     else:

@@ -338,6 +338,13 @@ def test_report_rejects_bad_input():
         clinical_report(np.zeros(10, int), np.linspace(0, 1, 10))
     with pytest.raises(ValueError, match=r"needs both classes.*every sample is"):
         clinical_report(np.ones(10, int), np.linspace(0, 1, 10))
+    strings = np.array(["normal", "pneumonia"] * 5)
+    with pytest.raises(ValueError, match=r"pos_label=1 is not a label.*'pneumonia'"):
+        clinical_report(strings, np.linspace(0, 1, 10))
+    with pytest.raises(ValueError, match=r"pos_label='Pneumonia' is not a label"):
+        sensitivity_at_specificity(
+            strings, np.linspace(0, 1, 10), pos_label="Pneumonia"
+        )
     with pytest.raises(ValueError, match=r"same length; got 50 and 49"):
         clinical_report(y, score[:-1])
     with pytest.raises(ValueError, match=r"y_score must be \(n_samples,\).*\(50, 3\)"):
@@ -475,3 +482,10 @@ def test_roc_points_agree_with_sklearn():
         predicted = (score >= threshold).astype(int)
         assert sensitivity_score(y, predicted) == pytest.approx(expected_tpr)
         assert specificity_score(y, predicted) == pytest.approx(1 - expected_fpr)
+
+
+def test_expected_calibration_error_refuses_a_pos_label_that_is_no_label():
+    strings = np.array(["n", "p"] * 10)
+    with pytest.raises(ValueError, match=r"pos_label=1 is not a label.*\['n', 'p'\]"):
+        expected_calibration_error(strings, np.full(20, 0.5))
+    assert expected_calibration_error(strings, np.full(20, 0.5), pos_label="p") == 0.0
