@@ -268,18 +268,19 @@ class _BaseMedicalCNN(BaseEstimator):
         ----------
         X : array-like of shape (n_samples, height, width), \
                 (n_samples, height, width, channels) or (n_samples, n_pixels)
-            Training images in any real dtype (uint8 and uint16 stay as they
-            are until a batch is converted to float32). A ``numpy.memmap`` is
-            read batch by batch from its file. A 1-D sequence of image file
-            paths (PNG, JPEG, TIFF, DICOM, NIfTI; see :mod:`sk_medcnn.io`) is
-            read lazily, one batch at a time (in ``num_workers`` processes);
-            the images must share the first one's size unless ``image_shape``
-            gives the size to resize them to. ``predict`` then takes paths too,
-            resized to the fitted image shape. A map-style
-            ``torch.utils.data.Dataset`` is read lazily too, item by item in
-            batches: an item is an image (a tensor ``(C, H, W)`` or
-            ``(H, W)``, or a numpy array ``(H, W, C)`` or ``(H, W)``) or a
-            tuple ``(image, target, ...)``; all images of one size.
+            Training images in any real dtype (uint8 and uint16 stay as they are
+            until a batch is converted to float32), channels last; a 4-D
+            ``torch.Tensor`` is read in torch's ``(n, channels, height,
+            width)``. A ``numpy.memmap`` is read batch by batch from its file. A
+            1-D sequence of image file paths (PNG, JPEG, TIFF, DICOM, NIfTI; see
+            :mod:`sk_medcnn.io`) is read lazily, one batch at a time (in
+            ``num_workers`` processes); the images must share the first one's
+            size unless ``image_shape`` gives the size to resize them to.
+            ``predict`` then takes paths too, resized to the fitted image shape.
+            A map-style ``torch.utils.data.Dataset`` is read lazily too, item by
+            item in batches: an item is an image (a tensor ``(C, H, W)`` or
+            ``(H, W)``, or a numpy array ``(H, W, C)`` or ``(H, W)``) or a tuple
+            ``(image, target, ...)``; all images of one size.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets. With a dataset ``X`` and ``y=None``, the dataset's
             ``targets`` attribute, or else the second element of every item
@@ -331,6 +332,14 @@ class _BaseMedicalCNN(BaseEstimator):
             images = check_images(
                 X, image_shape=self.image_shape, estimator_name=estimator_name
             )
+            wanted = tuple(int(size) for size in self.image_shape or ())
+            if wanted and tuple(images.shape[1 : 1 + len(wanted)]) != wanted:
+                raise ValueError(
+                    f"image_shape={tuple(self.image_shape)} reshapes flat rows and "
+                    f"resizes image files, but X holds images of shape "
+                    f"{tuple(images.shape[1:])}: resize them first "
+                    "(sk_medcnn.preprocessing.Resize), or set image_shape=None."
+                )
         n_samples = images.shape[0]
         check_consistent_length(images, y)
         if n_samples < 2:
@@ -829,12 +838,19 @@ class _BaseMedicalCNN(BaseEstimator):
         name = type(self).__name__
         if is_path_array(X):
             # files are read batch by batch, resized to the fitted image shape
-            return ImageFiles(  # type: ignore[return-value]
-                X, image_shape=self.image_shape_, estimator_name=name
-            )
+            files = ImageFiles(X, image_shape=self.image_shape_, estimator_name=name)
+            self._warn_if_other_intensity_scale(files, n_check=8)
+            return files  # type: ignore[return-value]
         if is_dataset(X):
             images = DatasetImages(X, estimator_name=name)
         else:
+            shape = tuple(getattr(X, "shape", ()))
+            if len(shape) == 2 and shape == self.image_shape_[:2] != (1, shape[1]):
+                raise ValueError(
+                    f"X has {shape[1]} features, but {name} is expecting "
+                    f"{self.n_features_in_} features as input: X looks like one "
+                    f"image of shape {shape}; pass a batch of one, X[np.newaxis]."
+                )
             check_feature_names(self, X, reset=False)
             images = check_images(
                 X,
@@ -844,17 +860,43 @@ class _BaseMedicalCNN(BaseEstimator):
             )
         if tuple(images.shape[1:]) != self.image_shape_:
             n_features = math.prod(images.shape[1:])
-            if n_features != self.n_features_in_:
-                raise ValueError(
+            prefix = ""
+            if n_features != self.n_features_in_:  # scikit-learn's wording first
+                prefix = (
                     f"X has {n_features} features, but {name} is expecting "
-                    f"{self.n_features_in_} features as input."
+                    f"{self.n_features_in_} features as input: "
                 )
             raise ValueError(
-                f"X holds images of shape {tuple(images.shape[1:])}, but {name} was "
-                f"fitted on images of shape {self.image_shape_} (height, width, "
-                "channels); resize them first (sk_medcnn.preprocessing.Resize)."
+                f"{prefix}X holds images of shape {tuple(images.shape[1:])}, but "
+                f"{name} was fitted on images of shape {self.image_shape_} (height, "
+                "width, channels); resize them first (sk_medcnn.preprocessing.Resize)."
             )
+        if not is_dataset(X):
+            self._warn_if_other_intensity_scale(images, n_check=64)
         return images
+
+    def _warn_if_other_intensity_scale(self, images: Any, *, n_check: int) -> None:
+        """Warn when the first images' spread is far from the training images'.
+
+        A network trained on 0-255 pixels predicts nonsense on 0-1 or 16-bit
+        ones, without any error; a factor of 10 either way is no accident.
+        """
+        fitted = float(np.mean(getattr(self, "input_std_", 0.0)))
+        # at most 2**16 pixel values: a small, fixed cost whatever the image size
+        n_check = min(
+            len(images), n_check, max(1, 2**16 // math.prod(images.shape[1:]))
+        )
+        sample = np.asarray(images[:n_check], dtype=np.float32)
+        spread = float(sample.std(axis=(0, 1, 2), dtype=np.float64).mean())
+        if fitted <= 0 or spread <= 0 or 0.1 <= spread / fitted <= 10:
+            return
+        warn_user(
+            f"the intensities of X spread {spread:.3g} (standard deviation of the "
+            f"first {len(sample)} images), but those of the training images "
+            f"{fitted:.3g}: were they scaled differently (0-255 against 0-1, 8 "
+            "against 16 bits)? Preprocess the images as for fit, or predictions "
+            "are meaningless."
+        )
 
     def _raw_outputs(
         self, X: ArrayLike, *, checked: bool = False

@@ -236,7 +236,9 @@ def check_images(
             (n_samples, height, width, channels) or (n_samples, n_pixels)
         The images. Flat rows are reshaped to ``image_shape`` when given,
         otherwise to a square image when ``n_pixels`` is a perfect square and
-        to a one-row image ``(1, n_pixels)`` if not.
+        to a one-row image ``(1, n_pixels)`` if not. A 4-D ``torch.Tensor`` is
+        read in torch's layout, ``(n_samples, channels, height, width)``; a 4-D
+        array that looks channels-first gets a warning.
     image_shape : tuple of int, default=None
         ``(height, width)`` or ``(height, width, channels)`` of flat rows.
     estimator_name : str, default="estimator"
@@ -252,6 +254,18 @@ def check_images(
     ndim = getattr(X, "ndim", None)
     if ndim is not None and ndim not in (2, 3, 4):
         raise ValueError(_ndim_message(getattr(X, "shape", "?")))
+    if ndim == 4 and type(X).__module__.startswith("torch") and hasattr(X, "permute"):
+        # a torch batch is (n, C, H, W), as a Dataset's tensor items are (C, H, W)
+        X = X.detach().cpu().permute(0, 2, 3, 1).numpy()
+    elif ndim == 4:
+        shape = X.shape  # type: ignore[union-attr]
+        if shape[1] in (1, 3, 4) and shape[3] > 4:
+            warn_user(
+                f"X has shape {tuple(shape)}: it is read channels-last, as "
+                f"{shape[0]} images of {shape[1]}x{shape[2]} pixels with "
+                f"{shape[3]} channels. If it is channels-first (n, C, H, W), pass "
+                "X.transpose(0, 2, 3, 1)."
+            )
     images: NDArray[Any]
     if (
         type(X) in (np.ndarray, np.memmap)
