@@ -1235,7 +1235,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         if len(classes) < 2:
             raise ValueError(
                 f"{type(self).__name__} needs samples of at least 2 classes in y; "
-                f"got 1 class ({classes[0]!r})."
+                f"got 1 class ({classes.tolist()[0]!r})."
             )
         return y_encoded, {"classes_": classes, "_n_outputs": len(classes)}
 

@@ -191,7 +191,26 @@ def load_any_model(path_text: str, *, device: str = "cpu") -> Any:
         f"{path_text} is a pickle: loading it runs code from the file; load only "
         "files you trust (the .skmed format runs none)"
     )
-    return joblib.load(path)
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        raise CommandError(
+            f"{path_text}: a zip archive, not a joblib pickle; a model written by "
+            "save_model is a .skmed file: rename it to end in .skmed"
+        )
+    try:
+        model = joblib.load(path)
+    except Exception as error:  # a damaged or foreign pickle fails in many ways
+        raise CommandError(
+            f"{path_text}: not a readable joblib model "
+            f"({type(error).__name__}: {error})"
+        ) from error
+    if not hasattr(_final_estimator(model), "image_shape_"):
+        raise CommandError(
+            f"{path_text}: holds a {type(model).__name__}, not a fitted sk_medcnn "
+            "model (an estimator, or a Pipeline ending in one)"
+        )
+    return model
 
 
 def _final_estimator(model: Any) -> Any:
@@ -204,15 +223,39 @@ def _reads_paths(model: Any) -> bool:
     return hasattr(model, "steps") and isinstance(model.steps[0][1], ImageLoader)
 
 
-def _images_for(model: Any, paths: Sequence[str]) -> Any:
-    """Return what ``model`` predicts from: the paths, or the images read."""
-    if _reads_paths(model):
-        return np.asarray(paths, dtype=object)
-    from .io import ImageLoader
+def _images_for(
+    model: Any, paths: Sequence[str], *, on_error: str = "raise"
+) -> tuple[Any, list[str]]:
+    """Return what ``model`` predicts from, and the paths that were read.
 
+    What it predicts from is the paths (a Pipeline that reads them) or the
+    images read; the paths read are all of them unless ``on_error="skip"``.
+    """
+    from .exceptions import ImageReadError
+    from .io._batch import read_images
+    from .io._readers import read_image
+
+    if _reads_paths(model):
+        if on_error == "skip":
+            readable = []
+            for path in paths:
+                try:
+                    read_image(path)
+                except ImageReadError as error:
+                    _warn(f"skipped {path}: {error}")
+                else:
+                    readable.append(path)
+            paths = readable
+        return np.asarray(paths, dtype=object), list(paths)
     estimator = _final_estimator(model)
     height, width, channels = estimator.image_shape_
-    return ImageLoader(shape=(height, width), channels=channels).fit_transform(paths)
+    images, read = read_images(
+        paths, shape=(height, width), channels=channels, on_error=on_error
+    )
+    kept = [path for path, ok in zip(paths, read, strict=True) if ok]
+    if images.ndim == 3:
+        images = images[..., np.newaxis]
+    return images, kept
 
 
 def _collect_files(inputs: Sequence[str]) -> list[str]:
@@ -312,7 +355,9 @@ def evaluation(
     if len(classes) == 2:
         from .metrics import clinical_report
 
-        positive = classes[1]
+        positive = (
+            classes[1].item() if isinstance(classes[1], np.generic) else classes[1]
+        )
         report = clinical_report(
             y,
             proba[:, 1],
@@ -385,6 +430,36 @@ def _augmentation(names: str | None) -> Any:
     return [factories[name]() for name in chosen]
 
 
+#: the command-line option of each estimator parameter the options set
+_OPTION_OF = {
+    "max_epochs": "--epochs",
+    "random_state": "--seed",
+    "augmentation": "--augment",
+}
+
+
+def _check_options(classifier: Any) -> None:
+    """Check the estimator's parameters, naming the command-line option."""
+    from .exceptions import ArchitectureNotFoundError
+    from .registry import get_architecture
+
+    for name, checker in classifier._parameter_constraints.items():
+        try:
+            checker(getattr(classifier, name), name)
+        except (ValueError, TypeError) as error:
+            option = _OPTION_OF.get(name, "--" + name.replace("_", "-"))
+            raise CommandError(f"{option}: {error}") from error
+    try:
+        get_architecture(classifier.architecture)
+    except ArchitectureNotFoundError as error:
+        raise CommandError(f"--architecture: {error}") from error
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 image"``, ``"2 images"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def command_train(args: argparse.Namespace) -> int:
     """Train a classifier on DATA and save it (``sk-medcnn train``)."""
     from . import MedicalCNNClassifier
@@ -394,24 +469,11 @@ def command_train(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise CommandError(f"--out {args.out}: the folder {out.parent} does not exist")
     report_path = Path(args.report) if args.report else out.with_suffix(".report.json")
-    X, y = load_data(
-        args.data,
-        split="train",
-        image_size=args.image_size,
-        channels=args.channels,
-        on_error=args.on_error,
-    )
-    valid = None
-    if args.valid:
-        valid = load_data(
-            args.valid,
-            split="val",
-            image_size=args.image_size,
-            channels=args.channels,
-            on_error=args.on_error,
-        )
-    elif _has_split(args.data, "val"):
-        valid = load_data(args.data, split="val", image_size=args.image_size)
+    if args.report:
+        _check_output_file("--report", args.report)
+    if args.resume and not args.checkpoint_dir:
+        raise CommandError("--resume needs --checkpoint-dir, where the fit was saved")
+    _check_device(args.device)
     classifier = MedicalCNNClassifier(
         architecture=args.architecture,
         optimizer=args.optimizer,
@@ -431,9 +493,29 @@ def command_train(args: argparse.Namespace) -> int:
         random_state=args.seed,
         verbose=0 if args.quiet else 1,
     )
+    _check_options(classifier)
+    X, y = load_data(
+        args.data,
+        split="train",
+        image_size=args.image_size,
+        channels=args.channels,
+        on_error=args.on_error,
+    )
+    valid = None
+    if args.valid:
+        valid = load_data(
+            args.valid,
+            split="val",
+            image_size=args.image_size,
+            channels=args.channels,
+            on_error=args.on_error,
+        )
+    elif _has_split(args.data, "val"):
+        valid = load_data(args.data, split="val", image_size=args.image_size)
     print(
-        f"Training {args.architecture} on {len(X)} images of shape "
-        f"{tuple(X.shape[1:])} from {args.data} ({args.epochs} epochs at most)",
+        f"Training {args.architecture} on {_count(len(X), 'image')} of shape "
+        f"{tuple(X.shape[1:])} from {args.data} "
+        f"({_count(args.epochs, 'epoch')} at most)",
         flush=True,
     )
     start = time.perf_counter()
@@ -464,7 +546,7 @@ def command_train(args: argparse.Namespace) -> int:
         document["validation"] = valid_document
     save_any_model(classifier, out)
     write_json(report_path, document)
-    print(f"Trained {classifier.n_epochs_} epochs in {seconds:.1f} s")
+    print(f"Trained {_count(classifier.n_epochs_, 'epoch')} in {seconds:.1f} s")
     if text and valid is not None:
         print(f"\nValidation ({len(valid[1])} images)\n{text}\n")
     print(f"Model: {out}\nReport: {report_path}")
@@ -473,6 +555,9 @@ def command_train(args: argparse.Namespace) -> int:
 
 def command_evaluate(args: argparse.Namespace) -> int:
     """Score a saved model on DATA (``sk-medcnn evaluate``)."""
+    if args.output:
+        _check_output_file("--output", args.output)
+    _check_device(args.device)
     model = load_any_model(args.model, device=args.device)
     estimator = _final_estimator(model)
     if not hasattr(estimator, "classes_"):
@@ -505,19 +590,39 @@ def command_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_output_file(option: str, text: str) -> Path:
+    """Check before any work that ``text`` can be written; return it as a Path."""
+    path = Path(text)
+    if path.is_dir():
+        raise CommandError(f"{option} {text}: a folder, not a file name")
+    if not path.parent.is_dir():
+        raise CommandError(f"{option} {text}: the folder {path.parent} does not exist")
+    return path
+
+
+def _check_device(text: str) -> None:
+    from .utils._torch import resolve_device
+
+    try:
+        resolve_device(text)
+    except (ValueError, RuntimeError) as error:
+        raise CommandError(f"--device {text}: {error}") from error
+
+
 def command_predict(args: argparse.Namespace) -> int:
     """Predict the class of image files (``sk-medcnn predict``)."""
     from .utils._files import atomic_open
 
-    output = Path(args.output)
-    if not output.parent.is_dir():
-        raise CommandError(
-            f"--output {args.output}: the folder {output.parent} does not exist"
-        )
+    output = _check_output_file("--output", args.output)
+    _check_device(args.device)
     model = load_any_model(args.model, device=args.device)
     estimator = _final_estimator(model)
+    if not hasattr(estimator, "classes_"):
+        raise CommandError(f"{args.model}: not a classifier")
     paths = _collect_files(args.inputs)
-    X = _images_for(model, paths)
+    X, paths = _images_for(model, paths, on_error=args.on_error)
+    if not paths:
+        raise CommandError("no image could be read (every file was skipped)")
     classes = estimator.classes_
     proba = model.predict_proba(X)
     labels = classes[np.argmax(proba, axis=1)]
@@ -526,7 +631,7 @@ def command_predict(args: argparse.Namespace) -> int:
         writer.writerow(["path", "label", *(f"proba_{label}" for label in classes)])
         for path, label, row in zip(paths, labels, proba, strict=True):
             writer.writerow([path, label, *(f"{value:.6f}" for value in row)])
-    print(f"Predicted {len(paths)} images: {output}")
+    print(f"Predicted {_count(len(paths), 'image')}: {output}")
     return EXIT_OK
 
 
@@ -536,10 +641,20 @@ def command_explain(args: argparse.Namespace) -> int:
     from .utils._files import atomic_path
 
     out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CommandError(f"--output {args.output}: a file, not a folder")
+    if not out_dir.parent.is_dir():
+        raise CommandError(
+            f"--output {args.output}: the folder {out_dir.parent} does not exist"
+        )
+    _check_device(args.device)
     model = load_any_model(args.model, device=args.device)
+    if not hasattr(_final_estimator(model), "classes_"):
+        raise CommandError(f"{args.model}: not a classifier")
     paths = _collect_files(args.inputs)
-    X = _images_for(model, paths)
+    X, paths = _images_for(model, paths, on_error=args.on_error)
+    if not paths:
+        raise CommandError("no image could be read (every file was skipped)")
     images = X
     if _reads_paths(model):
         images = model.steps[0][1].transform(X)
@@ -554,6 +669,7 @@ def command_explain(args: argparse.Namespace) -> int:
 
     classes = _final_estimator(model).classes_
     predicted = classes[np.argmax(model.predict_proba(X), axis=1)]
+    out_dir.mkdir(exist_ok=True)  # only now: a failure above leaves no folder
     written = []
     for index, path in enumerate(paths):
         figure, axis = plt.subplots(figsize=(4, 4))
@@ -565,7 +681,7 @@ def command_explain(args: argparse.Namespace) -> int:
             figure.savefig(tmp, dpi=100, bbox_inches="tight")
         plt.close(figure)
         written.append(target)
-    print(f"Wrote {len(written)} {args.method} overlays to {out_dir}")
+    print(f"Wrote {_count(len(written), args.method + ' overlay')} to {out_dir}")
     return EXIT_OK
 
 
@@ -741,7 +857,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="score a saved model on labelled data",
         description="Print ACC, AUC, sensitivity, specificity, PPV, NPV, F1 and "
-        "balanced accuracy with bootstrap 95%% confidence intervals, and the "
+        "balanced accuracy with bootstrap 95% confidence intervals, and the "
         "confusion matrix.",
     )
     evaluate.add_argument("model", metavar="MODEL")
@@ -766,6 +882,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model", metavar="MODEL")
     predict.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER")
     predict.add_argument("--output", required=True, metavar="CSV")
+    predict.add_argument(
+        "--on-error",
+        default="raise",
+        choices=("raise", "skip"),
+        help="unreadable files: stop, or skip them with a warning",
+    )
     predict.set_defaults(handler=command_predict)
 
     explain = commands.add_parser(
@@ -776,6 +898,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("model", metavar="MODEL")
     explain.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER")
     explain.add_argument("--output", required=True, metavar="DIR")
+    explain.add_argument(
+        "--on-error",
+        default="raise",
+        choices=("raise", "skip"),
+        help="unreadable files: stop, or skip them with a warning",
+    )
     explain.add_argument(
         "--method",
         default="grad_cam",

@@ -189,3 +189,126 @@ def test_npz_data_and_joblib_models(tmp_path, capsys):
     out = capsys.readouterr()
     assert "Validation (16 images)" in out.out
     assert "pickle" in out.err  # loading a pickle warns
+
+
+@pytest.fixture(scope="module")
+def small_model(folder, tmp_path_factory):
+    """A model trained on the PNG folder (1 epoch), saved in both formats."""
+    root = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        argv = ["train", str(folder), "--out", "m.skmed", "--epochs", "1", "--quiet"]
+        assert main(argv) == 0
+        assert main([*argv[:3], "m.joblib", *argv[4:]]) == 0
+    return root
+
+
+def _one_line_error(capsys, needle):
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if "error:" in line]
+    assert len(errors) == 1, err
+    assert needle in errors[0], errors[0]
+    assert not any("Traceback" in line for line in err)
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("text", "not a readable joblib model"),
+        ("dict", "holds a dict, not a fitted sk_medcnn model"),
+        ("skmed", "rename it to end in .skmed"),
+    ],
+)
+def test_a_bad_joblib_model_gives_one_line(
+    folder, small_model, tmp_path, capsys, content, needle
+):
+    import joblib
+
+    model = tmp_path / "bad.joblib"
+    if content == "text":
+        model.write_text("not a pickle\n")
+    elif content == "dict":
+        joblib.dump({"a": 1}, model)
+    else:
+        model.write_bytes((small_model / "m.skmed").read_bytes())
+    argv = ["predict", str(model), str(folder / "lesion"), "--output"]
+    assert main([*argv, str(tmp_path / "p.csv")]) == 1
+    _one_line_error(capsys, needle)
+    assert not (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--tta", "bogus"], "--tta"),
+        (["--resume"], "--resume needs --checkpoint-dir"),
+        (["--architecture", "resnet99"], "--architecture"),
+        (["--device", "tpu"], "--device tpu"),
+    ],
+)
+def test_train_options_are_checked_before_reading_data(
+    folder, tmp_path, capsys, extra, needle
+):
+    argv = ["train", str(folder), "--out", str(tmp_path / "m.skmed"), *extra]
+    assert main(argv) == 1
+    out = capsys.readouterr()
+    assert "Training" not in out.out  # refused before the data were read
+    errors = [line for line in out.err.splitlines() if "error:" in line]
+    assert len(errors) == 1
+    assert needle in errors[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_predict_and_explain_can_skip_unreadable_files(
+    folder, small_model, tmp_path, capsys
+):
+    images = tmp_path / "images"
+    images.mkdir()
+    for source in sorted((folder / "lesion").iterdir())[:3]:
+        (images / source.name).write_bytes(source.read_bytes())
+    (images / "broken.png").write_bytes(b"not a png")
+    model = str(small_model / "m.skmed")
+    csv_path = tmp_path / "p.csv"
+    assert main(["predict", model, str(images), "--output", str(csv_path)]) == 1
+    _one_line_error(capsys, "broken.png")
+    argv = ["predict", model, str(images), "--output", str(csv_path)]
+    assert main([*argv, "--on-error", "skip"]) == 0
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(Path(row["path"]).name for row in rows) == sorted(
+        p.name for p in images.iterdir() if p.name != "broken.png"
+    )
+    assert "broken.png" in capsys.readouterr().err  # the skip is reported
+
+    maps = tmp_path / "maps"
+    assert main(["explain", model, str(images), "--output", str(maps)]) == 1
+    assert not maps.exists()  # a failed run leaves no folder behind
+    argv = ["explain", model, str(images), "--output", str(maps), "--on-error", "skip"]
+    assert main(argv) == 0
+    assert len(list(maps.iterdir())) == 3
+
+
+def test_outputs_are_checked_before_the_work(folder, small_model, tmp_path, capsys):
+    model = str(small_model / "m.skmed")
+    taken = tmp_path / "notes.txt"
+    taken.write_text("keep me")
+    argv = ["explain", model, str(folder / "lesion"), "--output", str(taken)]
+    assert main(argv) == 1
+    _one_line_error(capsys, "--output")
+    assert taken.read_text() == "keep me"
+    argv = ["evaluate", model, str(folder), "--output", str(tmp_path / "no" / "e.json")]
+    assert main(argv) == 1
+    out = capsys.readouterr()
+    assert "Sensitivity" not in out.out  # refused before evaluating
+    assert "--output" in out.err
+
+
+def test_reports_use_plain_values():
+    from sk_medcnn import MedicalCNNClassifier
+    from sk_medcnn.cli import evaluation
+
+    X, y = make_lesion_phantoms(40, image_size=16, random_state=0)
+    model = MedicalCNNClassifier(max_epochs=1, random_state=0).fit(X, y)
+    document, text = evaluation(model, X, y, n_bootstraps=20)
+    assert type(document["positive_class"]) is int
+    assert "np." not in text
