@@ -580,6 +580,15 @@ def save_model(
     """
     trusted_classes = _check_trusted(trusted)
     _check_saveable(model)
+    suffix = PurePath(path).suffix.lower()
+    if suffix in (".joblib", ".pkl", ".pickle"):
+        warnings.warn(
+            f"save_model writes the .skmed format, but {str(path)!r} ends in "
+            f"{suffix}, which the command line and readers take for a joblib "
+            "pickle: name it .skmed (or use joblib.dump for a pickle).",
+            UserWarning,
+            stacklevel=2,
+        )
     safetensors = _import_safetensors()
     writer = _Writer(trusted_classes)
     tree = {"__estimator__": writer.estimator(model, "", 0)}  # refuses before writing

@@ -134,6 +134,16 @@ def test_classifier_round_trip_is_exact(phantoms, tmp_path):
     np.testing.assert_array_equal(refit.predict_proba(X), clf.predict_proba(X))
 
 
+def test_a_pickle_suffix_warns_but_the_file_is_the_safe_format(phantoms, tmp_path):
+    X, y = phantoms
+    clf = MedicalCNNClassifier(**FAST).fit(X, y)
+    path = tmp_path / "model.joblib"
+    with pytest.warns(UserWarning, match=r"ends in \.joblib.*name it \.skmed"):
+        save_model(clf, path)
+    loaded = load_model(path)  # still the safe format, whatever the name
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
 @pytest.mark.parametrize("dtype", [object, str])
 def test_string_labels_round_trip(phantoms, tmp_path, dtype):
     X, y = phantoms
