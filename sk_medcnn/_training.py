@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from skorch.callbacks import (
     EarlyStopping,
     EpochScoring,
     LRScheduler,
+    PrintLog,
     ProgressBar,
 )
 from skorch.helper import predefined_split
@@ -100,6 +104,27 @@ class WeightedRegressionLoss(nn.Module):
         total = weights.sum()
         # a batch holds samples of positive weight only (weight 0 are left out)
         return (per_sample.mean(dim=1) * weights).sum() / total.clamp_min(1e-12)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class EpochTable(PrintLog):
+    """skorch's epoch table, without colour codes unless stdout is a terminal.
+
+    skorch colours the best value of each column with ANSI codes, which end up
+    as ``[0m`` noise in log files and redirected output. ``NO_COLOR`` (any
+    value) turns them off on a terminal too (https://no-color.org).
+    """
+
+    def format_row(self, row: Any, key: str, color: str) -> Any:
+        """Format one cell; drop the colour codes when they would be noise."""
+        text = super().format_row(row, key, color)
+        if isinstance(text, str) and (
+            "NO_COLOR" in os.environ or not sys.stdout.isatty()
+        ):
+            return _ANSI.sub("", text)
+        return text
 
 
 def _valid_accuracy(net: NeuralNet, dataset: Any, y: Any) -> float:
@@ -446,6 +471,7 @@ def build_net(
             predefined_split(valid_dataset) if valid_dataset is not None else None
         ),
         callbacks=callbacks,
+        callbacks__print_log=EpochTable(),
         predict_nonlinearity=None,
         verbose=int(verbose > 0),
         device=device,

@@ -683,3 +683,23 @@ def test_a_pickled_model_holds_no_training_images():
     weights = len(pickle.dumps(clf.net_.module_.state_dict()))
     assert len(data) < 4 * weights + 2**16
     clf.predict_proba(X[:2])  # still predicts
+
+
+def test_the_epoch_table_has_no_colour_codes_when_piped(phantoms, capsys):
+    X, y = phantoms
+    MedicalCNNClassifier(max_epochs=3, verbose=1, random_state=0, **PLAIN).fit(X, y)
+    out = capsys.readouterr().out
+    assert "train_loss" in out
+    assert "\x1b[" not in out  # captured output is not a terminal
+
+
+def test_the_epoch_table_keeps_colours_on_a_terminal(monkeypatch):
+    from sk_medcnn._training import EpochTable
+
+    row = {"train_loss": 0.5, "train_loss_best": True}
+    table = EpochTable().initialize()
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert "\x1b[" in table.format_row(row, "train_loss", "\x1b[32m")
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert table.format_row(row, "train_loss", "\x1b[32m") == "0.5000"
