@@ -77,9 +77,10 @@ class WeightedRegressionLoss(nn.Module):
     """Mean squared error or Huber loss, weighted by a last column of the targets.
 
     ``targets`` is ``(n, n_outputs + 1)``: the standardised targets, then the
-    sample weights. The loss is ``sum_i w_i * l_i / sum_i w_i``, ``l_i`` the
-    sample's loss averaged over the outputs (what ``nn.MSELoss`` and
-    ``nn.HuberLoss`` average, with equal weights).
+    loss weights. The loss is the batch mean of ``w_i * l_i``, ``l_i`` the
+    sample's loss averaged over the outputs (with weights 1, what
+    ``nn.MSELoss`` and ``nn.HuberLoss`` give). The estimators scale the weights
+    to mean 1 over the training set, so the epoch's loss is the weighted mean.
 
     Parameters
     ----------
@@ -101,9 +102,7 @@ class WeightedRegressionLoss(nn.Module):
             per_sample = F.huber_loss(outputs, values, reduction="none")
         else:
             per_sample = F.mse_loss(outputs, values, reduction="none")
-        total = weights.sum()
-        # a batch holds samples of positive weight only (weight 0 are left out)
-        return (per_sample.mean(dim=1) * weights).sum() / total.clamp_min(1e-12)
+        return (per_sample.mean(dim=1) * weights).mean()
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -113,16 +112,16 @@ class EpochTable(PrintLog):
     """skorch's epoch table, without colour codes unless stdout is a terminal.
 
     skorch colours the best value of each column with ANSI codes, which end up
-    as ``[0m`` noise in log files and redirected output. ``NO_COLOR`` (any
-    value) turns them off on a terminal too (https://no-color.org).
+    as ``[0m`` noise in log files and redirected output. A non-empty
+    ``NO_COLOR`` turns them off on a terminal too (https://no-color.org).
     """
 
     def format_row(self, row: Any, key: str, color: str) -> Any:
         """Format one cell; drop the colour codes when they would be noise."""
         text = super().format_row(row, key, color)
-        if isinstance(text, str) and (
-            "NO_COLOR" in os.environ or not sys.stdout.isatty()
-        ):
+        isatty = getattr(sys.stdout, "isatty", None)  # log capturers may lack it
+        terminal = callable(isatty) and bool(isatty())
+        if isinstance(text, str) and (os.environ.get("NO_COLOR") or not terminal):
             return _ANSI.sub("", text)
         return text
 

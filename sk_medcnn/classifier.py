@@ -169,6 +169,26 @@ def log_mean_softmax(logits: NDArray[np.float64]) -> NDArray[np.float64]:
     return logsumexp(log_proba, axis=0) - math.log(len(logits))
 
 
+def _loss_weights(
+    weights: NDArray[np.float64],
+    train_index: NDArray[np.intp],
+    valid_index: NDArray[np.intp] | None,
+) -> NDArray[np.float64]:
+    """Scale ``weights`` to mean 1 over the training rows and the held-out rows.
+
+    The losses are batch means of weighted sample losses, and skorch averages an
+    epoch's batch losses by batch size: with mean-1 weights that average is
+    ``sum_i w_i l_i / sum_i w_i`` over the whole set, however it is batched.
+    """
+    scaled = np.array(weights, dtype=np.float64)
+    for index in (train_index, valid_index):
+        if index is not None and len(index):
+            mean = scaled[index].mean()
+            if mean > 0:
+                scaled[index] = scaled[index] / mean
+    return scaled
+
+
 def fit_temperature(
     logits: NDArray[np.float64],
     y_encoded: NDArray[Any],
@@ -243,10 +263,16 @@ class _BaseMedicalCNN(BaseEstimator):
     def _training_targets(
         self,
         y_encoded: NDArray[Any],
-        sample_weight: NDArray[np.float64],
-        n_outputs: int,
+        loss_weight: NDArray[np.float64],
+        fitted: dict[str, Any],
     ) -> NDArray[np.float32]:
-        """Return the targets the network trains on, carrying the sample weights."""
+        """Return the targets the network trains on, carrying the loss weights.
+
+        ``loss_weight`` (see :func:`_loss_weights`) has mean 1 over the training
+        rows and over the held-out rows: a batch's loss is the mean of the
+        weighted sample losses, so skorch's epoch loss (the batch losses
+        averaged by batch size) is the weighted mean over the whole set.
+        """
         raise NotImplementedError
 
     # --- fit ------------------------------------------------------------------
@@ -349,9 +375,8 @@ class _BaseMedicalCNN(BaseEstimator):
             )
         weights, keep = self._check_sample_weight(sample_weight, n_samples)
         row_weight = weights  # what the target statistics weigh each row by
-        if weights is None and len(keep) < n_samples:
-            row_weight = np.zeros(n_samples)
-            row_weight[keep] = 1.0
+        if weights is None and not np.array_equal(keep, np.arange(n_samples)):
+            row_weight = np.bincount(keep, minlength=n_samples).astype(np.float64)
         y_encoded, fitted = self._encode_targets(y, sample_weight=row_weight)
         n_outputs = fitted.pop("_n_outputs")
         image_shape = tuple(int(size) for size in images.shape[1:])
@@ -418,13 +443,16 @@ class _BaseMedicalCNN(BaseEstimator):
         loader_generator = torch.Generator().manual_seed(loader_seed)
         generators["loader"] = loader_generator
         # with sample weights, the targets carry them (see _training_targets)
-        targets = (
-            y_encoded
-            if weights is None
-            else self._training_targets(y_encoded, weights, n_outputs)
-        )
+        targets = y_encoded
+        if weights is not None:
+            loss_weight = weights * self._class_weight_of_rows(
+                y_encoded, keep, fitted, weights
+            )
+            targets = self._training_targets(
+                y_encoded, _loss_weights(loss_weight, train_index, valid_index), fitted
+            )
         checkpoint, resume_state = self._checkpoint(
-            images, targets, generators, n_train=len(train_index)
+            images, targets, generators, n_train=len(train_index), rows=keep
         )
 
         # the datasets index into X: no copy of the images, even for the split
@@ -572,13 +600,29 @@ class _BaseMedicalCNN(BaseEstimator):
         if np.all(weights[keep] == weights[keep[0]]):
             return None, keep
         if isinstance(self.loss, nn.Module):
+            # A module called as loss(outputs, targets) cannot weigh; whole
+            # counts (BaggingClassifier's bootstrap) become repeated rows.
+            if np.array_equal(weights, np.round(weights)):
+                counts = weights.astype(np.int64)
+                return None, np.repeat(np.arange(n_samples), counts)
             raise ValueError(
                 f"sample_weight cannot weigh a custom loss module ({self.loss!r}): "
                 "it is called as loss(outputs, targets). Use one of the named "
                 "losses, or weigh inside your module (weights of 0, which leave "
-                "samples out, and equal weights work with any loss)."
+                "samples out, equal weights and whole counts, which repeat "
+                "samples, work with any loss)."
             )
         return weights, keep
+
+    def _class_weight_of_rows(
+        self,
+        y_encoded: NDArray[Any],
+        keep: NDArray[np.intp],
+        fitted: dict[str, Any],
+        sample_weight: NDArray[np.float64],
+    ) -> NDArray[np.float64] | float:
+        """Return the class weight of every row (1.0 without class weights)."""
+        return 1.0
 
     def _checkpoint(
         self,
@@ -587,6 +631,7 @@ class _BaseMedicalCNN(BaseEstimator):
         generators: dict[str, torch.Generator],
         *,
         n_train: int,
+        rows: NDArray[np.intp] | None = None,
     ) -> tuple[TrainingCheckpoint | None, dict[str, Any] | None]:
         """Make the checkpoint callback and load the state to resume, if any."""
         if self.checkpoint_dir is None:
@@ -602,6 +647,11 @@ class _BaseMedicalCNN(BaseEstimator):
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / CHECKPOINT_NAME
         fingerprint = self._fingerprint(images, y_encoded, n_train)
+        if rows is not None and not np.array_equal(rows, np.arange(len(images))):
+            # which samples train (weights of 0 leave some out, counts repeat)
+            fingerprint["rows_crc32"] = zlib.crc32(
+                np.ascontiguousarray(rows, dtype=np.int64).tobytes()
+            )
         resume_state = load_checkpoint(path, fingerprint) if self.resume else None
         return TrainingCheckpoint(path, fingerprint, generators, resume_state), (
             resume_state
@@ -876,26 +926,36 @@ class _BaseMedicalCNN(BaseEstimator):
         return images
 
     def _warn_if_other_intensity_scale(self, images: Any, *, n_check: int) -> None:
-        """Warn when the first images' spread is far from the training images'.
+        """Warn when the first images are on another scale than the training ones.
 
         A network trained on 0-255 pixels predicts nonsense on 0-1 or 16-bit
-        ones, without any error; a factor of 10 either way is no accident.
+        ones, without any error. Both the spread (standard deviation) and the
+        magnitude (largest absolute value, against the training images' |mean|
+        + 3 std) must differ by a factor of 10 the same way: a blank or flat
+        image (an air-only CT slice, an even exposure) has a small spread but
+        values of the usual magnitude, and does not warn.
         """
-        fitted = float(np.mean(getattr(self, "input_std_", 0.0)))
+        mean = np.abs(np.asarray(getattr(self, "input_mean_", 0.0), dtype=float))
+        std = np.asarray(getattr(self, "input_std_", 0.0), dtype=float)
+        fitted_spread = float(std.mean())
+        fitted_magnitude = float((mean + 3 * std).mean())
         # at most 2**16 pixel values: a small, fixed cost whatever the image size
-        n_check = min(
-            len(images), n_check, max(1, 2**16 // math.prod(images.shape[1:]))
-        )
+        per_image = math.prod(images.shape[1:])
+        n_check = min(len(images), n_check, max(1, 2**16 // per_image))
         sample = np.asarray(images[:n_check], dtype=np.float32)
         spread = float(sample.std(axis=(0, 1, 2), dtype=np.float64).mean())
-        if fitted <= 0 or spread <= 0 or 0.1 <= spread / fitted <= 10:
+        magnitude = float(np.abs(sample).max())
+        if min(fitted_spread, fitted_magnitude, spread, magnitude) <= 0:
+            return
+        ratios = (spread / fitted_spread, magnitude / fitted_magnitude)
+        if not (max(ratios) < 0.1 or min(ratios) > 10):
             return
         warn_user(
-            f"the intensities of X spread {spread:.3g} (standard deviation of the "
-            f"first {len(sample)} images), but those of the training images "
-            f"{fitted:.3g}: were they scaled differently (0-255 against 0-1, 8 "
-            "against 16 bits)? Preprocess the images as for fit, or predictions "
-            "are meaningless."
+            f"the intensities of X spread {spread:.3g} and reach {magnitude:.3g} "
+            f"(the first {len(sample)} images), but those of the training images "
+            f"spread {fitted_spread:.3g} around {float(mean.mean()):.3g}: were "
+            "they scaled differently (0-255 against 0-1, 8 against 16 bits)? "
+            "Preprocess the images as for fit, or predictions are meaningless."
         )
 
     def _raw_outputs(
@@ -1284,30 +1344,43 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     ) -> tuple[type[nn.Module], dict[str, Any]]:
         if isinstance(self.loss, nn.Module):
             return ModuleCriterion, {"loss": copy.deepcopy(self.loss)}
-        weight = self._class_weights(y_encoded, fitted["classes_"], sample_weight)
         if sample_weight is not None:
-            # The targets are one-hot rows scaled by the sample weights (see
-            # _training_targets). The focal loss with class weights divides by
-            # the batch's total weight, sum_i w_i * cw[y_i]: a weighted mean.
-            # (Torch's cross-entropy divides probability targets by n.)
-            if weight is None:
-                weight = torch.ones(len(fitted["classes_"]), dtype=torch.float32)
+            # The targets are one-hot rows scaled by the loss weights (sample
+            # times class weight, see _training_targets); the focal loss of such
+            # rows without class weights is the batch mean of the weighted sample
+            # losses (at gamma=0 the cross-entropy).
             gamma = self.gamma if self.loss == "focal" else 0.0
-            return FocalLoss, {"gamma": gamma, "weight": weight}
+            return FocalLoss, {"gamma": gamma, "weight": None}
+        weight = self._class_weights(y_encoded, fitted["classes_"], sample_weight)
         if self.loss == "focal":
             return FocalLoss, {"gamma": self.gamma, "weight": weight}
         return nn.CrossEntropyLoss, {"weight": weight}
 
+    def _class_weight_of_rows(
+        self,
+        y_encoded: NDArray[Any],
+        keep: NDArray[np.intp],
+        fitted: dict[str, Any],
+        sample_weight: NDArray[np.float64],
+    ) -> NDArray[np.float64] | float:
+        # "balanced" counts the samples as they are weighted
+        weight = self._class_weights(
+            y_encoded[keep], fitted["classes_"], sample_weight[keep]
+        )
+        if weight is None:
+            return 1.0
+        return weight.numpy().astype(np.float64)[y_encoded]
+
     def _training_targets(
         self,
         y_encoded: NDArray[Any],
-        sample_weight: NDArray[np.float64],
-        n_outputs: int,
+        loss_weight: NDArray[np.float64],
+        fitted: dict[str, Any],
     ) -> NDArray[np.float32]:
         # one-hot rows scaled by the weights: the losses of probability targets
         # are linear in the targets, and MixUp mixes the weights with the labels
-        rows = np.zeros((len(y_encoded), n_outputs), dtype=np.float32)
-        rows[np.arange(len(y_encoded)), y_encoded] = sample_weight
+        rows = np.zeros((len(y_encoded), len(fitted["classes_"])), dtype=np.float32)
+        rows[np.arange(len(y_encoded)), y_encoded] = loss_weight
         return rows
 
     def _needs_validation_split(self) -> bool:
@@ -1680,11 +1753,11 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
     def _training_targets(
         self,
         y_encoded: NDArray[Any],
-        sample_weight: NDArray[np.float64],
-        n_outputs: int,
+        loss_weight: NDArray[np.float64],
+        fitted: dict[str, Any],
     ) -> NDArray[np.float32]:
         # the weight rides along as a last column (see WeightedRegressionLoss)
-        column = sample_weight.astype(np.float32)[:, None]
+        column = loss_weight.astype(np.float32)[:, None]
         return np.concatenate([y_encoded, column], axis=1)
 
     def predict(self, X: ArrayLike) -> NDArray[np.float64]:

@@ -233,16 +233,16 @@ def _images_for(
     """
     from .exceptions import ImageReadError
     from .io._batch import read_images
-    from .io._readers import read_image
 
     if _reads_paths(model):
-        if on_error == "skip":
+        if on_error == "skip":  # each file read with the model's own loader
+            loader = model.steps[0][1]
             readable = []
             for path in paths:
                 try:
-                    read_image(path)
-                except ImageReadError as error:
-                    _warn(f"skipped {path}: {error}")
+                    loader.transform(np.asarray([path], dtype=object))
+                except (ImageReadError, ValueError) as error:
+                    _warn(f"skipped {path}: {str(error).splitlines()[0]}")
                 else:
                     readable.append(path)
             paths = readable
@@ -643,10 +643,6 @@ def command_explain(args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise CommandError(f"--output {args.output}: a file, not a folder")
-    if not out_dir.parent.is_dir():
-        raise CommandError(
-            f"--output {args.output}: the folder {out_dir.parent} does not exist"
-        )
     _check_device(args.device)
     model = load_any_model(args.model, device=args.device)
     if not hasattr(_final_estimator(model), "classes_"):
@@ -669,7 +665,7 @@ def command_explain(args: argparse.Namespace) -> int:
 
     classes = _final_estimator(model).classes_
     predicted = classes[np.argmax(model.predict_proba(X), axis=1)]
-    out_dir.mkdir(exist_ok=True)  # only now: a failure above leaves no folder
+    out_dir.mkdir(parents=True, exist_ok=True)  # only now: a failure leaves none
     written = []
     for index, path in enumerate(paths):
         figure, axis = plt.subplots(figsize=(4, 4))

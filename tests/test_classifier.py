@@ -703,3 +703,35 @@ def test_the_epoch_table_keeps_colours_on_a_terminal(monkeypatch):
     assert "\x1b[" in table.format_row(row, "train_loss", "\x1b[32m")
     monkeypatch.setenv("NO_COLOR", "1")
     assert table.format_row(row, "train_loss", "\x1b[32m") == "0.5000"
+
+
+def test_the_epoch_table_works_when_stdout_has_no_isatty(phantoms, monkeypatch):
+    import io
+    import sys
+
+    class Capture(io.TextIOBase):  # as some log capturers are: write and flush
+        def __init__(self):
+            self.parts = []
+
+        def write(self, text):
+            self.parts.append(text)
+            return len(text)
+
+    capture = Capture()
+    monkeypatch.setattr(Capture, "isatty", property(lambda self: None))
+    monkeypatch.setattr(sys, "stdout", capture)
+    MedicalCNNClassifier(max_epochs=2, verbose=1, random_state=0, **PLAIN).fit(
+        *phantoms
+    )
+    assert "train_loss" in "".join(capture.parts)
+
+
+def test_an_empty_no_color_keeps_colours(monkeypatch):
+    from sk_medcnn._training import EpochTable
+
+    row = {"train_loss": 0.5, "train_loss_best": True}
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    monkeypatch.setenv("NO_COLOR", "")
+    assert "\x1b[" in EpochTable().initialize().format_row(
+        row, "train_loss", "\x1b[32m"
+    )

@@ -312,3 +312,32 @@ def test_reports_use_plain_values():
     document, text = evaluation(model, X, y, n_bootstraps=20)
     assert type(document["positive_class"]) is int
     assert "np." not in text
+
+
+def test_a_path_reading_pipeline_skips_with_its_own_loader(folder, tmp_path, capsys):
+    from sklearn.pipeline import make_pipeline
+
+    from sk_medcnn import MedicalCNNClassifier, save_model
+    from sk_medcnn.io import ImageLoader, load_image_folder
+
+    paths, labels = load_image_folder(folder, lazy=True)
+    pipe = make_pipeline(
+        ImageLoader(shape=(16, 16)), MedicalCNNClassifier(max_epochs=1, random_state=0)
+    ).fit(np.asarray(paths, dtype=object), labels)
+    save_model(pipe, tmp_path / "pipe.skmed")
+    images = tmp_path / "images"
+    images.mkdir()
+    for source in sorted((folder / "normal").iterdir())[:2]:
+        (images / source.name).write_bytes(source.read_bytes())
+    (images / "broken.png").write_bytes(b"not a png")
+    csv_path = tmp_path / "p.csv"
+    argv = ["predict", str(tmp_path / "pipe.skmed"), str(images), "--output"]
+    assert main([*argv, str(csv_path), "--on-error", "skip"]) == 0
+    with open(csv_path, newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 2
+    assert "broken.png" in capsys.readouterr().err
+    # explain creates the output folder, parents included, once the maps exist
+    maps = tmp_path / "new" / "maps"
+    argv = ["explain", str(tmp_path / "pipe.skmed"), str(images), "--output"]
+    assert main([*argv, str(maps), "--on-error", "skip"]) == 0
+    assert len(list(maps.iterdir())) == 2

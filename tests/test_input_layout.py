@@ -71,3 +71,24 @@ def test_the_same_scale_in_another_dtype_does_not_warn(fitted, phantoms):
         fitted.predict(X.astype(np.float32))
         fitted.predict(X[:1])
         fitted.predict(np.zeros((1, 16, 16), dtype=np.uint8))  # constant image
+
+
+def test_a_channels_last_torch_batch_gets_a_warning(phantoms):
+    X, y = phantoms
+    batch = torch.from_numpy(X[..., np.newaxis].astype(np.float32))  # (n, H, W, 1)
+    with pytest.warns(UserWarning, match=r"torch's layout.*permute\(0, 3, 1, 2\)"):
+        MedicalCNNClassifier(**FAST).fit(batch, y)
+
+
+def test_a_flat_image_of_the_usual_values_does_not_warn():
+    # CT-like training images in Hounsfield units; then a slice of air only
+    rng = np.random.default_rng(0)
+    X = rng.normal(-300.0, 500.0, size=(40, 16, 16)).astype(np.float32)
+    y = np.arange(40) % 2
+    clf = MedicalCNNClassifier(**FAST).fit(X, y)
+    air = rng.normal(-1000.0, 5.0, size=(1, 16, 16)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.predict(air)
+    with pytest.warns(UserWarning, match="scaled differently"):
+        clf.predict(X / 1000.0)

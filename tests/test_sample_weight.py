@@ -58,37 +58,75 @@ def test_weighting_a_class_raises_its_predicted_probability(phantoms):
     )
 
 
+def test_loss_weights_have_mean_one_on_each_set():
+    from sk_medcnn.classifier import _loss_weights
+
+    weights = np.array([1.0, 2.0, 3.0, 4.0, 10.0, 30.0])
+    scaled = _loss_weights(weights, np.array([0, 1, 2, 3]), np.array([4, 5]))
+    np.testing.assert_allclose(scaled, [0.4, 0.8, 1.2, 1.6, 0.5, 1.5])
+
+
 def test_weighted_classification_loss_is_the_weighted_mean_cross_entropy():
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(6, 3, generator=generator)
     labels = torch.tensor([0, 1, 2, 2, 1, 0])
-    sample_weight = torch.tensor([1.0, 2.0, 0.5, 3.0, 1.0, 0.25])
-    class_weight = torch.tensor([1.0, 2.0, 0.5])
-    rows = torch.nn.functional.one_hot(labels, 3).float() * sample_weight[:, None]
+    loss_weight = torch.tensor([1.0, 2.0, 0.5, 3.0, 1.0, 0.5])  # mean 1.333
+    rows = torch.nn.functional.one_hot(labels, 3).float() * loss_weight[:, None]
     per_sample = nn.functional.cross_entropy(logits, labels, reduction="none")
-    combined = sample_weight * class_weight[labels]
-    expected = (combined * per_sample).sum() / combined.sum()
-    loss = FocalLoss(gamma=0.0, weight=class_weight)(logits, rows)
-    torch.testing.assert_close(loss, expected)
+    expected = (loss_weight * per_sample).mean()
+    torch.testing.assert_close(FocalLoss(gamma=0.0)(logits, rows), expected)
 
 
 @pytest.mark.parametrize("name", ["mse", "huber"])
-def test_weighted_regression_loss_is_the_weighted_mean(name):
+def test_weighted_regression_loss_is_the_batch_mean_of_weighted_losses(name):
     generator = torch.Generator().manual_seed(0)
     outputs = torch.randn(5, 2, generator=generator) * 3
     values = torch.randn(5, 2, generator=generator)
-    sample_weight = torch.tensor([1.0, 0.5, 2.0, 4.0, 1.0])
+    loss_weight = torch.tensor([1.0, 0.5, 2.0, 4.0, 1.0])
     function = nn.functional.huber_loss if name == "huber" else nn.functional.mse_loss
     per_sample = function(outputs, values, reduction="none").mean(dim=1)
-    expected = (sample_weight * per_sample).sum() / sample_weight.sum()
-    targets = torch.cat([values, sample_weight[:, None]], dim=1)
-    torch.testing.assert_close(WeightedRegressionLoss(name)(outputs, targets), expected)
-    # equal weights: torch's own mean loss
+    targets = torch.cat([values, loss_weight[:, None]], dim=1)
+    torch.testing.assert_close(
+        WeightedRegressionLoss(name)(outputs, targets),
+        (loss_weight * per_sample).mean(),
+    )
+    # weights 1: torch's own mean loss
     ones = torch.cat([values, torch.ones(5, 1)], dim=1)
     unweighted = (nn.HuberLoss() if name == "huber" else nn.MSELoss())(outputs, values)
     torch.testing.assert_close(WeightedRegressionLoss(name)(outputs, ones), unweighted)
     with pytest.raises(ValueError, match="loss must be"):
         WeightedRegressionLoss("mae")
+
+
+@pytest.mark.parametrize("class_weight", [None, {0: 1.0, 1: 4.0}])
+def test_held_out_loss_is_the_weighted_mean_over_several_batches(class_weight):
+    from sk_medcnn.datasets import make_lesion_phantoms
+
+    X, y = make_lesion_phantoms(200, image_size=16, random_state=1)
+    sample_weight = np.random.default_rng(0).uniform(0.1, 3.0, len(y))
+    clf = MedicalCNNClassifier(
+        max_epochs=2,
+        validation_fraction=0.9,  # 180 held out: two inference batches of <= 128
+        calibration="temperature",
+        early_stopping=False,
+        lr_schedule=None,
+        tta=None,
+        class_weight=class_weight,
+        random_state=0,
+        device="cpu",
+    ).fit(X, y, sample_weight=sample_weight)
+    rows = clf._validation_index
+    assert len(rows) > 128
+    images = X[rows][..., np.newaxis]  # what fit holds: (n, H, W, C)
+    logits = torch.as_tensor(clf._raw_outputs(images, checked=True)[0])
+    per_sample = nn.functional.cross_entropy(
+        logits.float(), torch.as_tensor(y[rows]), reduction="none"
+    ).numpy()
+    weight = sample_weight[rows]
+    if class_weight is not None:
+        weight = weight * np.array([class_weight[label] for label in y[rows]])
+    expected = float(np.sum(weight * per_sample) / np.sum(weight))
+    assert clf.history_[-1, "valid_loss"] == pytest.approx(expected, rel=1e-5)
 
 
 def test_weighted_temperature_equals_repeated_samples():
@@ -161,13 +199,17 @@ def test_bad_sample_weight_is_refused_naming_it(phantoms, sample_weight, message
         MedicalCNNClassifier(**FAST).fit(X, y, sample_weight=sample_weight)
 
 
-def test_a_custom_loss_module_cannot_take_weights(phantoms):
+def test_a_custom_loss_module_takes_whole_counts_as_repeated_samples(phantoms):
     X, y = phantoms
-    clf = MedicalCNNClassifier(loss=nn.CrossEntropyLoss(), **FAST)
+    counts = np.random.default_rng(0).integers(0, 3, len(y))  # a bootstrap
+    settings = {"loss": nn.CrossEntropyLoss(label_smoothing=0.1), **FAST}
+    counted = MedicalCNNClassifier(**settings).fit(X, y, sample_weight=counts)
+    rows = np.repeat(np.arange(len(y)), counts)
+    repeated = MedicalCNNClassifier(**settings).fit(X[rows], y[rows])
+    np.testing.assert_array_equal(counted.predict_proba(X), repeated.predict_proba(X))
     with pytest.raises(ValueError, match="sample_weight cannot weigh a custom loss"):
-        clf.fit(X, y, sample_weight=np.linspace(1, 2, len(y)))
-    clf.fit(X, y, sample_weight=np.ones(len(y)))  # equal weights weigh nothing
-    assert hasattr(clf, "net_")
+        MedicalCNNClassifier(**settings).fit(X, y, sample_weight=counts + 0.5)
+    MedicalCNNClassifier(**settings).fit(X, y, sample_weight=np.ones(len(y)))
 
 
 @pytest.mark.parametrize("Estimator", [MedicalCNNClassifier, MedicalCNNRegressor])

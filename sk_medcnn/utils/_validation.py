@@ -256,6 +256,14 @@ def check_images(
         raise ValueError(_ndim_message(getattr(X, "shape", "?")))
     if ndim == 4 and type(X).__module__.startswith("torch") and hasattr(X, "permute"):
         # a torch batch is (n, C, H, W), as a Dataset's tensor items are (C, H, W)
+        shape = tuple(X.shape)
+        if shape[3] in (1, 3, 4) and shape[1] > 4:
+            warn_user(
+                f"X is a torch.Tensor of shape {shape}: it is read in torch's "
+                f"layout (n, C, H, W), as {shape[0]} images of {shape[2]}x"
+                f"{shape[3]} pixels with {shape[1]} channels. If it is "
+                "channels-last (n, H, W, C), pass X.permute(0, 3, 1, 2)."
+            )
         X = X.detach().cpu().permute(0, 2, 3, 1).numpy()
     elif ndim == 4:
         shape = X.shape  # type: ignore[union-attr]
