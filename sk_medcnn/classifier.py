@@ -568,7 +568,7 @@ class _BaseMedicalCNN(BaseEstimator):
         images: NDArray[Any],
         y_encoded: NDArray[Any],
         valid_index: NDArray[np.intp] | None,
-        sample_weight: NDArray[np.float64] | None,
+        sample_weight: NDArray[np.float64] | None = None,
     ) -> None:
         """Fit post-hoc calibration on the held-out split (classifier only)."""
 
@@ -1391,7 +1391,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         images: NDArray[Any],
         y_encoded: NDArray[Any],
         valid_index: NDArray[np.intp] | None,
-        sample_weight: NDArray[np.float64] | None,
+        sample_weight: NDArray[np.float64] | None = None,
     ) -> None:
         self.temperature_ = 1.0
         if self.calibration != "temperature" or valid_index is None:
