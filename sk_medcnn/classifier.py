@@ -585,12 +585,20 @@ class _BaseMedicalCNN(BaseEstimator):
         everything = np.arange(n_samples)
         if sample_weight is None:
             return None, everything
-        weights = _check_sample_weight(
-            sample_weight,
-            np.empty((n_samples, 0)),
-            dtype=np.float64,
-            ensure_non_negative=True,
-        )
+        try:
+            weights = _check_sample_weight(
+                sample_weight,
+                np.empty((n_samples, 0)),
+                dtype=np.float64,
+                ensure_non_negative=True,
+            )
+        except (TypeError, ValueError) as error:
+            if "sample_weight" in str(error):
+                raise
+            raise ValueError(
+                f"sample_weight must be {n_samples} non-negative numbers, one per "
+                f"sample: {error}"
+            ) from error
         keep = np.flatnonzero(weights > 0)
         if len(keep) < 2:
             raise ValueError(

@@ -191,6 +191,9 @@ def test_sample_weight_reaches_the_estimator_in_pipelines_and_routing(phantoms):
         (np.ones(3), r"sample_weight.shape == \(3,\), expected \(64,\)"),
         (np.zeros(64), "at least one non-zero"),
         (np.r_[1.0, np.zeros(63)], "at least 2 samples of positive sample_weight"),
+        (np.array(["a"] * 64), "sample_weight must be 64 non-negative numbers"),
+        ([], "sample_weight must be 64 non-negative numbers"),
+        (np.r_[np.inf, np.ones(63)], "sample_weight contains infinity"),
     ],
 )
 def test_bad_sample_weight_is_refused_naming_it(phantoms, sample_weight, message):
