@@ -464,10 +464,8 @@ def command_train(args: argparse.Namespace) -> int:
     """Train a classifier on DATA and save it (``sk-medcnn train``)."""
     from . import MedicalCNNClassifier
 
-    out = Path(args.out)
-    _check_model_suffix(out)
-    if not out.parent.is_dir():
-        raise CommandError(f"--out {args.out}: the folder {out.parent} does not exist")
+    _check_model_suffix(Path(args.out))
+    out = _check_output_file("--out", args.out)
     report_path = Path(args.report) if args.report else out.with_suffix(".report.json")
     if args.report:
         _check_output_file("--report", args.report)
