@@ -64,6 +64,7 @@ from .utils._validation import (
     check_images,
     check_params,
     image_shape_like,
+    int_in_range,
     non_negative_float,
     non_negative_int,
     one_of,
@@ -78,12 +79,40 @@ from .utils._validation import (
 
 __all__ = ["MedicalCNNClassifier", "MedicalCNNRegressor"]
 
+#: Upper bounds of the parameters that size resources. Far above any machine's
+#: cores, and low enough that a hostile value (in a model file, say) gets a
+#: ValueError: torch.set_num_threads(2**31 - 1) ends the process in libgomp.
+MAX_THREADS = 1024
+MAX_WORKERS = 256
+
 #: Images per inference batch (measured fastest on CPU in benchmarks/bench_fit.py),
 #: for images of up to _INFERENCE_BATCH_PIXELS / 128 pixels (32x32 and smaller).
 _INFERENCE_BATCH_SIZE = 128
 #: Pixels per inference batch beyond that: larger images go in smaller batches,
 #: so that activation memory does not grow with the image (at 64x64, 32 images).
 _INFERENCE_BATCH_PIXELS = 2**17
+
+
+#: Values of one image above which a new network's shapes are checked on the meta
+#: device (no memory, no arithmetic) rather than with a real forward pass: a
+#: ResNet-18 probe on one 8192 x 8192 image took 15 s and 2 GB.
+_META_PROBE_VALUES = 2**20
+
+
+def _probe(body: nn.Module, probe: torch.Tensor) -> Any:
+    """Run ``body`` on ``probe``; on the meta device for large images.
+
+    Lazy modules need the real pass (it creates their parameters), and so do
+    small images, whose pass costs less than the meta one's set-up.
+    """
+    lazy = any(nn.parameter.is_lazy(tensor) for tensor in body.parameters())
+    if lazy or probe.numel() <= _META_PROBE_VALUES:
+        return body(probe)
+    state = {
+        name: tensor.to("meta")
+        for name, tensor in [*body.named_parameters(), *body.named_buffers()]
+    }
+    return torch.func.functional_call(body, state, (probe.to("meta"),))
 
 
 def _inference_batch_size(batch_size: int, image_shape: tuple[int, ...]) -> int:
@@ -875,8 +904,13 @@ class _BaseMedicalCNN(BaseEstimator):
             # no_grad, not inference_mode: lazy modules create (and randomly
             # initialise) their parameters here, so seed this too
             with torch.no_grad(), seeded_torch(seed, device):
-                output = body(probe)
+                output = _probe(body, probe)
         except RuntimeError as error:
+            if "allocat" in str(error):  # torch's CPU and CUDA out-of-memory
+                raise ValueError(
+                    f"images of shape {image_shape} need more memory than is free "
+                    f"for one image through architecture {name!r}: {error}"
+                ) from error
             raise ValueError(
                 f"images of shape {image_shape} do not fit architecture "
                 f"{name!r} (too small, or the wrong number of channels): {error}"
@@ -1090,7 +1124,8 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     num_workers : int, default=0
         Processes of the training data loader that read batches in parallel
         (torch's ``DataLoader``); useful when ``X`` is a list of image files,
-        which ``fit`` then reads batch by batch instead of all at once.
+        which ``fit`` then reads batch by batch instead of all at once. At most
+        256.
     checkpoint_dir : str or path-like, default=None
         A folder where ``fit`` saves the training state after every epoch
         (``checkpoint.pt``, written atomically: the last epoch's state, the
@@ -1119,13 +1154,13 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         on GPUs with tensor cores; ``"contiguous"`` is torch's usual NCHW.
     n_threads : int or None, default=None
         Torch intra-op threads while fitting and predicting (set with
-        :func:`torch.set_num_threads` and restored afterwards). None keeps the
-        process's setting, which is right in most cases: joblib's process
-        workers (``GridSearchCV(n_jobs=k)``) start with ``OMP_NUM_THREADS`` =
-        cores // k unless it is set, and Dask's nanny starts workers with 1;
-        torch reads it. The setting belongs to the process: estimators that
-        fit at the same time in threads of one process must not set it
-        differently.
+        :func:`torch.set_num_threads` and restored afterwards), at most 1024.
+        None keeps the process's setting, which is right in most cases: joblib's
+        process workers (``GridSearchCV(n_jobs=k)``) start with
+        ``OMP_NUM_THREADS`` = cores // k unless it is set, and Dask's nanny
+        starts workers with 1; torch reads it. The setting belongs to the
+        process: estimators that fit at the same time in threads of one
+        process must not set it differently.
     distributed : bool, default=False
         Train one model in several processes started by ``torchrun`` (data
         parallel, torch's ``DistributedDataParallel``; gloo on CPUs, NCCL on
@@ -1216,14 +1251,14 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         "augmentation": _augmentation_like,
         "calibration": one_of((None, "temperature")),
         "tta": _tta_like,
-        "num_workers": non_negative_int,
+        "num_workers": int_in_range(0, MAX_WORKERS),
         "checkpoint_dir": _path_like,
         "resume": boolean,
         "image_shape": image_shape_like,
         "device": _device_like,
         "precision": one_of(PRECISIONS),
         "memory_format": one_of(MEMORY_FORMATS),
-        "n_threads": optional(positive_int),
+        "n_threads": optional(int_in_range(1, MAX_THREADS)),
         "distributed": boolean,
         "random_state": random_state_like,
         "verbose": non_negative_int,
@@ -1530,7 +1565,8 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
     num_workers : int, default=0
         Processes of the training data loader that read batches in parallel
         (torch's ``DataLoader``); useful when ``X`` is a list of image files,
-        which ``fit`` then reads batch by batch instead of all at once.
+        which ``fit`` then reads batch by batch instead of all at once. At most
+        256.
     checkpoint_dir : str or path-like, default=None
         A folder where ``fit`` saves the training state after every epoch
         (``checkpoint.pt``, written atomically: the last epoch's state, the
@@ -1556,13 +1592,13 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         on GPUs with tensor cores; ``"contiguous"`` is torch's usual NCHW.
     n_threads : int or None, default=None
         Torch intra-op threads while fitting and predicting (set with
-        :func:`torch.set_num_threads` and restored afterwards). None keeps the
-        process's setting, which is right in most cases: joblib's process
-        workers (``GridSearchCV(n_jobs=k)``) start with ``OMP_NUM_THREADS`` =
-        cores // k unless it is set, and Dask's nanny starts workers with 1;
-        torch reads it. The setting belongs to the process: estimators that
-        fit at the same time in threads of one process must not set it
-        differently.
+        :func:`torch.set_num_threads` and restored afterwards), at most 1024.
+        None keeps the process's setting, which is right in most cases: joblib's
+        process workers (``GridSearchCV(n_jobs=k)``) start with
+        ``OMP_NUM_THREADS`` = cores // k unless it is set, and Dask's nanny
+        starts workers with 1; torch reads it. The setting belongs to the
+        process: estimators that fit at the same time in threads of one
+        process must not set it differently.
     distributed : bool, default=False
         Train one model in several processes started by ``torchrun`` (data
         parallel, torch's ``DistributedDataParallel``; gloo on CPUs, NCCL on
@@ -1634,14 +1670,14 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         "patience": positive_int,
         "augmentation": _augmentation_like,
         "tta": _tta_like,
-        "num_workers": non_negative_int,
+        "num_workers": int_in_range(0, MAX_WORKERS),
         "checkpoint_dir": _path_like,
         "resume": boolean,
         "image_shape": image_shape_like,
         "device": _device_like,
         "precision": one_of(PRECISIONS),
         "memory_format": one_of(MEMORY_FORMATS),
-        "n_threads": optional(positive_int),
+        "n_threads": optional(int_in_range(1, MAX_THREADS)),
         "distributed": boolean,
         "random_state": random_state_like,
         "verbose": non_negative_int,

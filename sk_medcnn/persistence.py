@@ -29,16 +29,20 @@ trusted classes, never ``trusted=True``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import io
 import json
 import math
+import os
 import platform
 import re
+import signal
+import threading
 import warnings
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from os import PathLike
 from pathlib import Path, PurePath
 from typing import Any, TypeGuard, cast
@@ -90,8 +94,12 @@ _NETWORK_MEMBER = re.compile(r"network-[0-9]{1,4}\.safetensors")
 _MAX_MEMBERS = 64
 #: Largest total uncompressed size of all members, in bytes.
 _MAX_TOTAL_BYTES = 4 * 2**30
-#: Largest uncompressed size of ``model.json``, in bytes.
-_MAX_DOCUMENT_BYTES = 64 * 2**20
+#: Largest uncompressed size of ``model.json``, in bytes, and most JSON values
+#: in it (counted before parsing, as commas, brackets and braces): parsing 64 MiB
+#: of ``[{}, {}, ...]`` took 1.4 GiB; these two bound it to about 250 MB. A
+#: training history of 300,000 batches fits.
+_MAX_DOCUMENT_BYTES = 32 * 2**20
+_MAX_DOCUMENT_VALUES = 2**20
 #: Largest ratio of uncompressed to compressed size, for members above 1 MiB.
 _MAX_COMPRESSION_RATIO = 100
 _RATIO_CHECK_BYTES = 2**20
@@ -99,6 +107,16 @@ _RATIO_CHECK_BYTES = 2**20
 _MAX_DEPTH = 64
 #: Most values (height x width x channels) in one image of a network's input.
 _MAX_IMAGE_VALUES = 2**26
+#: Largest image (in values) that the load-time check predicts for real; larger
+#: networks are checked with a forward pass on the meta device, which allocates
+#: and computes nothing (a ResNet-18 on 8192 x 8192 images took 248 s and 8.6 GiB
+#: to predict one blank image).
+_MAX_CHECKED_VALUES = 2**20
+#: The range of fitted temperatures (see ``fit_temperature``), with rounding.
+_TEMPERATURE_RANGE = (0.05 * (1 - 1e-9), 20.0 * (1 + 1e-9))
+#: Settings a file may not choose for a later refit: they name places on the
+#: loading machine. ``load_model`` resets them to these values.
+_LOCAL_PARAMS = {"checkpoint_dir": None, "resume": False}
 
 _DOCUMENT_KEYS = {"format", "format_version", "versions", "members", "model"}
 _ESTIMATOR_KEYS = {"class", "params", "attributes"}
@@ -553,6 +571,10 @@ def save_model(
         ``architecture``, a ``torch.nn.Module`` ``loss``, a class off the
         allow-list such as ``FunctionTransformer``. The message names the
         parameter (as in ``set_params``) or the fitted attribute.
+    ValueError
+        If the document would exceed what :func:`load_model` reads (32 MiB,
+        2**20 JSON values; a training history of some 300,000 batches); nothing
+        is written then.
     sklearn.exceptions.NotFittedError
         If the estimator is not fitted.
 
@@ -615,9 +637,24 @@ def save_model(
                 "model": tree,
             }
             text = json.dumps(document, allow_nan=False, indent=1)
+            _check_document_size(text.encode("utf-8"))
             archive.writestr(
                 _zip_info(_DOCUMENT, zipfile.ZIP_DEFLATED), text.encode("utf-8")
             )
+
+
+def _check_document_size(content: bytes) -> None:
+    """Refuse to write a document that :func:`load_model` would refuse."""
+    values = _count_values(content)
+    if len(content) > _MAX_DOCUMENT_BYTES or values > _MAX_DOCUMENT_VALUES:
+        raise ValueError(
+            f"cannot save the model: its {_DOCUMENT} would take {len(content):,} "
+            f"bytes and up to {values:,} JSON values, more than a .skmed file may "
+            f"hold ({_MAX_DOCUMENT_BYTES:,} bytes, {_MAX_DOCUMENT_VALUES:,} values). "
+            "The training history (history_, one entry per batch) is the usual "
+            "cause: train with a larger batch_size or fewer epochs, or save it "
+            "with joblib."
+        )
 
 
 # --- reading ------------------------------------------------------------------------
@@ -741,7 +778,18 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _count_values(content: bytes) -> int:
+    """Bound the JSON values in ``content`` from above, without parsing it."""
+    return sum(content.count(char) for char in (b",", b"[", b"{")) + 1
+
+
 def _parse_document(path: Path, content: bytes) -> dict[str, Any]:
+    values = _count_values(content)
+    if values > _MAX_DOCUMENT_VALUES:
+        raise ModelFileError(
+            f"{path}: {_DOCUMENT} holds up to {values:,} JSON values, more than the "
+            f"limit of {_MAX_DOCUMENT_VALUES:,}."
+        )
     try:
         document = json.loads(
             content.decode("utf-8"),
@@ -1146,6 +1194,9 @@ class _Reader:
             except (TypeError, ValueError) as error:
                 raise self.error(where, f"invalid parameter: {error}") from error
             self.check_output_size(estimator, where)
+        if issubclass(cls, _BaseMedicalCNN):
+            # a file must not choose where a later refit writes or what it reads
+            estimator.set_params(**_LOCAL_PARAMS)
         for attribute, node in attributes.items():
             here = _attribute(where, attribute)
             if attribute in accepted or hasattr(cls, attribute):
@@ -1344,6 +1395,13 @@ class _Reader:
                 and len(set(classes.tolist())) == len(classes),
                 "a 1-D array of at least 2 distinct labels",
             )
+            temperature = state.get("temperature_", 1.0)
+            low, high = _TEMPERATURE_RANGE
+            require(
+                "temperature_",
+                isinstance(temperature, float) and low <= temperature <= high,
+                "a float in [0.05, 20], as fit_temperature finds",
+            )
         else:
             mean, scale = state.get("target_mean_"), state.get("target_scale_")
             for name, value in (("target_mean_", mean), ("target_scale_", scale)):
@@ -1446,12 +1504,50 @@ def _blank_input(step: Any) -> NDArray[np.float32] | None:
     return None
 
 
+def _check_network_on_meta(path: Path, estimator: _BaseMedicalCNN) -> bool:
+    """Run the architecture on a blank input on the meta device, at no cost.
+
+    Returns False when the architecture cannot be built or run there (a plugin
+    may not support it); the caller then predicts for real.
+    """
+    height, width, channels = estimator.image_shape_
+    n_outputs = estimator._fitted_n_outputs()
+    try:
+        factory = get_architecture(estimator.architecture)
+        with torch.device("meta"):
+            body = factory(
+                channels,
+                n_outputs,
+                (height, width),
+                **(estimator.architecture_params or {}),
+            )
+            output = body(torch.empty((1, channels, height, width)))
+    except Exception:
+        return False
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (1, n_outputs):
+        got = tuple(output.shape) if isinstance(output, torch.Tensor) else output
+        raise ModelFileError(
+            f"{path}: the network maps a blank input of shape {(1, height, width)} "
+            f"to {got!r}, not to {n_outputs} outputs."
+        )
+    return True
+
+
 def _check_predicts(path: Path, model: BaseEstimator) -> None:
     """Predict one blank image, so that a model that loads is a model that works.
 
     Leading steps that record no input shape (an ``ImageLoader``, which reads
     files) are skipped: the check starts at the first step that records one.
+    A network whose images hold more than ``_MAX_CHECKED_VALUES`` values is
+    checked on the meta device instead, so that the check costs what the file's
+    size justifies; its preprocessing steps were checked with their parameters.
+    The outputs must be finite.
     """
+    network = _check_saveable(model)
+    if math.prod(network.image_shape_) > _MAX_CHECKED_VALUES and (
+        _check_network_on_meta(path, network)
+    ):
+        return
     target: Any = model
     X = None
     if isinstance(model, Pipeline):
@@ -1471,12 +1567,18 @@ def _check_predicts(path: Path, model: BaseEstimator) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            getattr(target, method)(X)
+            output = getattr(target, method)(X)
     except Exception as error:
         raise ModelFileError(
             f"{path}: the model loads but cannot predict a blank input of shape "
             f"{X.shape}: {type(error).__name__}: {error}"
         ) from error
+    numeric = np.asarray(output)
+    if numeric.dtype.kind in "fc" and not np.all(np.isfinite(numeric)):
+        raise ModelFileError(
+            f"{path}: the model loads but predicts {output!r} for a blank input of "
+            f"shape {X.shape}: not finite numbers."
+        )
 
 
 def load_model(
@@ -1561,15 +1663,64 @@ def load_model(
     if size > _MAX_TOTAL_BYTES + _MAX_DOCUMENT_BYTES:
         raise ModelFileError(f"{path} holds {size:,} bytes, more than the limit.")
     data = path.read_bytes()
+    with _watch_interrupts() as interrupted:
+        try:
+            return _load(path, data, trusted_classes, resolved)
+        except (ModelFileError, Warning):  # a warning filtered into an error stays
+            raise
+        except (SystemExit, KeyboardInterrupt) as error:
+            if isinstance(error, KeyboardInterrupt) and interrupted():
+                raise  # Ctrl-C: the user's, not the file's
+            # plugin code (an architecture's factory or forward) tried to end
+            # the program: a broken plugin must not end the caller's
+            raise ModelFileError(
+                f"{path} cannot be loaded: code run while loading it (the "
+                "architecture's factory or network, from a plugin?) raised "
+                f"{type(error).__name__}({error})."
+            ) from error
+        except Exception as error:
+            # the backstop: whatever a hostile file triggers, the caller gets one
+            raise ModelFileError(
+                f"{path} cannot be loaded: {type(error).__name__}: {error}"
+            ) from error
+
+
+@contextlib.contextmanager
+def _watch_interrupts() -> Iterator[Any]:
+    """Tell a real Ctrl-C from a ``KeyboardInterrupt`` raised by code.
+
+    In the main thread, SIGINT is routed through a handler that records it and
+    then does what the previous handler did; the block yields a function that
+    says whether one arrived. Elsewhere no signal can raise, so it says False.
+    """
+    received = False
+
+    def interrupted() -> bool:
+        return received
+
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal received
+        received = True
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:  # end the process, as it would have
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+
     try:
-        return _load(path, data, trusted_classes, resolved)
-    except (ModelFileError, Warning):  # a warning filtered into an error stays one
-        raise
-    except Exception as error:
-        # the backstop: whatever a hostile file triggers, the caller gets one type
-        raise ModelFileError(
-            f"{path} cannot be loaded: {type(error).__name__}: {error}"
-        ) from error
+        signal.signal(signal.SIGINT, handler)
+    except (ValueError, TypeError, OSError):  # e.g. an embedding interpreter
+        yield interrupted
+        return
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _load(

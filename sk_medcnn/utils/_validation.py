@@ -73,6 +73,22 @@ def non_negative_int(value: Any, name: str) -> None:
     check_scalar(value, name, Integral, min_val=0)
 
 
+def int_in_range(min_val: int, max_val: int) -> Checker:
+    """Build a checker accepting integers in ``[min_val, max_val]`` (not bools).
+
+    The upper bound is for values that size resources (threads, processes): a
+    hostile or mistyped value such as ``2**31 - 1`` threads would otherwise end
+    the process (libgomp aborts while allocating) instead of raising.
+    """
+
+    def check(value: Any, name: str) -> None:
+        if isinstance(value, bool):
+            raise TypeError(f"{name} must be an int; got {value!r}.")
+        check_scalar(value, name, Integral, min_val=min_val, max_val=max_val)
+
+    return check
+
+
 def positive_float(value: Any, name: str) -> None:
     """Check that ``value`` is a finite real number > 0."""
     _finite_real(value, name)

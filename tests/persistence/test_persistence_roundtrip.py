@@ -10,7 +10,6 @@ import textwrap
 import warnings
 import zipfile
 from importlib.metadata import EntryPoint
-from pathlib import Path
 
 import joblib
 import numpy as np
@@ -192,7 +191,7 @@ def test_unusual_parameters_round_trip(phantoms, tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
-def test_calibration_tta_and_checkpoint_dir_round_trip(phantoms, tmp_path):
+def test_calibration_tta_round_trip_and_checkpoint_dir_is_not_kept(phantoms, tmp_path):
     X, y = phantoms
     clf = MedicalCNNClassifier(
         calibration="temperature",
@@ -203,9 +202,16 @@ def test_calibration_tta_and_checkpoint_dir_round_trip(phantoms, tmp_path):
     ).fit(X, y)
     assert clf.temperature_ != 1.0
     loaded = round_trip(clf, tmp_path)
-    assert_same_state(clf, loaded)
-    assert isinstance(loaded.checkpoint_dir, Path)
+    # a file must not choose where a later refit writes or what it resumes from
+    assert loaded.checkpoint_dir is None
+    assert loaded.resume is False
+    assert_same_state(clf.set_params(checkpoint_dir=None), loaded)
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    # the file itself keeps what was fitted with, for the record
+    with zipfile.ZipFile(tmp_path / "model.skmed") as archive:
+        document = json.loads(archive.read("model.json"))
+    params = document["model"]["__estimator__"]["params"]
+    assert params["checkpoint_dir"] == {"__path__": str(tmp_path / "checkpoints")}
 
 
 def test_pipeline_of_image_transformers_and_augmenters(phantoms, tmp_path):
