@@ -1206,6 +1206,14 @@ class _Reader:
                     f"{cls.__name__}, not a fitted attribute.",
                 )
             value = self.value(node, here, depth)
+            if attribute == "n_features_in_" and not (
+                type(value) is int and 1 <= value <= _MAX_IMAGE_VALUES
+            ):
+                raise self.error(
+                    here,
+                    "n_features_in_ must be an int in [1, "
+                    f"{_MAX_IMAGE_VALUES:,}]; got {value!r}.",
+                )
             if attribute == "image_shape_" and not _is_image_shape(value):
                 raise self.error(
                     here,
