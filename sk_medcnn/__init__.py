@@ -2,10 +2,12 @@
 
 from ._version import __version__
 from .classifier import MedicalCNNClassifier, MedicalCNNRegressor
+from .conformal import ConformalClassifier
 from .persistence import load_model, save_model
 from .registry import get_architecture, list_architectures, register_architecture
 
 __all__ = [
+    "ConformalClassifier",
     "MedicalCNNClassifier",
     "MedicalCNNRegressor",
     "__version__",

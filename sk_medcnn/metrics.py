@@ -35,13 +35,16 @@ __all__ = [
     "expected_calibration_error",
     "make_sensitivity_at_specificity_scorer",
     "make_specificity_at_sensitivity_scorer",
+    "mean_set_size",
     "npv_score",
     "npv_scorer",
     "ppv_score",
     "ppv_scorer",
+    "referral_rate",
     "sensitivity_at_specificity",
     "sensitivity_score",
     "sensitivity_scorer",
+    "set_coverage",
     "specificity_at_sensitivity",
     "specificity_score",
     "specificity_scorer",
@@ -61,6 +64,9 @@ _REPORT_METRICS = {
     "npv": "NPV",
     "f1": "F1",
     "balanced_accuracy": "Balanced accuracy",
+    "coverage": "Set coverage",
+    "set_size": "Mean set size",
+    "referral_rate": "Referral rate",
 }
 
 
@@ -938,6 +944,7 @@ def clinical_report(
     confidence_level: float = 0.95,
     stratify: bool = True,
     random_state: int | np.random.RandomState | None = None,
+    prediction_sets: ArrayLike | None = None,
 ) -> ClinicalReport:
     """Clinical metrics of a binary classifier with bootstrap confidence intervals.
 
@@ -969,6 +976,12 @@ def clinical_report(
         (and the prevalence) fixed; if False, resample all samples together.
     random_state : int, RandomState instance or None, default=None
         Seeds the resampling: a fixed value gives the same intervals.
+    prediction_sets : array-like of shape (n_samples, 2), dtype bool, default=None
+        Conformal prediction sets of the same samples, columns in the sorted
+        labels' order (:meth:`sk_medcnn.conformal.ConformalClassifier.predict_set`).
+        Adds ``"coverage"`` (sets holding the true class), ``"set_size"`` and
+        ``"referral_rate"`` (sets that are not a single class: cases to refer
+        to a human reader), with intervals from the same resamples.
 
     Returns
     -------
@@ -1056,11 +1069,36 @@ def clinical_report(
     open_fraction(confidence_level, "confidence_level")
     boolean(stratify, "stratify")
     random_state_like(random_state, "random_state")
-    truth, scores, _ = _binary_scores(y_true, y_score, pos_label, "clinical_report")
+    truth, scores, labels = _binary_scores(
+        y_true, y_score, pos_label, "clinical_report"
+    )
     predicted = scores >= threshold
+    covered = sizes = None
+    if prediction_sets is not None:
+        sets = _check_sets(prediction_sets)
+        if sets.shape[1] != 2:
+            raise ValueError(
+                "prediction_sets of a binary report must have 2 columns; got "
+                f"shape {sets.shape}."
+            )
+        _check_lengths(truth, sets, "y_true and prediction_sets")
+        positive_column = labels.index(pos_label)
+        true_column = np.where(truth, positive_column, 1 - positive_column)
+        covered = sets[np.arange(len(truth)), true_column]
+        sizes = sets.sum(axis=1)
+
+    def metrics(rows: Any) -> dict[str, NDArray[np.float64]]:
+        result = _report_metrics(
+            truth[rows], predicted[rows], groups[rows], len(distinct)
+        )
+        if covered is not None and sizes is not None:
+            result["coverage"] = covered[rows].mean(axis=1)
+            result["set_size"] = sizes[rows].mean(axis=1)
+            result["referral_rate"] = (sizes[rows] != 1).mean(axis=1)
+        return result
 
     distinct, groups = np.unique(scores, return_inverse=True)
-    point = _report_metrics(truth[None], predicted[None], groups[None], len(distinct))
+    point = metrics(np.arange(len(truth))[None])
     rng = check_random_state(random_state)
     chunk = max(1, _BOOTSTRAP_CHUNK_VALUES // len(truth))
     replicates: dict[str, list[NDArray[np.float64]]] = {name: [] for name in point}
@@ -1068,9 +1106,7 @@ def clinical_report(
         rows = _bootstrap_rows(
             truth, min(chunk, n_bootstraps - start), stratify=stratify, rng=rng
         )
-        for name, values in _report_metrics(
-            truth[rows], predicted[rows], groups[rows], len(distinct)
-        ).items():
+        for name, values in metrics(rows).items():
             replicates[name].append(values)
 
     alpha = (1.0 - confidence_level) / 2
@@ -1122,6 +1158,116 @@ def clinical_report(
         stratify=bool(stratify),
         n_undefined=n_undefined,
     )
+
+
+# --- prediction sets --------------------------------------------------------------
+def _check_sets(prediction_sets: ArrayLike) -> NDArray[np.bool_]:
+    sets = np.asarray(prediction_sets)
+    if sets.dtype != np.bool_ or sets.ndim != 2 or sets.shape[1] < 2:
+        raise ValueError(
+            "prediction_sets must be a boolean array of shape (n_samples, "
+            "n_classes), as ConformalClassifier.predict_set returns; got "
+            f"{sets.dtype} of shape {sets.shape}."
+        )
+    return sets
+
+
+def set_coverage(
+    y_true: ArrayLike, prediction_sets: ArrayLike, *, labels: ArrayLike
+) -> float:
+    """Compute the share of samples whose prediction set holds the true class.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    prediction_sets : array-like of shape (n_samples, n_classes), dtype bool
+        Sets, as :meth:`sk_medcnn.conformal.ConformalClassifier.predict_set`
+        returns them.
+    labels : array-like of shape (n_classes,)
+        The class of each column (the classifier's ``classes_``).
+
+    Returns
+    -------
+    coverage : float
+        In [0, 1]; conformal sets at error rate ``alpha`` reach at least
+        ``1 - alpha`` on average.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.metrics import set_coverage
+    >>> sets = np.array([[True, False], [True, True], [False, True]])
+    >>> set_coverage(["a", "b", "a"], sets, labels=["a", "b"])
+    0.6666666666666666
+    """
+    sets = _check_sets(prediction_sets)
+    truth = _as_1d(y_true, "y_true")
+    _check_lengths(truth, sets, "y_true and prediction_sets")
+    columns = np.asarray(labels)
+    if columns.ndim != 1 or len(columns) != sets.shape[1]:
+        raise ValueError(
+            f"labels must name the {sets.shape[1]} columns of prediction_sets; got "
+            f"{columns.tolist()!r}."
+        )
+    lookup = {label: index for index, label in enumerate(columns.tolist())}
+    missing = sorted({label for label in truth.tolist() if label not in lookup})
+    if missing:
+        raise ValueError(f"y_true holds labels {missing} that labels does not name.")
+    rows = np.array([lookup[label] for label in truth.tolist()], dtype=np.intp)
+    return float(np.mean(sets[np.arange(len(rows)), rows]))
+
+
+def mean_set_size(prediction_sets: ArrayLike) -> float:
+    """Compute the average number of classes in a prediction set.
+
+    Parameters
+    ----------
+    prediction_sets : array-like of shape (n_samples, n_classes), dtype bool
+        Sets, as :meth:`sk_medcnn.conformal.ConformalClassifier.predict_set`
+        returns them.
+
+    Returns
+    -------
+    size : float
+        In [0, n_classes]; smaller is more informative at the same coverage.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.metrics import mean_set_size
+    >>> mean_set_size(np.array([[True, False], [True, True]]))
+    1.5
+    """
+    return float(np.mean(_check_sets(prediction_sets).sum(axis=1)))
+
+
+def referral_rate(prediction_sets: ArrayLike) -> float:
+    """Compute the share of prediction sets that are not a single class.
+
+    A set of several classes (the model cannot tell them apart at the chosen
+    error rate) or of none (no class is plausible enough) is a case to refer
+    to a human reader.
+
+    Parameters
+    ----------
+    prediction_sets : array-like of shape (n_samples, n_classes), dtype bool
+        Sets, as :meth:`sk_medcnn.conformal.ConformalClassifier.predict_set`
+        returns them.
+
+    Returns
+    -------
+    rate : float
+        In [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.metrics import referral_rate
+    >>> referral_rate(np.array([[True, False], [True, True], [False, False]]))
+    0.6666666666666666
+    """
+    return float(np.mean(_check_sets(prediction_sets).sum(axis=1) != 1))
 
 
 # --- scorers ----------------------------------------------------------------------
