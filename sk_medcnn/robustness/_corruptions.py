@@ -1,0 +1,457 @@
+"""Acquisition corruptions of medical images, as transformers with a severity.
+
+Each corruption models something that changes between scanners, protocols or
+sites: noise, blur, contrast and brightness, gamma, lossy compression,
+pixelation, a lower resolution, an MRI bias field, ring and stripe artefacts.
+Severities run from 1 (barely visible) to 5 (a poor acquisition), as in
+ImageNet-C (Hendrycks and Dietterich, 2019) and MedMNIST-C (Di Salvo et al.,
+2024). Every corruption keeps the input's dtype and layout; integer images are
+corrupted on their dtype's range (0-255 for uint8), float images on the range
+of the images seen in ``fit`` (their minimum to their maximum; ``fit_transform``
+on the images to corrupt is the usual call). The random corruptions seed each
+image's draw from ``random_state`` and the image's own content, so an image gets
+the same corruption whatever batch it comes in.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import Iterator
+from numbers import Integral
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+from skimage.filters import gaussian
+from skimage.transform import resize
+from sklearn.utils import check_random_state
+
+from ..preprocessing._base import _ImageTransformer, cast_like
+from ..utils._validation import Checker, random_state_like
+
+__all__ = [
+    "BiasField",
+    "Brightness",
+    "Contrast",
+    "Gamma",
+    "GaussianBlur",
+    "GaussianNoise",
+    "JPEGCompression",
+    "Pixelate",
+    "ResolutionChange",
+    "RingArtifact",
+    "StripeArtifact",
+]
+
+
+def _severity(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an int from 1 to 5; got {value!r}.")
+    if not 1 <= int(value) <= 5:
+        raise ValueError(f"{name} must be an int from 1 to 5; got {value!r}.")
+
+
+def _value_range(images: NDArray[Any]) -> tuple[float, float]:
+    """Return the range to corrupt on: the dtype's, or the images' for floats."""
+    if images.dtype.kind in "iu":
+        info = np.iinfo(images.dtype)
+        return float(info.min), float(info.max)
+    if images.dtype == np.bool_:
+        return 0.0, 1.0
+    low, high = float(np.min(images)), float(np.max(images))
+    return (low, high) if high > low else (low, low + 1.0)
+
+
+class _Corruption(_ImageTransformer):
+    """Scale to [0, 1], corrupt, scale back and cast to the input's dtype."""
+
+    #: The corruption's strength at severities 1 to 5.
+    _levels: ClassVar[tuple[float, ...]] = ()
+    _parameter_constraints: ClassVar[dict[str, Checker]] = {"severity": _severity}
+
+    def __init__(self, severity: int = 3) -> None:
+        self.severity = severity
+
+    @property
+    def _level(self) -> float:
+        return self._levels[int(self.severity) - 1]
+
+    def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
+        raise NotImplementedError
+
+    def _fit_images(self, images: NDArray[Any]) -> None:
+        self.value_range_ = _value_range(images)
+
+    def _fitted_attributes(self) -> list[str] | None:
+        return ["value_range_"]
+
+    def _transform_images(self, images: NDArray[Any]) -> NDArray[Any]:
+        low, high = (
+            _value_range(images) if images.dtype.kind in "iub" else self.value_range_
+        )
+        unit = (images.astype(np.float64) - low) / (high - low)
+        corrupted = np.clip(self._corrupt(unit), 0.0, 1.0)
+        return cast_like(corrupted * (high - low) + low, images.dtype)
+
+
+class _RandomCorruption(_Corruption):
+    """A corruption that draws: seeded by ``random_state`` on every call."""
+
+    _parameter_constraints: ClassVar[dict[str, Checker]] = {
+        "severity": _severity,
+        "random_state": random_state_like,
+    }
+
+    def __init__(
+        self,
+        severity: int = 3,
+        *,
+        random_state: int | np.random.RandomState | None = None,
+    ) -> None:
+        self.severity = severity
+        self.random_state = random_state
+
+    def _image_rngs(self, unit: NDArray[np.float64]) -> Iterator[np.random.Generator]:
+        """Yield one generator per image, seeded by random_state and its content."""
+        if isinstance(self.random_state, Integral):
+            base = int(self.random_state)
+        else:  # None or a RandomState: a new draw on every call
+            base = int(check_random_state(self.random_state).randint(2**31))
+        for image in unit:
+            yield np.random.default_rng([base, zlib.crc32(image.tobytes())])
+
+
+class GaussianNoise(_RandomCorruption):
+    """Add Gaussian noise, as from a lower dose or a shorter acquisition.
+
+    Parameters
+    ----------
+    severity : int, default=3
+        1 to 5: a standard deviation of 2%, 4%, 6%, 8% or 10% of the range.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the noise; an int gives the same noise on every call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.robustness import GaussianNoise
+    >>> X = np.full((2, 8, 8), 128, dtype=np.uint8)
+    >>> noisy = GaussianNoise(severity=5, random_state=0).fit_transform(X)
+    >>> noisy.dtype, bool(noisy.std() > 10)
+    (dtype('uint8'), True)
+    """
+
+    _levels = (0.02, 0.04, 0.06, 0.08, 0.10)
+
+    def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
+        noise = [
+            rng.normal(0.0, self._level, size=unit.shape[1:])
+            for rng in self._image_rngs(unit)
+        ]
+        return unit + np.stack(noise)
+
+
+class GaussianBlur(_Corruption):
+    """Blur with a Gaussian kernel, as from motion or a wider point-spread.
+
+    Parameters
+    ----------
+    severity : int, default=3
+        1 to 5: a standard deviation of 0.5, 0.75, 1, 1.5 or 2 pixels per 28
+        pixels of the image's shorter side (so 28 px and 224 px images blur
+        alike).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.robustness import GaussianBlur
+    >>> X = np.zeros((1, 28, 28), dtype=np.uint8)
+    >>> X[0, 14, 14] = 255
+    >>> int(GaussianBlur(severity=5).fit_transform(X).max()) < 255
+    True
+    """
+
+    _levels = (0.5, 0.75, 1.0, 1.5, 2.0)
+
+    def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
+        sigma = self._level * min(unit.shape[1:3]) / 28
+        return np.stack(
+            [gaussian(image, sigma=sigma, channel_axis=-1) for image in unit]
+        )
+
+
+class Contrast(_Corruption):
+    """Lower the contrast around each image's mean, as from another window.
+
+    Parameters
+    ----------
+    severity : int, default=3
+        1 to 5: deviations from the mean scaled by 0.75, 0.6, 0.45, 0.3 or 0.2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.robustness import Contrast
+    >>> X = np.array([[[0, 255]]], dtype=np.uint8)
+    >>> Contrast(severity=5).fit_transform(X).tolist()
+    [[[102, 153]]]
+    """
+
+    _levels = (0.75, 0.6, 0.45, 0.3, 0.2)
+
+    def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
+        mean = unit.mean(axis=(1, 2, 3), keepdims=True)
+        return mean + self._level * (unit - mean)
+
+
+class Brightness(_Corruption):
+    """Brighten the image, as from a higher exposure or another gain.
+
+    Parameters
+    ----------
+    severity : int, default=3
+        1 to 5: add 5%, 10%, 15%, 20% or 30% of the range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.robustness import Brightness
+    >>> Brightness(severity=1).fit_transform(np.zeros((1, 2, 2), np.uint8)).max()
+    np.uint8(13)
+    """
+
+    _levels = (0.05, 0.1, 0.15, 0.2, 0.3)
+
+    def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
+        return unit + self._level
+
+
+class Gamma(_Corruption):
+    """Apply a gamma curve, as from another detector response or display LUT.
+
+    Parameters
+    ----------
+    severity : int, default=3
+        1 to 5: gamma 1.2, 1.4, 1.7, 2.0 or 2.5 on the range scaled to [0, 1]
+        (mid-tones darken; black and white stay).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.robustness import Gamma
+    >>> Gamma(severity=4).fit_transform(np.array([[[0, 128, 255]]], np.uint8))
+    array([[[  0,  64, 255]]], dtype=uint8)
+    """
+
+    _levels = (1.2, 1.4, 1.7, 2.0, 2.5)
+
+    def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.clip(unit, 0.0, 1.0) ** self._level
+
+
+class JPEGCompression(_Corruption):
+    """Compress lossily with JPEG, as when images pass through a web viewer.
+
+    Parameters
+    ----------
+    severity : int, default=3
+        1 to 5: JPEG quality 60, 40, 25, 15 or 8 (Pillow's encoder, on the
+        image scaled to 8 bits; 1 or 3 channels).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.robustness import JPEGCompression
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 256, (1, 16, 16), dtype=np.uint8)
+    >>> out = JPEGCompression(severity=5).fit_transform(X)
+    >>> out.shape == X.shape and not np.array_equal(out, X)
+    True
+    """
+
+    _levels = (60, 40, 25, 15, 8)
+
+    def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
+        from PIL import Image
+
+        if unit.shape[-1] not in (1, 3):
+            raise ValueError(
+                "JPEGCompression takes images of 1 or 3 channels; got "
+                f"{unit.shape[-1]}."
+            )
+        out = np.empty_like(unit)
+        for index, image in enumerate(unit):
+            bytes_ = np.rint(image * 255).astype(np.uint8)
+            picture = Image.fromarray(
+                bytes_[..., 0] if image.shape[-1] == 1 else bytes_
+            )
+            buffer = io.BytesIO()
+            picture.save(buffer, format="JPEG", quality=int(self._level))
+            decoded = np.asarray(Image.open(buffer), dtype=np.float64) / 255
+            out[index] = decoded.reshape(image.shape)
+        return out
+
+
+def _down_up(unit: NDArray[np.float64], factor: float, order: int) -> NDArray[Any]:
+    """Resample each image to ``factor`` of its size and back."""
+    height, width, channels = unit.shape[1:]
+    small = (max(1, round(height * factor)), max(1, round(width * factor)), channels)
+    out = np.empty_like(unit)
+    for index, image in enumerate(unit):
+        reduced = resize(image, small, order=order, anti_aliasing=order > 0)
+        out[index] = resize(reduced, image.shape, order=order, anti_aliasing=False)
+    return out
+
+
+class Pixelate(_Corruption):
+    """Pixelate: nearest-neighbour down- and up-sampling, blocky edges.
+
+    Parameters
+    ----------
+    severity : int, default=3
+        1 to 5: blocks of 1/0.8, 1/0.65, 2, 2.5 or 3.3 pixels (sampled to
+        80%, 65%, 50%, 40% or 30% of the size and back).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.robustness import Pixelate
+    >>> X = np.arange(64, dtype=np.uint8).reshape(1, 8, 8)
+    >>> out = Pixelate(severity=3).fit_transform(X)
+    >>> len(np.unique(out)) < len(np.unique(X))
+    True
+    """
+
+    _levels = (0.8, 0.65, 0.5, 0.4, 0.3)
+
+    def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
+        return _down_up(unit, self._level, order=0)
+
+
+class ResolutionChange(_Corruption):
+    """Lose resolution: anti-aliased down-sampling, then bilinear up-sampling.
+
+    As from a scanner of coarser resolution, or a thicker slice, whose images
+    were resampled to the model's size.
+
+    Parameters
+    ----------
+    severity : int, default=3
+        1 to 5: sampled to 80%, 65%, 50%, 40% or 30% of the size and back.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.robustness import ResolutionChange
+    >>> X = np.tile(np.array([0, 255], np.uint8), (1, 8, 4))
+    >>> out = ResolutionChange(severity=3).fit_transform(X)
+    >>> bool(out.std() < X.std())
+    True
+    """
+
+    _levels = (0.8, 0.65, 0.5, 0.4, 0.3)
+
+    def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
+        return _down_up(unit, self._level, order=1)
+
+
+class BiasField(_RandomCorruption):
+    """Multiply by a smooth random field: MRI's intensity inhomogeneity.
+
+    The field is ``exp(a * p(y, x))`` for a random polynomial ``p`` of degree 3
+    in the normalised coordinates, scaled to span [-1, 1] (as TorchIO's
+    ``RandomBiasField``), one draw per image.
+
+    Parameters
+    ----------
+    severity : int, default=3
+        1 to 5: ``a`` = 0.1, 0.2, 0.3, 0.4 or 0.5 (the field varies by up to a
+        factor ``exp(2a)`` across the image).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the fields.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.robustness import BiasField
+    >>> X = np.full((1, 16, 16), 100, dtype=np.uint8)
+    >>> out = BiasField(severity=5, random_state=0).fit_transform(X)
+    >>> bool(out.min() < 100 < out.max())
+    True
+    """
+
+    _levels = (0.1, 0.2, 0.3, 0.4, 0.5)
+
+    def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
+        height, width = unit.shape[1:3]
+        y, x = np.meshgrid(
+            np.linspace(-1, 1, height), np.linspace(-1, 1, width), indexing="ij"
+        )
+        terms = [y**i * x**j for i in range(4) for j in range(4 - i)]
+        out = np.empty_like(unit)
+        for index, (image, rng) in enumerate(
+            zip(unit, self._image_rngs(unit), strict=True)
+        ):
+            weights = rng.uniform(-1, 1, len(terms))
+            field = sum(c * t for c, t in zip(weights, terms, strict=True))
+            span = np.max(np.abs(field)) or 1.0
+            out[index] = image * np.exp(self._level * field / span)[..., None]
+        return out
+
+
+class RingArtifact(_Corruption):
+    """Add concentric rings around the centre: CT's ring artefact.
+
+    Parameters
+    ----------
+    severity : int, default=3
+        1 to 5: rings of an amplitude of 3%, 5%, 8%, 11% or 15% of the range,
+        with a period of 4 pixels per 28 of the shorter side.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.robustness import RingArtifact
+    >>> X = np.full((1, 28, 28), 128, dtype=np.uint8)
+    >>> len(np.unique(RingArtifact(severity=5).fit_transform(X))) > 1
+    True
+    """
+
+    _levels = (0.03, 0.05, 0.08, 0.11, 0.15)
+
+    def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
+        height, width = unit.shape[1:3]
+        y, x = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+        radius = np.hypot(y - (height - 1) / 2, x - (width - 1) / 2)
+        period = 4 * min(height, width) / 28
+        rings = self._level * np.sin(2 * np.pi * radius / period)
+        return unit + rings[None, :, :, None]
+
+
+class StripeArtifact(_Corruption):
+    """Add vertical stripes: a detector's miscalibrated columns, or MRI spikes.
+
+    Parameters
+    ----------
+    severity : int, default=3
+        1 to 5: stripes of an amplitude of 3%, 5%, 8%, 11% or 15% of the range,
+        with a period of 3 pixels per 28 of the width.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.robustness import StripeArtifact
+    >>> X = np.full((1, 8, 28), 128, dtype=np.uint8)
+    >>> out = StripeArtifact(severity=5).fit_transform(X)
+    >>> bool((out[0, 0] == out[0, 7]).all()), len(np.unique(out[0, 0])) > 1
+    (True, True)
+    """
+
+    _levels = (0.03, 0.05, 0.08, 0.11, 0.15)
+
+    def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
+        width = unit.shape[2]
+        period = 3 * width / 28
+        stripes = self._level * np.sin(2 * np.pi * np.arange(width) / period)
+        return unit + stripes[None, None, :, None]

@@ -1,0 +1,297 @@
+"""How a fitted classifier's AUC and accuracy hold up under each corruption."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import clone
+from sklearn.metrics import accuracy_score, roc_auc_score
+
+from ..utils._validation import random_state_like
+from ._corruptions import (
+    BiasField,
+    Brightness,
+    Contrast,
+    Gamma,
+    GaussianBlur,
+    GaussianNoise,
+    JPEGCompression,
+    Pixelate,
+    ResolutionChange,
+    RingArtifact,
+    StripeArtifact,
+)
+
+__all__ = ["RobustnessReport", "default_corruptions", "robustness_report"]
+
+
+def default_corruptions(
+    random_state: int | np.random.RandomState | None = 0,
+) -> dict[str, Any]:
+    """Return the corruptions :func:`robustness_report` applies by default.
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None, default=0
+        Seeds the random corruptions (noise, bias field).
+
+    Returns
+    -------
+    corruptions : dict of str to transformer
+        ``"noise"``, ``"blur"``, ``"contrast"``, ``"brightness"``, ``"gamma"``,
+        ``"jpeg"``, ``"pixelate"``, ``"resolution"``, ``"bias_field"``,
+        ``"rings"`` and ``"stripes"``, each a transformer with a ``severity``.
+
+    Examples
+    --------
+    >>> from sk_medcnn.robustness import default_corruptions
+    >>> sorted(default_corruptions())[:3]
+    ['bias_field', 'blur', 'brightness']
+    """
+    return {
+        "noise": GaussianNoise(random_state=random_state),
+        "blur": GaussianBlur(),
+        "contrast": Contrast(),
+        "brightness": Brightness(),
+        "gamma": Gamma(),
+        "jpeg": JPEGCompression(),
+        "pixelate": Pixelate(),
+        "resolution": ResolutionChange(),
+        "bias_field": BiasField(random_state=random_state),
+        "rings": RingArtifact(),
+        "stripes": StripeArtifact(),
+    }
+
+
+class RobustnessReport:
+    """AUC and accuracy per corruption and severity, with the drop from clean data.
+
+    Returned by :func:`robustness_report`.
+
+    Attributes
+    ----------
+    clean : dict of str to float
+        ``{"auc": ..., "accuracy": ...}`` on the uncorrupted images.
+    rows : list of dict
+        One per corruption and severity: ``corruption``, ``severity``, ``auc``,
+        ``accuracy``, ``auc_drop`` and ``accuracy_drop`` (relative to clean:
+        ``(clean - corrupted) / clean``).
+    n_samples : int
+        Images scored.
+    """
+
+    def __init__(
+        self, clean: dict[str, float], rows: list[dict[str, Any]], n_samples: int
+    ) -> None:
+        self.clean = clean
+        self.rows = rows
+        self.n_samples = n_samples
+
+    def worst(self, metric: str = "auc") -> dict[str, Any]:
+        """Return the row where ``metric`` is lowest.
+
+        Parameters
+        ----------
+        metric : {"auc", "accuracy"}, default="auc"
+            The figure to rank by.
+
+        Returns
+        -------
+        row : dict
+            A row of :attr:`rows`.
+        """
+        if metric not in ("auc", "accuracy"):
+            raise ValueError(f"metric must be 'auc' or 'accuracy'; got {metric!r}.")
+        return min(self.rows, key=lambda row: row[metric])
+
+    def to_frame(self) -> Any:
+        """Return the rows as a pandas DataFrame (pandas must be installed).
+
+        Returns
+        -------
+        frame : pandas.DataFrame
+            One row per corruption and severity.
+        """
+        try:
+            import pandas as pd
+        except ImportError as error:  # pragma: no cover - pandas is a dev extra
+            raise ImportError("to_frame needs pandas: pip install pandas") from error
+        return pd.DataFrame(self.rows)
+
+    def plot(self, metric: str = "auc", ax: Any = None) -> Any:
+        """Draw ``metric`` against severity, one line per corruption.
+
+        Parameters
+        ----------
+        metric : {"auc", "accuracy"}, default="auc"
+            The figure to draw; the clean value is a dashed line.
+        ax : matplotlib Axes, default=None
+            Where to draw; a new figure when None.
+
+        Returns
+        -------
+        ax : matplotlib Axes
+            The axes drawn on.
+        """
+        if metric not in ("auc", "accuracy"):
+            raise ValueError(f"metric must be 'auc' or 'accuracy'; got {metric!r}.")
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as error:  # pragma: no cover - an optional extra
+            raise ImportError(
+                'plot needs matplotlib: pip install "sk-medcnn[plot]"'
+            ) from error
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 4.5))
+        names = list(dict.fromkeys(row["corruption"] for row in self.rows))
+        for name in names:
+            rows = [row for row in self.rows if row["corruption"] == name]
+            ax.plot(
+                [row["severity"] for row in rows],
+                [row[metric] for row in rows],
+                marker="o",
+                label=name,
+            )
+        ax.axhline(self.clean[metric], color="black", linestyle="--", label="clean")
+        ax.set_xlabel("severity")
+        ax.set_ylabel("AUC" if metric == "auc" else "accuracy")
+        ax.set_xticks(sorted({row["severity"] for row in self.rows}))
+        ax.set_title(f"{'AUC' if metric == 'auc' else 'Accuracy'} under corruption")
+        ax.legend(fontsize="small", ncol=2)
+        return ax
+
+    def __str__(self) -> str:
+        lines = [
+            f"Robustness report: {self.n_samples} images; clean AUC "
+            f"{self.clean['auc']:.3f}, accuracy {self.clean['accuracy']:.3f}",
+            "",
+            f"{'corruption':<14}{'severity':>9}{'AUC':>8}{'drop':>8}"
+            f"{'ACC':>8}{'drop':>8}",
+        ]
+        for row in self.rows:
+            lines.append(
+                f"{row['corruption']:<14}{row['severity']:>9}{row['auc']:>8.3f}"
+                f"{row['auc_drop']:>8.1%}{row['accuracy']:>8.3f}"
+                f"{row['accuracy_drop']:>8.1%}"
+            )
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _scores(
+    model: Any, X: Any, y: NDArray[Any], classes: NDArray[Any]
+) -> dict[str, float]:
+    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    predicted = classes[proba.argmax(axis=1)]
+    if len(classes) == 2:
+        auc = roc_auc_score(y == classes[1], proba[:, 1])
+    else:
+        auc = roc_auc_score(y, proba, multi_class="ovr", labels=classes)
+    return {"auc": float(auc), "accuracy": float(accuracy_score(y, predicted))}
+
+
+def robustness_report(
+    model: Any,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    corruptions: Mapping[str, Any] | Iterable[Any] | None = None,
+    severities: Iterable[int] = (1, 3, 5),
+    random_state: int | np.random.RandomState | None = 0,
+) -> RobustnessReport:
+    """Score a fitted classifier on images corrupted at several severities.
+
+    Each corruption is cloned, given each severity, and applied to ``X``; the
+    model then predicts the corrupted images. AUC (one-vs-rest, macro, for more
+    than two classes) and accuracy are reported with their relative drop from
+    the clean images.
+
+    Parameters
+    ----------
+    model : classifier
+        A fitted classifier with ``predict_proba`` and ``classes_`` (a
+        :class:`~sk_medcnn.MedicalCNNClassifier`, or a Pipeline ending in one,
+        that takes image arrays).
+    X : array-like of shape (n_samples, height, width[, channels])
+        Images, uncorrupted, as the model takes them.
+    y : array-like of shape (n_samples,)
+        True labels; every class of the model should be present for the AUC.
+    corruptions : dict of str to transformer, list of transformers or None
+        Transformers with a ``severity`` parameter (those of
+        :mod:`sk_medcnn.robustness`, or your own); a list is named by class.
+        None takes :func:`default_corruptions`.
+    severities : iterable of int, default=(1, 3, 5)
+        Severities to try, each from 1 to 5.
+    random_state : int, RandomState instance or None, default=0
+        Seeds the default random corruptions.
+
+    Returns
+    -------
+    report : RobustnessReport
+        Prints as a table; ``plot()`` draws it; ``rows`` holds the figures.
+
+    Examples
+    --------
+    >>> from sk_medcnn import MedicalCNNClassifier
+    >>> from sk_medcnn.datasets import make_lesion_phantoms
+    >>> from sk_medcnn.robustness import Contrast, robustness_report
+    >>> X, y = make_lesion_phantoms(96, image_size=16, random_state=0)
+    >>> clf = MedicalCNNClassifier(max_epochs=2, random_state=0).fit(X[:64], y[:64])
+    >>> report = robustness_report(
+    ...     clf, X[64:], y[64:], corruptions=[Contrast()], severities=[1, 5]
+    ... )
+    >>> [(row["corruption"], row["severity"]) for row in report.rows]
+    [('Contrast', 1), ('Contrast', 5)]
+    """
+    random_state_like(random_state, "random_state")
+    if corruptions is None:
+        named = default_corruptions(random_state)
+    elif isinstance(corruptions, Mapping):
+        named = dict(corruptions)
+    else:
+        named = {type(c).__name__: c for c in corruptions}
+    if not named:
+        raise ValueError("corruptions must name at least one corruption.")
+    for name, corruption in named.items():
+        if "severity" not in corruption.get_params():
+            raise TypeError(
+                f"corruption {name!r} ({type(corruption).__name__}) has no severity "
+                "parameter."
+            )
+    levels = [int(s) for s in severities]
+    if not levels or any(not 1 <= s <= 5 for s in levels):
+        raise ValueError(f"severities must be ints from 1 to 5; got {levels!r}.")
+    classes = np.asarray(model.classes_)
+    labels = np.asarray(y)
+    images = np.asarray(X)
+    if len(labels) != len(images):
+        raise ValueError(
+            f"X and y must have the same length; got {len(images)} and {len(labels)}."
+        )
+    clean = _scores(model, images, labels, classes)
+    rows = []
+    for name, corruption in named.items():
+        for severity in levels:
+            corrupted = clone(corruption).set_params(severity=severity)
+            scores = _scores(model, corrupted.fit_transform(images), labels, classes)
+            rows.append(
+                {
+                    "corruption": name,
+                    "severity": severity,
+                    **scores,
+                    **{
+                        f"{metric}_drop": (
+                            (clean[metric] - scores[metric]) / clean[metric]
+                            if clean[metric] > 0
+                            else math.nan
+                        )
+                        for metric in ("auc", "accuracy")
+                    },
+                }
+            )
+    return RobustnessReport(clean, rows, len(labels))
