@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import accuracy_score, roc_auc_score
 
@@ -113,8 +114,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--splits", type=int, default=1000)
     parser.add_argument("--alphas", nargs="+", type=float, default=[0.05, 0.1])
     parser.add_argument("--quick", action="store_true", help="phantoms, 1 epoch")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"rows": [], "models": []}
     print(
         f"{'data':<15}{'seed':>5}{'alpha':>7}{'method':>7}{'coverage':>10}"

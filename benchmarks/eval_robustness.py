@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,8 +43,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--severities", nargs="+", type=int, default=[1, 3, 5])
     parser.add_argument("--quick", action="store_true", help="phantoms, 1 epoch")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"datasets": {}}
     for name in args.datasets:
         if args.quick:
