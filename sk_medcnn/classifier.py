@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import os
 import zlib
@@ -84,6 +85,13 @@ __all__ = ["MedicalCNNClassifier", "MedicalCNNRegressor"]
 #: ValueError: torch.set_num_threads(2**31 - 1) ends the process in libgomp.
 MAX_THREADS = 1024
 MAX_WORKERS = 256
+
+logger = logging.getLogger(__name__)
+
+#: The test-time augmentation ``tta="auto"`` tries on the held-out split.
+AUTO_TTA_CANDIDATE = "shifts"
+#: Log-loss differences below this count as ties (rounding of the view average).
+_TIE_TOLERANCE = 1e-9
 
 #: Images per inference batch (measured fastest on CPU in benchmarks/bench_fit.py),
 #: for images of up to _INFERENCE_BATCH_PIXELS / 128 pixels (32x32 and smaller).
@@ -180,6 +188,24 @@ def _tta_like(value: Any, name: str) -> None:
         )
 
 
+def _classifier_tta_like(value: Any, name: str) -> None:
+    """Check the classifier's ``tta``: ``"auto"`` or what :func:`_tta_like` takes."""
+    if isinstance(value, str) and value == "auto":
+        return
+    try:
+        _tta_like(value, name)
+    except ValueError:
+        raise ValueError(
+            f"{name} must be 'auto', None or '+'-joined distinct tokens from "
+            f"{', '.join(map(repr, TTA_TOKENS))}; got {value!r}."
+        ) from None
+    except TypeError:
+        raise TypeError(
+            f"{name} must be 'auto', None or a str such as 'hflip' or "
+            f"'hflip+shifts'; got {type(value).__name__}."
+        ) from None
+
+
 def _path_like(value: Any, name: str) -> None:
     if value is not None and not isinstance(value, str | os.PathLike):
         raise TypeError(f"{name} must be None or a path; got {type(value).__name__}.")
@@ -196,6 +222,33 @@ def log_mean_softmax(logits: NDArray[np.float64]) -> NDArray[np.float64]:
     """Log of the softmax probabilities averaged over the first axis (the views)."""
     log_proba = log_softmax(logits, axis=-1)
     return logsumexp(log_proba, axis=0) - math.log(len(logits))
+
+
+def _held_out_scores(
+    logits: NDArray[np.float64],
+    y_encoded: NDArray[Any],
+    sample_weight: NDArray[np.float64] | None,
+    calibrate: bool,
+) -> dict[str, float]:
+    """Log-loss and accuracy on held-out ``logits`` (views first), as predicted.
+
+    With ``calibrate``, the temperature is fitted first (:func:`fit_temperature`)
+    and returned with the scores; otherwise it is 1.
+    """
+    temperature = (
+        fit_temperature(logits, y_encoded, sample_weight) if calibrate else 1.0
+    )
+    log_proba = log_mean_softmax(logits / temperature)
+    rows = np.arange(len(y_encoded))
+    return {
+        "temperature": temperature,
+        "log_loss": float(
+            -np.average(log_proba[rows, y_encoded], weights=sample_weight)
+        ),
+        "accuracy": float(
+            np.average(log_proba.argmax(axis=1) == y_encoded, weights=sample_weight)
+        ),
+    }
 
 
 def _loss_weights(
@@ -1000,18 +1053,35 @@ class _BaseMedicalCNN(BaseEstimator):
             "Preprocess the images as for fit, or predictions are meaningless."
         )
 
+    def _prediction_tta(self) -> str | None:
+        """Return the test-time augmentation that predictions use.
+
+        An explicit ``tta`` is read at prediction time (as before ``"auto"``
+        existed, so ``set_params(tta=...)`` after ``fit`` takes effect);
+        ``"auto"`` uses the choice ``fit`` made, ``tta_``.
+        """
+        tta = getattr(self, "tta", None)
+        if isinstance(tta, str) and tta == "auto":
+            return getattr(self, "tta_", None)
+        return tta
+
     def _raw_outputs(
-        self, X: ArrayLike, *, checked: bool = False
+        self, X: ArrayLike, *, checked: bool = False, tta: str | bool | None = True
     ) -> NDArray[np.float32]:
-        """Network outputs for each test-time view: ``(n_views, n_samples, k)``."""
+        """Network outputs for each test-time view: ``(n_views, n_samples, k)``.
+
+        ``tta`` gives the views; True (the default) means those predictions use.
+        """
         images = np.asarray(X) if checked else self._check_predict_images(X)
+        if tta is True:
+            tta = self._prediction_tta()
         with torch_threads(getattr(self, "n_threads", None)):
             return predict_raw(
                 self.net_.module_,
                 images,
                 device=torch.device(self.net_.device),
                 batch_size=_inference_batch_size(self.batch_size, self.image_shape_),
-                views=tta_views(self.tta, self.image_shape_),
+                views=tta_views(tta or None, self.image_shape_),
             )
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -1023,6 +1093,9 @@ class _BaseMedicalCNN(BaseEstimator):
             ("distributed", False),
         ):
             state.setdefault(name, default)
+        if self._is_classifier and "net_" in state:  # fitted before tta="auto"
+            state.setdefault("tta_", state.get("tta"))
+            state.setdefault("tta_scores_", None)
         self.__dict__.update(state)
         net = state.get("net_")
         if net is not None and str(net.device) != state.get("device_"):
@@ -1048,8 +1121,9 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     The defaults (Adam at 1e-3, batches of 32, 20 epochs of cosine annealing
     without early stopping, a temperature fitted on 10% of the training data
     held out, predictions averaged over the image and four copies shifted by
-    5% of its size) were chosen by 5-fold cross-validation on PneumoniaMNIST
-    over 3 seeds (user guide, "Defaults and a recipe"). ``predict`` returns
+    5% of its size where that held-out split shows it helps) were chosen by
+    5-fold cross-validation on PneumoniaMNIST over 3 seeds (user guide,
+    "Defaults and a recipe"). ``predict`` returns
     the most probable class; for another operating point wrap the estimator
     in :class:`sklearn.model_selection.TunedThresholdClassifierCV`.
 
@@ -1112,7 +1186,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         log-loss there (Guo et al. 2017): better calibrated probabilities, the
         same ranking and predictions for two classes. None trains on all the
         data and leaves the logits as they are.
-    tta : str or None, default="shifts"
+    tta : "auto", str or None, default="auto"
         Test-time augmentation of ``predict``, ``predict_proba`` and
         ``decision_function``: None, or ``"+"``-joined tokens from ``"hflip"``,
         ``"vflip"`` and ``"shifts"`` (e.g. ``"hflip+shifts"``). The network
@@ -1121,6 +1195,14 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         (border replicated); the outputs are averaged (probabilities for the
         classifier). Deterministic. Use views the task is invariant to;
         prediction takes one network pass per view (5 with ``"shifts"``).
+        ``"auto"`` decides in ``fit``, on the held-out ``validation_fraction``
+        (the split the temperature is fitted on, never trained on): it keeps
+        ``"shifts"`` unless that makes the held-out log-loss of the
+        predictions worse (each with its own fitted temperature), and then
+        predicts without TTA. Without a held-out split (``calibration=None``
+        and ``early_stopping=False``) ``"auto"`` means no TTA. The choice is
+        ``tta_``, the scores behind it ``tta_scores_``; with ``verbose > 0``
+        ``fit`` prints them. An explicit value is used as given.
     num_workers : int, default=0
         Processes of the training data loader that read batches in parallel
         (torch's ``DataLoader``); useful when ``X`` is a list of image files,
@@ -1207,6 +1289,17 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     temperature_ : float
         The temperature dividing the logits: fitted with
         ``calibration="temperature"``, else 1.0.
+    tta_ : str or None
+        The test-time augmentation chosen in ``fit``: for ``tta="auto"``,
+        ``"shifts"`` or None; otherwise ``tta`` itself. Predictions use it
+        while ``tta="auto"``; an explicit ``tta`` set after ``fit`` is used
+        as given.
+    tta_scores_ : dict or None
+        With ``tta="auto"`` and a held-out split, what the choice rests on:
+        ``"candidate"`` (``"shifts"``), ``"n_samples"`` (held-out samples),
+        and the held-out ``"log_loss_with"``, ``"log_loss_without"``,
+        ``"accuracy_with"`` and ``"accuracy_without"`` (weighted by
+        ``sample_weight``). None otherwise.
 
     See Also
     --------
@@ -1250,7 +1343,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         "class_weight": _class_weight_like,
         "augmentation": _augmentation_like,
         "calibration": one_of((None, "temperature")),
-        "tta": _tta_like,
+        "tta": _classifier_tta_like,
         "num_workers": int_in_range(0, MAX_WORKERS),
         "checkpoint_dir": _path_like,
         "resume": boolean,
@@ -1284,7 +1377,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         class_weight: str | dict[Any, float] | None = None,
         augmentation: Any = None,
         calibration: str | None = "temperature",
-        tta: str | None = "shifts",
+        tta: str | None = "auto",
         num_workers: int = 0,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
@@ -1436,15 +1529,74 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         valid_index: NDArray[np.intp] | None,
         sample_weight: NDArray[np.float64] | None = None,
     ) -> None:
+        """Fit the temperature and, for ``tta="auto"``, choose the TTA.
+
+        Both on the held-out split only: the rows the network never trained on.
+        """
         self.temperature_ = 1.0
-        if self.calibration != "temperature" or valid_index is None:
+        self.tta_ = self.tta
+        self.tta_scores_ = None
+        auto = isinstance(self.tta, str) and self.tta == "auto"
+        if valid_index is None:
+            if auto:
+                self.tta_ = None
+                logger.info(
+                    "tta='auto': no held-out split (calibration=None and "
+                    "early_stopping=False), so no test-time augmentation"
+                )
             return
-        logits = self._raw_outputs(images[valid_index], checked=True)
-        self.temperature_ = fit_temperature(
-            logits.astype(np.float64),
-            y_encoded[valid_index],
-            sample_weight=None if sample_weight is None else sample_weight[valid_index],
+        if not auto and self.calibration != "temperature":
+            return
+        weights = None if sample_weight is None else sample_weight[valid_index]
+        held_out = y_encoded[valid_index]
+        logits = self._raw_outputs(
+            images[valid_index],
+            checked=True,
+            tta=AUTO_TTA_CANDIDATE if auto else self.tta,
+        ).astype(np.float64)
+        if not auto:
+            self.temperature_ = fit_temperature(logits, held_out, weights)
+            return
+        # identity view first: without TTA is the first slice
+        scores = {
+            None: _held_out_scores(
+                logits[:1], held_out, weights, self.calibration == "temperature"
+            ),
+            AUTO_TTA_CANDIDATE: _held_out_scores(
+                logits, held_out, weights, self.calibration == "temperature"
+            ),
+        }
+        without, with_tta = scores[None], scores[AUTO_TTA_CANDIDATE]
+        # kept unless it raises the held-out log-loss (the tolerance absorbs
+        # rounding when the views agree, as for a shift-invariant network)
+        keep = with_tta["log_loss"] <= without["log_loss"] + _TIE_TOLERANCE
+        self.tta_ = AUTO_TTA_CANDIDATE if keep else None
+        self.temperature_ = scores[self.tta_]["temperature"]
+        self.tta_scores_ = {
+            "candidate": AUTO_TTA_CANDIDATE,
+            "n_samples": len(valid_index),
+            "log_loss_without": without["log_loss"],
+            "log_loss_with": with_tta["log_loss"],
+            "accuracy_without": without["accuracy"],
+            "accuracy_with": with_tta["accuracy"],
+        }
+        message = (
+            "tta='auto': held-out log-loss %.4f with tta=%r, %.4f without "
+            "(accuracy %.3f, %.3f; %d samples): %s"
         )
+        arguments = (
+            with_tta["log_loss"],
+            AUTO_TTA_CANDIDATE,
+            without["log_loss"],
+            with_tta["accuracy"],
+            without["accuracy"],
+            len(valid_index),
+            f"tta_={self.tta_!r}",
+        )
+        if self.verbose > 0:  # beside skorch's epoch table
+            print(message % arguments, flush=True)
+        else:
+            logger.info(message, *arguments)
 
     def _scores(self, X: ArrayLike) -> NDArray[np.float64]:
         """Calibrated logits, or log mean probabilities over test-time views."""

@@ -68,7 +68,12 @@ from . import augmentation as _augmentation
 from . import io as _io
 from . import preprocessing as _preprocessing
 from ._version import __version__
-from .classifier import MedicalCNNClassifier, MedicalCNNRegressor, _BaseMedicalCNN
+from .classifier import (
+    MedicalCNNClassifier,
+    MedicalCNNRegressor,
+    _BaseMedicalCNN,
+    _tta_like,
+)
 from .exceptions import ArchitectureNotFoundError, ModelFileError, PluginLoadError
 from .registry import ENTRY_POINT_GROUP, get_architecture
 from .utils._files import atomic_path
@@ -1410,6 +1415,20 @@ class _Reader:
                 isinstance(temperature, float) and low <= temperature <= high,
                 "a float in [0.05, 20], as fit_temperature finds",
             )
+            # files written before tta="auto" have no tta_: their tta was used
+            state.setdefault("tta_", estimator.tta)
+            state.setdefault("tta_scores_", None)
+            tta = state["tta_"]
+            require(
+                "tta_",
+                tta is None or (isinstance(tta, str) and tta != "auto"),
+                "None or a test-time augmentation such as 'shifts'",
+            )
+            if tta is not None:
+                try:
+                    _tta_like(tta, "tta_")
+                except (TypeError, ValueError) as error:
+                    raise self.error(_attribute(where, "tta_"), str(error)) from error
         else:
             mean, scale = state.get("target_mean_"), state.get("target_scale_")
             for name, value in (("target_mean_", mean), ("target_scale_", scale)):
