@@ -1,4 +1,4 @@
-"""The ``sk-medcnn`` command line: train, evaluate, predict, explain, info.
+"""The ``sk-medcnn`` command line: train, evaluate, predict, explain, benchmark, info.
 
 Every command reads an image folder (one subfolder per class) or a MedMNIST
 ``.npz`` file, and writes its outputs atomically (a temporary file renamed
@@ -588,6 +588,46 @@ def command_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_benchmark(args: argparse.Namespace) -> int:
+    """Train per seed, then score a test split once (``sk-medcnn benchmark``)."""
+    from . import MedicalCNNClassifier
+    from .evaluation import benchmark_medmnist
+
+    if not _is_npz(Path(args.data)):
+        raise CommandError(
+            f"{args.data}: benchmark needs a MedMNIST .npz file with train and "
+            "test splits"
+        )
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--output {args.output}: a file, not a folder")
+    _check_device(args.device)
+    classifier = MedicalCNNClassifier(
+        architecture=args.architecture,
+        max_epochs=args.epochs,
+        tta=None if args.tta == "none" else args.tta,
+        device=args.device,
+        verbose=0 if args.quiet else 1,
+    )
+    _check_options(classifier)
+    print(
+        f"Benchmarking {args.architecture} on {args.data}: "
+        f"{_count(len(args.seeds), 'seed')}, trained on "
+        f"{' + '.join(args.train_on)}; the test split is read after the last fit",
+        flush=True,
+    )
+    result = benchmark_medmnist(
+        classifier,
+        args.data,
+        seeds=args.seeds,
+        train_on=args.train_on,
+        output_dir=out,
+        n_bootstraps=args.bootstraps,
+    )
+    print(f"\n{result}\n\nPredictions and tables: {out}")
+    return EXIT_OK
+
+
 def _check_output_file(option: str, text: str) -> Path:
     """Check before any work that ``text`` can be written; return it as a Path."""
     path = Path(text)
@@ -904,6 +944,54 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("grad_cam", "gradient", "smoothgrad", "integrated_gradients"),
     )
     explain.set_defaults(handler=command_explain)
+
+    benchmark = commands.add_parser(
+        "benchmark",
+        parents=[common],
+        help="train over seeds, score a MedMNIST test split once",
+        description="Train the classifier on the train (+ val) split of a MedMNIST "
+        ".npz file once per seed; only then read the test split and score each "
+        "model on it once. Writes per-image predictions (the MedMNIST evaluator's "
+        "CSV layout) and tables of ACC, AUC, balanced accuracy, sensitivity, "
+        "specificity and ECE with confidence intervals over seeds and by "
+        "bootstrap.",
+    )
+    benchmark.add_argument("data", metavar="DATA", help="a MedMNIST .npz file")
+    benchmark.add_argument(
+        "--output", required=True, metavar="DIR", help="folder for the results"
+    )
+    benchmark.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        metavar="SEED",
+        help="one fit per seed (default: %(default)s)",
+    )
+    benchmark.add_argument(
+        "--train-on",
+        nargs="+",
+        default=["train", "val"],
+        choices=("train", "val"),
+        metavar="SPLIT",
+        help="splits to train on, from train, val (default: %(default)s)",
+    )
+    benchmark.add_argument(
+        "--architecture", default="simple_cnn", help="(default: %(default)s)"
+    )
+    benchmark.add_argument(
+        "--epochs", type=_positive_int, default=20, help="(default: %(default)s)"
+    )
+    benchmark.add_argument(
+        "--tta",
+        default="auto",
+        help="'auto', 'none', or e.g. shifts, hflip+shifts (default: %(default)s)",
+    )
+    benchmark.add_argument(
+        "--bootstraps", type=_positive_int, default=1000, help="(default: %(default)s)"
+    )
+    benchmark.add_argument("--quiet", action="store_true", help="no per-epoch table")
+    benchmark.set_defaults(handler=command_benchmark)
 
     info = commands.add_parser(
         "info", parents=[common], help="versions, device and architectures"
