@@ -781,7 +781,7 @@ def apply_variant(
     X, y = _fit_data(model, X, y)
     images = X[..., None] if X.ndim == 3 else X
     for clf in _variant_targets(model):
-        saved.append((clf, clf.tta, clf.temperature_))
+        saved.append((clf, clf.tta, clf.temperature_, vars(clf).get("tta_")))
         clf.set_params(tta=variant["tta"])
         if variant["temperature"] == "one":
             clf.temperature_ = 1.0
@@ -793,9 +793,10 @@ def apply_variant(
             clf._fit_calibration(images, encoded, valid_index)
 
     def undo() -> None:
-        for clf, tta, temperature in saved:
+        for clf, tta, temperature, chosen in saved:
             clf.set_params(tta=tta)
             clf.temperature_ = temperature
+            clf.tta_ = chosen  # _fit_calibration records the variant's tta
 
     return undo
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_defaults.py"
 
@@ -78,7 +79,8 @@ def test_resume_skips_finished_fits(tmp_path, capsys):
     assert [r["fit_s"] for r in second["rows"]] == [r["fit_s"] for r in first["rows"]]
 
 
-def test_post_hoc_variants_are_undone(phantoms):
+@pytest.mark.parametrize("tta", [None, "auto"])
+def test_post_hoc_variants_are_undone(phantoms, tta):
     from sk_medcnn import MedicalCNNClassifier
 
     bench = _load_bench()
@@ -87,7 +89,7 @@ def test_post_hoc_variants_are_undone(phantoms):
         max_epochs=1,
         early_stopping=True,
         calibration="temperature",
-        tta=None,
+        tta=tta,
         random_state=0,
         device="cpu",
     ).fit(X, y)
@@ -96,7 +98,7 @@ def test_post_hoc_variants_are_undone(phantoms):
     undo = bench.apply_variant(clf, bench.VARIANTS["T,hflip+shifts"], X, y)
     assert clf.tta == "hflip+shifts"
     undo()
-    assert clf.tta is None
+    assert clf.tta == tta
     assert clf.temperature_ == temperature
     np.testing.assert_array_equal(clf.predict_proba(X), before)
 

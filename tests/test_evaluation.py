@@ -336,3 +336,11 @@ def test_cli_benchmark_refuses_a_folder_and_a_bad_tta(tmp_path, capsys):
     code = main(["benchmark", str(path), "--output", str(tmp_path), "--tta", "spin"])
     assert code == 1
     assert "--tta" in capsys.readouterr().err
+
+
+def test_cli_benchmark_help_shows_the_defaults(capsys):
+    assert main(["benchmark", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "--output" in text
+    assert "(default: auto)" in text
+    assert "(default: [0, 1, 2])" in text
