@@ -530,6 +530,8 @@ def command_train(args: argparse.Namespace) -> int:
         },
         "n_epochs": classifier.n_epochs_,
         "best_epoch": classifier.best_epoch_,
+        "tta": classifier.tta_,  # the test-time augmentation used ("auto" decides)
+        "tta_scores": classifier.tta_scores_,
         "fit_seconds": round(seconds, 2),
         "history": [
             {key: value for key, value in row.items() if key != "batches"}

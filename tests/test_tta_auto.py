@@ -249,3 +249,19 @@ def test_regressor_has_no_auto():
 
     with pytest.raises(ValueError, match="tta must be None or"):
         MedicalCNNRegressor(tta="auto").fit(np.zeros((4, 8, 8)), [0.0, 1, 0, 1])
+
+
+def test_cli_train_report_records_the_decision(tmp_path, phantoms):
+    from sk_medcnn.cli import main
+
+    X, y = phantoms
+    np.savez(tmp_path / "d.npz", train_images=X, train_labels=y[:, None])
+    model = tmp_path / "m.skmed"
+    argv = ["train", str(tmp_path / "d.npz"), "--out", str(model), "--epochs", "1"]
+    argv += ["--tta", "auto", "--calibration", "temperature", "--quiet"]
+    assert main(argv) == 0
+    report = json.loads(model.with_suffix(".report.json").read_text())
+    assert report["parameters"]["tta"] == "auto"
+    assert report["tta"] in ("shifts", None)
+    assert report["tta_scores"]["n_samples"] == 7  # 10% of 64, rounded up
+    assert load_model(model).tta_ == report["tta"]
