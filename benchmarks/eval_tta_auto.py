@@ -97,7 +97,12 @@ def run(name: str, seeds: list[int], epochs: int, quick: bool) -> dict[str, Any]
             f"{name} seed {seed}: tta_={record['tta_']!r} (held-out log-loss "
             f"with {held.get('log_loss_with', float('nan')):.4f}, without "
             f"{held.get('log_loss_without', float('nan')):.4f}; "
-            f"{held.get('n_samples', 0)} images); fit {fit_seconds:.0f} s",
+            f"{held.get('n_samples', 0)} images); fit {fit_seconds:.0f} s; "
+            "validation AUC/ACC "
+            + ", ".join(
+                f"{variant} {record[variant]['AUC']:.4f}/{record[variant]['ACC']:.4f}"
+                for variant in ("auto", "on", "off")
+            ),
             flush=True,
         )
     return {
@@ -134,8 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="phantoms, 2 epochs")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     epochs = 2 if args.quick else args.epochs
     results = [run(name, args.seeds, epochs, args.quick) for name in args.data]
     for result in results:
