@@ -529,12 +529,12 @@ def benchmark_medmnist(
     rng = check_random_state(random_state)
     resamples = _stratified_resamples(y_test, n_bootstraps, rng)
     replicates = np.full((n_bootstraps, len(seeds), len(names)), np.nan)
-    for row, index in enumerate(resamples):
+    for draw, index in enumerate(resamples):
         for column, (proba, y_pred) in enumerate(zip(probas, predictions, strict=True)):
             scores = _test_metrics(
                 y_test[index], proba[index], y_pred[index], classes, n_bins
             )
-            replicates[row, column] = [scores[name] for name in names]
+            replicates[draw, column] = [scores[name] for name in names]
     with warnings.catch_warnings():  # a metric undefined for every seed: NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         boot_means = np.nanmean(replicates, axis=1)
@@ -578,9 +578,9 @@ def benchmark_medmnist(
             files.append(out / name)
         columns = ["seed", "fit_seconds", *names, "predictions"]
         with atomic_open(out / "per_seed.csv", "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(per_seed)
+            table = csv.DictWriter(file, fieldnames=columns)
+            table.writeheader()
+            table.writerows(per_seed)
         files.append(out / "per_seed.csv")
         with atomic_open(out / "summary.csv", "w", newline="") as file:
             writer = csv.writer(file)

@@ -1416,9 +1416,11 @@ class _Reader:
                 "a float in [0.05, 20], as fit_temperature finds",
             )
             # files written before tta="auto" have no tta_: their tta was used
-            state.setdefault("tta_", estimator.tta)
-            state.setdefault("tta_scores_", None)
-            tta = state["tta_"]
+            if "tta_" not in state:
+                estimator.tta_ = estimator.tta
+            if "tta_scores_" not in state:
+                estimator.tta_scores_ = None
+            tta = estimator.tta_
             require(
                 "tta_",
                 tta is None or (isinstance(tta, str) and tta != "auto"),
