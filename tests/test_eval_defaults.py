@@ -128,8 +128,13 @@ def test_defaults_are_the_evaluated_ones():
     from sk_medcnn import MedicalCNNClassifier
 
     bench = _load_bench()
+    from sk_medcnn.classifier import AUTO_TTA_CANDIDATE
+
     defaults = MedicalCNNClassifier().get_params(deep=False)
-    recommended = bench.CONFIGS["defaults"].params
+    recommended = dict(bench.CONFIGS["defaults"].params)
+    # tta="auto" keeps the evaluated "shifts" unless the held-out split refuses them
+    assert defaults["tta"] == "auto"
+    assert recommended.pop("tta") == AUTO_TTA_CANDIDATE
     assert {name: defaults[name] for name in recommended} == recommended
     # and "current" spells out what the defaults were before, in full
     assert bench.CONFIGS["current"].params["max_epochs"] == 10
