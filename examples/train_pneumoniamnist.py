@@ -568,7 +568,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{report['params']['validation_fraction']:.0%} of the training split is "
         "held out inside `fit` (the held-out curves above; temperature "
         f"{training['temperature']:.3f}); test-time views: "
-        f"`{report['params']['tta']}`. The validation split above is never seen "
+        f"`{report['params']['tta']}` (used: `{training.get('tta')}`). The "
+        "validation split above is never seen "
         "in training or model selection.",
         f"- Fit time: {timing['fit_s']:.1f} s; prediction: "
         f"{timing['predict_s']:.2f} s for {dataset['n_val']} images "
@@ -743,6 +744,7 @@ def main(argv: list[str] | None = None) -> int:
             "epochs_trained": int(clf.n_epochs_),
             "best_epoch": int(clf.best_epoch_),
             "temperature": float(clf.temperature_),
+            "tta": clf.tta_,  # the test-time views tta="auto" kept (or None)
             "history": history,
         },
         "examples": {

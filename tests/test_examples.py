@@ -89,6 +89,7 @@ def test_report_json(quick_report):
     training = report["training"]
     assert report["params"]["max_epochs"] == 2
     assert 1 <= training["epochs_trained"] == len(training["history"]) <= 2
+    assert training["tta"] in ("shifts", None)  # what tta="auto" kept
     for row in training["history"]:
         assert set(row) >= {"train_loss", "valid_loss", "valid_acc", "dur"}
     assert report["timing"]["fit_s"] > 0
