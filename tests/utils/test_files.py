@@ -1,8 +1,16 @@
+import contextlib
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
 from sk_medcnn.io import atomic_open, atomic_path
+from sk_medcnn.utils import _files
 
 
 def _leftovers(folder):
@@ -98,3 +106,135 @@ def test_atomic_writers_are_public_in_io(tmp_path):
         assert path.parent == tmp_path
         path.write_bytes(b"png")
     assert (tmp_path / "figure.png").read_bytes() == b"png"
+
+
+# --- hardening (issue 23) ---------------------------------------------------------
+_WRITER = """
+import importlib.util, sys, time
+spec = importlib.util.spec_from_file_location("_files", sys.argv[1])
+files = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(files)
+with files.atomic_path(sys.argv[2]) as tmp:
+    tmp.write_bytes(b"partial" * 1000)
+    print(tmp, flush=True)
+    time.sleep(60)
+"""
+
+
+def _start_writer(target):
+    """A process writing ``target`` through atomic_path, stopped mid-write."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, _files.__file__, str(target)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    partial = Path(process.stdout.readline().strip())
+    assert partial.exists()
+    return process, partial
+
+
+def _age(path, seconds):
+    old = time.time() - seconds
+    os.utime(path, (old, old))
+
+
+def test_a_killed_save_leaves_a_partial_file_that_the_next_save_removes(tmp_path):
+    target = tmp_path / "m.skmed"
+    process, partial = _start_writer(target)
+    process.kill()  # kill -9: no cleanup can run
+    process.wait()
+    assert partial.exists()
+    assert partial.name.startswith(".m-")
+    assert partial.name.endswith(".part.skmed")
+    # leftovers of other targets, and a young one, are not touched
+    other = tmp_path / ".model-abcdefgh.part.skmed"
+    other.write_bytes(b"x")
+    young = tmp_path / ".m-young123.part.skmed"
+    young.write_bytes(b"x")
+    for path in (partial, other):
+        _age(path, 2 * _files.STALE_AFTER_SECONDS)
+    with atomic_open(target) as handle:
+        handle.write("new")
+    assert target.read_text() == "new"
+    assert not partial.exists()
+    assert other.exists()
+    assert young.exists()
+
+
+def test_a_concurrent_save_of_the_same_target_is_left_alone(tmp_path):
+    target = tmp_path / "m.skmed"
+    process, partial = _start_writer(target)
+    try:
+        _age(partial, 2 * _files.STALE_AFTER_SECONDS)  # old, but its writer lives
+        with atomic_open(target) as handle:
+            handle.write("mine")
+        assert partial.exists()
+        assert _files.remove_stale_partial_files(target) == []
+    finally:
+        process.kill()
+        process.wait()
+    assert _files.remove_stale_partial_files(target) == [partial]
+
+
+def test_a_read_only_target_is_not_replaced(tmp_path):
+    target = tmp_path / "m.txt"
+    target.write_text("keep")
+    os.chmod(target, 0o444)
+    with (
+        pytest.raises(PermissionError, match=r"read-only file .*m\.txt"),
+        atomic_open(target) as handle,
+    ):
+        handle.write("new")  # pragma: no cover - refused before
+    assert target.read_text() == "keep"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.txt"]
+    os.chmod(target, 0o644)
+    with atomic_open(target) as handle:
+        handle.write("new")
+    assert target.read_text() == "new"
+
+
+def test_a_path_under_a_file_is_named_as_such(tmp_path):
+    (tmp_path / "notes").write_text("x")
+    for target in (tmp_path / "notes" / "m.txt", tmp_path / "notes" / "a" / "m.txt"):
+        with (
+            pytest.raises(NotADirectoryError, match=r"notes' is a file, not a folder"),
+            atomic_path(target),
+        ):
+            pass  # pragma: no cover
+        with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+            _files.check_output_path(target)
+        with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+            _files.check_output_path(target.parent, folder=True)
+
+
+@contextlib.contextmanager
+def _unprivileged():
+    """Run the block as user ``nobody`` when root (permissions bind it then)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+def test_check_output_path_tries_the_folder_for_real():
+    folder = Path(tempfile.mkdtemp(prefix="sk_medcnn_ro_"))  # not under root's 0700
+    try:
+        os.chmod(folder, 0o755)
+        (folder / "ro").mkdir(mode=0o555)
+        os.chmod(folder / "ro", 0o555)
+        _files.check_output_path(folder / "m.skmed")  # writable for root
+        with _unprivileged():
+            with pytest.raises(PermissionError, match=r"cannot create a file in"):
+                _files.check_output_path(folder / "ro" / "m.skmed")
+            with pytest.raises(PermissionError, match=r"ro"):
+                _files.check_output_path(folder / "ro" / "maps", folder=True)
+            with pytest.raises(PermissionError):
+                _files.check_output_path(folder / "m.skmed")  # 0o755, root's
+        assert sorted(p.name for p in folder.iterdir()) == ["ro"]  # no probe left
+        assert list((folder / "ro").iterdir()) == []
+    finally:
+        shutil.rmtree(folder)
