@@ -45,6 +45,12 @@ from .losses import FocalLoss
 from .registry import get_architecture
 from .utils._dataset_array import DatasetImages, dataset_targets, is_dataset
 from .utils._files_array import ImageFiles, is_path_array
+from .utils._memory import (
+    BYTES_PER_BATCH_BYTE,
+    check_memory,
+    memory_limit,
+    training_memory,
+)
 from .utils._torch import (
     MEMORY_FORMATS,
     PRECISIONS,
@@ -462,6 +468,12 @@ class _BaseMedicalCNN(BaseEstimator):
         y_encoded, fitted = self._encode_targets(y, sample_weight=row_weight)
         n_outputs = fitted.pop("_n_outputs")
         image_shape = tuple(int(size) for size in images.shape[1:])
+        if 0 in image_shape:
+            raise ValueError(
+                f"X holds empty images of shape {image_shape} (height, width, "
+                "channels); every size must be >= 1."
+            )
+        self._check_training_memory(image_shape, n_outputs, len(keep))
 
         device = resolve_device(self.device)
         if self.precision == "bf16" and (
@@ -915,13 +927,8 @@ class _BaseMedicalCNN(BaseEstimator):
         )
         return np.sort(train_index), np.sort(valid_index)
 
-    def _build_body(
-        self,
-        image_shape: tuple[int, ...],
-        n_outputs: int,
-        seed: int,
-        device: torch.device,
-    ) -> nn.Module:
+    def _factory(self) -> tuple[Any, str]:
+        """Return the architecture factory and its name for messages."""
         factory = (
             get_architecture(self.architecture)
             if isinstance(self.architecture, str)
@@ -932,6 +939,46 @@ class _BaseMedicalCNN(BaseEstimator):
             if isinstance(self.architecture, str)
             else getattr(self.architecture, "__name__", repr(self.architecture))
         )
+        return factory, name
+
+    def _check_training_memory(
+        self, image_shape: tuple[int, ...], n_outputs: int, n_samples: int
+    ) -> None:
+        """Refuse, before any work, a fit whose training step cannot fit in memory.
+
+        See :func:`sk_medcnn.utils._memory.training_memory` for the estimate.
+        """
+        factory, name = self._factory()
+        batch_size = max(1, min(int(self.batch_size), n_samples))
+        height, width, channels = image_shape
+        limit = memory_limit()
+        batch_bytes = batch_size * height * width * channels * 4
+        if limit is None or batch_bytes * BYTES_PER_BATCH_BYTE < limit:
+            return  # small images: not worth building the network on meta
+        need = training_memory(
+            factory,
+            dict(self.architecture_params or {}),
+            (height, width, channels),
+            n_outputs,
+            batch_size,
+        )
+        if need is not None:
+            check_memory(
+                need,
+                f"Training architecture {name!r} on X of images of {height}x{width} "
+                f"pixels x {channels} channels with batch_size={batch_size}",
+                "Resize the images (sk_medcnn.preprocessing.Resize, or image_shape "
+                "for image files) or lower batch_size.",
+            )
+
+    def _build_body(
+        self,
+        image_shape: tuple[int, ...],
+        n_outputs: int,
+        seed: int,
+        device: torch.device,
+    ) -> nn.Module:
+        factory, name = self._factory()
         height, width, channels = image_shape
         params = dict(self.architecture_params or {})
         with seeded_torch(seed, torch.device("cpu")):
@@ -1910,6 +1957,12 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
             raise ValueError(
                 "y must be (n_samples,) or (n_samples, n_outputs); got shape "
                 f"{y.shape}."
+            )
+        if y.ndim == 2 and y.shape[1] == 0:
+            raise ValueError(
+                f"y has shape {y.shape}: no target column to learn; "
+                f"{type(self).__name__} needs at least one (y of shape (n_samples,) "
+                "or (n_samples, n_outputs) with n_outputs >= 1)."
             )
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinity.")

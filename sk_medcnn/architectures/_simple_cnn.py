@@ -94,9 +94,13 @@ class SimpleCNN(nn.Module):
             else:
                 height, width_px = (height - 2) // 2, (width_px - 2) // 2
             if height < 1 or width_px < 1:
+                # "same" keeps every size >= 1 from 1 on; "valid" needs
+                # (h - 2) // 2 >= 1 after the third block: 4, 10, then 22 pixels
+                minimum = 1 if padding == "same" else 22
                 raise ValueError(
                     f"image_shape {tuple(image_shape)} is too small for simple_cnn "
-                    f"with padding={padding!r}; it needs at least 22x22 pixels."
+                    f"with padding={padding!r}; it needs images of at least "
+                    f"{minimum}x{minimum} pixels."
                 )
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from ..exceptions import ImageReadError
 from ..preprocessing import Resize, ToGrayscale
 from ..preprocessing._base import size_pair
+from ..utils._memory import check_memory
 from ._readers import read_image_stack
 
 __all__ = ["UnreadableFilesWarning", "check_channels", "read_images"]
@@ -231,6 +232,14 @@ def read_images(
             continue
         example_of_dtype.setdefault(image.dtype, str(path))
         if out is None:
+            check_memory(
+                n_files * image.nbytes,
+                f"Reading {n_files} images of shape {image.shape} {image.dtype} "
+                f"(the shape of {str(path)!r})",
+                "Pass a smaller shape=(height, width) to resize them as they are "
+                "read, or read the files lazily (lazy=True, or sk_medcnn.io."
+                "ImageLoader in a Pipeline).",
+            )
             out = np.zeros((n_files, *image.shape), dtype=image.dtype)
             first_path = str(path)
         elif image.shape != out.shape[1:]:

@@ -12,8 +12,10 @@ from skimage.transform import resize as skimage_resize
 from skimage.util import img_as_float32
 from threadpoolctl import ThreadpoolController
 
+from ..utils._memory import check_memory
 from ..utils._validation import Checker, boolean, one_of
 from ._base import (
+    CHUNK_BYTES,
     _ImageTransformer,
     cast_like,
     finite_number,
@@ -39,6 +41,11 @@ PAD_MODES = (
     "symmetric",
     "wrap",
 )
+
+
+def _images(n: int) -> str:
+    """Return ``"1 image"``, ``"2 images"``."""
+    return f"{n} image" if n == 1 else f"{n} images"
 
 
 @functools.cache
@@ -99,8 +106,7 @@ def _resize_batch(
     rows = _resize_matrix(height, out_height, order, anti_aliasing).astype(compute)
     columns = _resize_matrix(width, out_width, order, anti_aliasing).astype(compute)
     out = np.empty((n_samples, out_height, out_width, channels), dtype=out_dtype)
-    itemsize = np.dtype(compute).itemsize
-    per_image = channels * (height * width + 2 * out_height * width) * itemsize
+    per_image = _resize_temporaries(images.shape, shape, compute)
     with _blas_controller().limit(limits=1, user_api="blas"):
         for chunk in iter_chunks(n_samples, per_image):
             _resize_chunk(
@@ -112,6 +118,20 @@ def _resize_batch(
                 order=order,
             )
     return out
+
+
+def _resize_temporaries(
+    image_shape: tuple[int, ...], shape: tuple[int, int], compute: Any
+) -> int:
+    """Bytes of the temporaries ``_resize_chunk`` makes per image.
+
+    The transposed copy ``(H, C, W)``, the product along the height ``(h, C, W)``,
+    the product along the width and its reordered copy, ``(h, C, w)`` each.
+    """
+    _, height, width, channels = image_shape
+    out_height, out_width = shape
+    values = height * width + out_height * width + 2 * out_height * out_width
+    return channels * values * np.dtype(compute).itemsize
 
 
 def _resize_chunk(
@@ -243,6 +263,26 @@ class Resize(_ImageTransformer):
         self.preserve_range = preserve_range
 
     def _transform_images(self, images: NDArray[Any]) -> NDArray[Any]:
+        n_samples, height, width, channels = images.shape
+        out_height, out_width = size_pair(self.shape)
+        rescale = not self.preserve_range and images.dtype.kind in "iub"
+        out_itemsize = 4 if rescale else images.dtype.itemsize
+        per_image = _resize_temporaries(
+            images.shape, (out_height, out_width), float_dtype_for(images.dtype)
+        )
+        # the output, a chunk's temporaries (CHUNK_BYTES, or one image if more),
+        # and the two resizing matrices with the identity matrices they come from
+        need = (
+            n_samples * out_height * out_width * channels * out_itemsize
+            + max(per_image, CHUNK_BYTES)
+            + 8 * (height * (height + out_height) + width * (width + out_width))
+        )
+        check_memory(
+            need,
+            f"Resize(shape={self.shape!r}) on {_images(n_samples)} of "
+            f"{height}x{width}x{channels} {images.dtype}",
+            "Ask for a smaller shape, or resize fewer images at a time.",
+        )
         return _resize_batch(
             images,
             size_pair(self.shape),
@@ -386,6 +426,17 @@ class Pad(_ImageTransformer):
         if extra_rows == 0 and extra_columns == 0:
             return images.copy()
         self._check_fill_value(images.dtype)
+        n_samples, _, _, channels = images.shape
+        check_memory(  # the output of numpy.pad
+            n_samples
+            * (height + extra_rows)
+            * (width + extra_columns)
+            * channels
+            * images.dtype.itemsize,
+            f"Pad(shape={self.shape!r}) on {_images(n_samples)} of "
+            f"{height}x{width}x{channels} {images.dtype}",
+            "Ask for a smaller shape, or pad fewer images at a time.",
+        )
         widths = (
             (0, 0),
             (extra_rows // 2, extra_rows - extra_rows // 2),

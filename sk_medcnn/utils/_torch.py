@@ -7,6 +7,7 @@ Public arrays are channels-last ``(n, H, W, C)``; the switch to torch's
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -268,7 +269,9 @@ class ArrayDataset(torch.utils.data.Dataset):
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         index = np.asarray(indices, dtype=np.intp)
         rows = index if self.indices is None else self.indices[index]
-        images = torch.from_numpy(np.asarray(self._read(rows), dtype=np.float32))
+        batch = np.asarray(self._read(rows))
+        check_float32_range(batch)
+        images = torch.from_numpy(np.asarray(batch, dtype=np.float32))
         if self.y is None:
             targets = torch.zeros(len(index), dtype=torch.float32)
         else:
@@ -451,6 +454,34 @@ class _Subsample:
         return (x.contiguous(memory_format=torch.channels_last), *args[1:])
 
 
+#: The largest magnitude a pixel value may have: the network computes in float32.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_float32_range(values: NDArray[Any]) -> None:
+    """Refuse pixel values that float32, in which the network computes, cannot hold.
+
+    float64 values beyond about 3.4e38 become infinite in float32, and the
+    standardised images NaN: the model would predict NaN, silently.
+
+    Parameters
+    ----------
+    values : ndarray
+        Pixel values (a batch) in any real dtype.
+    """
+    if values.dtype.kind != "f" or values.dtype.itemsize <= 4 or not values.size:
+        return
+    peak = float(np.max(np.abs(values)))
+    if peak > FLOAT32_MAX or not math.isfinite(peak):
+        raise ValueError(
+            f"X holds pixel values up to {peak:.3g} in magnitude, beyond the "
+            f"float32 range ({FLOAT32_MAX:.3g}) the network computes in: they would "
+            "become infinite and the model would predict NaN. Rescale X (e.g. "
+            "divide by its maximum, or use sk_medcnn.preprocessing."
+            "IntensityNormalizer)."
+        )
+
+
 def channel_statistics(
     images: NDArray[Any],
     *,
@@ -486,6 +517,8 @@ def channel_statistics(
             else (indices[start : start + chunk_size])
         )
         chunk = np.asarray(read(rows), dtype=np.float64)
+        if chunk.size:
+            check_float32_range(chunk)
         flat = chunk.reshape(-1, channels)
         total += flat.sum(axis=0)
         total_sq += np.square(flat).sum(axis=0)
@@ -493,6 +526,11 @@ def channel_statistics(
     mean = total / count
     variance = np.maximum(total_sq / count - mean**2, 0.0)
     std = np.sqrt(variance)
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+        raise ValueError(  # pragma: no cover - values within float32 keep these finite
+            "X gives a non-finite mean or standard deviation of its pixel values; "
+            "rescale X."
+        )
     scale = np.maximum(np.abs(mean), 1.0)
     std[std <= 1e-7 * scale] = 1.0
     return mean, std
@@ -605,9 +643,10 @@ def predict_raw(
     try:
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
-                batch = np.asarray(
-                    read(slice(start, start + batch_size)), dtype=np.float32
-                )
+                rows = read(slice(start, start + batch_size))
+                check_float32_range(rows)
+                batch = np.asarray(rows, dtype=np.float32)
+                del rows
                 if not batch.flags.writeable:  # torch refuses read-only memory
                     batch = batch.copy()
                 tensor = torch.from_numpy(batch).to(device, non_blocking=True)
