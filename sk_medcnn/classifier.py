@@ -45,12 +45,7 @@ from .losses import FocalLoss
 from .registry import get_architecture
 from .utils._dataset_array import DatasetImages, dataset_targets, is_dataset
 from .utils._files_array import ImageFiles, is_path_array
-from .utils._memory import (
-    BYTES_PER_BATCH_BYTE,
-    check_memory,
-    memory_limit,
-    training_memory,
-)
+from .utils._memory import check_memory, training_memory, worth_estimating
 from .utils._torch import (
     MEMORY_FORMATS,
     PRECISIONS,
@@ -951,9 +946,7 @@ class _BaseMedicalCNN(BaseEstimator):
         factory, name = self._factory()
         batch_size = max(1, min(int(self.batch_size), n_samples))
         height, width, channels = image_shape
-        limit = memory_limit()
-        batch_bytes = batch_size * height * width * channels * 4
-        if limit is None or batch_bytes * BYTES_PER_BATCH_BYTE < limit:
+        if not worth_estimating(batch_size * height * width * channels * 4):
             return  # small images: not worth building the network on meta
         need = training_memory(
             factory,

@@ -45,6 +45,66 @@ MODEL_SUFFIXES = (".skmed", ".joblib", ".pkl", ".pickle")
 class CommandError(Exception):
     """An error to report in one line, with exit code 1."""
 
+    exit_code = 1
+
+
+class UsageError(CommandError):
+    """A bad option value (e.g. an output path that cannot be written): exit code 2."""
+
+    exit_code = 2
+
+
+def _describe_missing(path: Path) -> str:
+    """Say why ``path`` cannot be read: missing, under a file, or not a file."""
+    import stat
+
+    try:
+        mode: int | None = path.stat().st_mode
+    except OSError:  # missing, or a parent is a file
+        mode = None
+    if mode is not None:
+        kinds = {
+            stat.S_ISCHR: "a character device",
+            stat.S_ISBLK: "a block device",
+            stat.S_ISFIFO: "a named pipe",
+            stat.S_ISSOCK: "a socket",
+        }
+        kind = next((name for test, name in kinds.items() if test(mode)), "special")
+        return f"{path}: not a regular file or folder ({kind})"
+    for ancestor in path.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                return f"{path}: {ancestor} is a file, not a folder"
+            break
+    return f"{path}: no such file or folder"
+
+
+def _check_output(option: str, text: str, *, folder: bool = False) -> Path:
+    """Check before any work that ``text`` can be written; return it as a Path.
+
+    The folder must exist (for a file) or be creatable (for a folder) and take
+    new files (tried for real), the file must not be a folder or read-only; see
+    :func:`sk_medcnn.utils._files.check_output_path`. Raises a UsageError
+    naming the option.
+    """
+    from .utils._files import check_output_path
+
+    path = Path(text)
+    try:
+        check_output_path(path, folder=folder)
+    except OSError as error:
+        reason = str(error)
+        for prefix in ("Cannot write into", "Cannot write", "Cannot create the folder"):
+            start = f"{prefix} {str(path)!r}: "
+            if reason.startswith(start):
+                reason = reason[len(start) :]
+                break
+        reason = reason.replace(f" {str(path)!r}", "")
+        if isinstance(error, IsADirectoryError) and not folder:
+            reason = "a folder, not a file name"
+        raise UsageError(f"{option} {text}: {reason.rstrip('.')}") from error
+    return path
+
 
 def _warn(message: str) -> None:
     print(f"sk-medcnn: warning: {message}", file=sys.stderr)
@@ -92,8 +152,8 @@ def load_data(
         If ``source`` does not exist, or is neither a folder nor a ``.npz`` file.
     """
     path = Path(source)
-    if not path.exists():
-        raise CommandError(f"{source}: no such file or folder")
+    if not (path.is_dir() or path.is_file()):
+        raise CommandError(_describe_missing(path))
     if path.is_dir():
         from .io import load_image_folder
 
@@ -178,8 +238,13 @@ def load_any_model(path_text: str, *, device: str = "cpu") -> Any:
     model : estimator
     """
     path = Path(path_text)
+    if path.is_dir():
+        raise CommandError(f"{path_text}: a folder, not a model file")
     if not path.is_file():
-        raise CommandError(f"{path_text}: no such model file")
+        problem = _describe_missing(path)
+        if problem.endswith("no such file or folder"):
+            problem = f"{path_text}: no such model file"
+        raise CommandError(problem)
     _check_model_suffix(path)
     if path.suffix.lower() == ".skmed":
         from .persistence import load_model
@@ -272,7 +337,7 @@ def _collect_files(inputs: Sequence[str]) -> list[str]:
         elif path.is_file():
             files.append(str(path))
         else:
-            raise CommandError(f"{item}: no such file or folder")
+            raise CommandError(_describe_missing(path))
     return files
 
 
@@ -467,8 +532,11 @@ def command_train(args: argparse.Namespace) -> int:
     _check_model_suffix(Path(args.out))
     out = _check_output_file("--out", args.out)
     report_path = Path(args.report) if args.report else out.with_suffix(".report.json")
-    if args.report:
-        _check_output_file("--report", args.report)
+    _check_output_file(
+        "--report" if args.report else "--out (its report)", str(report_path)
+    )
+    if args.checkpoint_dir:
+        _check_output("--checkpoint-dir", args.checkpoint_dir, folder=True)
     if args.resume and not args.checkpoint_dir:
         raise CommandError("--resume needs --checkpoint-dir, where the fit was saved")
     _check_device(args.device)
@@ -492,6 +560,8 @@ def command_train(args: argparse.Namespace) -> int:
         verbose=0 if args.quiet else 1,
     )
     _check_options(classifier)
+    if args.image_size:
+        _check_image_size(classifier, args.image_size, args.channels)
     X, y = load_data(
         args.data,
         split="train",
@@ -631,13 +701,33 @@ def command_benchmark(args: argparse.Namespace) -> int:
 
 
 def _check_output_file(option: str, text: str) -> Path:
-    """Check before any work that ``text`` can be written; return it as a Path."""
-    path = Path(text)
-    if path.is_dir():
-        raise CommandError(f"{option} {text}: a folder, not a file name")
-    if not path.parent.is_dir():
-        raise CommandError(f"{option} {text}: the folder {path.parent} does not exist")
-    return path
+    """Check before any work that the file ``text`` can be written; return it."""
+    return _check_output(option, text)
+
+
+def _check_image_size(classifier: Any, size: int, channels: int | None) -> None:
+    """Refuse an ``--image-size`` whose training cannot fit in memory, up front."""
+    from .utils._memory import check_memory, training_memory, worth_estimating
+
+    n_channels = channels or 1
+    if not worth_estimating(int(classifier.batch_size) * size * size * n_channels * 4):
+        return
+    need = training_memory(
+        classifier._factory()[0],
+        dict(classifier.architecture_params or {}),
+        (size, size, n_channels),
+        2,
+        int(classifier.batch_size),
+    )
+    try:
+        check_memory(
+            need or 0,
+            f"training {classifier.architecture} on {size}x{size} images "
+            f"(batch size {classifier.batch_size})",
+            "Pass a smaller --image-size.",
+        )
+    except ValueError as error:
+        raise UsageError(f"--image-size {size}: {error}") from error
 
 
 def _check_device(text: str) -> None:
@@ -680,9 +770,7 @@ def command_explain(args: argparse.Namespace) -> int:
     from .inspection import grad_cam, plot_overlay, saliency_map
     from .utils._files import atomic_path
 
-    out_dir = Path(args.output)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CommandError(f"--output {args.output}: a file, not a folder")
+    out_dir = _check_output("--output", args.output, folder=True)
     _check_device(args.device)
     model = load_any_model(args.model, device=args.device)
     if not hasattr(_final_estimator(model), "classes_"):
@@ -1082,17 +1170,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         OSError,
         ImportError,
         ArchitectureNotFoundError,
+        MemoryError,
     ) as error:
         if args.verbose:
             traceback.print_exc()
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         if isinstance(error, OSError) and error.filename and not message:
             message = f"{error.filename}: {error.strerror}"
+        if isinstance(error, MemoryError):
+            message = f"out of memory ({message or 'MemoryError'})"
         print(
             f"sk-medcnn {args.command}: error: {message or type(error).__name__}",
             file=sys.stderr,
         )
-        return EXIT_ERROR
+        return error.exit_code if isinstance(error, CommandError) else EXIT_ERROR
     finally:
         if not failed or args.verbose:
             for text in messages:

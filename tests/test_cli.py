@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -142,9 +146,11 @@ def test_a_corrupt_file_gives_one_line_and_writes_nothing(folder, tmp_path):
 def test_errors_name_the_file_or_option(folder, tmp_path, capsys, argv, needle):
     (tmp_path / "empty").mkdir()
     argv = [a.format(data=folder, empty=tmp_path / "empty") for a in argv]
+    # an output that cannot be written is a bad option value: exit code 2
+    code = 2 if needle == "nodir" else 1
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(tmp_path)
-        assert main(argv) == 1
+        assert main(argv) == code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert needle in err[0]
@@ -293,11 +299,11 @@ def test_outputs_are_checked_before_the_work(folder, small_model, tmp_path, caps
     taken = tmp_path / "notes.txt"
     taken.write_text("keep me")
     argv = ["explain", model, str(folder / "lesion"), "--output", str(taken)]
-    assert main(argv) == 1
+    assert main(argv) == 2
     _one_line_error(capsys, "--output")
     assert taken.read_text() == "keep me"
     argv = ["evaluate", model, str(folder), "--output", str(tmp_path / "no" / "e.json")]
-    assert main(argv) == 1
+    assert main(argv) == 2
     out = capsys.readouterr()
     assert "Sensitivity" not in out.out  # refused before evaluating
     assert "--output" in out.err
@@ -341,3 +347,129 @@ def test_a_path_reading_pipeline_skips_with_its_own_loader(folder, tmp_path, cap
     argv = ["explain", str(tmp_path / "pipe.skmed"), str(images), "--output"]
     assert main([*argv, str(maps), "--on-error", "skip"]) == 0
     assert len(list(maps.iterdir())) == 2
+
+
+# --- hardening (issue 23) ---------------------------------------------------------
+@contextlib.contextmanager
+def _unprivileged():
+    """Run the block as user ``nobody`` when root (permissions bind it then)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["train", "{data}", "--out", "{file}/m.skmed"], "--out"),
+        (
+            ["train", "{data}", "--out", "m.skmed", "--report", "{file}/r.json"],
+            "--report",
+        ),
+        (["train", "{data}", "--out", "m.skmed", "--report", "{dir}"], "--report"),
+        (
+            ["train", "{data}", "--out", "m.skmed", "--checkpoint-dir", "{file}/ck"],
+            "--checkpoint-dir",
+        ),
+        (["train", "{data}", "--out", "{readonly}"], "--out"),
+        (["evaluate", "{model}", "{data}", "--output", "{file}/e.json"], "--output"),
+        (["predict", "{model}", "{data}", "--output", "{file}/p.csv"], "--output"),
+        (["predict", "{model}", "{data}", "--output", "{readonly}"], "--output"),
+        (["explain", "{model}", "{data}", "--output", "{file}/maps"], "--output"),
+    ],
+)
+def test_unwritable_outputs_are_refused_before_the_work(
+    folder, small_model, tmp_path, capsys, argv, option
+):
+    (tmp_path / "notes.txt").write_text("a file")
+    (tmp_path / "taken").mkdir()
+    readonly = tmp_path / "readonly.skmed"
+    readonly.write_text("keep me")
+    readonly.chmod(0o444)
+    names = {
+        "data": folder,
+        "model": small_model / "m.skmed",
+        "file": tmp_path / "notes.txt",
+        "dir": tmp_path / "taken",
+        "readonly": readonly,
+    }
+    argv = [a.format(**names) for a in argv]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        assert main(argv) == 2
+    out = capsys.readouterr()
+    assert "Training" not in out.out  # refused before the data were read
+    errors = [line for line in out.err.splitlines() if "error:" in line]
+    assert len(errors) == 1
+    assert f"{option} " in errors[0]
+    assert "Traceback" not in out.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert readonly.read_text() == "keep me"
+
+
+def test_a_read_only_folder_is_refused_before_training(folder, capsys):
+    # tmp_path's parents are root's (0700): a folder nobody can reach
+    root = Path(tempfile.mkdtemp(prefix="sk_medcnn_cli_ro_"))
+    try:
+        root.chmod(0o755)
+        locked = root / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        argv = ["train", str(folder), "--out", str(locked / "m.skmed"), "--epochs", "1"]
+        with _unprivileged():
+            code = main(argv)
+        assert code == 2
+        out = capsys.readouterr()
+        assert "Training" not in out.out
+        assert "--out" in out.err
+        assert "Permission denied" in out.err
+        assert list(locked.iterdir()) == []
+    finally:
+        shutil.rmtree(root)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "needle"),
+    [
+        ("/dev/null", "/dev/null: not a regular file or folder (a character device)"),
+        ("{file}/x.png", "notes.txt is a file, not a folder"),
+        ("{missing}", "no such file or folder"),
+    ],
+)
+def test_predict_says_what_is_wrong_with_an_input(
+    small_model, tmp_path, capsys, inputs, needle
+):
+    (tmp_path / "notes.txt").write_text("a file")
+    names = {"file": tmp_path / "notes.txt", "missing": tmp_path / "missing.png"}
+    argv = ["predict", str(small_model / "m.skmed"), inputs.format(**names)]
+    assert main([*argv, "--output", str(tmp_path / "p.csv")]) == 1
+    _one_line_error(capsys, needle)
+
+
+def test_an_image_size_beyond_memory_is_refused_up_front(folder, tmp_path, capsys):
+    argv = ["train", str(folder), "--out", str(tmp_path / "m.skmed")]
+    assert main([*argv, "--image-size", "100000"]) == 2
+    out = capsys.readouterr()
+    assert "Training" not in out.out
+    _one_line_error_text = [line for line in out.err.splitlines() if "error:" in line]
+    assert len(_one_line_error_text) == 1
+    assert "--image-size 100000: " in _one_line_error_text[0]
+    assert "TiB of memory" in _one_line_error_text[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_memory_error_is_one_line(folder, tmp_path, capsys, monkeypatch):
+    import sk_medcnn.cli as cli
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError("Unable to allocate 9.31 GiB")
+
+    monkeypatch.setattr(cli, "load_data", exhausted)
+    assert main(["train", str(folder), "--out", str(tmp_path / "m.skmed")]) == 1
+    _one_line_error(capsys, "out of memory (Unable to allocate 9.31 GiB)")

@@ -22,6 +22,7 @@ __all__ = [
     "format_bytes",
     "memory_limit",
     "training_memory",
+    "worth_estimating",
 ]
 
 #: Environment variable that sets the limit: bytes, or a number with a unit
@@ -92,6 +93,16 @@ def memory_limit() -> int | None:
         return _parse_bytes(text)
     limits = [value for value in (_physical_memory(), _cgroup_limit()) if value]
     return min(limits) if limits else None
+
+
+def worth_estimating(batch_bytes: int) -> bool:
+    """Return True if a float32 batch this large may need more than the limit.
+
+    Below ``limit / BYTES_PER_BATCH_BYTE`` no architecture of the registry comes
+    near the limit, and :func:`training_memory` is skipped.
+    """
+    limit = memory_limit()
+    return limit is not None and batch_bytes * BYTES_PER_BATCH_BYTE >= limit
 
 
 def format_bytes(n_bytes: float) -> str:
