@@ -236,6 +236,13 @@ class TrainingCheckpoint(Callback):
         state = self.resume_state
         if state is None:
             return
+        try:
+            self._restore(net, state)
+        except Exception as error:  # torch raises bare RuntimeErrors, or KeyError
+            raise checkpoint_error(self.path, error) from error
+        self.resume_state = None  # free the loaded tensors
+
+    def _restore(self, net: NeuralNet, state: dict[str, Any]) -> None:
         callbacks = dict(net.callbacks_)
         stopping = callbacks.get("early_stopping")
         if stopping is not None and state["early_stopping"] is not None:
@@ -243,6 +250,10 @@ class TrainingCheckpoint(Callback):
             stopping.misses_ = int(saved["misses"])
             stopping.dynamic_threshold_ = float(saved["threshold"])
             stopping.best_epoch_ = int(saved["best_epoch"])
+            # checked now: skorch loads them after the last epoch
+            check_state_shapes(
+                saved["best_module"], net.module_.state_dict(), "best weights"
+            )
             stopping.best_model_weights_ = saved["best_module"]
         scheduler = callbacks.get("lr_schedule")
         if scheduler is not None and state["scheduler"] is not None:
@@ -252,7 +263,6 @@ class TrainingCheckpoint(Callback):
         torch.set_rng_state(state["rng"]["torch"])
         if torch.cuda.is_available() and state["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        self.resume_state = None  # free the loaded tensors
 
     def on_epoch_end(self, net: NeuralNet, **kwargs: Any) -> None:
         """Save the state after this epoch."""
@@ -303,6 +313,62 @@ class TrainingCheckpoint(Callback):
             torch.save(state, tmp)
 
 
+def checkpoint_error(path: Path | str, error: BaseException) -> ValueError:
+    """Return the error for a checkpoint whose content does not fit the fit."""
+    detail = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, KeyError):
+        detail = f"no entry {detail}"
+    if len(detail) > 300:
+        detail = detail[:300] + " ..."
+    return ValueError(
+        f"the checkpoint {str(path)!r} is damaged or does not fit this network "
+        f"({detail}); delete it or set resume=False."
+    )
+
+
+def check_state_shapes(
+    saved: Any, reference: dict[str, torch.Tensor], what: str
+) -> None:
+    """Raise a ValueError if a saved state dict differs in names or shapes."""
+    if not isinstance(saved, dict):
+        raise ValueError(f"{what}: not a dict of tensors")
+    if set(saved) != set(reference):
+        differing = sorted(set(saved) ^ set(reference))[:3]
+        raise ValueError(f"{what}: other tensor names ({', '.join(differing)} ...)")
+    for name, tensor in reference.items():
+        value = saved[name]
+        if not isinstance(value, torch.Tensor) or value.shape != tensor.shape:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else "none"
+            raise ValueError(
+                f"{what}: {name} has shape {shape}, the network's {tuple(tensor.shape)}"
+            )
+
+
+def _check_optimizer_state(optimizer: torch.optim.Optimizer, saved: Any) -> None:
+    """Raise a ValueError if the saved optimizer moments do not fit the parameters.
+
+    ``Optimizer.load_state_dict`` checks the number of parameters only; moments of
+    another shape would fail at the first step, as a bare RuntimeError.
+    """
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    ids = [i for group in saved["param_groups"] for i in group["params"]]
+    if len(ids) != len(parameters):
+        raise ValueError(
+            f"optimizer: {len(ids)} parameters, the network has {len(parameters)}"
+        )
+    for index, parameter in zip(ids, parameters, strict=True):
+        for key, value in saved["state"].get(index, {}).items():
+            if (
+                isinstance(value, torch.Tensor)
+                and value.ndim > 0
+                and value.shape != parameter.shape
+            ):
+                raise ValueError(
+                    f"optimizer: {key} of a parameter has shape {tuple(value.shape)}, "
+                    f"the parameter {tuple(parameter.shape)}"
+                )
+
+
 def load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
     """Read a :class:`TrainingCheckpoint` file written for the same fit.
 
@@ -348,6 +414,7 @@ def load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] |
             "the same fit. Use another checkpoint_dir or set resume=False."
         )
     state["history"] = history
+    state["path"] = str(path)
     return state
 
 
@@ -541,11 +608,20 @@ def train_net(
     net.initialize()
     remaining = net.max_epochs
     if resume_state is not None:
-        net.module_.load_state_dict(resume_state["module"])
-        net.optimizer_.load_state_dict(resume_state["optimizer"])
-        net.criterion_.load_state_dict(resume_state["criterion"])
-        net.history = History(resume_state["history"])
-        remaining = 0 if resume_state["finished"] else net.max_epochs - len(net.history)
+        try:
+            check_state_shapes(
+                resume_state["module"], net.module_.state_dict(), "weights"
+            )
+            net.module_.load_state_dict(resume_state["module"])
+            _check_optimizer_state(net.optimizer_, resume_state["optimizer"])
+            net.optimizer_.load_state_dict(resume_state["optimizer"])
+            net.criterion_.load_state_dict(resume_state["criterion"])
+            net.history = History(resume_state["history"])
+            finished = bool(resume_state["finished"])
+        except Exception as error:  # torch raises bare RuntimeErrors, or KeyError
+            path = resume_state.get("path", "checkpoint")
+            raise checkpoint_error(path, error) from error
+        remaining = 0 if finished else net.max_epochs - len(net.history)
         remaining = max(remaining, 0)
     net.module_.augment = augmenter
     if distributed:

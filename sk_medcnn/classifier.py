@@ -741,7 +741,13 @@ class _BaseMedicalCNN(BaseEstimator):
         folder = Path(self.checkpoint_dir)
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"checkpoint_dir={str(folder)!r} is a file, not a folder.")
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # a parent is a file, or no permission
+            reason = error.strerror or str(error)
+            raise ValueError(
+                f"checkpoint_dir={str(folder)!r} cannot be created ({reason})."
+            ) from error
         path = folder / CHECKPOINT_NAME
         fingerprint = self._fingerprint(images, y_encoded, n_train)
         if rows is not None and not np.array_equal(rows, np.arange(len(images))):

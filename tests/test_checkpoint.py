@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -148,6 +149,7 @@ def test_regressor_resumes_too(phantoms, tmp_path):
 
 
 _SCRIPT = """
+import json
 import os
 import signal
 import sys
@@ -263,3 +265,73 @@ def test_sigint_leaves_a_usable_model(tmp_path):
     proba = np.load(tmp_path / "p.npy")
     assert proba.shape == (96, 2)
     assert np.all(np.isfinite(proba))
+
+
+def _damage_unfinished(path, change):
+    """Make the checkpoint at ``path`` an unfinished one (1 epoch), then damage it."""
+    state = torch.load(path, weights_only=True)
+    state["finished"] = False
+    state["history"] = json.dumps(json.loads(state["history"])[:1])
+    change(state)
+    torch.save(state, path)
+
+
+def _first(mapping):
+    return next(iter(mapping))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda s: s["module"].update({_first(s["module"]): torch.zeros(3)}),
+        lambda s: s["module"].pop(_first(s["module"])),
+        lambda s: s["optimizer"]["state"][0].update(exp_avg=torch.zeros(2)),
+        lambda s: s["early_stopping"]["best_module"].update(
+            {_first(s["module"]): torch.zeros(3)}
+        ),
+        lambda s: s["rng"].update(loader=torch.zeros(5, dtype=torch.uint8)),
+        lambda s: s["rng"].update(torch=torch.zeros(7, dtype=torch.uint8)),
+        lambda s: s["rng"].pop("augment"),
+    ],
+    ids=[
+        "weight-shape",
+        "weight-missing",
+        "moment-shape",
+        "best-shape",
+        "rng",
+        "torch-rng",
+        "rng-missing",
+    ],
+)
+def test_a_damaged_checkpoint_is_named_on_resume(phantoms, tmp_path, change):
+    X, y = phantoms
+    params = {**PARAMS, "max_epochs": 2, "checkpoint_dir": tmp_path}
+    MedicalCNNClassifier(**params).fit(X, y)
+    path = tmp_path / "checkpoint.pt"
+    _damage_unfinished(path, change)
+    resumed = MedicalCNNClassifier(**params, resume=True)
+    with pytest.raises(
+        ValueError, match=r"the checkpoint .*checkpoint\.pt' is damaged"
+    ):
+        resumed.fit(X, y)
+    assert not hasattr(resumed, "net_")
+
+
+def test_an_undamaged_unfinished_checkpoint_resumes(phantoms, tmp_path):
+    X, y = phantoms
+    params = {**PARAMS, "max_epochs": 2, "checkpoint_dir": tmp_path}
+    MedicalCNNClassifier(**params).fit(X, y)
+    _damage_unfinished(tmp_path / "checkpoint.pt", lambda state: None)
+    resumed = MedicalCNNClassifier(**params, resume=True).fit(X, y)
+    assert resumed.n_epochs_ == 2
+
+
+def test_checkpoint_dir_under_a_file_is_named(phantoms, tmp_path):
+    X, y = phantoms
+    (tmp_path / "notes").write_text("x")
+    with pytest.raises(
+        ValueError, match=r"checkpoint_dir=.*notes/ck' cannot be created"
+    ):
+        MedicalCNNClassifier(
+            max_epochs=1, checkpoint_dir=tmp_path / "notes" / "ck"
+        ).fit(X, y)
