@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from ..io._common import one_line
+
 __all__ = ["fetch_medmnist", "load_medmnist"]
 
 logger = logging.getLogger(__name__)
@@ -273,7 +275,8 @@ def _read_split(
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise ValueError(
-            f"Could not read {str(path)!r} as a MedMNIST .npz archive: {error}"
+            f"Could not read {str(path)!r} as a MedMNIST .npz archive: "
+            f"{one_line(error, path)}"
         ) from error
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(
@@ -298,8 +301,27 @@ def _read_split(
                 f"split {split!r} is not in {str(path)!r}; available splits: "
                 f"{available}."
             )
-        images = archive[f"{split}_images"]
-        labels = archive[f"{split}_labels"]
+        arrays = []
+        for key in (f"{split}_images", f"{split}_labels"):
+            try:
+                arrays.append(archive[key])
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+                # object arrays (pickles), truncated or corrupt members
+                reason = str(error)
+                if "allow_pickle" in reason:
+                    reason = (
+                        "it holds Python objects (an object array, stored as a "
+                        "pickle), which are not loaded; MedMNIST arrays are numbers"
+                    )
+                raise ValueError(
+                    f"Could not read {key} from {str(path)!r}: {reason}."
+                ) from error
+        images, labels = arrays
+    if images.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{split}_images in {str(path)!r} has dtype {images.dtype}; expected "
+            "numbers (uint8 pixel values)."
+        )
 
     if images.ndim not in (3, 4):
         raise ValueError(

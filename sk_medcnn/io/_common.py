@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +52,36 @@ def float_type_for(stored: np.dtype[Any]) -> type[np.floating[Any]]:
     return np.float32
 
 
-def one_line(error: BaseException) -> str:
-    """Return the message of ``error`` on one line (decoders write several)."""
-    return " ".join(str(error).split()) or type(error).__name__
+def one_line(error: BaseException, path: Path | str | None = None) -> str:
+    """Return the message of ``error`` on one line (decoders write several).
+
+    With ``path``, the file's name is taken out of the message, since the caller
+    names it already: ``"[Errno 13] Permission denied: 'x.png'"`` becomes
+    ``"Permission denied"`` and ``"cannot identify image file 'x.png'"`` becomes
+    ``"cannot identify image file"``.
+    """
+    if path is not None and isinstance(error, OSError) and error.strerror:
+        if error.filename is None or str(error.filename) == str(path):
+            return error.strerror
+    text = " ".join(str(error).split())
+    if path is not None:
+        for name in {str(path), os.path.abspath(path)}:
+            for quoted in (repr(name), f'"{name}"', f"'{name}'", name):
+                text = text.replace(quoted, "")
+        text = re.sub(r"\s+([:,.;)])", r"\1", " ".join(text.split()))
+        text = re.sub(r"[:,]\s*$", "", text).strip()
+        text = re.sub(r"\(\s*\)", "", text).strip()
+    return text or type(error).__name__
+
+
+def missing_path_message(path: Path) -> str:
+    """Say why the missing ``path`` is missing: absent, or under a file."""
+    for ancestor in path.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                return f"'{path}' cannot exist: '{ancestor}' is a file, not a folder."
+            break
+    return ""
 
 
 def check_decoded_size(n_bytes: int, path: Path, what: str) -> None:

@@ -188,9 +188,23 @@ def read_dicom(
         dataset = pydicom.dcmread(path, force=not preamble)
     except Exception as error:  # any failure of the parser is a bad file
         raise ImageReadError(
-            f"Cannot read '{path}' as DICOM: {one_line(error)}", str(path)
+            f"Cannot read '{path}' as DICOM: {one_line(error, path)}", str(path)
         ) from error
     try:
+        # group 0000 holds network (DIMSE) commands, 0002 the file meta: a parse
+        # of zeros, or of a non-DICOM file read with force=True, finds nothing else
+        if not any(tag.group not in (0x0000, 0x0002) for tag in dataset.keys()):
+            zeros = not any(read_header(path))
+            raise ImageReadError(
+                f"'{path}' is not a DICOM file: no DICOM data element could be "
+                "read from it"
+                + (
+                    " (its first bytes are all zero: an empty or zero-filled file)."
+                    if zeros
+                    else " (it is corrupt, or another format under a DICOM name)."
+                ),
+                str(path),
+            )
         pixel_keywords = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
         if not any(keyword in dataset for keyword in pixel_keywords):
             raise ImageReadError(
@@ -265,7 +279,7 @@ def read_dicom(
     except ImageReadError:
         raise
     except Exception as error:  # a corrupt header or undecodable pixel data
-        message = f"Cannot decode the pixel data of '{path}': {one_line(error)}"
+        message = f"Cannot decode the pixel data of '{path}': {one_line(error, path)}"
         uid = getattr(dataset, "file_meta", {}).get("TransferSyntaxUID")
         if uid is not None and _is_compressed(uid):
             message += f" (transfer syntax {uid.name})."

@@ -14,7 +14,7 @@ from ..exceptions import ImageReadError
 from ..preprocessing._base import image_size_like
 from ..utils._validation import Checker, boolean, one_of, optional
 from ._batch import check_channels, read_images
-from ._common import read_header
+from ._common import missing_path_message, read_header
 from ._readers import (
     SUPPORTED_EXTENSIONS,
     check_index,
@@ -161,7 +161,8 @@ def list_image_files(
 def _check_folder(folder: Any, name: str) -> Path:
     root = check_path(folder, name)
     if not root.exists():
-        raise ImageReadError(f"The folder '{root}' does not exist.", str(root))
+        reason = missing_path_message(root) or f"The folder '{root}' does not exist."
+        raise ImageReadError(reason, str(root))
     if not root.is_dir():
         raise ImageReadError(
             f"'{root}' is a file, not a folder (use read_image for one file).",

@@ -92,6 +92,6 @@ def read_nifti(
         raise
     except Exception as error:  # any failure of nibabel is a bad file
         raise ImageReadError(
-            f"Cannot read '{path}' as NIfTI: {one_line(error)}", str(path)
+            f"Cannot read '{path}' as NIfTI: {one_line(error, path)}", str(path)
         ) from error
     return data, index is None

@@ -23,7 +23,13 @@ from ..exceptions import ImageReadError
 from ..preprocessing._base import finite_number
 from ..preprocessing._intensity import WINDOW_PRESETS
 from ..utils._validation import positive_float
-from ._common import HEADER_BYTES, check_decoded_size, one_line, read_header
+from ._common import (
+    HEADER_BYTES,
+    check_decoded_size,
+    missing_path_message,
+    one_line,
+    read_header,
+)
 from ._dicom import read_dicom
 from ._nifti import read_nifti
 
@@ -170,7 +176,8 @@ def detect_format(path: Path) -> str:
         If the file is missing, unreadable or of no supported format.
     """
     if not path.exists():
-        raise ImageReadError(f"No such file: '{path}'.", str(path))
+        reason = missing_path_message(path) or f"No such file: '{path}'."
+        raise ImageReadError(reason, str(path))
     if path.is_dir():
         raise ImageReadError(
             f"'{path}' is a folder, not an image file (use load_image_folder or "
@@ -183,7 +190,7 @@ def detect_format(path: Path) -> str:
         header = read_header(path)
     except OSError as error:
         raise ImageReadError(
-            f"Cannot open '{path}': {one_line(error)}.", str(path)
+            f"Cannot open '{path}': {one_line(error, path)}.", str(path)
         ) from error
     found = sniff_format(header)
     extension = extension_of(path)
@@ -306,7 +313,7 @@ def _read_pillow(path: Path, kind: str) -> NDArray[Any]:
         raise
     except Exception as error:  # any failure of the decoder is a bad file
         raise ImageReadError(
-            f"Cannot read '{path}' as {kind}: {one_line(error)}", str(path)
+            f"Cannot read '{path}' as {kind}: {one_line(error, path)}", str(path)
         ) from error
     if image.ndim not in (2, 3):
         raise ImageReadError(
@@ -334,7 +341,7 @@ def _read_tiff(path: Path) -> tuple[NDArray[Any], bool]:
         raise
     except Exception as error:  # any failure of the decoder is a bad file
         raise ImageReadError(
-            f"Cannot read '{path}' as TIFF: {one_line(error)}", str(path)
+            f"Cannot read '{path}' as TIFF: {one_line(error, path)}", str(path)
         ) from error
     if image.ndim != len(axes) or "Y" not in axes or "X" not in axes:
         raise ImageReadError(

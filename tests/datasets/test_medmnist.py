@@ -302,3 +302,29 @@ def test_real_pneumoniamnist():
     np.testing.assert_array_equal(np.bincount(y_val), [135, 389])
     with pytest.raises(ValueError, match=r"available splits: \['train', 'val'\]"):
         load_medmnist(PNEUMONIAMNIST, "test")
+
+
+def test_object_arrays_are_refused_naming_the_file(tmp_path):
+    path = tmp_path / "objects.npz"
+    images = np.empty(2, dtype=object)
+    images[:] = [np.zeros((8, 8)), np.zeros((8, 8))]
+    np.savez(path, train_images=images, train_labels=np.array([0, 1]))
+    with pytest.raises(
+        ValueError, match=r"train_images from .*objects\.npz'.*Python objects"
+    ):
+        load_medmnist(path)
+
+
+def test_a_missing_archive_error_names_the_file_once(tmp_path, monkeypatch):
+    path = tmp_path / "broken.npz"
+    path.write_bytes(b"PK\x03\x04")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(np, "load", denied)
+    with pytest.raises(ValueError, match=r"MedMNIST \.npz archive") as caught:
+        load_medmnist(path)
+    message = str(caught.value)
+    assert message.count("broken.npz") == 1
+    assert message.endswith("archive: Permission denied")

@@ -573,3 +573,65 @@ def test_importing_io_imports_neither_pydicom_nor_nibabel():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# --- messages that say what is really wrong (issue 23) --------------------------------
+def test_a_zero_filled_dcm_is_not_called_a_report(tmp_path):
+    fake = tmp_path / "fake.dcm"
+    fake.write_bytes(bytes(2048))
+    with pytest.raises(ImageReadError, match="is not a DICOM file") as caught:
+        read_image(fake)
+    assert "zero-filled" in str(caught.value)
+    assert "report" not in str(caught.value)
+
+
+def test_a_dicom_without_pixel_data_is_still_named_so(tmp_path):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"  # basic SR
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    report = Dataset()
+    report.file_meta = meta
+    report.PatientName = "Test^Report"
+    report.Modality = "SR"
+    path = tmp_path / "report.dcm"
+    report.save_as(path, enforce_file_format=True)
+    with pytest.raises(ImageReadError, match="without pixel data"):
+        read_image(path)
+
+
+def test_a_path_under_a_file_is_named_as_such(tmp_path):
+    from sk_medcnn.io import load_image_folder
+
+    (tmp_path / "notes").write_text("x")
+    with pytest.raises(ImageReadError, match=r"notes' is a file, not a folder"):
+        read_image(tmp_path / "notes" / "x.png")
+    with pytest.raises(ImageReadError, match=r"notes' is a file, not a folder"):
+        load_image_folder(tmp_path / "notes" / "classes")
+
+
+def test_nested_errors_name_the_file_once(tmp_path, monkeypatch):
+    import sk_medcnn.io._readers as readers
+
+    path = tmp_path / "scan.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n")
+
+    def denied(where):
+        raise PermissionError(13, "Permission denied", str(where))
+
+    monkeypatch.setattr(readers, "read_header", denied)
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value) == f"Cannot open '{path}': Permission denied."
+
+
+def test_one_line_drops_the_repeated_path():
+    from sk_medcnn.io._common import one_line
+
+    error = OSError("cannot identify image file '/data/x.png'")
+    assert one_line(error, "/data/x.png") == "cannot identify image file"
+    assert one_line(ValueError("a\n  b"), "/data/x.png") == "a b"
+    assert one_line(ValueError("a\n  b")) == "a b"
