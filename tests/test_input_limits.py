@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 
 from sk_medcnn import MedicalCNNClassifier, MedicalCNNRegressor
@@ -35,13 +36,19 @@ class _Images(torch.utils.data.Dataset):
 
 
 @pytest.mark.parametrize("estimator_class", ESTIMATORS)
-@pytest.mark.parametrize("source", ["array", "dataset"])
-def test_pixels_beyond_float32_are_refused_naming_X(estimator_class, source):
+@pytest.mark.parametrize("source", ["array", "dataset", "files"])
+def test_pixels_beyond_float32_are_refused_naming_X(estimator_class, source, tmp_path):
     rng = np.random.default_rng(0)
     y = _targets(estimator_class, 8)
     X = rng.random((8, 6, 6)) * 1e300
     X[-1] = 1e300
-    X = X if source == "array" else _Images(8, 1e300, y)
+    if source == "dataset":
+        X = _Images(8, 1e300, y)
+    elif source == "files":  # float64 TIFFs, read lazily
+        paths = [str(tmp_path / f"{i}.tif") for i in range(8)]
+        for path, image in zip(paths, X, strict=True):
+            tifffile.imwrite(path, image)
+        X = paths
     estimator = estimator_class(max_epochs=1, device="cpu", random_state=0)
     with pytest.raises(ValueError, match=r"^X holds pixel values up to 1e\+300"):
         estimator.fit(X, None if source == "dataset" else y)
