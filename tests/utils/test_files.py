@@ -238,3 +238,21 @@ def test_check_output_path_tries_the_folder_for_real():
         assert list((folder / "ro").iterdir()) == []
     finally:
         shutil.rmtree(folder)
+
+
+def test_save_model_refuses_a_read_only_target(tmp_path):
+    import numpy as np
+
+    from sk_medcnn import MedicalCNNClassifier
+    from sk_medcnn.persistence import save_model
+
+    X = np.random.default_rng(0).random((8, 8, 8))
+    model = MedicalCNNClassifier(max_epochs=1, device="cpu", random_state=0)
+    model.fit(X, np.arange(8) % 2)
+    target = tmp_path / "m.skmed"
+    target.write_bytes(b"an older model")
+    target.chmod(0o444)
+    with pytest.raises(PermissionError, match=r"read-only file .*m\.skmed"):
+        save_model(model, target)
+    assert target.read_bytes() == b"an older model"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.skmed"]
