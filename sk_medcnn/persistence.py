@@ -563,7 +563,7 @@ def save_model(
         in one.
     path : str or os.PathLike
         The file to write, by convention with the extension ``.skmed``. Its
-        folder must exist.
+        folder must exist; an existing read-only file is not replaced.
     trusted : list of class, default=None
         Your own estimator classes to allow in the model, beyond the allow-list.
         Their parameters and fitted attributes must be plain data; pass the same
@@ -580,6 +580,9 @@ def save_model(
         If the document would exceed what :func:`load_model` reads (32 MiB,
         2**20 JSON values; a training history of some 300,000 batches); nothing
         is written then.
+    PermissionError
+        If ``path`` is a read-only file (no write permission bit; refused, not
+        replaced, even for root), or no file can be created in its folder.
     sklearn.exceptions.NotFittedError
         If the estimator is not fitted.
 
