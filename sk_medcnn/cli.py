@@ -481,7 +481,7 @@ def _none(text: Any) -> Any:
     return None if isinstance(text, str) and text.lower() == NONE else text
 
 
-def estimator_defaults() -> dict[str, Any]:
+def _estimator_defaults() -> dict[str, Any]:
     """Return the parameters of a default :class:`~sk_medcnn.MedicalCNNClassifier`.
 
     ``sk-medcnn train`` takes its defaults from here, so the command line and
@@ -1031,7 +1031,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    defaults = estimator_defaults()
+    defaults = _estimator_defaults()
     train_common = argparse.ArgumentParser(add_help=False)
     train_common.add_argument(
         "--verbose", action="store_true", help="show tracebacks and debug messages"

@@ -279,10 +279,10 @@ def test_train_options_are_checked_before_reading_data(
 def test_train_uses_the_estimator_defaults(monkeypatch):
     """The command line reads its defaults from the estimator, not from copies."""
     from sk_medcnn import MedicalCNNClassifier
-    from sk_medcnn.cli import build_parser, estimator_defaults
+    from sk_medcnn.cli import _estimator_defaults, build_parser
 
     defaults = MedicalCNNClassifier().get_params(deep=False)
-    assert estimator_defaults() == defaults
+    assert _estimator_defaults() == defaults
     args = build_parser().parse_args(["train", "data", "--output", "m.skmed"])
     assert args.epochs == defaults["max_epochs"]
     assert args.batch_size == defaults["batch_size"]
@@ -299,7 +299,7 @@ def test_train_uses_the_estimator_defaults(monkeypatch):
 
     # another default in the estimator is the command line's default too
     changed = {**defaults, "max_epochs": 7, "tta": None, "lr_schedule": "step"}
-    monkeypatch.setattr("sk_medcnn.cli.estimator_defaults", lambda: changed)
+    monkeypatch.setattr("sk_medcnn.cli._estimator_defaults", lambda: changed)
     args = build_parser().parse_args(["train", "data", "--output", "m.skmed"])
     assert (args.epochs, args.tta, args.lr_schedule) == (7, "none", "step")
 
