@@ -359,7 +359,8 @@ def evaluation(
     if unknown:
         raise CommandError(
             f"the data has classes {unknown} that the model does not know; its "
-            f"classes are {classes.tolist()}"
+            f"classes are {classes.tolist()} (map them with --labels, e.g. "
+            f"--labels {unknown[0]}={classes.tolist()[0]},...)"
         )
     proba = model.predict_proba(X)
     document: dict[str, Any] = {"n_samples": len(y), "classes": classes.tolist()}
@@ -600,6 +601,24 @@ def command_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _relabel(y: NDArray[Any], text: str, classes: NDArray[Any]) -> NDArray[Any]:
+    """Map the data's labels onto the model's classes with ``--labels A=0,B=1``."""
+    mapping: dict[str, Any] = {}
+    known = {str(label): label for label in classes.tolist()}
+    for item in text.split(","):
+        name, _, label = item.partition("=")
+        if not name.strip() or label.strip() not in known:
+            raise UsageError(
+                f"--labels {text}: expected NAME=CLASS pairs, comma-separated, each "
+                f"CLASS one of the model's classes {list(known)}; got {item!r}"
+            )
+        mapping[name.strip()] = known[label.strip()]
+    unmapped = sorted({str(label) for label in np.unique(y)} - set(mapping))
+    if unmapped:
+        raise UsageError(f"--labels {text}: no class given for the labels {unmapped}")
+    return np.asarray([mapping[str(label)] for label in y])
+
+
 def command_evaluate(args: argparse.Namespace) -> int:
     """Score a saved model on DATA (``sk-medcnn evaluate``)."""
     if args.output:
@@ -621,6 +640,8 @@ def command_evaluate(args: argparse.Namespace) -> int:
             image_size=height if height == width else None,
             channels=channels if Path(args.data).is_dir() else None,
         )
+    if args.labels:
+        y = _relabel(y, args.labels, estimator.classes_)
     document, text = evaluation(
         model,
         X,
@@ -1196,6 +1217,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="split of a .npz file (default: val)",
     )
     evaluate.add_argument("--threshold", type=_probability, default=0.5)
+    evaluate.add_argument(
+        "--labels",
+        metavar="NAME=CLASS,...",
+        help="map the data's labels onto the model's classes, e.g. "
+        "normal=0,pneumonia=1 for a folder and a model trained on a .npz file",
+    )
     evaluate.add_argument("--bootstraps", type=_positive_int, default=1000)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", metavar="JSON", help="also write the report")

@@ -475,3 +475,21 @@ def test_explain_methods_target_and_blank_maps(small_model, folder, tmp_path, ca
     assert main([*argv, "--target", "tumour"]) == 2
     assert "--target tumour: not a class" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_evaluate_maps_folder_names_onto_npz_labels(folder, tmp_path, capsys):
+    """A model trained on 0/1 labels is evaluated on a folder of named classes."""
+    X, y = make_lesion_phantoms(40, image_size=16, random_state=0)
+    np.savez(tmp_path / "d.npz", train_images=X, train_labels=y[:, None])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        argv = ["train", "d.npz", "--output", "m.skmed", "--epochs", "1", "--quiet"]
+        assert main(argv) == 0
+        evaluate = ["evaluate", "m.skmed", str(folder), "--bootstraps", "20"]
+        assert main(evaluate) == 1
+        assert "--labels" in capsys.readouterr().err  # the error says how
+        assert main([*evaluate, "--labels", "normal=0,lesion=1"]) == 0
+        assert "40 images" in capsys.readouterr().out
+        assert main([*evaluate, "--labels", "normal=0,lesion=7"]) == 2
+        assert main([*evaluate, "--labels", "normal=0"]) == 2
+        assert "no class given for the labels ['lesion']" in capsys.readouterr().err
