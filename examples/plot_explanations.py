@@ -260,9 +260,13 @@ if args.data.is_file():
     xray_clf = MedicalCNNClassifier(max_epochs=2 if quick else 6, random_state=0)
     xray_clf.fit(X_xray, y_xray)
     figure = plot_explanations(
-        xray_clf, X_shown[:8], method="hires_cam", y_true=y_shown[:8]
+        xray_clf,
+        X_shown[:8],
+        method="hires_cam",
+        y_true=y_shown[:8],
+        class_names={0: "normal", 1: "pneumonia"},
     )
-    figure.suptitle("HiResCAM on validation X-rays (0 = normal, 1 = pneumonia)")
+    figure.suptitle("HiResCAM on validation X-rays")
     save(figure, "xray_maps.png")
 else:
     print(f"{args.data} not found: no X-ray maps.")
@@ -276,6 +280,7 @@ if args.data.is_file():
         X_shown[:8],
         method="smoothgrad",
         y_true=y_shown[:8],
+        class_names={0: "normal", 1: "pneumonia"},
         method_params={"random_state": 0},
     )
     figure.suptitle("SmoothGrad on validation X-rays")
