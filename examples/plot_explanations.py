@@ -16,12 +16,15 @@ PneumoniaMNIST (when the data file is there), where no such truth exists.
 Run it from the project root::
 
     python examples/plot_explanations.py            # about 30 s
-    python examples/plot_explanations.py --quick    # a few seconds
+    python examples/plot_explanations.py --quick    # smaller: 1-3 min
 
 Output (``--output DIR``, default ``reports/examples/explanations``):
 ``phantom_maps.png``, ``sanity_check.png``, ``sanity_check_maps.png`` and
 ``xray_maps.png``.
 """
+
+# the card's picture, shipped so that it shows with GALLERY=off too:
+# sphinx_gallery_thumbnail_path = "_static/thumbnails/plot_explanations.png"
 
 # %%
 # Settings
