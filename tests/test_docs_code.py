@@ -47,7 +47,13 @@ NOT_RUN = {
     "trusted=[MyTransformer]": "MyTransformer stands for a class of the reader's",
 }
 #: pages whose code takes more than a few seconds even with the tiny settings
-SLOW_PAGES = {"inspection.rst", "keras.rst", "persistence.rst", "recipe.rst"}
+SLOW_PAGES = {
+    "inspection.rst",
+    "keras.rst",
+    "persistence.rst",
+    "recipe.rst",
+    "robustness.rst",
+}
 
 _DIRECTIVE = re.compile(r"^(?P<lead>[ *-]*)\.\. code-block::\s*(?P<language>\S+)")
 
