@@ -1148,8 +1148,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--tta",
         default=_shown(defaults["tta"]),
-        help="test-time augmentation: views averaged at prediction, e.g. hflip, "
-        f"shifts, hflip+shifts, or '{NONE}'",
+        help="test-time augmentation: views averaged at prediction, e.g. auto, "
+        f"hflip, shifts, hflip+shifts, or '{NONE}'",
     )
     train.add_argument(
         "--calibration",
