@@ -4,20 +4,31 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install demo test test-all lint bench docs clean
+.PHONY: install demo test test-all lint bench docs docs-check clean
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# Two levels in one .venv: the main job needs the package with its file readers and
+# figures (.[all]); the tests, docs and linters add the dev tools (.[dev], which
+# includes .[all]). `make demo` on a fresh clone installs the first only.
+$(VENV)/.torch:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch pinned first: on this project's machines the index serves the CPU wheel,
 	# and installing it before the package keeps pip from resolving another build
 	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
-	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
+
+$(VENV)/.installed-all: pyproject.toml | $(VENV)/.torch
+	$(PY) -m pip install --quiet -e ".[all]"
+	touch $@
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/.torch
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.installed-all
 
 install: $(VENV)/.installed
 
-demo: $(VENV)/.installed
+# writes the report, the model (model.skmed) and sample images to reports/demo
+demo: $(VENV)/.installed-all
 	$(PY) examples/train_pneumoniamnist.py --output reports/demo
 
 test: $(VENV)/.installed
@@ -42,6 +53,13 @@ docs: $(VENV)/.installed
 	SK_MEDCNN_DOCS_GALLERY=$(GALLERY) $(PY) -m sphinx -W --keep-going -b html \
 		-d docs/_build/doctrees docs docs/_build/html
 	@echo "open docs/_build/html/index.html"
+
+# The built site in headless Chromium at 1280 px: no page wider than the window, no
+# code block, table or picture cut off (Debian: apt-get install chromium). Not in CI:
+# the CI machine has no browser. GALLERY=off by default: layout, not the examples.
+docs-check: GALLERY = off
+docs-check: docs
+	$(PY) tools/check_docs_layout.py docs/_build/html --width 1280
 
 clean:
 	rm -rf $(VENV) reports build dist *.egg-info

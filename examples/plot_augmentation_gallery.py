@@ -16,12 +16,15 @@ the same transforms run as batched torch operations on every training batch.
 
 Run it from the project root::
 
-    python examples/plot_augmentation_gallery.py            # a few seconds
-    python examples/plot_augmentation_gallery.py --quick    # fewer draws
+    python examples/plot_augmentation_gallery.py            # under a minute
+    python examples/plot_augmentation_gallery.py --quick    # fewer draws (~30 s)
 
 Output (``--output DIR``, default ``reports/examples/augmentation_gallery``):
 ``augmentation_gallery.png`` and ``mixup.png``.
 """
+
+# the card's picture, shipped so that it shows with GALLERY=off too:
+# sphinx_gallery_thumbnail_path = "_static/thumbnails/plot_augmentation_gallery.png"
 
 # %%
 # Settings

@@ -21,12 +21,17 @@ stratified 15% of the training split, never used to train the network.
 
 Run it from the project root::
 
-    python examples/plot_calibration.py            # about a minute
-    python examples/plot_calibration.py --quick    # a few seconds
+    python examples/plot_calibration.py            # several minutes
+    python examples/plot_calibration.py --quick    # smaller: 1-4 min
+
+(Times on two CPU cores shared with other work; alone on them, about half.)
 
 Output (``--output DIR``, default ``reports/examples/calibration``):
 ``reliability_diagram.png``, ``roc_threshold.png`` and ``report.md``.
 """
+
+# the card's picture, shipped so that it shows with GALLERY=off too:
+# sphinx_gallery_thumbnail_path = "_static/thumbnails/plot_calibration.png"
 
 # %%
 # Settings

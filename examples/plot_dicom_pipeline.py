@@ -25,7 +25,7 @@ prediction:
 Run it from the project root::
 
     python examples/plot_dicom_pipeline.py            # about 30 s
-    python examples/plot_dicom_pipeline.py --quick    # a few seconds
+    python examples/plot_dicom_pipeline.py --quick    # smaller: 1-2 min
 
 Output (``--output DIR``, default ``reports/examples/dicom_pipeline``): the DICOM
 files in ``dicom/lesion`` and ``dicom/no_lesion``, ``ct_windows.png``,
@@ -79,7 +79,8 @@ output = args.output
 output.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
 
-# sphinx_gallery_thumbnail_number = 2
+# the card's picture, shipped so that it shows with GALLERY=off too:
+# sphinx_gallery_thumbnail_path = "_static/thumbnails/plot_dicom_pipeline.png"
 
 # %%
 # A CT slice in Hounsfield units

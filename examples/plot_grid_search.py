@@ -16,12 +16,15 @@ Run it from the project root::
 
     python examples/plot_grid_search.py              # about 40 s
     python examples/plot_grid_search.py --n-jobs 2   # two worker processes
-    python examples/plot_grid_search.py --quick      # seconds
+    python examples/plot_grid_search.py --quick      # smaller: 1-3 min
 
 Output (``--output DIR``, default ``reports/examples/grid_search``):
 ``search_results.png``, ``cv_results.csv``, ``best_pipeline.joblib`` and
 ``best_pipeline.skmed``.
 """
+
+# the card's picture, shipped so that it shows with GALLERY=off too:
+# sphinx_gallery_thumbnail_path = "_static/thumbnails/plot_grid_search.png"
 
 # %%
 # Settings

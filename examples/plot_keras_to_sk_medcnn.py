@@ -27,7 +27,7 @@ Without the data file it falls back to synthetic lesion phantoms and says so.
 Run it from the project root::
 
     python examples/plot_keras_to_sk_medcnn.py                # about 30 s
-    python examples/plot_keras_to_sk_medcnn.py --quick        # a few seconds
+    python examples/plot_keras_to_sk_medcnn.py --quick        # smaller: 2-8 min
 
 Output (``--output DIR``, default ``reports/examples/keras_to_sk_medcnn``):
 ``report.md``, ``report.json``, ``training_loss.png`` and ``roc_curve.png``.
@@ -80,7 +80,8 @@ output = args.output
 output.mkdir(parents=True, exist_ok=True)
 print(f"quick mode: {quick}; writing to {output}")
 
-# sphinx_gallery_thumbnail_number = 2
+# the card's picture, shipped so that it shows with GALLERY=off too:
+# sphinx_gallery_thumbnail_path = "_static/thumbnails/plot_keras_to_sk_medcnn.png"
 
 # %%
 # The data

@@ -40,6 +40,7 @@ import io
 import json
 import logging
 import math
+import os
 import platform
 import sys
 import time
@@ -50,10 +51,11 @@ import numpy as np
 import sklearn
 import skorch
 import torch
+from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 from sklearn.metrics import (
     ConfusionMatrixDisplay,
-    RocCurveDisplay,
+    PrecisionRecallDisplay,
     accuracy_score,
     balanced_accuracy_score,
     confusion_matrix,
@@ -67,7 +69,13 @@ from sklearn.model_selection import train_test_split
 import sk_medcnn
 from sk_medcnn import MedicalCNNClassifier
 from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
+from sk_medcnn.inspection import (
+    plot_explanations,
+    plot_reliability_diagram,
+    plot_roc,
+)
 from sk_medcnn.io import atomic_open
+from sk_medcnn.metrics import clinical_report, expected_calibration_error
 
 logger = logging.getLogger("train_pneumoniamnist")
 
@@ -89,12 +97,19 @@ QUICK_MAX_EPOCHS = 2
 DEFAULT_MAX_EPOCHS = MedicalCNNClassifier().max_epochs
 N_EXAMPLES = 16  # validation images in examples.png
 N_MISCLASSIFIED = 4  # of which at most this many are errors
+N_EXPLAINED = 8  # of the example images, also drawn with their HiResCAM maps
+N_BOOTSTRAPS = 1000  # resamples for the 95% confidence intervals
+N_SAMPLE_IMAGES_PER_CLASS = 4  # PNG files written for `sk-medcnn predict`
 
+MODEL_FILE_NAME = "model.skmed"
 FIGURES = {
     "learning_curves": "learning_curves.png",
     "confusion_matrix": "confusion_matrix.png",
     "examples": "examples.png",
     "roc_curve": "roc_curve.png",
+    "precision_recall": "precision_recall.png",
+    "calibration": "calibration.png",
+    "explanations": "explanations.png",
 }
 
 
@@ -147,6 +162,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="'auto' (default), 'cpu', 'cuda', ...",
     )
     parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=(
+            "where to save the fitted model in the safe .skmed format, for "
+            "`sk-medcnn predict` and `sk-medcnn explain` (default: "
+            f"{MODEL_FILE_NAME} in the output folder)"
+        ),
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no epoch lines while training (default: one line per epoch)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help=(
@@ -178,7 +209,7 @@ def load_data(
             X_val, y_val = load_medmnist(path, "val")
             info = {
                 "name": "PneumoniaMNIST",
-                "source": str(path.resolve()),
+                "source": display_path(path),
                 "sha256": _sha256(path),
                 "synthetic": False,
                 "splits": "official train split / official validation split",
@@ -219,6 +250,19 @@ def load_data(
         "class_names": PHANTOM_NAMES,
     }
     return X_train, y_train, X_val, y_val, info
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the current folder, or its file name alone.
+
+    The report is shared: it names the file relative to the current folder
+    (``../shared/data/...`` at most), never the absolute folders of the machine
+    that wrote it; the SHA-256 identifies the data.
+    """
+    relative = Path(os.path.relpath(path.resolve(), Path.cwd().resolve()))
+    if relative.parts[:2] == ("..", ".."):  # far away: its folders say nothing
+        return path.name
+    return str(relative)
 
 
 def class_counts(y: NDArray[Any], names: dict[int, str]) -> dict[str, int]:
@@ -332,7 +376,8 @@ def plot_learning_curves(
                 label=f"restored epoch ({restored_epoch})",
             )
         axes.set_xlabel("epoch")
-        axes.set_xticks(epochs)
+        # integer ticks, as many as fit: 20+ epoch labels would overlap
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=10))
         axes.grid(alpha=0.3)
         axes.legend()
     loss_axes.set_ylabel("cross-entropy loss")
@@ -365,17 +410,37 @@ def plot_confusion_matrix(
 
 
 def plot_roc_curve(
-    y_true: NDArray[Any],
-    p_positive: NDArray[Any],
-    metrics: dict[str, float | None],
-    name: str,
-    path: Path,
+    y_true: NDArray[Any], p_positive: NDArray[Any], name: str, path: Path
 ) -> None:
-    """ROC curve of the validation split, with the 0.5 operating point."""
+    """ROC curve of the validation split, with the 0.5 operating point.
+
+    :func:`sk_medcnn.inspection.plot_roc` prints the AUC with three digits, as
+    the report does (scikit-learn's ``RocCurveDisplay`` rounds it to two).
+    """
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(5, 5))
-    RocCurveDisplay.from_predictions(
+    plot_roc(
+        y_true, p_positive, threshold=0.5, pos_label=POSITIVE_LABEL, ax=axes, name=name
+    )
+    axes.set_title("Validation ROC curve")
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def plot_precision_recall(
+    y_true: NDArray[Any], p_positive: NDArray[Any], name: str, path: Path
+) -> float:
+    """Precision-recall curve of the validation split; return the average precision.
+
+    With a prevalence far from one half, precision (PPV) against recall
+    (sensitivity) shows what the ROC curve hides: how many positive calls are
+    right.
+    """
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5, 5))
+    display = PrecisionRecallDisplay.from_predictions(
         y_true,
         p_positive,
         pos_label=POSITIVE_LABEL,
@@ -383,20 +448,62 @@ def plot_roc_curve(
         ax=axes,
         plot_chance_level=True,
     )
-    sensitivity, specificity = metrics["sensitivity"], metrics["specificity"]
-    if sensitivity is not None and specificity is not None:
-        axes.plot(
-            1 - specificity,
-            sensitivity,
-            "o",
-            color="tab:red",
-            label="threshold 0.5",
-        )
-        axes.legend(loc="lower right")
-    axes.set_xlabel("false positive rate (1 - specificity)")
-    axes.set_ylabel("true positive rate (sensitivity)")
-    axes.set_title("Validation ROC curve")
+    average_precision = float(display.average_precision)
+    axes.legend(
+        [f"{name} (AP = {average_precision:.3f})", "chance (prevalence)"],
+        loc="lower left",
+    )
+    axes.set_xlabel("recall (sensitivity)")
+    axes.set_ylabel("precision (PPV)")
+    axes.set_title("Validation precision-recall curve")
     figure.tight_layout()
+    save_figure(figure, path)
+    return average_precision
+
+
+def plot_calibration(
+    y_true: NDArray[Any],
+    p_positive: NDArray[Any],
+    name: str,
+    names: dict[int, str],
+    path: Path,
+) -> float:
+    """Reliability diagram of the validation split; return the ECE."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5, 5))
+    plot_reliability_diagram(
+        y_true, p_positive, n_bins=10, pos_label=POSITIVE_LABEL, ax=axes, name=name
+    )
+    positive = names[POSITIVE_LABEL]
+    axes.set_xlabel(f"predicted probability of {positive}")
+    axes.set_ylabel(f"observed frequency of {positive}")
+    axes.set_title("Validation calibration (10 bins)")
+    figure.tight_layout()
+    save_figure(figure, path)
+    return float(
+        expected_calibration_error(
+            y_true, p_positive, n_bins=10, pos_label=POSITIVE_LABEL
+        )
+    )
+
+
+def plot_explanation_panels(
+    clf: MedicalCNNClassifier,
+    X: NDArray[Any],
+    y_true: NDArray[Any],
+    names: dict[int, str],
+    indices: NDArray[Any],
+    path: Path,
+) -> None:
+    """HiResCAM maps of the predicted class over a few validation images."""
+    figure = plot_explanations(
+        clf,
+        X[indices],
+        method="hires_cam",
+        y_true=y_true[indices],
+        class_names=names,
+    )
     save_figure(figure, path)
 
 
@@ -473,6 +580,41 @@ def choose_examples(
     return np.sort(chosen).astype(np.intp)
 
 
+def write_sample_images(
+    X: NDArray[Any], y: NDArray[Any], names: dict[int, str], folder: Path
+) -> list[str]:
+    """Write the first validation images of each class as PNG files.
+
+    They give ``sk-medcnn predict`` and ``sk-medcnn explain`` something to read
+    right after the demo; the file names carry the true class.
+    """
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    images = np.asarray(X)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.dtype != np.uint8:  # phantoms are floats in [0, 1]
+        images = np.clip(np.rint(images * 255), 0, 255).astype(np.uint8)
+    written = []
+    for label in LABELS:
+        for index in np.flatnonzero(y == label)[:N_SAMPLE_IMAGES_PER_CLASS]:
+            name = f"val_{index:04d}_{names[label].replace(' ', '_')}.png"
+            buffer = io.BytesIO()
+            Image.fromarray(images[index]).save(buffer, format="png")
+            write_atomic(folder / name, buffer.getvalue())
+            written.append(name)
+    return written
+
+
+def next_commands(model: Path, images: Path, output: Path) -> list[str]:
+    """The command lines to try on the saved model."""
+    return [
+        f"sk-medcnn predict {model} {images} --output {output / 'predictions.csv'}",
+        f"sk-medcnn explain {model} {images} --output {output / 'maps'}",
+    ]
+
+
 # --- report ------------------------------------------------------------------------
 def _format(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
@@ -525,16 +667,35 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"Positive class: label {POSITIVE_LABEL} = {positive}; decision threshold 0.5.",
         "",
-        "| metric | value |",
-        "|---|---:|",
-        f"| accuracy (ACC) | {_format(metrics['accuracy'])} |",
-        f"| ROC AUC | {_format(metrics['auc'])} |",
-        f"| balanced accuracy | {_format(metrics['balanced_accuracy'])} |",
-        f"| sensitivity (recall of {positive}) | {_format(metrics['sensitivity'])} |",
-        f"| specificity | {_format(metrics['specificity'])} |",
-        f"| PPV (precision) | {_format(metrics['ppv'])} |",
-        f"| NPV | {_format(metrics['npv'])} |",
-        f"| F1 ({positive}) | {_format(metrics['f1'])} |",
+        "| metric | value | 95% CI |",
+        "|---|---:|---:|",
+    ]
+    rows = {
+        "accuracy": "accuracy (ACC)",
+        "auc": "ROC AUC",
+        "balanced_accuracy": "balanced accuracy",
+        "sensitivity": f"sensitivity (recall of {positive})",
+        "specificity": "specificity",
+        "ppv": "PPV (precision)",
+        "npv": "NPV",
+        "f1": f"F1 ({positive})",
+    }
+    intervals = report["confidence_intervals"]["intervals"]
+    for key, label in rows.items():
+        interval = intervals.get(key)
+        ci = (
+            "n/a"
+            if interval is None
+            else f"{_format(interval[0])} to {_format(interval[1])}"
+        )
+        lines.append(f"| {label} | {_format(metrics[key])} | {ci} |")
+    calibration = report["calibration"]
+    lines += [
+        f"| average precision (PR AUC) | {_format(report['average_precision'])} | |",
+        f"| expected calibration error (ECE, {calibration['n_bins']} bins) "
+        f"| {_format(calibration['expected_calibration_error'])} | |",
+        "",
+        f"Intervals: {report['confidence_intervals']['method']}.",
         "",
         "Confusion matrix (rows: true class, columns: predicted class):",
         "",
@@ -548,6 +709,17 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         "![Confusion matrix](confusion_matrix.png) ![ROC curve](roc_curve.png)",
+        "",
+        "## Precision-recall and calibration",
+        "",
+        "Precision (PPV) against recall (sensitivity) over every threshold; and "
+        "the reliability diagram: the observed frequency of "
+        f"{positive} against the predicted probability (points on the diagonal "
+        "are calibrated, below it over-confident), after the temperature "
+        f"{calibration['temperature']:.3f} fitted in `fit`.",
+        "",
+        "![Precision-recall curve](precision_recall.png) "
+        "![Calibration](calibration.png)",
         "",
         "## Training",
         "",
@@ -597,6 +769,27 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "![Validation examples](examples.png)",
         "",
+        "## Where the model looks",
+        "",
+        "HiResCAM maps (Draelos and Carin, 2020) of the predicted class over "
+        f"the first {len(report['examples']['explained_indices'])} example images:"
+        " red marks the regions that raise its score. A map with no positive "
+        "evidence is labelled as such, not drawn.",
+        "",
+        "![Explanations](explanations.png)",
+        "",
+        "## The saved model",
+        "",
+        f"The model is saved in the safe format as `{report['model']['path']}`, "
+        f"with {len(report['model']['sample_images'])} validation images as PNG "
+        "files to try it on:",
+        "",
+        "From this report's folder:",
+        "",
+        "```console",
+        *(f"$ {command}" for command in report["model"]["next_commands"]),
+        "```",
+        "",
         "## Environment",
         "",
         f"- Device: {report['environment']['device']} "
@@ -629,7 +822,12 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")  # before pyplot is imported (here or by sklearn)
 
     output = args.output
+    model_path = output / MODEL_FILE_NAME if args.model is None else args.model
+    if model_path.suffix != ".skmed":
+        parser.error(f"--model {str(model_path)!r}: the file name must end in .skmed")
     output.mkdir(parents=True, exist_ok=True)
+    if not model_path.parent.is_dir():
+        parser.error(f"--model {str(model_path)!r}: the folder does not exist")
     max_epochs = args.max_epochs or (
         QUICK_MAX_EPOCHS if args.quick else DEFAULT_MAX_EPOCHS
     )
@@ -662,6 +860,7 @@ def main(argv: list[str] | None = None) -> int:
         max_epochs=max_epochs,
         device=args.device,
         random_state=args.seed,
+        verbose=0 if args.quiet else 1,  # an epoch line as each epoch ends
     )
     logger.info(
         "Training %s for %d epochs (%.0f%% of train held out for calibration)",
@@ -673,19 +872,12 @@ def main(argv: list[str] | None = None) -> int:
     clf.fit(X_train, y_train)
     fit_time = time.perf_counter() - start
     history = history_records(clf)
-    for row in history:
-        logger.info(
-            "epoch %2d  train_loss %.4f  valid_loss %.4f%s  valid_acc %.3f  %.1f s",
-            row["epoch"],
-            row["train_loss"],
-            row["valid_loss"],
-            " *" if row["valid_loss_best"] else "  ",
-            row["valid_acc"],
-            row["dur"],
-        )
     logger.info(
         "Trained %d epochs in %.1f s on %s", clf.n_epochs_, fit_time, clf.device_
     )
+
+    sk_medcnn.save_model(clf, model_path)
+    logger.info("Saved the model to %s", model_path)
 
     start = time.perf_counter()
     proba = clf.predict_proba(X_val)
@@ -693,6 +885,18 @@ def main(argv: list[str] | None = None) -> int:
     p_positive = proba[:, list(clf.classes_).index(POSITIVE_LABEL)]
     y_pred = clf.predict(X_val)
     metrics = compute_metrics(y_val, y_pred, p_positive)
+    # 95% percentile-bootstrap intervals, resampled within each class
+    intervals = {
+        name: None if math.isnan(estimate.low) else [estimate.low, estimate.high]
+        for name, estimate in clinical_report(
+            y_val,
+            p_positive,
+            threshold=0.5,
+            pos_label=POSITIVE_LABEL,
+            n_bootstraps=N_BOOTSTRAPS,
+            random_state=args.seed,
+        ).items()
+    }
     matrix = confusion_matrix(y_val, y_pred, labels=list(LABELS))
     logger.info(
         "Validation: ACC %s  AUC %s  sensitivity %s  specificity %s",
@@ -711,11 +915,21 @@ def main(argv: list[str] | None = None) -> int:
         paths["learning_curves"],
     )
     plot_confusion_matrix(y_val, y_pred, names, paths["confusion_matrix"])
-    plot_roc_curve(y_val, p_positive, metrics, args.architecture, paths["roc_curve"])
+    plot_roc_curve(y_val, p_positive, args.architecture, paths["roc_curve"])
+    average_precision = plot_precision_recall(
+        y_val, p_positive, args.architecture, paths["precision_recall"]
+    )
+    ece = plot_calibration(
+        y_val, p_positive, args.architecture, names, paths["calibration"]
+    )
     example_indices = choose_examples(y_val, y_pred, seed=args.seed)
     plot_examples(
         X_val, y_val, y_pred, p_positive, names, example_indices, paths["examples"]
     )
+    explained = example_indices[:N_EXPLAINED]
+    plot_explanation_panels(clf, X_val, y_val, names, explained, paths["explanations"])
+    images_dir = output / "images"
+    sample_images = write_sample_images(X_val, y_val, names, images_dir)
 
     report = {
         "title": (f"{args.architecture} on {dataset['name']}: validation report"),
@@ -726,6 +940,27 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": dataset,
         "params": clf.get_params(deep=False),
         "metrics": metrics,
+        "confidence_intervals": {
+            "level": 0.95,
+            "method": f"percentile bootstrap, {N_BOOTSTRAPS} stratified resamples",
+            "intervals": intervals,
+        },
+        "calibration": {
+            "expected_calibration_error": ece,
+            "n_bins": 10,
+            "temperature": float(clf.temperature_),
+        },
+        "average_precision": average_precision,
+        "model": {
+            "path": display_path(model_path),
+            "sample_images": [f"{images_dir.name}/{name}" for name in sample_images],
+            # run from the report's folder: true wherever the folder is moved
+            "next_commands": next_commands(
+                Path(os.path.relpath(model_path.resolve(), output.resolve())),
+                Path(images_dir.name),
+                Path(),
+            ),
+        },
         "positive_label": POSITIVE_LABEL,
         "decision_threshold": 0.5,
         "confusion_matrix": {
@@ -749,6 +984,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "examples": {
             "validation_indices": example_indices.tolist(),
+            "explained_indices": explained.tolist(),
             "selection": (f"up to {N_MISCLASSIFIED} misclassified, the rest at random"),
         },
         "environment": {
@@ -788,6 +1024,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{clf.n_epochs_} epochs in {fit_time:.1f} s; report: {json_path}, "
         f"{markdown_path}; figures in {output}"
     )
+    print(f"Model: {model_path}; sample images: {images_dir}. Try next:")
+    for command in next_commands(model_path, images_dir, output):
+        print(f"  {command}")
     return 0
 
 

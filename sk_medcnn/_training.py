@@ -126,6 +126,31 @@ class EpochTable(PrintLog):
         return text
 
 
+def show_progress_bar(verbose: int) -> bool:
+    """Whether training at ``verbose`` shows skorch's progress bar of the batches.
+
+    ``verbose=1`` shows it only where someone watches: when standard error (where
+    tqdm draws) is a terminal. In a log file or a pipe the bar would be hundreds
+    of carriage-return updates, so there the epoch lines alone report progress.
+    ``verbose >= 2`` always shows it.
+
+    Parameters
+    ----------
+    verbose : int
+        The estimator's ``verbose``.
+
+    Returns
+    -------
+    show : bool
+    """
+    if verbose >= 2:
+        return True
+    if verbose < 1:
+        return False
+    isatty = getattr(sys.stderr, "isatty", None)  # log capturers may lack it
+    return callable(isatty) and bool(isatty())
+
+
 def _valid_accuracy(net: NeuralNet, dataset: Any, y: Any) -> float:
     """Accuracy of the cached validation logits (an ``EpochScoring`` callable).
 
@@ -512,7 +537,7 @@ def build_net(
         )
     if sampler is not None:
         callbacks.append(("shard_epoch", ShardEpoch(sampler)))
-    if verbose >= 2:
+    if show_progress_bar(verbose):
         callbacks.append(("progress_bar", ProgressBar()))
     callbacks.extend(extra_callbacks or [])
 

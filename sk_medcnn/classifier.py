@@ -1305,7 +1305,11 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         dropout and augmentation. With an int, two fits on the CPU give
         identical predictions.
     verbose : int, default=0
-        0 is silent; 1 prints skorch's table of epochs; 2 adds a progress bar.
+        0 is silent, as scikit-learn estimators are (so ``GridSearchCV`` and
+        ``cross_val_score`` stay quiet); 1 prints a line of the epoch table as
+        each epoch ends (flushed, so it shows at once in a pipe or a log file)
+        and, when standard error is a terminal, a progress bar of the batches;
+        2 always shows the progress bar. Use ``verbose=1`` for a long fit.
 
     Attributes
     ----------
@@ -1811,7 +1815,8 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
     random_state : int, RandomState instance or None, default=None
         Seeds everything random in ``fit``.
     verbose : int, default=0
-        0 silent, 1 epoch table, 2 also a progress bar.
+        0 silent; 1 an epoch line as each epoch ends (flushed) and, on a
+        terminal, a progress bar of the batches; 2 always the progress bar.
 
     Attributes
     ----------

@@ -24,7 +24,7 @@ import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,6 +40,14 @@ EXIT_INTERRUPTED = 130
 
 AUGMENTERS = ("flip", "rotation", "affine", "intensity", "noise", "erasing")
 MODEL_SUFFIXES = (".skmed", ".joblib", ".pkl", ".pickle")
+#: the explanation methods of ``explain --method``, and their names in figures
+METHOD_NAMES = {
+    "hires_cam": "HiResCAM",
+    "grad_cam": "Grad-CAM",
+    "gradient": "gradient",
+    "smoothgrad": "SmoothGrad",
+    "integrated_gradients": "integrated gradients",
+}
 
 
 class CommandError(Exception):
@@ -104,6 +112,10 @@ def _check_output(option: str, text: str, *, folder: bool = False) -> Path:
             reason = "a folder, not a file name"
         raise UsageError(f"{option} {text}: {reason.rstrip('.')}") from error
     return path
+
+
+class UsageError(CommandError):
+    """A bad option value found after parsing: the usage and one line, exit code 2."""
 
 
 def _warn(message: str) -> None:
@@ -412,7 +424,8 @@ def evaluation(
     if unknown:
         raise CommandError(
             f"the data has classes {unknown} that the model does not know; its "
-            f"classes are {classes.tolist()}"
+            f"classes are {classes.tolist()} (map them with --labels, e.g. "
+            f"--labels {unknown[0]}={classes.tolist()[0]},...)"
         )
     proba = model.predict_proba(X)
     document: dict[str, Any] = {"n_samples": len(y), "classes": classes.tolist()}
@@ -488,7 +501,7 @@ def _augmentation(names: str | None) -> Any:
     chosen = [name.strip() for name in names.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in factories]
     if unknown:
-        raise CommandError(
+        raise UsageError(
             f"--augment: unknown augmentation {', '.join(unknown)}; choose from "
             f"{', '.join(AUGMENTERS)}"
         )
@@ -513,11 +526,11 @@ def _check_options(classifier: Any) -> None:
             checker(getattr(classifier, name), name)
         except (ValueError, TypeError) as error:
             option = _OPTION_OF.get(name, "--" + name.replace("_", "-"))
-            raise CommandError(f"{option}: {error}") from error
+            raise UsageError(f"{option}: {error}") from error
     try:
         get_architecture(classifier.architecture)
     except ArchitectureNotFoundError as error:
-        raise CommandError(f"--architecture: {error}") from error
+        raise UsageError(f"--architecture: {error}") from error
 
 
 def _count(n: int, noun: str) -> str:
@@ -525,12 +538,42 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+#: what an option's value says for the estimator's ``None``
+NONE = "none"
+
+
+def _none(text: Any) -> Any:
+    """``"none"`` (any case) as None; anything else as it is."""
+    return None if isinstance(text, str) and text.lower() == NONE else text
+
+
+def _estimator_defaults() -> dict[str, Any]:
+    """Return the parameters of a default :class:`~sk_medcnn.MedicalCNNClassifier`.
+
+    ``sk-medcnn train`` takes its defaults from here, so the command line and
+    the Python API train the same model unless told otherwise.
+
+    Returns
+    -------
+    defaults : dict
+        ``MedicalCNNClassifier().get_params(deep=False)``.
+    """
+    from . import MedicalCNNClassifier
+
+    return MedicalCNNClassifier().get_params(deep=False)
+
+
+def _shown(value: Any) -> Any:
+    """Spell an estimator default as the command line does (None as "none")."""
+    return NONE if value is None else value
+
+
 def command_train(args: argparse.Namespace) -> int:
     """Train a classifier on DATA and save it (``sk-medcnn train``)."""
     from . import MedicalCNNClassifier
 
-    _check_model_suffix(Path(args.out))
-    out = _check_output_file("--out", args.out)
+    _check_model_suffix(Path(args.output))
+    out = _check_output_file("--output", args.output)
     report_path = Path(args.report) if args.report else out.with_suffix(".report.json")
     _check_output_file(
         "--report" if args.report else "--out (its report)", str(report_path)
@@ -538,26 +581,31 @@ def command_train(args: argparse.Namespace) -> int:
     if args.checkpoint_dir:
         _check_output("--checkpoint-dir", args.checkpoint_dir, folder=True)
     if args.resume and not args.checkpoint_dir:
-        raise CommandError("--resume needs --checkpoint-dir, where the fit was saved")
+        raise UsageError("--resume needs --checkpoint-dir, where the fit was saved")
     _check_device(args.device)
+    chosen: dict[str, Any] = {}  # options left out keep the estimator's default
+    if args.augment is not None:
+        chosen["augmentation"] = (
+            None if args.augment.lower() == NONE else _augmentation(args.augment)
+        )
     classifier = MedicalCNNClassifier(
         architecture=args.architecture,
         optimizer=args.optimizer,
         lr=args.lr,
         batch_size=args.batch_size,
         max_epochs=args.epochs,
-        lr_schedule=args.lr_schedule,
+        lr_schedule=_none(args.lr_schedule),
         early_stopping=args.early_stopping,
         patience=args.patience,
-        class_weight=args.class_weight,
-        augmentation=_augmentation(args.augment),
-        tta=args.tta,
-        calibration=args.calibration,
+        class_weight=_none(args.class_weight),
+        tta=_none(args.tta),
+        calibration=_none(args.calibration),
         checkpoint_dir=args.checkpoint_dir,
         resume=args.resume,
         device=args.device,
         random_state=args.seed,
-        verbose=0 if args.quiet else 1,
+        verbose=0 if args.quiet else 1,  # progress by default on the command line
+        **chosen,
     )
     _check_options(classifier)
     if args.image_size:
@@ -623,6 +671,24 @@ def command_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _relabel(y: NDArray[Any], text: str, classes: NDArray[Any]) -> NDArray[Any]:
+    """Map the data's labels onto the model's classes with ``--labels A=0,B=1``."""
+    mapping: dict[str, Any] = {}
+    known = {str(label): label for label in classes.tolist()}
+    for item in text.split(","):
+        name, _, label = item.partition("=")
+        if not name.strip() or label.strip() not in known:
+            raise UsageError(
+                f"--labels {text}: expected NAME=CLASS pairs, comma-separated, each "
+                f"CLASS one of the model's classes {list(known)}; got {item!r}"
+            )
+        mapping[name.strip()] = known[label.strip()]
+    unmapped = sorted({str(label) for label in np.unique(y)} - set(mapping))
+    if unmapped:
+        raise UsageError(f"--labels {text}: no class given for the labels {unmapped}")
+    return np.asarray([mapping[str(label)] for label in y])
+
+
 def command_evaluate(args: argparse.Namespace) -> int:
     """Score a saved model on DATA (``sk-medcnn evaluate``)."""
     if args.output:
@@ -644,6 +710,8 @@ def command_evaluate(args: argparse.Namespace) -> int:
             image_size=height if height == width else None,
             channels=channels if Path(args.data).is_dir() else None,
         )
+    if args.labels:
+        y = _relabel(y, args.labels, estimator.classes_)
     document, text = evaluation(
         model,
         X,
@@ -736,11 +804,12 @@ def _check_device(text: str) -> None:
     try:
         resolve_device(text)
     except (ValueError, RuntimeError) as error:
-        raise CommandError(f"--device {text}: {error}") from error
+        raise UsageError(f"--device {text}: {error}") from error
 
 
 def command_predict(args: argparse.Namespace) -> int:
     """Predict the class of image files (``sk-medcnn predict``)."""
+    from .inspection import check_intensities
     from .utils._files import atomic_open
 
     output = _check_output_file("--output", args.output)
@@ -756,17 +825,58 @@ def command_predict(args: argparse.Namespace) -> int:
     classes = estimator.classes_
     proba = model.predict_proba(X)
     labels = classes[np.argmax(proba, axis=1)]
+    check = check_intensities(model, X)
     with atomic_open(output, newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "label", *(f"proba_{label}" for label in classes)])
-        for path, label, row in zip(paths, labels, proba, strict=True):
-            writer.writerow([path, label, *(f"{value:.6f}" for value in row)])
+        writer.writerow(
+            [
+                "path",
+                "label",
+                *(f"proba_{label}" for label in classes),
+                "in_distribution",
+                "ood_reason",
+            ]
+        )
+        for path, label, row, ok, reason in zip(
+            paths, labels, proba, check.in_distribution, check.reasons, strict=True
+        ):
+            writer.writerow(
+                [
+                    path,
+                    label,
+                    *(f"{value:.6f}" for value in row),
+                    "yes" if ok else "no",
+                    reason,
+                ]
+            )
     print(f"Predicted {_count(len(paths), 'image')}: {output}")
+    unlike = np.flatnonzero(~check.in_distribution)
+    if len(unlike):
+        print(
+            f"{_count(len(unlike), 'image')} unlike the training images in "
+            "intensity (in_distribution = no): their predictions may be "
+            "meaningless."
+        )
+        for index in unlike[:5]:
+            print(f"  {Path(paths[index]).name}: {check.reasons[index]}")
+        if len(unlike) > 5:
+            print(f"  ... and {len(unlike) - 5} more (see {output})")
     return EXIT_OK
 
 
+def _class_label(classes: NDArray[Any], text: str) -> Any:
+    """Return the label of ``classes`` written ``text`` on the command line."""
+    for label in classes.tolist():
+        if str(label) == text:
+            return label
+    raise UsageError(
+        f"--target {text}: not a class of the model; its classes are "
+        f"{', '.join(str(label) for label in classes.tolist())}"
+    )
+
+
 def command_explain(args: argparse.Namespace) -> int:
-    """Write Grad-CAM or saliency overlays of image files (``sk-medcnn explain``)."""
+    """Write explanation-map overlays of image files (``sk-medcnn explain``)."""
     from .inspection import grad_cam, plot_overlay, saliency_map
     from .utils._files import atomic_path
 
@@ -775,6 +885,8 @@ def command_explain(args: argparse.Namespace) -> int:
     model = load_any_model(args.model, device=args.device)
     if not hasattr(_final_estimator(model), "classes_"):
         raise CommandError(f"{args.model}: not a classifier")
+    classes = _final_estimator(model).classes_
+    target = None if args.target is None else _class_label(classes, args.target)
     paths = _collect_files(args.inputs)
     X, paths = _images_for(model, paths, on_error=args.on_error)
     if not paths:
@@ -782,30 +894,50 @@ def command_explain(args: argparse.Namespace) -> int:
     images = X
     if _reads_paths(model):
         images = model.steps[0][1].transform(X)
-    if args.method == "grad_cam":
-        maps = grad_cam(model, X)
+    if args.method in ("grad_cam", "hires_cam"):
+        maps = grad_cam(model, X, target=target, variant=args.method)
     else:
-        maps = saliency_map(model, X, method=args.method, random_state=0)
+        maps = saliency_map(model, X, target=target, method=args.method, random_state=0)
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
 
-    classes = _final_estimator(model).classes_
-    predicted = classes[np.argmax(model.predict_proba(X), axis=1)]
+    proba = model.predict_proba(X)
+    best = np.argmax(proba, axis=1)
+    explained = (
+        best if target is None else np.full(len(best), classes.tolist().index(target))
+    )
+    blank = maps.reshape(len(maps), -1).max(axis=1) <= 0
+    name = METHOD_NAMES[args.method]
     out_dir.mkdir(parents=True, exist_ok=True)  # only now: a failure leaves none
     written = []
     for index, path in enumerate(paths):
-        figure, axis = plt.subplots(figsize=(4, 4))
-        image = np.asarray(images[index])
-        plot_overlay(image, maps[index], ax=axis)
-        axis.set_title(f"{Path(path).name}: {predicted[index]}", fontsize=9)
-        target = out_dir / f"{index:04d}_{Path(path).stem}_{args.method}.png"
-        with atomic_path(target) as tmp:
+        figure, axis = plt.subplots(figsize=(4.6, 4))
+        plot_overlay(np.asarray(images[index]), maps[index], ax=axis)
+        colour_bar = figure.colorbar(
+            ScalarMappable(Normalize(0, 1), cmap="jet"), ax=axis, fraction=0.046
+        )
+        colour_bar.set_label(f"{name}: evidence for {classes[explained[index]]}")
+        axis.set_title(
+            f"{Path(path).name}\npredicted {classes[best[index]]} "
+            f"(P = {proba[index, best[index]]:.3f})",
+            fontsize=9,
+        )
+        target_file = out_dir / f"{index:04d}_{Path(path).stem}_{args.method}.png"
+        with atomic_path(target_file) as tmp:
             figure.savefig(tmp, dpi=100, bbox_inches="tight")
         plt.close(figure)
-        written.append(target)
-    print(f"Wrote {_count(len(written), args.method + ' overlay')} to {out_dir}")
+        written.append(target_file)
+    print(f"Wrote {_count(len(written), name + ' overlay')} to {out_dir}")
+    if blank.any():
+        print(
+            f"{_count(int(blank.sum()), 'map')} with no positive evidence for the "
+            "explained class (drawn as such, not as a heat map): "
+            + ", ".join(Path(paths[i]).name for i in np.flatnonzero(blank))
+        )
     return EXIT_OK
 
 
@@ -880,6 +1012,110 @@ def _probability(text: str) -> float:
     return value
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show "(default: ...)" after each option's help, unless there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        flag = action.nargs == 0 and not isinstance(
+            action, argparse.BooleanOptionalAction
+        )
+        if action.default is None or (flag and action.default is False):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _DeprecatedAlias(argparse.Action):
+    """An old option spelling: stores into the new one's dest, with a warning."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        new = "--" + self.dest.replace("_", "-")
+        _warn(f"{option_string} is deprecated and will be removed; use {new}")
+        setattr(namespace, self.dest, values)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: sk_medcnn's, torch's and the device ``"auto"`` picks."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any):
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="print the versions of sk_medcnn and torch, and the device",
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        import torch
+
+        from . import __version__
+        from .utils._torch import resolve_device
+
+        print(
+            f"sk-medcnn {__version__} (torch {torch.__version__}, device "
+            f"{resolve_device('auto')})"
+        )
+        parser.exit()
+
+
+def _subcommand_parser(
+    parser: argparse.ArgumentParser, name: str | None
+) -> argparse.ArgumentParser:
+    """Return the parser of subcommand ``name``, or ``parser`` when there is none."""
+    for action in parser._actions:  # argparse keeps no public handle on them
+        choices = getattr(action, "choices", None)
+        if isinstance(action, argparse._SubParsersAction) and name in (choices or {}):
+            return cast(argparse.ArgumentParser, choices[name])
+    return parser
+
+
+def _options(parser: argparse.ArgumentParser) -> list[str]:
+    """Return the long options ``parser`` shows in its help."""
+    return [
+        option
+        for action in parser._actions
+        if action.help is not argparse.SUPPRESS
+        for option in action.option_strings
+        if option.startswith("--")
+    ]
+
+
+def _check_spelling(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Refuse an unknown ``--option`` of a subcommand, naming the closest one.
+
+    Done before parsing: argparse reports a missing required option first, and
+    an unknown one with the top-level usage and no suggestion.
+    """
+    import difflib
+
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    subparser = _subcommand_parser(parser, command)
+    if subparser is parser:
+        return
+    hidden = [
+        option
+        for action in subparser._actions
+        if action.help is argparse.SUPPRESS
+        for option in action.option_strings
+    ]
+    known = _options(subparser) + hidden + _options(parser)
+    for arg in argv[list(argv).index(cast(str, command)) + 1 :]:
+        if arg == "--":
+            return
+        name = arg.split("=", 1)[0]
+        if not name.startswith("--") or any(o.startswith(name) for o in known):
+            continue  # argparse takes unique prefixes of options
+        close = difflib.get_close_matches(name, _options(subparser), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        subparser.error(f"unrecognized arguments: {arg}{hint}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``sk-medcnn`` argument parser.
 
@@ -887,8 +1123,6 @@ def build_parser() -> argparse.ArgumentParser:
     -------
     parser : argparse.ArgumentParser
     """
-    from . import __version__
-
     parser = argparse.ArgumentParser(
         prog="sk-medcnn",
         description="Train, evaluate and explain CNN classifiers of medical images.",
@@ -896,7 +1130,7 @@ def build_parser() -> argparse.ArgumentParser:
         "JPEG, TIFF, DICOM, NIfTI) or a MedMNIST .npz file. Models ending in "
         ".skmed use the safe format, which loads without running code.",
     )
-    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("--version", action=_VersionAction)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--verbose", action="store_true", help="show tracebacks and debug messages"
@@ -906,19 +1140,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    defaults = _estimator_defaults()
+    train_common = argparse.ArgumentParser(add_help=False)
+    train_common.add_argument(
+        "--verbose", action="store_true", help="show tracebacks and debug messages"
+    )
+    train_common.add_argument(
+        "--device",
+        default=str(defaults["device"]),
+        help="'auto' (a GPU when there is one), 'cpu', 'cuda', 'cuda:1', 'mps'",
+    )
     train = commands.add_parser(
         "train",
-        parents=[common],
+        parents=[train_common],
         help="train a classifier and save it",
         description="Train a classifier on DATA, save it and write a JSON report "
-        "(with the validation split of a .npz file, or --valid, evaluated).",
+        "(with the validation split of a .npz file, or --valid, evaluated). The "
+        "defaults are MedicalCNNClassifier's, except --seed: the same command "
+        "gives the same model.",
+        formatter_class=_DefaultsFormatter,
     )
-    train.add_argument("data", metavar="DATA")
+    train.add_argument("data", metavar="DATA", help="image folder or .npz file")
     train.add_argument(
-        "--out",
-        required=True,
+        "--output",
         metavar="MODEL",
-        help="model file to write (.skmed, or .joblib)",
+        help="model file to write: .skmed (safe format) or .joblib (required)",
+    )
+    train.add_argument(  # the old spelling: still works, with a warning
+        "--out", dest="output", action=_DeprecatedAlias, help=argparse.SUPPRESS
     )
     train.add_argument(
         "--report",
@@ -926,28 +1175,76 @@ def build_parser() -> argparse.ArgumentParser:
         help="report file (default: MODEL with .report.json)",
     )
     train.add_argument("--valid", metavar="DATA", help="validation data")
-    train.add_argument("--architecture", default="simple_cnn")
-    train.add_argument("--epochs", type=_positive_int, default=10)
-    train.add_argument("--batch-size", type=_positive_int, default=32)
-    train.add_argument("--lr", type=_positive_float, default=1e-3)
-    train.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
     train.add_argument(
-        "--lr-schedule", default=None, choices=("cosine", "step", "plateau", "onecycle")
+        "--architecture",
+        default=defaults["architecture"],
+        help="a registered architecture (see `sk-medcnn info`)",
+    )
+    train.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=defaults["max_epochs"],
+        help="epochs to train (at most, with --early-stopping)",
+    )
+    train.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=defaults["batch_size"],
+        help="images per training step",
+    )
+    train.add_argument(
+        "--lr", type=_positive_float, default=defaults["lr"], help="learning rate"
+    )
+    train.add_argument(
+        "--optimizer",
+        default=defaults["optimizer"],
+        choices=("adam", "adamw", "sgd"),
+        help="the optimizer",
+    )
+    train.add_argument(
+        "--lr-schedule",
+        default=_shown(defaults["lr_schedule"]),
+        choices=("cosine", "step", "plateau", "onecycle", NONE),
+        help="learning-rate schedule over the epochs",
     )
     train.add_argument(
         "--early-stopping",
-        action="store_true",
-        help="hold out 10%% and restore the best epoch's weights",
+        action=argparse.BooleanOptionalAction,
+        default=defaults["early_stopping"],
+        help="hold out part of the training data and restore the best epoch's weights",
     )
-    train.add_argument("--patience", type=_positive_int, default=5)
-    train.add_argument("--class-weight", default=None, choices=("balanced",))
+    train.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=defaults["patience"],
+        help="epochs without improvement before early stopping",
+    )
+    train.add_argument(
+        "--class-weight",
+        default=_shown(defaults["class_weight"]),
+        choices=("balanced", NONE),
+        help="weight the loss against class imbalance",
+    )
     train.add_argument(
         "--augment",
         metavar="LIST",
-        help=f"comma-separated, from: {', '.join(AUGMENTERS)}",
+        default=None,
+        help=f"augmentations, comma-separated, from: {', '.join(AUGMENTERS)}; "
+        f"'{NONE}' for none (default: the estimator's, "
+        f"{_shown(defaults['augmentation'])!r})",
     )
-    train.add_argument("--tta", default=None, help="e.g. hflip, hflip+shifts")
-    train.add_argument("--calibration", default=None, choices=("temperature",))
+    train.add_argument(
+        "--tta",
+        default=_shown(defaults["tta"]),
+        help="test-time augmentation: views averaged at prediction, e.g. auto, "
+        f"hflip, shifts, hflip+shifts, or '{NONE}'",
+    )
+    train.add_argument(
+        "--calibration",
+        default=_shown(defaults["calibration"]),
+        choices=("temperature", NONE),
+        help="fit a temperature on a held-out part of the training data",
+    )
     train.add_argument(
         "--image-size", type=_positive_int, metavar="N", help="resize images to N x N"
     )
@@ -971,9 +1268,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the training saved in --checkpoint-dir",
     )
-    train.add_argument("--bootstraps", type=_positive_int, default=1000)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--quiet", action="store_true", help="no per-epoch table")
+    train.add_argument(
+        "--bootstraps",
+        type=_positive_int,
+        default=1000,
+        help="bootstrap resamples for the validation report's 95%% intervals",
+    )
+    train.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random_state of the estimator (its own default, None, differs "
+        "from run to run)",
+    )
+    train.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no epoch lines or progress bar while training",
+    )
     train.set_defaults(handler=command_train)
 
     evaluate = commands.add_parser(
@@ -993,6 +1305,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="split of a .npz file (default: val)",
     )
     evaluate.add_argument("--threshold", type=_probability, default=0.5)
+    evaluate.add_argument(
+        "--labels",
+        metavar="NAME=CLASS,...",
+        help="map the data's labels onto the model's classes, e.g. "
+        "normal=0,pneumonia=1 for a folder and a model trained on a .npz file",
+    )
     evaluate.add_argument("--bootstraps", type=_positive_int, default=1000)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", metavar="JSON", help="also write the report")
@@ -1030,8 +1348,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument(
         "--method",
-        default="grad_cam",
-        choices=("grad_cam", "gradient", "smoothgrad", "integrated_gradients"),
+        default="hires_cam",
+        choices=tuple(METHOD_NAMES),
+        help="hires_cam (default) follows what simple_cnn computes and equals "
+        "grad_cam for the ResNets; gradient, smoothgrad and "
+        "integrated_gradients are pixel saliency maps",
+    )
+    explain.add_argument(
+        "--target",
+        metavar="CLASS",
+        help="the class to explain (default: each image's predicted class)",
     )
     explain.set_defaults(handler=command_explain)
 
@@ -1147,8 +1473,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success, 1 on an error, 2 on a usage error, 130 when interrupted.
     """
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        _check_spelling(parser, argv)
         args = parser.parse_args(argv)
+        command = _subcommand_parser(parser, args.command)
+        if args.command == "train" and args.output is None:
+            command.error("the following arguments are required: --output")
     except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 on --help
         return int(exit_.code or 0)
     from .exceptions import ArchitectureNotFoundError
@@ -1163,6 +1494,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sk-medcnn: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except UsageError as error:  # a bad option value: as argparse reports one
+        if args.verbose:
+            traceback.print_exc()
+        command.print_usage(sys.stderr)
+        print(f"sk-medcnn {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except (
         CommandError,
         ValueError,

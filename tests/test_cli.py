@@ -31,7 +31,12 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=300,
-        env={"OMP_NUM_THREADS": "1", "PATH": str(SCRIPT.parent)},
+        env={
+            "OMP_NUM_THREADS": "1",
+            "PATH": str(SCRIPT.parent),
+            # the code under test, when it is not the installed copy
+            **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
+        },
     )
 
 
@@ -53,7 +58,7 @@ def _files(folder: Path) -> list[str]:
 
 def test_train_predict_evaluate_explain(folder, tmp_path):
     result = run(
-        "train", str(folder), "--out", "model.skmed", "--epochs", "2",
+        "train", str(folder), "--output", "model.skmed", "--epochs", "2",
         "--batch-size", "8", "--valid", str(folder), "--bootstraps", "50",
         cwd=tmp_path,
     )  # fmt: skip
@@ -73,7 +78,15 @@ def test_train_predict_evaluate_explain(folder, tmp_path):
     with open(tmp_path / "p.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(list((folder / "lesion").iterdir()))
-    assert set(rows[0]) == {"path", "label", "proba_lesion", "proba_normal"}
+    assert set(rows[0]) == {
+        "path",
+        "label",
+        "proba_lesion",
+        "proba_normal",
+        "in_distribution",
+        "ood_reason",
+    }
+    assert {row["in_distribution"] for row in rows} == {"yes"}  # its own data
     for row in rows:
         proba = float(row["proba_lesion"]) + float(row["proba_normal"])
         assert proba == pytest.approx(1.0, abs=2e-6)
@@ -117,7 +130,7 @@ def test_a_corrupt_file_gives_one_line_and_writes_nothing(folder, tmp_path):
     (data / "lesion" / "bad.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 40)
     out = tmp_path / "out"
     out.mkdir()
-    result = run("train", str(data), "--out", str(out / "m.skmed"), cwd=tmp_path)
+    result = run("train", str(data), "--output", str(out / "m.skmed"), cwd=tmp_path)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -127,7 +140,7 @@ def test_a_corrupt_file_gives_one_line_and_writes_nothing(folder, tmp_path):
 
     # --verbose shows the traceback
     result = run(
-        "train", str(data), "--out", str(out / "m.skmed"), "--verbose", cwd=tmp_path
+        "train", str(data), "--output", str(out / "m.skmed"), "--verbose", cwd=tmp_path
     )
     assert "Traceback" in result.stderr
 
@@ -135,12 +148,11 @@ def test_a_corrupt_file_gives_one_line_and_writes_nothing(folder, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["train", "missing_folder", "--out", "m.skmed"], "missing_folder"),
+        (["train", "missing_folder", "--output", "m.skmed"], "missing_folder"),
         (["predict", "missing.skmed", "x.png", "--output", "p.csv"], "missing.skmed"),
-        (["train", "{data}", "--out", "m.txt"], "m.txt"),
-        (["train", "{empty}", "--out", "m.skmed"], "empty"),
-        (["train", "{data}", "--out", "m.skmed", "--augment", "warp"], "--augment"),
-        (["train", "{data}", "--out", "nodir/m.skmed"], "nodir"),
+        (["train", "{data}", "--output", "m.txt"], "m.txt"),
+        (["train", "{empty}", "--output", "m.skmed"], "empty"),
+        (["train", "{data}", "--output", "nodir/m.skmed"], "nodir"),
     ],
 )
 def test_errors_name_the_file_or_option(folder, tmp_path, capsys, argv, needle):
@@ -160,7 +172,7 @@ def test_errors_name_the_file_or_option(folder, tmp_path, capsys, argv, needle):
 @pytest.mark.parametrize(
     "argv",
     [
-        ["train", "data", "--out", "m.skmed", "--epochs", "0"],
+        ["train", "data", "--output", "m.skmed", "--epochs", "0"],
         ["evaluate", "m.skmed", "data", "--threshold", "2"],
         ["frobnicate"],
         ["predict", "m.skmed"],
@@ -187,7 +199,7 @@ def test_npz_data_and_joblib_models(tmp_path, capsys):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(tmp_path)
         code = main(
-            ["train", "d.npz", "--out", "m.joblib", "--epochs", "1", "--quiet",
+            ["train", "d.npz", "--output", "m.joblib", "--epochs", "1", "--quiet",
              "--bootstraps", "20"]
         )  # fmt: skip
         assert code == 0
@@ -203,7 +215,7 @@ def small_model(folder, tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
-        argv = ["train", str(folder), "--out", "m.skmed", "--epochs", "1", "--quiet"]
+        argv = ["train", str(folder), "--output", "m.skmed", "--epochs", "1", "--quiet"]
         assert main(argv) == 0
         assert main([*argv[:3], "m.joblib", *argv[4:]]) == 0
     return root
@@ -250,19 +262,100 @@ def test_a_bad_joblib_model_gives_one_line(
         (["--resume"], "--resume needs --checkpoint-dir"),
         (["--architecture", "resnet99"], "--architecture"),
         (["--device", "tpu"], "--device tpu"),
+        (["--augment", "warp"], "--augment"),
+        (["--lr-schedule", "none", "--patience", "0"], "--patience"),
     ],
 )
 def test_train_options_are_checked_before_reading_data(
     folder, tmp_path, capsys, extra, needle
 ):
-    argv = ["train", str(folder), "--out", str(tmp_path / "m.skmed"), *extra]
-    assert main(argv) == 1
+    """A bad option value is a usage error: exit 2, the usage and one error line."""
+    argv = ["train", str(folder), "--output", str(tmp_path / "m.skmed"), *extra]
+    assert main(argv) == 2
     out = capsys.readouterr()
     assert "Training" not in out.out  # refused before the data were read
+    assert out.err.startswith("usage: sk-medcnn train")
     errors = [line for line in out.err.splitlines() if "error:" in line]
     assert len(errors) == 1
     assert needle in errors[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_uses_the_estimator_defaults(monkeypatch):
+    """The command line reads its defaults from the estimator, not from copies."""
+    from sk_medcnn import MedicalCNNClassifier
+    from sk_medcnn.cli import _estimator_defaults, build_parser
+
+    defaults = MedicalCNNClassifier().get_params(deep=False)
+    assert _estimator_defaults() == defaults
+    args = build_parser().parse_args(["train", "data", "--output", "m.skmed"])
+    assert args.epochs == defaults["max_epochs"]
+    assert args.batch_size == defaults["batch_size"]
+    assert args.lr == defaults["lr"]
+    assert args.device == defaults["device"]
+    assert args.early_stopping == defaults["early_stopping"]
+    for option, name in (
+        ("lr_schedule", "lr_schedule"),
+        ("tta", "tta"),
+        ("calibration", "calibration"),
+        ("class_weight", "class_weight"),
+    ):
+        assert getattr(args, option) == (defaults[name] or "none"), option
+
+    # another default in the estimator is the command line's default too
+    changed = {**defaults, "max_epochs": 7, "tta": None, "lr_schedule": "step"}
+    monkeypatch.setattr("sk_medcnn.cli._estimator_defaults", lambda: changed)
+    args = build_parser().parse_args(["train", "data", "--output", "m.skmed"])
+    assert (args.epochs, args.tta, args.lr_schedule) == (7, "none", "step")
+
+
+def test_train_help_shows_every_default(capsys):
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("--epochs EPOCHS", "--lr LR", "--tta TTA", "--device DEVICE"):
+        assert option in text
+    from sk_medcnn import MedicalCNNClassifier
+
+    defaults = MedicalCNNClassifier().get_params(deep=False)
+    assert f"(default: {defaults['max_epochs']})" in text
+    assert f"(default: {defaults['device']})" in text
+
+
+def test_out_is_a_deprecated_alias_of_output(folder, tmp_path, capsys):
+    from sk_medcnn.cli import build_parser
+
+    args = build_parser().parse_args(["train", "data", "--out", "m.skmed"])
+    assert args.output == "m.skmed"
+    assert "--out is deprecated" in capsys.readouterr().err
+    assert main(["train", str(folder)]) == 2
+    assert "required: --output" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "suggestion"),
+    [
+        (["train", "data", "--output", "m.skmed", "--epocs", "3"], "--epochs"),
+        (["predict", "m.skmed", "x.png", "--ouput", "p.csv"], "--output"),
+        (
+            ["explain", "m.skmed", "x.png", "--output", "maps", "--methd", "x"],
+            "--method",
+        ),
+    ],
+)
+def test_a_misspelt_option_suggests_the_closest(argv, suggestion, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: sk-medcnn {argv[0]}")  # the subcommand's usage
+    assert f"did you mean {suggestion}?" in err
+
+
+def test_version_names_torch_and_the_device(capsys):
+    import torch
+
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert f"torch {torch.__version__}" in out
+    assert "device " in out
 
 
 def test_predict_and_explain_can_skip_unreadable_files(
@@ -473,3 +566,61 @@ def test_a_memory_error_is_one_line(folder, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cli, "load_data", exhausted)
     assert main(["train", str(folder), "--out", str(tmp_path / "m.skmed")]) == 1
     _one_line_error(capsys, "out of memory (Unable to allocate 9.31 GiB)")
+
+
+def test_predict_flags_a_ct_in_hounsfield_units(folder, small_model, tmp_path, capsys):
+    """A head CT given to a model of 8-bit images is flagged, with the reason."""
+    pydicom_data = pytest.importorskip("pydicom.data")
+    ct = pydicom_data.get_testdata_file("CT_small.dcm")
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "ct.dcm").write_bytes(Path(ct).read_bytes())
+    source = sorted((folder / "lesion").iterdir())[0]
+    (images / "xray.png").write_bytes(source.read_bytes())
+    csv_path = tmp_path / "p.csv"
+    argv = ["predict", str(small_model / "m.skmed"), str(images), "--output"]
+    assert main([*argv, str(csv_path)]) == 0
+    with open(csv_path, newline="") as handle:
+        rows = {Path(row["path"]).name: row for row in csv.DictReader(handle)}
+    assert rows["ct.dcm"]["in_distribution"] == "no"
+    assert "training range" in rows["ct.dcm"]["ood_reason"]
+    assert rows["xray.png"]["in_distribution"] == "yes"
+    assert rows["xray.png"]["ood_reason"] == ""
+    out = capsys.readouterr().out
+    assert "1 image unlike the training images" in out
+    assert "ct.dcm" in out
+
+
+def test_explain_methods_target_and_blank_maps(small_model, folder, tmp_path, capsys):
+    model = str(small_model / "m.skmed")
+    files = [str(path) for path in sorted((folder / "normal").iterdir())[:2]]
+    for method in ("hires_cam", "grad_cam", "gradient"):
+        maps = tmp_path / method
+        argv = ["explain", model, *files, "--output", str(maps), "--method", method]
+        assert main([*argv, "--target", "lesion"]) == 0
+        names = sorted(path.name for path in maps.iterdir())
+        assert len(names) == 2
+        assert all(name.endswith(f"_{method}.png") for name in names)
+    capsys.readouterr()
+    argv = ["explain", model, *files, "--output", str(tmp_path / "x")]
+    assert main([*argv, "--target", "tumour"]) == 2
+    assert "--target tumour: not a class" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_evaluate_maps_folder_names_onto_npz_labels(folder, tmp_path, capsys):
+    """A model trained on 0/1 labels is evaluated on a folder of named classes."""
+    X, y = make_lesion_phantoms(40, image_size=16, random_state=0)
+    np.savez(tmp_path / "d.npz", train_images=X, train_labels=y[:, None])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        argv = ["train", "d.npz", "--output", "m.skmed", "--epochs", "1", "--quiet"]
+        assert main(argv) == 0
+        evaluate = ["evaluate", "m.skmed", str(folder), "--bootstraps", "20"]
+        assert main(evaluate) == 1
+        assert "--labels" in capsys.readouterr().err  # the error says how
+        assert main([*evaluate, "--labels", "normal=0,lesion=1"]) == 0
+        assert "40 images" in capsys.readouterr().out
+        assert main([*evaluate, "--labels", "normal=0,lesion=7"]) == 2
+        assert main([*evaluate, "--labels", "normal=0"]) == 2
+        assert "no class given for the labels ['lesion']" in capsys.readouterr().err

@@ -23,7 +23,15 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCRIPT = EXAMPLES / "train_pneumoniamnist.py"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-FIGURES = ("learning_curves", "confusion_matrix", "examples", "roc_curve")
+FIGURES = (
+    "learning_curves",
+    "confusion_matrix",
+    "examples",
+    "roc_curve",
+    "precision_recall",
+    "calibration",
+    "explanations",
+)
 METRICS = (
     "accuracy",
     "auc",
@@ -59,8 +67,40 @@ def quick_report(tmp_path_factory):
 
 def test_quick_run_writes_every_file(quick_report):
     names = {path.name for path in quick_report.iterdir()}
-    expected = {"report.json", "report.md"} | {f"{name}.png" for name in FIGURES}
+    expected = {"report.json", "report.md", "model.skmed", "images"}
+    expected |= {f"{name}.png" for name in FIGURES}
     assert names == expected  # and no temporary file left behind
+    images = sorted(path.name for path in (quick_report / "images").iterdir())
+    assert len(images) == 8
+    assert {name.split("_", 2)[2] for name in images} == {"lesion.png", "no_lesion.png"}
+
+
+def test_saved_model_serves_the_cli(quick_report, tmp_path, capsys):
+    """The demo's model answers `sk-medcnn predict` on the demo's images."""
+    from sk_medcnn import load_model
+    from sk_medcnn.cli import main
+
+    model = load_model(quick_report / "model.skmed")
+    assert model.image_shape_ == (16, 16, 1)
+    table = tmp_path / "predictions.csv"
+    code = main(
+        [
+            "predict",
+            str(quick_report / "model.skmed"),
+            str(quick_report / "images"),
+            "--output",
+            str(table),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    with table.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 8
+    truth = ["no_lesion" not in row["path"] for row in rows]
+    predicted = [row["label"] == "1" for row in rows]
+    assert np.mean(np.equal(truth, predicted)) >= 0.75  # the demo model, on PNGs
+    report = json.loads((quick_report / "report.json").read_text(encoding="utf-8"))
+    assert report["model"]["next_commands"][0].startswith("sk-medcnn predict ")
 
 
 def test_report_json(quick_report):
@@ -76,6 +116,12 @@ def test_report_json(quick_report):
         assert value is None or 0.0 <= value <= 1.0, (name, value)
     for name in ("accuracy", "auc", "sensitivity", "specificity"):
         assert report["metrics"][name] is not None
+        low, high = report["confidence_intervals"]["intervals"][name]
+        assert 0.0 <= low <= report["metrics"][name] <= high <= 1.0, name
+    calibration = report["calibration"]
+    assert 0.0 <= calibration["expected_calibration_error"] <= 1.0
+    assert calibration["temperature"] > 0
+    assert 0.0 < report["average_precision"] <= 1.0
 
     matrix = report["confusion_matrix"]
     assert matrix["labels"] == [0, 1]
@@ -107,6 +153,21 @@ def test_report_markdown_links_figures(quick_report):
     assert "Synthetic data" in text
     for name in FIGURES:
         assert f"({name}.png)" in text
+    assert "| ROC AUC |" in text
+    assert " to " in text
+    assert "sk-medcnn predict" in text
+    assert "model.skmed" in text
+
+
+def test_report_names_no_absolute_path(quick_report, tmp_path):
+    """The report shows the data file relative to the current folder, or its name."""
+    script = load_script(SCRIPT)
+    far = Path("/") / "nowhere" / "deep" / "folder" / "data.npz"
+    assert script.display_path(far) == "data.npz"
+    near = Path.cwd() / "data" / "x.npz"
+    assert script.display_path(near) == str(Path("data") / "x.npz")
+    text = (quick_report / "report.md").read_text(encoding="utf-8")
+    assert str(quick_report.resolve().parent) not in text.split("## Data")[1]
 
 
 @pytest.mark.parametrize("name", FIGURES)

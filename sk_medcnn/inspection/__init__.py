@@ -4,11 +4,13 @@
 :class:`~sk_medcnn.MedicalCNNClassifier` (or a Pipeline ending in one) looks;
 :func:`plot_overlay` and :func:`plot_explanations` draw the maps over the
 images; :func:`plot_reliability_diagram` and :func:`plot_roc` draw a
-classifier's calibration and its ROC curve with the chosen operating point.
+classifier's calibration and its ROC curve with the chosen operating point;
+:func:`check_intensities` flags images unlike the training images.
 Plotting needs matplotlib (``pip install "sk-medcnn[plot]"``), imported only
 when a figure is drawn.
 """
 
+from ._distribution import IntensityCheck, check_intensities
 from ._grad_cam import grad_cam
 from ._plotting import (
     plot_explanations,
@@ -19,6 +21,8 @@ from ._plotting import (
 from ._saliency import saliency_map
 
 __all__ = [
+    "IntensityCheck",
+    "check_intensities",
     "grad_cam",
     "plot_explanations",
     "plot_overlay",

@@ -9,7 +9,7 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
-from ..utils._validation import one_of, positive_int
+from ..utils._validation import one_of, positive_int, warn_user
 from ._base import (
     DEFAULT_BATCH_SIZE,
     LayerLike,
@@ -116,7 +116,8 @@ def grad_cam(
         One map per image in [0, 1], 1 at the most important place: each map
         is divided by its own maximum, so maps show where, not how strongly,
         across images; a map is all 0 where no region raises the class
-        score. The maps have the size of the images in ``X`` as given: the
+        score; a warning says how many are all 0 (no positive evidence for
+        the class). The maps have the size of the images in ``X`` as given: the
         layer's coarse map is upsampled with bilinear interpolation straight
         to that size, even when a ``Resize`` step changed the size the model
         sees. Flat rows or file paths before a Pipeline's preprocessing have
@@ -225,4 +226,21 @@ def grad_cam(
             cam = torch.relu((gradient * activation).sum(dim=1))
             out_size = size or (images.shape[1], images.shape[2])
             parts.append(normalise_maps(resize_maps(cam.float(), out_size)))
-    return np.concatenate(parts)
+    maps = np.concatenate(parts)
+    _warn_if_blank(maps, variant)
+    return maps
+
+
+def _warn_if_blank(maps: NDArray[np.float32], variant: str) -> None:
+    """Warn when maps are all zero: they show no evidence, not an explanation."""
+    n_blank = int(np.count_nonzero(maps.reshape(len(maps), -1).max(axis=1) <= 0))
+    if n_blank == 0:
+        return
+    name = "Grad-CAM" if variant == "grad_cam" else "HiResCAM"
+    hint = " variant='hires_cam' or" if variant == "grad_cam" else ""
+    warn_user(
+        f"{n_blank} of {len(maps)} {name} maps are all zero: no region raises the "
+        "score of the explained class in those images (no positive evidence), so "
+        f"the maps explain nothing there. Try{hint} another target class; "
+        "find them with maps.max(axis=(1, 2)) == 0."
+    )

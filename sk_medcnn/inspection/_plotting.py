@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +35,9 @@ __all__ = [
     "plot_reliability_diagram",
     "plot_roc",
 ]
+
+#: the label drawn instead of an all-zero map
+NO_EVIDENCE = "no positive evidence"
 
 _EXPLANATION_METHODS = (
     "grad_cam",
@@ -98,7 +102,9 @@ def plot_overlay(
         image (uint8, or any real type scaled to [0, 1] by its range).
     heatmap : array-like of shape (height, width)
         Values in [0, 1], as :func:`grad_cam` and :func:`saliency_map` give;
-        0 maps to the bottom of ``cmap`` and 1 to its top.
+        0 maps to the bottom of ``cmap`` and 1 to its top. A map that is all
+        0 (Grad-CAM found no positive evidence for the class) is not drawn:
+        the image is shown with the label "no positive evidence".
     ax : matplotlib.axes.Axes, default=None
         Where to draw; a new figure when None.
     alpha : float, default=0.4
@@ -139,9 +145,22 @@ def plot_overlay(
     shown, image_cmap = _displayable(image_array)
     ax = _axes(ax)
     ax.imshow(shown, cmap=image_cmap, interpolation="nearest")
-    ax.imshow(
-        heat, cmap=cmap, alpha=alpha, vmin=0.0, vmax=1.0, interpolation="bilinear"
-    )
+    if heat.max() > 0:
+        ax.imshow(
+            heat, cmap=cmap, alpha=alpha, vmin=0.0, vmax=1.0, interpolation="bilinear"
+        )
+    else:  # drawn, an all-zero map would tint the image as if it explained it
+        ax.text(
+            0.5,
+            0.04,
+            NO_EVIDENCE,
+            transform=ax.transAxes,
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="black",
+            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85},
+        )
     ax.set_axis_off()
     return ax
 
@@ -158,6 +177,7 @@ def plot_explanations(
     alpha: float = 0.4,
     cmap: str = "jet",
     method_params: dict[str, Any] | None = None,
+    class_names: Mapping[Any, str] | Sequence[str] | None = None,
 ) -> Figure:
     """Draw explanation maps over a few images, with the model's predictions.
 
@@ -186,6 +206,10 @@ def plot_explanations(
     method_params : dict, default=None
         Further keyword arguments of :func:`saliency_map` (``n_samples``,
         ``noise``, ``n_steps``, ``random_state``).
+    class_names : dict or sequence of str, default=None
+        Names to show in the titles instead of the labels: a dict from label
+        to name (``{0: "normal", 1: "pneumonia"}``), or one name per class in
+        the order of ``classes_``. None shows the labels.
 
     Returns
     -------
@@ -231,6 +255,7 @@ def plot_explanations(
         model = resolve_model(estimator)
     images = display_images(model, X)
     classes = model.classifier.classes_
+    name_of = _class_namer(classes, class_names)
     probabilities = estimator.predict_proba(X)
     truth = None if y_true is None else np.asarray(y_true).reshape(-1)
     if truth is not None and len(truth) != len(maps):
@@ -241,7 +266,11 @@ def plot_explanations(
     n_rows = math.ceil(n_images / n_columns)
     columns = min(n_columns, n_images)
     figure, axes = plt.subplots(
-        n_rows, columns, figsize=(2.6 * columns, 2.8 * n_rows), squeeze=False
+        n_rows,
+        columns,
+        figsize=(2.6 * columns, 2.9 * n_rows),
+        squeeze=False,
+        layout="constrained",  # titles never run into the row above
     )
     for index, ax in enumerate(axes.ravel()):
         if index >= n_images:
@@ -249,10 +278,10 @@ def plot_explanations(
             continue
         plot_overlay(images[index], maps[index], ax=ax, alpha=alpha, cmap=cmap)
         best = int(np.argmax(probabilities[index]))
-        title = f"pred. {classes[best]} ({probabilities[index, best]:.2f})"
+        title = f"pred. {name_of(classes[best])} ({probabilities[index, best]:.2f})"
         if truth is not None:
-            title = f"true {truth[index]}, " + title
-        ax.set_title(title, fontsize=9)
+            title = f"true {name_of(truth[index])}, " + title
+        ax.set_title(title, fontsize=8)
     name = {"grad_cam": "Grad-CAM", "hires_cam": "HiResCAM"}.get(
         method, method.replace("_", " ")
     )
@@ -260,8 +289,43 @@ def plot_explanations(
     if target is not None and np.ndim(target) > 0:
         explained = "given classes"
     figure.suptitle(f"{name} maps of the {explained}", fontsize=10)
-    figure.tight_layout()
     return figure
+
+
+def _class_namer(
+    classes: NDArray[Any], class_names: Mapping[Any, str] | Sequence[str] | None
+) -> Callable[[Any], str]:
+    """Return a function giving a label's display name; check ``class_names``."""
+    if class_names is None:
+        return str
+    if isinstance(class_names, Mapping):
+        names = {_plain(label): str(name) for label, name in class_names.items()}
+        missing = [label for label in classes.tolist() if label not in names]
+        if missing:
+            raise ValueError(
+                f"class_names has no name for the classes {missing}; the "
+                f"classes are {classes.tolist()}."
+            )
+    elif isinstance(class_names, Sequence) and not isinstance(class_names, str):
+        if len(class_names) != len(classes):
+            raise ValueError(
+                f"class_names has {len(class_names)} names but the classifier "
+                f"has {len(classes)} classes {classes.tolist()}."
+            )
+        names = {
+            label: str(name)
+            for label, name in zip(classes.tolist(), class_names, strict=True)
+        }
+    else:
+        raise TypeError(
+            "class_names must be a dict from label to name or a sequence of "
+            f"names; got {type(class_names).__name__}."
+        )
+    return lambda label: names.get(_plain(label), str(label))
+
+
+def _plain(label: Any) -> Any:
+    return label.item() if isinstance(label, np.generic) else label
 
 
 def plot_reliability_diagram(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -352,3 +353,18 @@ def test_architecture_without_convolutions():
         assert saliency_map(clf, X[:2]).shape == (2, 6, 6)  # gradients still work
     finally:
         del _ARCHITECTURES["_test_dense_only"]
+
+
+def test_all_zero_maps_warn():
+    from sk_medcnn.inspection._grad_cam import _warn_if_blank
+
+    maps = np.zeros((3, 4, 4), dtype=np.float32)
+    maps[0, 1, 1] = 1.0
+    with pytest.warns(UserWarning, match="2 of 3 Grad-CAM maps are all zero"):
+        _warn_if_blank(maps, "grad_cam")
+    with pytest.warns(UserWarning, match="HiResCAM maps are all zero") as caught:
+        _warn_if_blank(maps, "hires_cam")
+    assert "variant='hires_cam'" not in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_if_blank(maps[:1], "grad_cam")  # nothing blank, no warning

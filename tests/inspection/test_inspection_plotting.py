@@ -60,6 +60,32 @@ def test_plot_overlay_draws_on_given_or_new_axes():
     plot_overlay(rgb, heat, cmap="magma")
 
 
+def test_an_all_zero_map_is_labelled_not_drawn():
+    image = np.linspace(0, 1, 64).reshape(8, 8)
+    blank = plot_overlay(image, np.zeros((8, 8)))
+    drawn = plot_overlay(image, np.eye(8))
+    assert len(blank.images) == 1  # the image alone, no heat map over it
+    assert [text.get_text() for text in blank.texts] == ["no positive evidence"]
+    assert len(drawn.images) == 2
+    assert len(drawn.texts) == 0
+
+
+def test_plot_explanations_titles_use_class_names(fitted, phantoms):
+    X, y = phantoms
+    names = {0: "no lesion", 1: "lesion"}
+    for class_names in (names, ["no lesion", "lesion"]):
+        figure = plot_explanations(fitted, X[:2], y_true=y[:2], class_names=class_names)
+        titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+        assert all("lesion" in title for title in titles)
+        assert not any(" 1," in title or "true 0" in title for title in titles)
+    with pytest.raises(ValueError, match="class_names has no name"):
+        plot_explanations(fitted, X[:2], class_names={0: "a"})
+    with pytest.raises(ValueError, match="class_names has 3 names"):
+        plot_explanations(fitted, X[:2], class_names=["a", "b", "c"])
+    with pytest.raises(TypeError, match="class_names must be"):
+        plot_explanations(fitted, X[:2], class_names="ab")
+
+
 def test_plot_overlay_rejects_bad_input():
     with pytest.raises(ValueError, match="differ in height and width"):
         plot_overlay(np.zeros((8, 8)), np.zeros((6, 6)))
