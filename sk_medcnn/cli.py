@@ -57,7 +57,11 @@ class CommandError(Exception):
 
 
 class UsageError(CommandError):
-    """A bad option value (e.g. an output path that cannot be written): exit code 2."""
+    """A bad option value found after parsing: the usage, one line, exit code 2.
+
+    For example an output that cannot be written, or an image size beyond
+    memory; reported as argparse reports a bad value.
+    """
 
     exit_code = 2
 
@@ -112,10 +116,6 @@ def _check_output(option: str, text: str, *, folder: bool = False) -> Path:
             reason = "a folder, not a file name"
         raise UsageError(f"{option} {text}: {reason.rstrip('.')}") from error
     return path
-
-
-class UsageError(CommandError):
-    """A bad option value found after parsing: the usage and one line, exit code 2."""
 
 
 def _warn(message: str) -> None:

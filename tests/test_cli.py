@@ -164,6 +164,9 @@ def test_errors_name_the_file_or_option(folder, tmp_path, capsys, argv, needle):
         patch.chdir(tmp_path)
         assert main(argv) == code
     err = capsys.readouterr().err.strip().splitlines()
+    if code == 2:  # a bad option value: the usage, then one error line
+        assert err[0].startswith("usage: sk-medcnn train")
+        err = [line for line in err if "error:" in line]
     assert len(err) == 1
     assert needle in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
@@ -459,17 +462,17 @@ def _unprivileged():
 @pytest.mark.parametrize(
     ("argv", "option"),
     [
-        (["train", "{data}", "--out", "{file}/m.skmed"], "--out"),
+        (["train", "{data}", "--output", "{file}/m.skmed"], "--output"),
         (
-            ["train", "{data}", "--out", "m.skmed", "--report", "{file}/r.json"],
+            ["train", "{data}", "--output", "m.skmed", "--report", "{file}/r.json"],
             "--report",
         ),
-        (["train", "{data}", "--out", "m.skmed", "--report", "{dir}"], "--report"),
+        (["train", "{data}", "--output", "m.skmed", "--report", "{dir}"], "--report"),
         (
-            ["train", "{data}", "--out", "m.skmed", "--checkpoint-dir", "{file}/ck"],
+            ["train", "{data}", "--output", "m.skmed", "--checkpoint-dir", "{file}/ck"],
             "--checkpoint-dir",
         ),
-        (["train", "{data}", "--out", "{readonly}"], "--out"),
+        (["train", "{data}", "--output", "{readonly}"], "--output"),
         (["evaluate", "{model}", "{data}", "--output", "{file}/e.json"], "--output"),
         (["predict", "{model}", "{data}", "--output", "{file}/p.csv"], "--output"),
         (["predict", "{model}", "{data}", "--output", "{readonly}"], "--output"),
@@ -514,7 +517,14 @@ def test_a_read_only_folder_is_refused_before_training(folder, capsys):
         locked = root / "locked"
         locked.mkdir()
         locked.chmod(0o555)
-        argv = ["train", str(folder), "--out", str(locked / "m.skmed"), "--epochs", "1"]
+        argv = [
+            "train",
+            str(folder),
+            "--output",
+            str(locked / "m.skmed"),
+            "--epochs",
+            "1",
+        ]
         with _unprivileged():
             code = main(argv)
         assert code == 2
@@ -546,7 +556,7 @@ def test_predict_says_what_is_wrong_with_an_input(
 
 
 def test_an_image_size_beyond_memory_is_refused_up_front(folder, tmp_path, capsys):
-    argv = ["train", str(folder), "--out", str(tmp_path / "m.skmed")]
+    argv = ["train", str(folder), "--output", str(tmp_path / "m.skmed")]
     assert main([*argv, "--image-size", "100000"]) == 2
     out = capsys.readouterr()
     assert "Training" not in out.out
@@ -564,7 +574,7 @@ def test_a_memory_error_is_one_line(folder, tmp_path, capsys, monkeypatch):
         raise MemoryError("Unable to allocate 9.31 GiB")
 
     monkeypatch.setattr(cli, "load_data", exhausted)
-    assert main(["train", str(folder), "--out", str(tmp_path / "m.skmed")]) == 1
+    assert main(["train", str(folder), "--output", str(tmp_path / "m.skmed")]) == 1
     _one_line_error(capsys, "out of memory (Unable to allocate 9.31 GiB)")
 
 
