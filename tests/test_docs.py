@@ -25,6 +25,7 @@ MODULES = (
     "sk_medcnn.augmentation",
     "sk_medcnn.cli",
     "sk_medcnn.datasets",
+    "sk_medcnn.embedding",
     "sk_medcnn.exceptions",
     "sk_medcnn.inspection",
     "sk_medcnn.io",
@@ -32,6 +33,7 @@ MODULES = (
     "sk_medcnn.metrics",
     "sk_medcnn.persistence",
     "sk_medcnn.preprocessing",
+    "sk_medcnn.pretrained",
     "sk_medcnn.recipes",
     "sk_medcnn.registry",
 )
@@ -45,6 +47,7 @@ PAGES = (
     "augmentation.html",
     "architectures.html",
     "training.html",
+    "pretrained.html",
     "recipe.html",
     "inspection.html",
     "persistence.html",

@@ -205,3 +205,23 @@ def test_parameter_constraints_cover_every_parameter():
     assert set(ImageEmbedder._parameter_constraints) == set(
         ImageEmbedder().get_params(deep=False)
     )
+
+
+def test_benchmark_script_runs_quick(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_embedding.py"
+    spec = importlib.util.spec_from_file_location("eval_embedding", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "embedding.json"
+    module.main(["--quick", "--repeats", "1", "--json", str(out)])
+    import json
+
+    results = json.loads(out.read_text())
+    assert results["split"] == "validation"
+    run = results["runs"][0]
+    assert 0.0 <= run["embedding + logistic regression"]["AUC"] <= 1.0
+    assert run["embedding_images_per_s_val"] > 0
+    assert "embedding+LR AUC" in capsys.readouterr().out

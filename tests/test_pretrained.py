@@ -624,3 +624,98 @@ def test_fetch_weights_verifies_the_checksum(local_server, tmp_path, source):
     assert not list((tmp_path / "other").glob("*resnet18.pth"))
     with pytest.raises(ValueError, match="64 hexadecimal digits"):
         fetch_weights(f"{url}/resnet18.pth", "abc", folder=cache)
+
+
+def test_plugin_template_weight_loader(monkeypatch, tmp_path):
+    """The template's WEIGHTS dict, declared through its entry point, loads weights."""
+    import importlib.util
+    from pathlib import Path
+
+    module_path = (
+        Path(__file__).resolve().parents[1]
+        / "examples/plugin_package/src/sk_medcnn_tinynet/__init__.py"
+    )
+    spec = importlib.util.spec_from_file_location("tinynet_template", module_path)
+    template = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(template)
+    register_architecture("tinynet_template_test")(template.build_tinynet)
+
+    class EntryPoint:
+        value = "sk_medcnn_tinynet:WEIGHTS"
+        dist = None
+
+        def load(self):
+            return template.WEIGHTS
+
+    monkeypatch.setattr(
+        registry_module, "_weight_loader_entry_point", lambda name: EntryPoint()
+    )
+    source = template.build_tinynet(3, 10, (16, 16))
+    state = {
+        f"backbone.{key}": value
+        for key, value in source.state_dict().items()
+        if not key.startswith("classifier.")
+    }
+    path = tmp_path / "tinynet.pth"
+    torch.save(state, path)
+    X = np.random.default_rng(0).random((24, 16, 16), dtype=np.float32)
+    y = np.arange(24) % 2
+    clf = MedicalCNNClassifier(
+        "tinynet_template_test", pretrained=path, max_epochs=1, freeze_epochs=1
+    ).fit(X, y)
+    body = clf.net_.module_.body
+    assert clf.input_normalization_ == "data"
+    torch.testing.assert_close(
+        body.features[0].weight.detach(),
+        source.features[0].weight.detach().sum(1, keepdim=True),
+    )
+    torch.testing.assert_close(
+        body.features[4].weight.detach(), source.features[4].weight.detach()
+    )
+
+
+def _edit_model_file(path, edit):
+    import io
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    document = json.loads(members["model.json"])
+    edit(document["model"]["__estimator__"])
+    members["model.json"] = json.dumps(document).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    path.write_bytes(buffer.getvalue())
+
+
+def test_hostile_fitted_architecture_params_are_refused(
+    weights_file, phantoms, tmp_path
+):
+    import time
+
+    from sk_medcnn.exceptions import ModelFileError
+
+    X, y = phantoms
+    clf = frozen_classifier(weights_file).fit(X, y)
+    path = tmp_path / "model.skmed"
+    save_model(clf, path)
+    bomb = tmp_path / "bomb.skmed"
+    bomb.write_bytes(path.read_bytes())
+    _edit_model_file(
+        bomb,
+        lambda node: node["attributes"]["architecture_params_"].update(width=10**6),
+    )
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError, match="expects"):
+        load_model(bomb)
+    assert time.perf_counter() - start < 5
+    other = tmp_path / "other.skmed"
+    other.write_bytes(path.read_bytes())
+    _edit_model_file(
+        other, lambda node: node["params"].update(architecture_params={"width": 16})
+    )
+    with pytest.raises(ModelFileError, match="holding architecture_params"):
+        load_model(other)
