@@ -376,12 +376,18 @@ def register_weight_loader(
 
     Examples
     --------
-    >>> from sk_medcnn import get_weight_loader, register_weight_loader
-    >>> @register_weight_loader("tiny_weights_doc", head=("out",))
+    >>> from torch import nn
+    >>> from sk_medcnn import (
+    ...     get_weight_loader, register_architecture, register_weight_loader)
+    >>> @register_architecture("tiny_weights_doc")
+    ... def build_tiny(in_channels, n_outputs, image_shape):
+    ...     return nn.Sequential(nn.Flatten(), nn.Linear(
+    ...         in_channels * image_shape[0] * image_shape[1], n_outputs))
+    >>> @register_weight_loader("tiny_weights_doc", head=("1",))
     ... def strip_prefix(state_dict):
     ...     return {key.removeprefix("net."): v for key, v in state_dict.items()}
     >>> get_weight_loader("tiny_weights_doc").head
-    ('out',)
+    ('1',)
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string; got {name!r}.")

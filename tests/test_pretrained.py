@@ -719,3 +719,17 @@ def test_hostile_fitted_architecture_params_are_refused(
     )
     with pytest.raises(ModelFileError, match="holding architecture_params"):
         load_model(other)
+
+
+def test_regressor_from_a_weights_file(weights_file, source, phantoms):
+    X, y = phantoms
+    reg = MedicalCNNRegressor(
+        "resnet18", pretrained=weights_file, freeze_epochs=1, max_epochs=1, device="cpu"
+    ).fit(X, y.astype(float))
+    body = reg.net_.module_.body
+    torch.testing.assert_close(
+        body.conv1.weight.detach(), source.conv1.weight.detach().sum(1, keepdim=True)
+    )
+    assert body.fc.out_features == 1
+    assert reg.input_normalization_ == "imagenet"
+    assert reg.predict(X[:3]).shape == (3,)
