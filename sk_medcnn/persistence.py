@@ -1544,7 +1544,7 @@ def _check_network_on_meta(path: Path, estimator: _BaseMedicalCNN) -> bool:
                 channels,
                 n_outputs,
                 (height, width),
-                **(estimator.architecture_params or {}),
+                **estimator._fitted_architecture_params(),
             )
             output = body(torch.empty((1, channels, height, width)))
     except Exception:
