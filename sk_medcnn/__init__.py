@@ -3,17 +3,29 @@
 from ._version import __version__
 from .classifier import MedicalCNNClassifier, MedicalCNNRegressor
 from .conformal import ConformalClassifier
+from .embedding import ImageEmbedder
 from .persistence import load_model, save_model
-from .registry import get_architecture, list_architectures, register_architecture
+from .pretrained import fetch_weights
+from .registry import (
+    get_architecture,
+    get_weight_loader,
+    list_architectures,
+    register_architecture,
+    register_weight_loader,
+)
 
 __all__ = [
     "ConformalClassifier",
+    "ImageEmbedder",
     "MedicalCNNClassifier",
     "MedicalCNNRegressor",
     "__version__",
+    "fetch_weights",
     "get_architecture",
+    "get_weight_loader",
     "list_architectures",
     "load_model",
     "register_architecture",
+    "register_weight_loader",
     "save_model",
 ]

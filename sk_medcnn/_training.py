@@ -14,6 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,11 @@ from skorch.callbacks import (
     Callback,
     EarlyStopping,
     EpochScoring,
+    Freezer,
     LRScheduler,
     PrintLog,
     ProgressBar,
+    Unfreezer,
 )
 from skorch.helper import predefined_split
 from skorch.history import History
@@ -151,6 +154,22 @@ def show_progress_bar(verbose: int) -> bool:
     return callable(isatty) and bool(isatty())
 
 
+def _in_body(name: str, head: tuple[str, ...]) -> bool:
+    """Whether skorch parameter ``name`` belongs to the architecture's body."""
+    if not name.startswith("body."):
+        return False
+    inner = name.removeprefix("body.")
+    return not any(inner.startswith(module + ".") for module in head)
+
+
+def _epoch_at_most(net: NeuralNet, last: int) -> bool:
+    return len(net.history) <= last
+
+
+def _epoch_is(net: NeuralNet, epoch: int) -> bool:
+    return len(net.history) == epoch
+
+
 def _valid_accuracy(net: NeuralNet, dataset: Any, y: Any) -> float:
     """Accuracy of the cached validation logits (an ``EpochScoring`` callable).
 
@@ -180,7 +199,7 @@ def _optimizer_params(
 def _schedule_callback(
     lr_schedule: str,
     *,
-    lr: float,
+    lr: float | list[float],
     max_epochs: int,
     batches_per_epoch: int,
     patience: int,
@@ -468,6 +487,9 @@ def build_net(
     mixing: dict[str, Any] | None = None,
     sampler: torch.utils.data.DistributedSampler[Any] | None = None,
     extra_callbacks: list[tuple[str, Callback]] | None = None,
+    head: tuple[str, ...] | None = None,
+    freeze_epochs: int = 0,
+    body_lr_factor: float = 1.0,
 ) -> NeuralNet:
     """Build an uninitialised skorch ``NeuralNet`` for the given settings.
 
@@ -482,6 +504,11 @@ def build_net(
     ``sampler``, a ``DistributedSampler``, gives this process its shard of
     every epoch (data-parallel training). ``extra_callbacks`` run after the
     others (a :class:`TrainingCheckpoint`).
+    ``head`` names the architecture's output-layer modules (its weight
+    loader's ``head``): with ``freeze_epochs`` the other parameters of the
+    architecture (the body) get no gradient in the first epochs (skorch's
+    ``Freezer``/``Unfreezer``), and with ``body_lr_factor`` they form an
+    optimizer parameter group at ``lr * body_lr_factor``.
 
     Returns
     -------
@@ -497,6 +524,10 @@ def build_net(
     # decision, the learning-rate schedule included.
     monitor = "valid_loss" if early_stopping else "train_loss"
     sink: Callable[..., Any] = print if verbose > 0 else logger.info
+    # one peak rate per optimizer parameter group (one-cycle schedule)
+    schedule_lr: float | list[float] = lr
+    if head is not None and body_lr_factor != 1.0:
+        schedule_lr = [lr] * len(head) + [lr * body_lr_factor]
 
     callbacks: list[tuple[str, Any]] = []
     if valid_dataset is not None and score_accuracy:
@@ -518,7 +549,7 @@ def build_net(
                 "lr_schedule",
                 _schedule_callback(
                     lr_schedule,
-                    lr=lr,
+                    lr=schedule_lr,
                     max_epochs=max_epochs,
                     batches_per_epoch=max(1, batches_per_epoch),
                     patience=patience,
@@ -539,11 +570,31 @@ def build_net(
         callbacks.append(("shard_epoch", ShardEpoch(sampler)))
     if show_progress_bar(verbose):
         callbacks.append(("progress_bar", ProgressBar()))
+    if head is not None and freeze_epochs > 0:
+        in_body = partial(_in_body, head=head)
+        callbacks.append(
+            (
+                "freeze_body",
+                Freezer(in_body, at=partial(_epoch_at_most, last=freeze_epochs)),
+            )
+        )
+        callbacks.append(
+            (
+                "unfreeze_body",
+                Unfreezer(in_body, at=partial(_epoch_is, epoch=freeze_epochs + 1)),
+            )
+        )
     callbacks.extend(extra_callbacks or [])
 
     optimizer_class, optimizer_params = _optimizer_params(
         optimizer, weight_decay=weight_decay, momentum=momentum
     )
+    if head is not None and body_lr_factor != 1.0:
+        # skorch puts the matched groups first, the rest (the body) last
+        optimizer_params["param_groups"] = [
+            *[(f"body.{module}.*", {}) for module in head],
+            ("*", {"lr": lr * body_lr_factor}),
+        ]
     iterator_train: Any = torch.utils.data.DataLoader
     mixing_params: dict[str, Any] = {}
     if mixing:

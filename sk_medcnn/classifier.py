@@ -9,6 +9,7 @@ import math
 import os
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,7 +43,8 @@ from ._training import (
     train_net,
 )
 from .losses import FocalLoss
-from .registry import get_architecture
+from .pretrained import load_weights, read_weights, resolve_input_statistics
+from .registry import WeightLoader, get_architecture, get_weight_loader
 from .utils._dataset_array import DatasetImages, dataset_targets, is_dataset
 from .utils._files_array import ImageFiles, is_path_array
 from .utils._memory import check_memory, training_memory, worth_estimating
@@ -51,7 +53,6 @@ from .utils._torch import (
     PRECISIONS,
     TTA_TOKENS,
     ArrayDataset,
-    channel_statistics,
     draw_seeds,
     predict_raw,
     resolve_device,
@@ -207,6 +208,46 @@ def _classifier_tta_like(value: Any, name: str) -> None:
         ) from None
 
 
+def _pretrained_like(value: Any, name: str) -> None:
+    if value is None or isinstance(value, str | os.PathLike):
+        return
+    if isinstance(value, BaseEstimator):  # checked to be a fitted CNN in fit
+        return
+    raise TypeError(
+        f"{name} must be None, a weights file (.pth, .pt, .safetensors), a .skmed "
+        f"model file or a fitted sk_medcnn estimator; got {type(value).__name__}."
+    )
+
+
+_NORMALIZATIONS = ("auto", "data", "imagenet")
+
+
+def _normalization_like(value: Any, name: str) -> None:
+    if isinstance(value, str):
+        one_of(_NORMALIZATIONS)(value, name)
+        return
+    if isinstance(value, tuple | list) and len(value) == 2:
+        for part in value:
+            values = np.asarray(part, dtype=object).reshape(-1)
+            if len(values) < 1 or not all(
+                isinstance(item, int | float | np.number)
+                and not isinstance(item, bool)
+                and math.isfinite(float(item))
+                for item in values
+            ):
+                raise ValueError(
+                    f"{name}=(mean, std) must hold finite numbers, one per channel "
+                    f"or one for all; got {value!r}."
+                )
+        if np.any(np.asarray(value[1], dtype=float) <= 0):
+            raise ValueError(f"{name}=(mean, std) needs std > 0; got {value!r}.")
+        return
+    raise TypeError(
+        f"{name} must be 'auto', 'data', 'imagenet' or a (mean, std) pair; got "
+        f"{value!r}."
+    )
+
+
 def _path_like(value: Any, name: str) -> None:
     if value is not None and not isinstance(value, str | os.PathLike):
         raise TypeError(f"{name} must be None or a path; got {type(value).__name__}.")
@@ -217,6 +258,22 @@ def _class_weight_like(value: Any, name: str) -> None:
         return
     error = ValueError if isinstance(value, str) else TypeError
     raise error(f"{name} must be None, 'balanced' or a dict; got {value!r}.")
+
+
+@dataclass
+class _PretrainedSource:
+    """What ``pretrained`` resolved to (see ``_BaseMedicalCNN._pretrained_source``).
+
+    ``statistics`` is what ``input_normalization="auto"`` resolves to: a name
+    (``"imagenet"``, ``"data"``) or the source model's ``(mean, std)``.
+    """
+
+    state: dict[str, torch.Tensor]
+    loader: WeightLoader
+    origin: str
+    keep_head: bool
+    params: dict[str, Any]
+    statistics: str | tuple[NDArray[np.float64], NDArray[np.float64]]
 
 
 def log_mean_softmax(logits: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -417,6 +474,12 @@ class _BaseMedicalCNN(BaseEstimator):
     ) -> _BaseMedicalCNN:
         self._reset()
         estimator_name = type(self).__name__
+        if self.distributed and self.freeze_epochs:
+            raise ValueError(
+                "freeze_epochs is not supported with distributed=True "
+                "(DistributedDataParallel cannot change which parameters train); "
+                "use body_lr_factor, or train in one process."
+            )
         if y is None and is_dataset(X):
             y = dataset_targets(X, estimator_name)
         if y is None:
@@ -509,8 +572,24 @@ class _BaseMedicalCNN(BaseEstimator):
         train_index = keep[train_index]  # positions among the kept samples -> rows
         if valid_index is not None:
             valid_index = keep[valid_index]
-        mean, std = channel_statistics(images, indices=train_index)
-        body = self._build_body(image_shape, n_outputs, init_seed, device)
+        source = self._pretrained_source(fitted, n_outputs)
+        head = self._training_head()
+        mean, std, normalization = self._input_statistics(images, train_index, source)
+        params = dict(self.architecture_params or {})
+        if source is not None:
+            params = {**source.params, **params}
+        body = self._build_body(
+            image_shape, n_outputs, init_seed, device, params=params
+        )
+        if source is not None:
+            load_weights(
+                body,
+                source.state,
+                source.loader,
+                source=source.origin,
+                architecture=str(self.architecture),
+                keep_head=source.keep_head,
+            )
         augmentation = None if self.augmentation is None else clone(self.augmentation)
         augmenters, mixers = augmentation_steps(augmentation)
         if mixers and not self._is_classifier:
@@ -605,6 +684,9 @@ class _BaseMedicalCNN(BaseEstimator):
             extra_callbacks=None
             if checkpoint is None
             else [("checkpoint", checkpoint)],
+            head=head,
+            freeze_epochs=self.freeze_epochs,
+            body_lr_factor=self.body_lr_factor,
         )
         try:
             best_epoch, interrupted = train_net(
@@ -631,6 +713,9 @@ class _BaseMedicalCNN(BaseEstimator):
         self.n_features_in_ = math.prod(image_shape)
         self.device_ = str(device)
         self.input_mean_, self.input_std_ = mean, std
+        self.input_normalization_ = normalization
+        if source is not None:  # what the checkpoint implied, for rebuilding
+            self.architecture_params_ = params
         self.augmentation_ = augmentation
         self.net_ = net
         self.history_ = net.history
@@ -834,7 +919,11 @@ class _BaseMedicalCNN(BaseEstimator):
         """
         resolved = resolve_device(device)
         body = self._build_body(
-            self.image_shape_, self._fitted_n_outputs(), 0, resolved
+            self.image_shape_,
+            self._fitted_n_outputs(),
+            0,
+            resolved,
+            params=self._fitted_architecture_params(),
         )
         empty = np.zeros((0, *self.image_shape_), dtype=np.float32)
         net = build_net(
@@ -928,6 +1017,133 @@ class _BaseMedicalCNN(BaseEstimator):
         )
         return np.sort(train_index), np.sort(valid_index)
 
+    def _fitted_architecture_params(self) -> dict[str, Any]:
+        """Return the factory's keyword arguments of the fit.
+
+        Models fitted before ``architecture_params_`` existed used
+        ``architecture_params`` as they are.
+        """
+        fitted = getattr(self, "architecture_params_", None)
+        if fitted is not None:
+            return dict(fitted)
+        return dict(self.architecture_params or {})
+
+    def _training_head(self) -> tuple[str, ...] | None:
+        """Return the output-layer modules, if the training options need them.
+
+        ``freeze_epochs`` and ``body_lr_factor`` do; None when neither is set.
+        """
+        if self.freeze_epochs == 0 and self.body_lr_factor == 1.0:
+            return None
+        if not isinstance(self.architecture, str):
+            raise ValueError(
+                "freeze_epochs and body_lr_factor need to know the output layer: "
+                "use a registered architecture name with a weight loader (see "
+                "sk_medcnn.register_weight_loader), not a factory callable."
+            )
+        return get_weight_loader(self.architecture).head
+
+    def _pretrained_source(
+        self, fitted: dict[str, Any], n_outputs: int
+    ) -> _PretrainedSource | None:
+        """Read ``pretrained``: the weights, their loader and what they expect."""
+        if self.pretrained is None:
+            return None
+        if not isinstance(self.architecture, str):
+            raise ValueError(
+                "pretrained needs a registered architecture name (its weight "
+                "loader maps the checkpoint onto the network); got a factory "
+                "callable for architecture."
+            )
+        loader = get_weight_loader(self.architecture)
+        model = self.pretrained
+        origin = "the fitted estimator given as pretrained"
+        if not isinstance(model, BaseEstimator):
+            path = Path(model)
+            if path.suffix.lower() != ".skmed":
+                state = read_weights(path)
+                implied = {}
+                if loader.architecture_params is not None:
+                    implied = dict(loader.architecture_params(loader.map_keys(state)))
+                return _PretrainedSource(
+                    state=state,
+                    loader=loader,
+                    origin=f"the file {str(path)!r}",
+                    keep_head=False,
+                    params=implied,
+                    statistics=loader.normalization or "data",
+                )
+            from .persistence import load_model  # persistence imports this module
+
+            if not path.is_file():
+                raise ValueError(f"pretrained model file {str(path)!r} does not exist.")
+            model = load_model(path)
+            origin = f"the model file {str(path)!r}"
+        if hasattr(model, "steps"):  # a Pipeline: its network is the last step
+            model = model.steps[-1][1]
+        if not isinstance(model, _BaseMedicalCNN) or not hasattr(model, "net_"):
+            raise ValueError(
+                f"pretrained must be a fitted sk_medcnn estimator (or a Pipeline "
+                f"ending in one) when it is not a weights file; {origin} is "
+                f"{'an unfitted' if isinstance(model, _BaseMedicalCNN) else 'a'} "
+                f"{type(model).__name__}."
+            )
+        if model.architecture != self.architecture:
+            raise ValueError(
+                f"pretrained: {origin} has architecture {model.architecture!r}, "
+                f"but this estimator has {self.architecture!r}; fine-tuning keeps "
+                "the architecture."
+            )
+        state = {
+            name.removeprefix("body."): tensor.detach().cpu()
+            for name, tensor in model.net_.module_.state_dict().items()
+            if name.startswith("body.")
+        }
+        if self._is_classifier != model._is_classifier:
+            keep_head = False
+        elif self._is_classifier:
+            classes = model.classes_
+            keep_head = len(classes) == len(fitted["classes_"]) and bool(
+                np.all(classes == fitted["classes_"])
+            )
+        else:
+            keep_head = model._fitted_n_outputs() == n_outputs
+        return _PretrainedSource(
+            state=state,
+            loader=loader,
+            origin=origin,
+            keep_head=keep_head,
+            params=model._fitted_architecture_params(),
+            statistics=(
+                np.asarray(model.input_mean_, dtype=np.float64),
+                np.asarray(model.input_std_, dtype=np.float64),
+            ),
+        )
+
+    def _input_statistics(
+        self,
+        images: Any,
+        train_index: NDArray[np.intp],
+        source: _PretrainedSource | None,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], str]:
+        """Resolve ``input_normalization`` into per-channel mean and std."""
+        return resolve_input_statistics(
+            self.input_normalization,
+            images,
+            train_index,
+            default="data" if source is None else source.statistics,
+        )
+
+    def __sklearn_clone__(self) -> _BaseMedicalCNN:
+        # a fitted estimator given as pretrained stays fitted: it is read only
+        if not isinstance(self.pretrained, BaseEstimator):
+            return super().__sklearn_clone__()  # type: ignore[no-any-return]
+        params = {
+            name: value if name == "pretrained" else clone(value, safe=False)
+            for name, value in self.get_params(deep=False).items()
+        }
+        return type(self)(**params)
+
     def _factory(self) -> tuple[Any, str]:
         """Return the architecture factory and its name for messages."""
         factory = (
@@ -976,10 +1192,13 @@ class _BaseMedicalCNN(BaseEstimator):
         n_outputs: int,
         seed: int,
         device: torch.device,
+        *,
+        params: dict[str, Any] | None = None,
     ) -> nn.Module:
         factory, name = self._factory()
         height, width, channels = image_shape
-        params = dict(self.architecture_params or {})
+        if params is None:
+            params = dict(self.architecture_params or {})
         with seeded_torch(seed, torch.device("cpu")):
             try:
                 body = factory(channels, n_outputs, (height, width), **params)
@@ -1137,6 +1356,10 @@ class _BaseMedicalCNN(BaseEstimator):
             ("memory_format", "contiguous"),
             ("n_threads", None),
             ("distributed", False),
+            ("pretrained", None),
+            ("input_normalization", "auto"),
+            ("freeze_epochs", 0),
+            ("body_lr_factor", 1.0),
         ):
             state.setdefault(name, default)
         if self._is_classifier and "net_" in state:  # fitted before tta="auto"
@@ -1181,6 +1404,40 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         ``factory(in_channels, n_outputs, image_shape, **params) -> nn.Module``.
     architecture_params : dict, default=None
         Keyword arguments of the factory, e.g. ``{"dropout": 0.3}``.
+    pretrained : str, path-like, fitted estimator or None, default=None
+        Start from pretrained weights instead of a random initialisation (see
+        the user guide, "Pretrained weights"): a state dict in a ``.pth``,
+        ``.pt`` or ``.safetensors`` file, in torchvision's or timm's layout
+        for the built-in ResNets (or the layout a plugin's weight loader
+        declares); or a fitted sk_medcnn model, as a ``.skmed`` file or an
+        estimator (a Pipeline's last step), of the same architecture, to
+        fine-tune on new data. The first convolution is adapted to the
+        images' channels (one channel: the sum of the RGB kernels), the output
+        layer is replaced (kept when a fitted source has the same classes),
+        and factory parameters the checkpoint implies (the ResNets' ``stem``
+        and ``width``) are used where ``architecture_params`` does not set
+        them. The file is read in ``fit`` only: a model loaded with
+        :func:`sk_medcnn.load_model` holds its weights and never opens it.
+        ``clone`` keeps a fitted estimator given here as it is.
+    input_normalization : {"auto", "data", "imagenet"} or (mean, std), \
+            default="auto"
+        How images are standardised before the network: ``"data"`` with the
+        per-channel mean and standard deviation of the training images;
+        ``"imagenet"`` with ImageNet's (uint8 and uint16 pixels are taken over
+        their full range, float images must lie in [0, 1]); a ``(mean, std)``
+        pair, per channel or one for all, in the images' units. ``"auto"``
+        is what the weights expect: ``"imagenet"`` for ResNet checkpoint
+        files, the source model's statistics for a fitted sk_medcnn model,
+        ``"data"`` without ``pretrained``.
+    freeze_epochs : int, default=0
+        Train only the output layer for this many first epochs (the body's
+        parameters get no gradient; its batch-normalisation statistics still
+        adapt), then everything. Needs an architecture with a weight loader
+        (the built-in ones); not with ``distributed=True``.
+    body_lr_factor : float, default=1.0
+        The body's learning rate is ``lr * body_lr_factor`` (the output layer
+        keeps ``lr``; an optimizer parameter group each, so every schedule
+        scales both alike). Below 1 fine-tunes pretrained features gently.
     loss : {"cross_entropy", "focal"} or torch.nn.Module, default="cross_entropy"
         Training loss on the logits; a module instance is copied in ``fit``
         and gets no class weights.
@@ -1333,7 +1590,14 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     device_ : str
         The resolved device.
     input_mean_, input_std_ : ndarray of shape (channels,)
-        Per-channel statistics used to standardise the images.
+        Per-channel statistics used to standardise the images (the training
+        images' own, or those ``input_normalization`` resolved to).
+    input_normalization_ : str
+        Where they come from: ``"data"``, ``"imagenet"``, ``"pretrained"``
+        (the fitted source model's) or ``"given"``.
+    architecture_params_ : dict
+        With ``pretrained`` only: the factory's keyword arguments as used,
+        ``architecture_params`` and what the checkpoint implies.
     augmentation_ : estimator or None
         The clone of ``augmentation`` used in ``fit``.
     temperature_ : float
@@ -1378,6 +1642,10 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "architecture": _architecture_like,
         "architecture_params": optional_dict,
+        "pretrained": _pretrained_like,
+        "input_normalization": _normalization_like,
+        "freeze_epochs": non_negative_int,
+        "body_lr_factor": positive_float,
         "loss": one_of(("cross_entropy", "focal"), allow=(nn.Module,)),
         "gamma": non_negative_float,
         "optimizer": _optimizer_like,
@@ -1412,6 +1680,10 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         architecture: str | Any = "simple_cnn",
         *,
         architecture_params: dict[str, Any] | None = None,
+        pretrained: str | os.PathLike[str] | BaseEstimator | None = None,
+        input_normalization: str | tuple[Any, Any] = "auto",
+        freeze_epochs: int = 0,
+        body_lr_factor: float = 1.0,
         loss: str | nn.Module = "cross_entropy",
         gamma: float = 2.0,
         optimizer: str | type[torch.optim.Optimizer] = "adam",
@@ -1442,6 +1714,10 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     ) -> None:
         self.architecture = architecture
         self.architecture_params = architecture_params
+        self.pretrained = pretrained
+        self.input_normalization = input_normalization
+        self.freeze_epochs = freeze_epochs
+        self.body_lr_factor = body_lr_factor
         self.loss = loss
         self.gamma = gamma
         self.optimizer = optimizer
@@ -1730,6 +2006,40 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         A name from :func:`sk_medcnn.list_architectures` or a factory.
     architecture_params : dict, default=None
         Keyword arguments of the factory.
+    pretrained : str, path-like, fitted estimator or None, default=None
+        Start from pretrained weights instead of a random initialisation (see
+        the user guide, "Pretrained weights"): a state dict in a ``.pth``,
+        ``.pt`` or ``.safetensors`` file, in torchvision's or timm's layout
+        for the built-in ResNets (or the layout a plugin's weight loader
+        declares); or a fitted sk_medcnn model, as a ``.skmed`` file or an
+        estimator (a Pipeline's last step), of the same architecture, to
+        fine-tune on new data. The first convolution is adapted to the
+        images' channels (one channel: the sum of the RGB kernels), the output
+        layer is replaced (kept when a fitted source has the same classes),
+        and factory parameters the checkpoint implies (the ResNets' ``stem``
+        and ``width``) are used where ``architecture_params`` does not set
+        them. The file is read in ``fit`` only: a model loaded with
+        :func:`sk_medcnn.load_model` holds its weights and never opens it.
+        ``clone`` keeps a fitted estimator given here as it is.
+    input_normalization : {"auto", "data", "imagenet"} or (mean, std), \
+            default="auto"
+        How images are standardised before the network: ``"data"`` with the
+        per-channel mean and standard deviation of the training images;
+        ``"imagenet"`` with ImageNet's (uint8 and uint16 pixels are taken over
+        their full range, float images must lie in [0, 1]); a ``(mean, std)``
+        pair, per channel or one for all, in the images' units. ``"auto"``
+        is what the weights expect: ``"imagenet"`` for ResNet checkpoint
+        files, the source model's statistics for a fitted sk_medcnn model,
+        ``"data"`` without ``pretrained``.
+    freeze_epochs : int, default=0
+        Train only the output layer for this many first epochs (the body's
+        parameters get no gradient; its batch-normalisation statistics still
+        adapt), then everything. Needs an architecture with a weight loader
+        (the built-in ones); not with ``distributed=True``.
+    body_lr_factor : float, default=1.0
+        The body's learning rate is ``lr * body_lr_factor`` (the output layer
+        keeps ``lr``; an optimizer parameter group each, so every schedule
+        scales both alike). Below 1 fine-tunes pretrained features gently.
     loss : {"mse", "huber"} or torch.nn.Module, default="mse"
         Mean squared error, or the Huber loss (delta 1 on standardised targets).
     optimizer : {"sgd", "adam", "adamw"} or torch.optim.Optimizer subclass, \
@@ -1835,7 +2145,11 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
     device_ : str
         The resolved device.
     input_mean_, input_std_ : ndarray of shape (channels,)
-        Per-channel image statistics.
+        Per-channel image statistics (see ``input_normalization``).
+    input_normalization_ : str
+        ``"data"``, ``"imagenet"``, ``"pretrained"`` or ``"given"``.
+    architecture_params_ : dict
+        With ``pretrained`` only: the factory's keyword arguments as used.
     target_mean_, target_scale_ : ndarray of shape (n_outputs,)
         Statistics used to standardise the targets.
     augmentation_ : estimator or None
@@ -1860,6 +2174,10 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "architecture": _architecture_like,
         "architecture_params": optional_dict,
+        "pretrained": _pretrained_like,
+        "input_normalization": _normalization_like,
+        "freeze_epochs": non_negative_int,
+        "body_lr_factor": positive_float,
         "loss": one_of(("mse", "huber"), allow=(nn.Module,)),
         "optimizer": _optimizer_like,
         "lr": positive_float,
@@ -1891,6 +2209,10 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         architecture: str | Any = "simple_cnn",
         *,
         architecture_params: dict[str, Any] | None = None,
+        pretrained: str | os.PathLike[str] | BaseEstimator | None = None,
+        input_normalization: str | tuple[Any, Any] = "auto",
+        freeze_epochs: int = 0,
+        body_lr_factor: float = 1.0,
         loss: str | nn.Module = "mse",
         optimizer: str | type[torch.optim.Optimizer] = "adam",
         lr: float = 1e-3,
@@ -1918,6 +2240,10 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
     ) -> None:
         self.architecture = architecture
         self.architecture_params = architecture_params
+        self.pretrained = pretrained
+        self.input_normalization = input_normalization
+        self.freeze_epochs = freeze_epochs
+        self.body_lr_factor = body_lr_factor
         self.loss = loss
         self.optimizer = optimizer
         self.lr = lr

@@ -1401,6 +1401,23 @@ class _Reader:
                 and bool(np.all(np.isfinite(value))),
                 f"a finite float array of shape ({shape[2]},)",
             )
+        if "input_normalization_" in state:  # files written before 0.2 lack it
+            require(
+                "input_normalization_",
+                state["input_normalization_"]
+                in ("data", "imagenet", "pretrained", "given"),
+                "'data', 'imagenet', 'pretrained' or 'given'",
+            )
+        if "architecture_params_" in state:  # the factory's arguments as fitted
+            params = state["architecture_params_"]
+            given = estimator.architecture_params or {}
+            require(
+                "architecture_params_",
+                type(params) is dict
+                and all(type(key) is str for key in params)
+                and all(key in params and params[key] == given[key] for key in given),
+                "a dict with str keys holding architecture_params",
+            )
         if isinstance(estimator, MedicalCNNClassifier):
             classes = state.get("classes_")
             require(
@@ -1474,7 +1491,7 @@ class _Reader:
         """
         factory = get_architecture(estimator.architecture)
         height, width, channels = estimator.image_shape_
-        params = estimator.architecture_params or {}
+        params = estimator._fitted_architecture_params()
         try:
             with torch.device("meta"):
                 body = factory(
@@ -1551,7 +1568,7 @@ def _check_network_on_meta(path: Path, estimator: _BaseMedicalCNN) -> bool:
                 channels,
                 n_outputs,
                 (height, width),
-                **(estimator.architecture_params or {}),
+                **estimator._fitted_architecture_params(),
             )
             output = body(torch.empty((1, channels, height, width)))
     except Exception:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..registry import register_architecture
+from ..registry import register_architecture, register_weight_loader
 
 __all__ = ["ResNet", "build_resnet18", "build_resnet34"]
 
@@ -400,3 +400,47 @@ def build_resnet34(
         dropout=dropout,
         zero_init_residual=zero_init_residual,
     )
+
+
+def _resnet_checkpoint_params(state_dict: dict[str, torch.Tensor]) -> dict[str, object]:
+    """Return the stem and width of a ResNet checkpoint, from its first conv."""
+    weight = state_dict.get("conv1.weight")
+    if weight is None or weight.ndim != 4:
+        return {}
+    stem = {7: "imagenet", 3: "small"}.get(int(weight.shape[-1]))
+    params: dict[str, object] = {"width": int(weight.shape[0])}
+    if stem is not None:
+        params["stem"] = stem
+    return params
+
+
+def map_resnet_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map a torchvision or timm ResNet-18/34 state dict onto :class:`ResNet`.
+
+    Our module names follow torchvision's ``ResNet`` (``conv1``, ``bn1``,
+    ``layer1.0.conv1``, ``layer1.0.downsample.0``, ..., ``fc``), and timm's
+    ``resnet18``/``resnet34`` use the same names, so the keys carry over
+    unchanged; the parameter-free modules that differ (timm's ``act1``,
+    ``global_pool``; our ``dropout``) hold no weights. Checkpoints of other
+    layouts (timm's deep-stem ``resnet18d``: ``conv1.0``, ...) are refused by
+    the loader with the keys that do not match.
+
+    Parameters
+    ----------
+    state_dict : dict of str to torch.Tensor
+
+    Returns
+    -------
+    state_dict : dict of str to torch.Tensor
+    """
+    return dict(state_dict)
+
+
+for _name in ("resnet18", "resnet34"):
+    register_weight_loader(
+        _name,
+        head=("fc",),
+        input_convolution="conv1.weight",
+        normalization="imagenet",
+        architecture_params=_resnet_checkpoint_params,
+    )(map_resnet_keys)

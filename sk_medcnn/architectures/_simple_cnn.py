@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import register_architecture
+from ..registry import register_architecture, register_weight_loader
 
 __all__ = ["SimpleCNN", "build_simple_cnn"]
 
@@ -162,3 +162,13 @@ def build_simple_cnn(
         padding=padding,
         batch_norm=batch_norm,
     )
+
+
+# No public checkpoints exist in this layout: the loader serves fine-tuning from a
+# fitted sk_medcnn model, whose normalisation comes with it.
+register_weight_loader(
+    "simple_cnn",
+    head=("classifier.4",),
+    input_convolution="features.0.weight",
+    normalization=None,
+)(None)

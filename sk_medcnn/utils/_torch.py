@@ -635,10 +635,25 @@ def predict_raw(
         One slice per view (a single slice without ``views``).
     """
     views = [View(False, False, 0, 0)] if views is None else list(views)
+    outputs: list[list[torch.Tensor]] = [[] for _ in views]
+    for tensor in _inference_batches(module, images, device, batch_size):
+        for view, collected in zip(views, outputs, strict=True):
+            collected.append(module(apply_view(tensor, view)).float().cpu())
+    return torch.stack([torch.cat(collected) for collected in outputs]).numpy()
+
+
+def _inference_batches(
+    module: nn.Module, images: NDArray[Any], device: torch.device, batch_size: int
+) -> Iterator[torch.Tensor]:
+    """Yield float32 batches of ``images`` on ``device`` for ``module``.
+
+    The batches are consumed with ``module`` in eval mode under
+    ``torch.inference_mode()`` (the generator holds both while suspended);
+    the module's mode is restored afterwards.
+    """
     was_training = module.training
     if was_training:  # a fitted net is left in eval mode: skip the switch
         module.eval()
-    outputs: list[list[torch.Tensor]] = [[] for _ in views]
     read = RowReader(images)
     try:
         with torch.inference_mode():
@@ -650,13 +665,63 @@ def predict_raw(
                 if not batch.flags.writeable:  # torch refuses read-only memory
                     batch = batch.copy()
                 tensor = torch.from_numpy(batch).to(device, non_blocking=True)
-                for view, collected in zip(views, outputs, strict=True):
-                    collected.append(module(apply_view(tensor, view)).float().cpu())
-                del batch, tensor  # free this batch before the next one is made
+                del batch
+                yield tensor
+                del tensor  # free this batch before the next one is made
     finally:
         if was_training:
             module.train()
-    return torch.stack([torch.cat(collected) for collected in outputs]).numpy()
+
+
+class _Captured(Exception):
+    """Raised by the embedding hook once it holds the batch's features."""
+
+
+def embed_raw(
+    module: nn.Module,
+    images: NDArray[Any],
+    *,
+    target: nn.Module,
+    capture: str,
+    device: torch.device,
+    batch_size: int,
+) -> NDArray[np.float32]:
+    """Run ``module`` on ``images`` as :func:`predict_raw` does; return features.
+
+    A hook on ``target`` (a submodule of ``module``) takes its input
+    (``capture="input"``, e.g. the output layer's: the pooled features) or its
+    output (``capture="output"``) and stops the forward pass there. Feature
+    maps ``(n, C, H, W)`` are averaged over height and width (global average
+    pooling); other shapes are flattened per image.
+
+    Returns
+    -------
+    features : ndarray of shape (n_samples, n_features), dtype float32
+    """
+    captured: list[torch.Tensor] = []
+
+    def keep(tensor: torch.Tensor) -> None:
+        if tensor.ndim == 4:
+            tensor = tensor.mean(dim=(2, 3))
+        captured.append(tensor.reshape(len(tensor), -1).float().cpu())
+        raise _Captured
+
+    if capture == "input":
+        handle = target.register_forward_pre_hook(lambda _, args: keep(args[0]))
+    else:
+        handle = target.register_forward_hook(lambda _, args, out: keep(out))
+    try:
+        for tensor in _inference_batches(module, images, device, batch_size):
+            try:
+                module(tensor)
+            except _Captured:
+                continue
+            raise RuntimeError("the embedding layer was not called in the forward pass")
+    finally:
+        handle.remove()
+    if not captured:
+        return np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(captured).numpy()
 
 
 def warn_cpu_fallback(requested: str) -> None:

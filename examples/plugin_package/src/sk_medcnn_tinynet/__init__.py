@@ -9,6 +9,12 @@ package's ``pyproject.toml``::
 so that ``MedicalCNNClassifier("tinynet")`` works once the package is installed.
 The module does not import sk_medcnn: a factory only has to build a
 ``torch.nn.Module``.
+
+A second entry point declares how pretrained checkpoints map onto the network
+(for ``pretrained=`` and ``ImageEmbedder``), as the dict :data:`WEIGHTS`::
+
+    [project.entry-points."sk_medcnn.weight_loaders"]
+    tinynet = "sk_medcnn_tinynet:WEIGHTS"
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["TinyNet", "build_tinynet"]
+__all__ = ["WEIGHTS", "TinyNet", "build_tinynet", "map_checkpoint_keys"]
 __version__ = "0.1.0"
 
 
@@ -103,3 +109,38 @@ def build_tinynet(
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1); got {dropout}.")
     return TinyNet(in_channels, n_outputs, width=width, dropout=dropout)
+
+
+def map_checkpoint_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a checkpoint's keys into :class:`TinyNet`'s ``state_dict`` layout.
+
+    An example of the mapping a weight loader may declare: here, checkpoints
+    saved from a model that held the network as ``self.backbone`` carry a
+    ``backbone.`` prefix, which is removed. Tensors may be reshaped here too.
+
+    Parameters
+    ----------
+    state_dict : dict of str to torch.Tensor
+        The checkpoint, as read from the file.
+
+    Returns
+    -------
+    state_dict : dict of str to torch.Tensor
+        The same tensors under :class:`TinyNet`'s names.
+    """
+    return {key.removeprefix("backbone."): value for key, value in state_dict.items()}
+
+
+#: How checkpoints load into TinyNet (the ``sk_medcnn.weight_loaders`` entry point):
+#: ``head`` names the output layer (replaced for a new number of outputs; its input
+#: is what ``ImageEmbedder`` returns; ``freeze_epochs`` and ``body_lr_factor``
+#: treat everything else as the body), ``input_convolution`` the first
+#: convolution's weight (adapted to the images' channels), ``map_keys`` the key
+#: mapping, and ``normalization`` what checkpoint files expect ("imagenet", or None
+#: for the training images' own statistics).
+WEIGHTS = {
+    "head": ["classifier.2"],
+    "input_convolution": "features.0.weight",
+    "map_keys": map_checkpoint_keys,
+    "normalization": None,
+}
