@@ -36,8 +36,9 @@ spread over seeds includes the draw of the subset; every configuration sees
 the same subset for a seed). Metrics: AUC (binary: of the positive class;
 multi-class: macro one-vs-rest), accuracy and balanced accuracy. The table
 gives mean and standard deviation (ddof=1) over seeds, and the fit time
-(wall clock; the share of the CPU other processes used meanwhile is saved in
-the JSON).
+(wall clock, and in brackets this process's CPU seconds, which other work on
+the machine changes less; the share of the CPU other processes used meanwhile
+is saved in the JSON).
 
 Every finished fit is saved at once (atomically) with ``--json``; ``--resume``
 skips the fits already there::
@@ -322,6 +323,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     cells = []
     for (dataset, which, config), members in groups.items():
         fit_s = [m["fit_s"] for m in members]
+        fit_cpu_s = [m["fit_cpu_s"] for m in members]
         for shift in members[0]["scores"]:
             cell = {
                 "dataset": dataset,
@@ -330,6 +332,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "shift": shift,
                 "n_seeds": len(members),
                 "fit_s": float(np.mean(fit_s)),
+                "fit_cpu_s": float(np.mean(fit_cpu_s)),
             }
             for metric in METRICS:
                 values = [m["scores"][shift][metric] for m in members]
@@ -364,8 +367,28 @@ def gaps(
     }
 
 
-def print_table(cells: list[dict[str, Any]], file: Any = None) -> None:
-    """Markdown tables: AUC and ACC (mean +- sd over seeds) per shift and config."""
+def _emit(title: str, header: list[str], body: list[list[str]], rst: bool) -> str:
+    if not rst:
+        lines = [f"\n### {title}\n", "| " + " | ".join(header) + " |"]
+        lines.append("| --- |" + " --- |" * (len(header) - 1))
+        lines += ["| " + " | ".join(row) + " |" for row in body]
+        return "\n".join(lines)
+    lines = [f"\n.. list-table:: {title}", "   :header-rows: 1", ""]
+    for row in [header, *body]:
+        lines.append(f"   * - {row[0]}")
+        lines += [f"     - {entry}" for entry in row[1:]]
+    return "\n".join(lines)
+
+
+def print_table(
+    cells: list[dict[str, Any]], file: Any = None, *, rst: bool = False
+) -> None:
+    """Tables of AUC / ACC (mean +- sd over seeds) per shift and configuration.
+
+    One table per data set and training subset, in Markdown or (``rst``) as
+    reStructuredText list-tables; the header gives each configuration's number
+    of seeds, the last row the mean fit time (wall and CPU seconds).
+    """
     file = file or sys.stdout
     configs = list(dict.fromkeys(c["config"] for c in cells))
     index = {(c["dataset"], c["subset"], c["shift"], c["config"]): c for c in cells}
@@ -373,30 +396,37 @@ def print_table(cells: list[dict[str, Any]], file: Any = None) -> None:
         for which in dict.fromkeys(
             c["subset"] for c in cells if c["dataset"] == dataset
         ):
-            print(f"\n### {dataset}, train subset {which}\n", file=file)
-            print("| shift | " + " | ".join(configs) + " |", file=file)
-            print("| --- |" + " --- |" * len(configs), file=file)
+            present = [
+                config
+                for config in configs
+                if (dataset, which, "none", config) in index
+            ]
+            header = ["shift"] + [
+                f"{config} ({index[(dataset, which, 'none', config)]['n_seeds']})"
+                for config in present
+            ]
             shifts = dict.fromkeys(
                 c["shift"]
                 for c in cells
                 if (c["dataset"], c["subset"]) == (dataset, which)
             )
+            body = []
             for shift in shifts:
-                entries = []
-                for config in configs:
-                    c = index.get((dataset, which, shift, config))
-                    entries.append(
-                        ""
-                        if c is None
-                        else f"{c['auc']:.3f}±{c['auc_sd']:.3f} / "
+                row = [shift]
+                for config in present:
+                    c = index[(dataset, which, shift, config)]
+                    row.append(
+                        f"{c['auc']:.3f}±{c['auc_sd']:.3f} / "
                         f"{c['acc']:.3f}±{c['acc_sd']:.3f}"
                     )
-                print(f"| {shift} | " + " | ".join(entries) + " |", file=file)
-            times = []
-            for config in configs:
-                c = index.get((dataset, which, "none", config))
-                times.append("" if c is None else f"{c['fit_s']:.0f} s")
-            print("| fit time | " + " | ".join(times) + " |", file=file)
+                body.append(row)
+            times = ["fit s (CPU s)"]
+            for config in present:
+                c = index[(dataset, which, "none", config)]
+                times.append(f"{c['fit_s']:.0f} ({c['fit_cpu_s']:.0f})")
+            body.append(times)
+            title = f"{dataset}, train subset {which}: AUC / ACC"
+            print(_emit(title, header, body, rst), file=file)
     print("\nShortfall of AUC to the best configuration of each cell:", file=file)
     for config, stats in gaps(cells).items():
         print(
@@ -448,6 +478,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--table", type=Path, nargs="+", help="print the tables of saved runs and exit"
     )
     parser.add_argument(
+        "--rst", action="store_true", help="--table as reStructuredText"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="smoke test on tiny phantoms"
     )
     return parser.parse_args(argv)
@@ -459,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         rows = [
             row for path in args.table for row in json.loads(path.read_text())["rows"]
         ]
-        print_table(summarise(rows))
+        print_table(summarise(rows), rst=args.rst)
         return rows
     torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []

@@ -115,4 +115,6 @@ def test_quick_run_saves_every_shift_and_prints_the_table(bench, tmp_path, capsy
     assert len(bench.main([*args, "--json", str(path), "--resume"])) == 4
     capsys.readouterr()
     bench.main(["--table", str(path)])
-    assert "| fit time |" in capsys.readouterr().out
+    assert "| fit s (CPU s) |" in capsys.readouterr().out
+    bench.main(["--table", str(path), "--rst"])
+    assert "   * - prevalence" in capsys.readouterr().out
