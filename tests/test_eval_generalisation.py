@@ -118,3 +118,19 @@ def test_quick_run_saves_every_shift_and_prints_the_table(bench, tmp_path, capsy
     assert "| fit s (CPU s) |" in capsys.readouterr().out
     bench.main(["--table", str(path), "--rst"])
     assert "   * - prevalence" in capsys.readouterr().out
+
+
+def test_the_default_augmentation_is_the_chosen_configuration(bench):
+    """MedicalCNNClassifier()'s "auto" is the "strong" candidate, step by step."""
+    from sk_medcnn import MedicalCNNClassifier
+    from sk_medcnn.augmentation import default_augmentation
+
+    assert MedicalCNNClassifier().augmentation == "auto"
+    assert set(bench.CONFIGS["strong"][1]) == {"augmentation"}
+    chosen = bench.CONFIGS["strong"][1]["augmentation"]()
+    default = default_augmentation()
+    assert [type(step) for _, step in chosen.steps] == [
+        type(step) for _, step in default.steps
+    ]
+    for (_, ours), (_, theirs) in zip(chosen.steps, default.steps, strict=True):
+        assert ours.get_params() == theirs.get_params()
