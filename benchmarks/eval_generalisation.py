@@ -183,7 +183,10 @@ def _strong() -> Any:
 #: name -> (description, MedicalCNNClassifier parameters; callables are
 #: augmentation factories, called once per fit)
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
-    "defaults": ("MedicalCNNClassifier() as it is", {}),
+    "no_aug": (
+        "no augmentation: MedicalCNNClassifier(augmentation=None), the former defaults",
+        {"augmentation": None},
+    ),
     "affine": (
         "+ RandomAffine(shift 5%, 10 deg, zoom 5%, p=0.5)",
         {"augmentation": _affine},
@@ -195,7 +198,7 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "strong": (
         "+ affine, RandomIntensity(0.2, contrast 0.4, gamma 0.4), "
-        "RandomNoise(4%, p=0.5)",
+        "RandomNoise(4%, p=0.5): what augmentation='auto', the default, gives",
         {"augmentation": _strong},
     ),
     "strong_e30": (
@@ -367,6 +370,13 @@ def gaps(
     }
 
 
+def _mean_sd(cell: dict[str, Any], metric: str) -> str:
+    """``mean±sd``, or the mean alone for one seed."""
+    if np.isnan(cell[f"{metric}_sd"]):
+        return f"{cell[metric]:.3f}"
+    return f"{cell[metric]:.3f}±{cell[f'{metric}_sd']:.3f}"
+
+
 def _emit(title: str, header: list[str], body: list[list[str]], rst: bool) -> str:
     if not rst:
         lines = [f"\n### {title}\n", "| " + " | ".join(header) + " |"]
@@ -415,10 +425,7 @@ def print_table(
                 row = [shift]
                 for config in present:
                     c = index[(dataset, which, shift, config)]
-                    row.append(
-                        f"{c['auc']:.3f}±{c['auc_sd']:.3f} / "
-                        f"{c['acc']:.3f}±{c['acc_sd']:.3f}"
-                    )
+                    row.append(f"{_mean_sd(c, 'auc')} / {_mean_sd(c, 'acc')}")
                 body.append(row)
             times = ["fit s (CPU s)"]
             for config in present:
@@ -468,7 +475,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--configs",
         nargs="+",
         choices=tuple(CONFIGS),
-        default=["defaults", "affine", "recipe_aug", "strong"],
+        default=["no_aug", "affine", "recipe_aug", "strong"],
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--threads", type=int, default=1, help="torch threads")

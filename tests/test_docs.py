@@ -48,6 +48,7 @@ PAGES = (
     "training.html",
     "recipe.html",
     "evaluation.html",
+    "generalisation.html",
     "inspection.html",
     "persistence.html",
     "scaling.html",

@@ -92,7 +92,7 @@ def test_prevalence_weights_change_accuracy_not_binary_auc(bench):
 @pytest.mark.slow
 def test_quick_run_saves_every_shift_and_prints_the_table(bench, tmp_path, capsys):
     path = tmp_path / "gen.json"
-    args = ["--quick", "--configs", "defaults", "strong", "--seeds", "0", "1"]
+    args = ["--quick", "--configs", "no_aug", "strong", "--seeds", "0", "1"]
     rows = bench.main([*args, "--json", str(path)])
     saved = json.loads(path.read_text())
     assert len(rows) == len(saved["rows"]) == 4
@@ -127,6 +127,7 @@ def test_the_default_augmentation_is_the_chosen_configuration(bench):
 
     assert MedicalCNNClassifier().augmentation == "auto"
     assert set(bench.CONFIGS["strong"][1]) == {"augmentation"}
+    assert bench.CONFIGS["no_aug"][1] == {"augmentation": None}
     chosen = bench.CONFIGS["strong"][1]["augmentation"]()
     default = default_augmentation()
     assert [type(step) for _, step in chosen.steps] == [
