@@ -170,6 +170,7 @@ _TODAY = {  # MedicalCNNClassifier() as of this evaluation, spelled out
     "class_weight": None,
     "calibration": None,
     "tta": None,
+    "augmentation": None,  # the default became "auto" later (eval_generalisation.py)
 }
 _ES20 = {**_TODAY, "max_epochs": 20, "early_stopping": True, "patience": 5}
 _RECOMMENDED = {  # the defaults this evaluation recommends

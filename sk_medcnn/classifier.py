@@ -42,6 +42,7 @@ from ._training import (
     make_batch_augmenter,
     train_net,
 )
+from .augmentation import default_augmentation
 from .losses import FocalLoss
 from .pretrained import load_weights, read_weights, resolve_input_statistics
 from .registry import WeightLoader, get_architecture, get_weight_loader
@@ -155,8 +156,20 @@ def _device_like(value: Any, name: str) -> None:
     raise TypeError(f"{name} must be a str or torch.device; got {value!r}.")
 
 
+#: ``augmentation="auto"`` leaves images smaller than this (pixels on a side,
+#: e.g. rows of features seen as one-row images) unaugmented.
+AUTO_AUGMENTATION_MIN_SIZE = 8
+
+
 def _augmentation_like(value: Any, name: str) -> None:
     # the full protocol check happens in augmentation_steps
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(
+                f"{name} must be None, 'auto', an augmenter from "
+                f"sk_medcnn.augmentation, or a list or Pipeline of them; got {value!r}."
+            )
+        return
     if isinstance(value, list | tuple):
         for step in value:
             if step is None:
@@ -168,8 +181,9 @@ def _augmentation_like(value: Any, name: str) -> None:
     for step in [value]:
         if step is not None and not isinstance(step, BaseEstimator):
             raise TypeError(
-                f"{name} must be None, an augmenter from sk_medcnn.augmentation, "
-                f"or a list or Pipeline of them; got {type(step).__name__}."
+                f"{name} must be None, 'auto', an augmenter from "
+                "sk_medcnn.augmentation, or a list or Pipeline of them; got "
+                f"{type(step).__name__}."
             )
 
 
@@ -590,7 +604,13 @@ class _BaseMedicalCNN(BaseEstimator):
                 architecture=str(self.architecture),
                 keep_head=source.keep_head,
             )
-        augmentation = None if self.augmentation is None else clone(self.augmentation)
+        if isinstance(self.augmentation, str):  # "auto"
+            small = min(image_shape[:2]) < AUTO_AUGMENTATION_MIN_SIZE
+            augmentation = None if small else default_augmentation()
+        elif self.augmentation is None:
+            augmentation = None
+        else:
+            augmentation = clone(self.augmentation)
         augmenters, mixers = augmentation_steps(augmentation)
         if mixers and not self._is_classifier:
             raise ValueError(
@@ -1391,10 +1411,14 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     without early stopping, a temperature fitted on 10% of the training data
     held out, predictions averaged over the image and four copies shifted by
     5% of its size where that held-out split shows it helps) were chosen by
-    5-fold cross-validation on PneumoniaMNIST over 3 seeds (user guide,
-    "Defaults and a recipe"). ``predict`` returns
-    the most probable class; for another operating point wrap the estimator
-    in :class:`sklearn.model_selection.TunedThresholdClassifierCV`.
+    5-fold cross-validation on PneumoniaMNIST over 3 seeds; the default
+    augmentation (small affine maps, intensity changes and noise,
+    :func:`sk_medcnn.augmentation.default_augmentation`) was chosen for
+    robustness to acquisition shifts on PneumoniaMNIST and RetinaMNIST and on
+    small subsets of them (user guide, "Defaults and a recipe" and "Defaults
+    under acquisition shifts"). ``predict`` returns the most probable class;
+    for another operating point wrap the estimator in
+    :class:`sklearn.model_selection.TunedThresholdClassifierCV`.
 
     Parameters
     ----------
@@ -1477,11 +1501,18 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         Weights of the classes in the loss: ``"balanced"`` uses
         ``n_samples / (n_classes * count)``; a dict maps class labels to
         weights (missing classes weigh 1).
-    augmentation : estimator, list or Pipeline, default=None
+    augmentation : "auto", estimator, list, Pipeline or None, default="auto"
         Random augmenters from :mod:`sk_medcnn.augmentation`, applied in order
         to each training batch, fresh every epoch, on the training device;
         never to validation or prediction data. Label mixers (``MixUp``) mix
         each training batch as it is drawn, before the other augmenters.
+        ``"auto"`` trains with a new
+        :func:`~sk_medcnn.augmentation.default_augmentation` pipeline: half
+        the images shifted, rotated and zoomed a little, every image's
+        brightness, contrast and gamma changed, noise on half of them; no
+        flips. Images smaller than 8 pixels in height or width (such as rows
+        of features seen as one-row images) get none. None trains on the
+        images as they are (the former default).
     calibration : {None, "temperature"}, default="temperature"
         ``"temperature"`` holds out ``validation_fraction`` of the training
         data (the early-stopping split when ``early_stopping=True``) and, after
@@ -1599,7 +1630,8 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         With ``pretrained`` only: the factory's keyword arguments as used,
         ``architecture_params`` and what the checkpoint implies.
     augmentation_ : estimator or None
-        The clone of ``augmentation`` used in ``fit``.
+        The augmentation used in ``fit``: a clone of ``augmentation``, or what
+        ``"auto"`` resolved to.
     temperature_ : float
         The temperature dividing the logits: fitted with
         ``calibration="temperature"``, else 1.0.
@@ -1697,7 +1729,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         validation_fraction: float = 0.1,
         patience: int = 5,
         class_weight: str | dict[Any, float] | None = None,
-        augmentation: Any = None,
+        augmentation: Any = "auto",
         calibration: str | None = "temperature",
         tta: str | None = "auto",
         num_workers: int = 0,
@@ -2064,8 +2096,12 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         Share held out when ``early_stopping=True``.
     patience : int, default=5
         Epochs without improvement before early stopping.
-    augmentation : estimator, default=None
-        Augmenters applied to each training batch (see the classifier).
+    augmentation : estimator, list, Pipeline, "auto" or None, default=None
+        Augmenters applied to each training batch (see the classifier);
+        ``"auto"`` stands for
+        :func:`~sk_medcnn.augmentation.default_augmentation` (none for images
+        smaller than 8 pixels on a side), which was chosen on classification
+        tasks.
     tta : str, default=None
         Test-time augmentation of ``predict``, ``predict_proba`` and
         ``decision_function``: None, or ``"+"``-joined tokens from ``"hflip"``,
@@ -2153,7 +2189,8 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
     target_mean_, target_scale_ : ndarray of shape (n_outputs,)
         Statistics used to standardise the targets.
     augmentation_ : estimator or None
-        The clone of ``augmentation`` used in ``fit``.
+        The augmentation used in ``fit``: a clone of ``augmentation``, or what
+        ``"auto"`` resolved to.
 
     See Also
     --------

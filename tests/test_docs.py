@@ -53,6 +53,7 @@ PAGES = (
     "pretrained.html",
     "recipe.html",
     "evaluation.html",
+    "generalisation.html",
     "inspection.html",
     "conformal.html",
     "robustness.html",

@@ -135,7 +135,12 @@ def test_defaults_are_the_evaluated_ones():
     # tta="auto" keeps the evaluated "shifts" unless the held-out split refuses them
     assert defaults["tta"] == "auto"
     assert recommended.pop("tta") == AUTO_TTA_CANDIDATE
+    # the augmentation was chosen later, by eval_generalisation.py (its tests
+    # check that "auto" is the configuration it recommends)
+    assert recommended.pop("augmentation") is None
     assert {name: defaults[name] for name in recommended} == recommended
+    assert bench.CONFIGS["defaults"].params["augmentation"] is None
+    assert defaults["augmentation"] == "auto"
     # and "current" spells out what the defaults were before, in full
     assert bench.CONFIGS["current"].params["max_epochs"] == 10
     assert bench.CONFIGS["current"].params["calibration"] is None

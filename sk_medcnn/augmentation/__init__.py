@@ -4,12 +4,15 @@ Each augmenter is a scikit-learn estimator. Inside
 ``MedicalCNNClassifier(augmentation=...)`` it runs on every training batch,
 fresh every epoch, through ``augment_batch``; in a ``Pipeline``,
 ``fit_transform`` returns one augmented copy and ``transform`` returns the
-input unchanged, so inference is never augmented.
+input unchanged, so inference is never augmented. :func:`default_augmentation`
+builds the pipeline ``MedicalCNNClassifier(augmentation="auto")``, the default,
+trains with.
 """
 
 from ._geometric import RandomAffine, RandomFlip, RandomRotation
 from ._intensity import RandomErasing, RandomIntensity, RandomNoise
 from ._mixup import MixUp
+from ._presets import default_augmentation
 
 __all__ = [
     "MixUp",
@@ -19,4 +22,5 @@ __all__ = [
     "RandomIntensity",
     "RandomNoise",
     "RandomRotation",
+    "default_augmentation",
 ]

@@ -1,0 +1,137 @@
+"""Tests of benchmarks/eval_generalisation.py: shifts, subsets, a --quick run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_generalisation.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("eval_generalisation", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def images():
+    rng = np.random.default_rng(0)
+    return rng.integers(40, 216, size=(6, 16, 16), dtype=np.uint8)
+
+
+def test_shifts_change_what_they_document(bench, images):
+    values = images.astype(float)
+    flat = bench.shift_contrast(images, 0.6).astype(float)
+    assert flat.std() < 0.7 * values.std()
+    np.testing.assert_allclose(flat.mean(axis=(1, 2)), values.mean(axis=(1, 2)), atol=1)
+    assert bench.shift_gamma(images, 1.5).mean() < images.mean()
+    assert bench.shift_gamma(images, 1 / 1.5).mean() > images.mean()
+    brighter = bench.shift_brightness(images, 0.1).astype(float)
+    np.testing.assert_allclose(brighter, values + 25.5, atol=0.5)
+    # blur and a coarser resolution remove pixel-to-pixel differences
+    for shifted in (bench.shift_blur(images), bench.shift_resolution(images)):
+        assert np.abs(np.diff(shifted.astype(float), axis=2)).mean() < (
+            0.5 * np.abs(np.diff(values, axis=2)).mean()
+        )
+    noisy = bench.shift_noise(images, 0.05).astype(float)
+    assert 0.04 * 255 < (noisy - values).std() < 0.06 * 255
+    np.testing.assert_array_equal(bench.shift_noise(images), bench.shift_noise(images))
+    for function in bench.SHIFTS.values():
+        if function is not None:
+            shifted = function(images)
+            assert shifted.shape == images.shape
+            assert shifted.dtype == np.uint8
+
+
+def test_shifts_keep_rgb_channels_apart(bench):
+    rgb = np.zeros((2, 12, 12, 3), dtype=np.uint8)
+    rgb[..., 0] = 200  # a red image stays red: blur and resizing are per channel
+    for shift in (bench.shift_blur, bench.shift_resolution):
+        shifted = shift(rgb)
+        assert shifted.shape == rgb.shape
+        assert (shifted[..., 0] == 200).all()
+        assert (shifted[..., 1:] == 0).all()
+
+
+@pytest.mark.parametrize(("which", "size"), [("all", 200), ("10%", 20), ("300", 200)])
+def test_subsets_are_stratified_and_seeded(bench, which, size):
+    y = np.repeat([0, 1], [50, 150])
+    X = np.zeros((200, 4, 4))
+    rows = bench.subset(X, y, which, seed=0)
+    assert len(rows) == size
+    assert len(np.unique(rows)) == size
+    assert abs(y[rows].mean() - 0.75) <= 0.05
+    np.testing.assert_array_equal(rows, bench.subset(X, y, which, seed=0))
+    if which == "10%":
+        assert not np.array_equal(rows, bench.subset(X, y, which, seed=1))
+
+
+def test_prevalence_weights_change_accuracy_not_binary_auc(bench):
+    y = np.array([0, 0, 1, 1, 1, 1, 1, 1])
+    proba1 = np.array([0.2, 0.6, 0.7, 0.8, 0.9, 0.4, 0.9, 0.7])
+    proba = np.column_stack([1 - proba1, proba1])
+    classes = np.array([0, 1])
+    plain = bench.score(proba, y, classes, None)
+    weights = np.where(y == 1, 8 / 12, 8 / 4)  # equal prevalence
+    shifted = bench.score(proba, y, classes, weights)
+    assert shifted["auc"] == pytest.approx(plain["auc"])
+    assert plain["acc"] == pytest.approx(6 / 8)
+    assert shifted["acc"] == pytest.approx((1 / 2 + 5 / 6) / 2)
+
+
+@pytest.mark.slow
+def test_quick_run_saves_every_shift_and_prints_the_table(bench, tmp_path, capsys):
+    path = tmp_path / "gen.json"
+    args = ["--quick", "--configs", "no_aug", "strong", "--seeds", "0", "1"]
+    rows = bench.main([*args, "--json", str(path)])
+    saved = json.loads(path.read_text())
+    assert len(rows) == len(saved["rows"]) == 4
+    for row in saved["rows"]:
+        assert row["fit_s"] > 0
+        assert set(row["scores"]) == set(bench.SHIFTS)
+        for scores in row["scores"].values():
+            assert all(0 <= scores[m] <= 1 for m in bench.METRICS)
+    cells = saved["summary"]
+    assert len(cells) == 2 * len(bench.SHIFTS)
+    assert all(math.isfinite(c["auc_sd"]) for c in cells)  # two seeds
+    gaps = bench.gaps(cells)
+    assert min(g["worst"] for g in gaps.values()) >= 0
+    # the best configuration of each cell falls short by 0 there
+    assert sum(g["cells_within_0.01"] for g in gaps.values()) >= len(bench.SHIFTS)
+    out = capsys.readouterr().out
+    assert "| prevalence |" in out
+    assert "Shortfall of AUC" in out
+    # --resume skips what is saved; --table prints saved runs without fitting
+    assert len(bench.main([*args, "--json", str(path), "--resume"])) == 4
+    capsys.readouterr()
+    bench.main(["--table", str(path)])
+    assert "| fit s (CPU s) |" in capsys.readouterr().out
+    bench.main(["--table", str(path), "--rst"])
+    assert "   * - prevalence" in capsys.readouterr().out
+
+
+def test_the_default_augmentation_is_the_chosen_configuration(bench):
+    """MedicalCNNClassifier()'s "auto" is the "strong" candidate, step by step."""
+    from sk_medcnn import MedicalCNNClassifier
+    from sk_medcnn.augmentation import default_augmentation
+
+    assert MedicalCNNClassifier().augmentation == "auto"
+    assert set(bench.CONFIGS["strong"][1]) == {"augmentation"}
+    assert bench.CONFIGS["no_aug"][1] == {"augmentation": None}
+    chosen = bench.CONFIGS["strong"][1]["augmentation"]()
+    default = default_augmentation()
+    assert [type(step) for _, step in chosen.steps] == [
+        type(step) for _, step in default.steps
+    ]
+    for (_, ours), (_, theirs) in zip(chosen.steps, default.steps, strict=True):
+        assert ours.get_params() == theirs.get_params()
