@@ -157,7 +157,7 @@ class ConformalClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     >>> from sklearn.linear_model import LogisticRegression
     >>> from sk_medcnn.conformal import ConformalClassifier
     >>> from sk_medcnn.datasets import make_lesion_phantoms
-    >>> X, y = make_lesion_phantoms(400, image_size=8, random_state=0)
+    >>> X, y = make_lesion_phantoms(400, image_size=16, random_state=0)
     >>> X = X.reshape(len(X), -1) / 255.0
     >>> conformal = ConformalClassifier(
     ...     LogisticRegression(), alpha=0.1, random_state=0

@@ -418,7 +418,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        embedding : ndarray of shape (n_samples, n_embedding_), dtype float32
+        embedding : ndarray of shape (n_samples, n_embedding), dtype float32
         """
         check_is_fitted(self, "n_embedding_")
         if self.model is not None:
@@ -472,7 +472,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        names : ndarray of str objects, shape (n_embedding_,)
+        names : ndarray of str objects, shape (n_embedding,)
         """
         check_is_fitted(self, "n_embedding_")
         return np.asarray(

@@ -334,7 +334,7 @@ def test_cli_benchmark_refuses_a_folder_and_a_bad_tta(tmp_path, capsys):
     path = tmp_path / "x.npz"
     write_medmnist(path)
     code = main(["benchmark", str(path), "--output", str(tmp_path), "--tta", "spin"])
-    assert code == 1
+    assert code == 2  # a bad option value, as documented in docs/cli.rst
     assert "--tta" in capsys.readouterr().err
 
 
