@@ -14,38 +14,24 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import sk_medcnn.robustness as robustness
 from sk_medcnn import MedicalCNNClassifier
 from sk_medcnn.robustness import (
-    BiasField,
-    Brightness,
     Contrast,
-    Gamma,
-    GaussianBlur,
     GaussianNoise,
     JPEGCompression,
-    Pixelate,
-    ResolutionChange,
-    RingArtifact,
     RobustnessReport,
-    StripeArtifact,
     default_corruptions,
     robustness_report,
 )
 
 matplotlib.use("Agg")
 
+#: every corruption class, from the package's public names
 CLASSES = [
-    BiasField,
-    Brightness,
-    Contrast,
-    Gamma,
-    GaussianBlur,
-    GaussianNoise,
-    JPEGCompression,
-    Pixelate,
-    ResolutionChange,
-    RingArtifact,
-    StripeArtifact,
+    getattr(robustness, name)
+    for name in robustness.__all__
+    if name[0].isupper() and name != "RobustnessReport"
 ]
 
 
