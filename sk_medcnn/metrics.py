@@ -1169,6 +1169,8 @@ def _check_sets(prediction_sets: ArrayLike) -> NDArray[np.bool_]:
             "n_classes), as ConformalClassifier.predict_set returns; got "
             f"{sets.dtype} of shape {sets.shape}."
         )
+    if len(sets) == 0:
+        raise ValueError("prediction_sets holds no samples.")
     return sets
 
 

@@ -218,6 +218,8 @@ def test_set_metrics():
     assert referral_rate(sets) == 0.5
     with pytest.raises(ValueError, match="boolean array"):
         mean_set_size(sets.astype(int))
+    with pytest.raises(ValueError, match="holds no samples"):
+        referral_rate(np.zeros((0, 2), dtype=bool))
     with pytest.raises(ValueError, match="labels must name the 2 columns"):
         set_coverage(["a"] * 4, sets, labels=["a"])
     with pytest.raises(ValueError, match=r"labels \['c'\]"):

@@ -249,6 +249,18 @@ def robustness_report(
     [('Contrast', 1), ('Contrast', 5)]
     """
     random_state_like(random_state, "random_state")
+    if not (hasattr(model, "predict_proba") and hasattr(model, "classes_")):
+        raise TypeError(
+            "model must be a fitted classifier with predict_proba and classes_; got "
+            f"{type(model).__name__}."
+        )
+    if isinstance(corruptions, str | bytes):
+        raise TypeError(
+            "corruptions must be a dict of name to transformer, a list of "
+            f"transformers or None; got the string {corruptions!r}."
+        )
+    if isinstance(severities, str | bytes):
+        raise TypeError(f"severities must be ints from 1 to 5; got {severities!r}.")
     if corruptions is None:
         named = default_corruptions(random_state)
     elif isinstance(corruptions, Mapping):
@@ -269,6 +281,8 @@ def robustness_report(
     classes = np.asarray(model.classes_)
     labels = np.asarray(y)
     images = np.asarray(X)
+    if len(images) == 0:
+        raise ValueError("X holds no images.")
     if len(labels) != len(images):
         raise ValueError(
             f"X and y must have the same length; got {len(images)} and {len(labels)}."

@@ -176,6 +176,14 @@ def test_report_errors_are_named(fitted):
         robustness_report(clf, X, y, corruptions=[LogisticRegression()])
     with pytest.raises(ValueError, match="same length"):
         robustness_report(clf, X, y[:3], corruptions=[Contrast()])
+    with pytest.raises(ValueError, match="X holds no images"):
+        robustness_report(clf, X[:0], y[:0], corruptions=[Contrast()])
+    with pytest.raises(TypeError, match="model must be a fitted classifier"):
+        robustness_report(None, X, y, corruptions=[Contrast()])
+    with pytest.raises(TypeError, match="corruptions must be a dict"):
+        robustness_report(clf, X, y, corruptions="contrast")
+    with pytest.raises(TypeError, match="severities must be ints"):
+        robustness_report(clf, X, y, corruptions=[Contrast()], severities="135")
     report = robustness_report(clf, X, y, corruptions=[Contrast()], severities=[2])
     with pytest.raises(ValueError, match="metric must be"):
         report.worst("f1")
