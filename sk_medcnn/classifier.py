@@ -29,6 +29,15 @@ from skorch.history import History
 from torch import nn
 
 from . import _distributed
+from ._ood import (
+    OOD_MAX_FEATURES,
+    OOD_MAX_FIT_ROWS,
+    feature_layer,
+    fit_mahalanobis,
+    mahalanobis_score,
+    ood_threshold,
+    ood_warning,
+)
 from ._training import (
     CHECKPOINT_NAME,
     LR_SCHEDULES,
@@ -43,6 +52,7 @@ from ._training import (
     train_net,
 )
 from .augmentation import default_augmentation
+from .exceptions import OutOfDistributionWarning
 from .losses import FocalLoss
 from .pretrained import load_weights, read_weights, resolve_input_statistics
 from .registry import WeightLoader, get_architecture, get_weight_loader
@@ -54,8 +64,9 @@ from .utils._torch import (
     PRECISIONS,
     TTA_TOKENS,
     ArrayDataset,
+    RowReader,
     draw_seeds,
-    predict_raw,
+    predict_raw_with_features,
     resolve_device,
     seeded_torch,
     torch_threads,
@@ -743,6 +754,7 @@ class _BaseMedicalCNN(BaseEstimator):
         self.best_epoch_ = best_epoch
         self._validation_index = valid_index
         self._fit_calibration(images, y_encoded, valid_index, weights)
+        self._fit_ood(images, y_encoded, train_index, valid_index, split_seed)
         if interrupted:
             raise KeyboardInterrupt(
                 f"{estimator_name}.fit was interrupted after {self.n_epochs_} "
@@ -765,6 +777,160 @@ class _BaseMedicalCNN(BaseEstimator):
         sample_weight: NDArray[np.float64] | None = None,
     ) -> None:
         """Fit post-hoc calibration on the held-out split (classifier only)."""
+
+    def _ood_groups(self, y_encoded: NDArray[Any]) -> NDArray[np.intp]:
+        """Group of each row for the out-of-distribution means: one group."""
+        return np.zeros(len(y_encoded), dtype=np.intp)
+
+    def _fit_ood(
+        self,
+        images: NDArray[Any],
+        y_encoded: NDArray[Any],
+        train_index: NDArray[np.intp],
+        valid_index: NDArray[np.intp] | None,
+        seed: int,
+    ) -> None:
+        """Learn the out-of-distribution score and set its threshold.
+
+        The class means and covariance of the penultimate features come from
+        (at most :data:`OOD_MAX_FIT_ROWS` of) the training rows; the
+        threshold from the held-out rows, which the network never trained on.
+        """
+        self.ood_location_ = self.ood_precision_ = self.ood_threshold_ = None
+        self.ood_false_alarm_rate_ = None
+        self.ood_n_held_out_ = 0
+        rate = self.ood_false_alarm_rate
+        if rate is None:
+            return
+        try:
+            capture = feature_layer(self.net_.module_.body, self.architecture)
+        except ValueError as error:
+            warn_user(
+                f"no out-of-distribution score was learned ({error}); set "
+                "ood_false_alarm_rate=None to silence this."
+            )
+            return
+        rng = np.random.default_rng(seed)
+        fit_rows = train_index
+        if len(fit_rows) > OOD_MAX_FIT_ROWS:
+            fit_rows = np.sort(rng.choice(fit_rows, OOD_MAX_FIT_ROWS, replace=False))
+        features = self._features(images, capture, fit_rows)
+        if features.shape[1] > OOD_MAX_FEATURES:
+            warn_user(
+                f"no out-of-distribution score was learned: the network's features "
+                f"have {features.shape[1]} values (more than {OOD_MAX_FEATURES}); "
+                "set ood_false_alarm_rate=None to silence this."
+            )
+            return
+        groups = self._ood_groups(y_encoded[fit_rows])
+        location, precision = fit_mahalanobis(features, groups)
+        if valid_index is not None and len(valid_index):
+            held_out = self._features(images, capture, valid_index)
+            self.ood_n_held_out_ = len(valid_index)
+        else:
+            held_out = features
+            logger.info(
+                "ood_false_alarm_rate=%s: no held-out split (calibration=None and "
+                "early_stopping=False), so the threshold is set on training rows, "
+                "and flags more new images than stated",
+                rate,
+            )
+        scores = mahalanobis_score(held_out, location, precision)
+        self.ood_location_ = location
+        self.ood_precision_ = precision
+        self.ood_threshold_ = ood_threshold(scores, rate)
+        self.ood_false_alarm_rate_ = float(rate)
+
+    def _features(
+        self,
+        images: NDArray[Any],
+        capture: tuple[nn.Module, str],
+        rows: NDArray[np.intp] | None = None,
+        reduce: Any = None,
+    ) -> NDArray[Any]:
+        """Penultimate features of checked images (one pass, no TTA).
+
+        With ``rows``, of those rows only, read a batch at a time (no copy of
+        the selected images); with ``reduce``, what it makes of each batch's
+        features (as :func:`predict_raw_with_features`).
+        """
+        batch_size = _inference_batch_size(self.batch_size, self.image_shape_)
+        chunks: list[Any] = [None]
+        if rows is not None:  # a training batch of rows at a time
+            chunks = np.array_split(
+                rows, max(1, math.ceil(len(rows) / self.batch_size))
+            )
+            read = RowReader(images)
+        collected = []
+        with torch_threads(getattr(self, "n_threads", None)):
+            for chunk in chunks:
+                _, features = predict_raw_with_features(
+                    self.net_.module_,
+                    images if chunk is None else read(chunk),
+                    device=torch.device(self.net_.device),
+                    batch_size=batch_size,
+                    capture=capture,
+                    reduce=reduce,
+                )
+                assert features is not None
+                collected.append(features)
+        return np.concatenate(collected)
+
+    def _has_ood_score(self) -> bool:
+        return getattr(self, "ood_threshold_", None) is not None
+
+    def ood_score(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Out-of-distribution score: how unlike the training images each image is.
+
+        The Mahalanobis distance of the image's penultimate features (the
+        input of the network's output layer) to the nearest class mean of the
+        training images, under their shared covariance (Lee et al., 2018).
+        Higher is more unusual; images scoring above ``ood_threshold_`` are
+        out of distribution at the false-alarm rate ``ood_false_alarm_rate``
+        set in ``fit``. Cheap: one network pass, without test-time
+        augmentation.
+
+        Parameters
+        ----------
+        X : array-like of images
+            As in :meth:`fit`, of the fitted image shape.
+
+        Returns
+        -------
+        score : ndarray of shape (n_samples,)
+            Non-negative; ``inf`` for an image whose features are not finite.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
+        AttributeError
+            If no score was learned (``ood_false_alarm_rate=None``, a network
+            without a linear output layer, or a model fitted before 0.2).
+        """
+        check_is_fitted(self, "net_")
+        if not self._has_ood_score():
+            raise AttributeError(
+                f"this {type(self).__name__} has no out-of-distribution score: it "
+                "was fitted with ood_false_alarm_rate=None, its network has no "
+                "linear output layer, or it was fitted before the score existed. "
+                "Fit it again with ood_false_alarm_rate=0.05 (the default)."
+            )
+        images = self._check_predict_images(X)
+        capture = feature_layer(self.net_.module_.body, self.architecture)
+        return self._features(images, capture, reduce=self._mahalanobis)
+
+    def _mahalanobis(self, features: NDArray[np.float32]) -> NDArray[np.float64]:
+        """Score features for being unlike the training images (:meth:`ood_score`)."""
+        return mahalanobis_score(features, self.ood_location_, self.ood_precision_)
+
+    def _warn_if_out_of_distribution(self, score: NDArray[np.float64]) -> None:
+        """Warn when ``predict`` meets images unlike the training images."""
+        message = ood_warning(
+            score, float(self.ood_threshold_), float(self.ood_false_alarm_rate_)
+        )
+        if message is not None:
+            warn_user(message, OutOfDistributionWarning)
 
     def _check_sample_weight(
         self, sample_weight: ArrayLike | None, n_samples: int
@@ -875,6 +1041,7 @@ class _BaseMedicalCNN(BaseEstimator):
             "resume",
             "device",
             "tta",
+            "ood_false_alarm_rate",
             "num_workers",
             "n_threads",
         }
@@ -1355,19 +1522,29 @@ class _BaseMedicalCNN(BaseEstimator):
     ) -> NDArray[np.float32]:
         """Network outputs for each test-time view: ``(n_views, n_samples, k)``.
 
-        ``tta`` gives the views; True (the default) means those predictions use.
+        ``tta`` gives the views; True (the default) means those predictions
+        use, and then, with an out-of-distribution score, the features of the
+        same passes are scored and ``predict`` warns about unusual images.
         """
         images = np.asarray(X) if checked else self._check_predict_images(X)
+        capture = None
         if tta is True:
             tta = self._prediction_tta()
+            if self._has_ood_score():
+                capture = feature_layer(self.net_.module_.body, self.architecture)
         with torch_threads(getattr(self, "n_threads", None)):
-            return predict_raw(
+            outputs, score = predict_raw_with_features(
                 self.net_.module_,
                 images,
                 device=torch.device(self.net_.device),
                 batch_size=_inference_batch_size(self.batch_size, self.image_shape_),
                 views=tta_views(tta or None, self.image_shape_),
+                capture=capture,
+                reduce=self._mahalanobis,
             )
+        if score is not None and len(score):
+            self._warn_if_out_of_distribution(score)
+        return outputs
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # estimators pickled before these parameters existed
@@ -1380,6 +1557,7 @@ class _BaseMedicalCNN(BaseEstimator):
             ("input_normalization", "auto"),
             ("freeze_epochs", 0),
             ("body_lr_factor", 1.0),
+            ("ood_false_alarm_rate", None),  # fitted without the score
         ):
             state.setdefault(name, default)
         if self._is_classifier and "net_" in state:  # fitted before tta="auto"
@@ -1537,6 +1715,19 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         and ``early_stopping=False``) ``"auto"`` means no TTA. The choice is
         ``tta_``, the scores behind it ``tta_scores_``; with ``verbose > 0``
         ``fit`` prints them. An explicit value is used as given.
+    ood_false_alarm_rate : float or None, default=0.05
+        ``fit`` learns an out-of-distribution score (:meth:`ood_score`: the
+        Mahalanobis distance of an image's penultimate features to the
+        nearest class mean of the training images) and sets its threshold,
+        ``ood_threshold_``, on the held-out ``validation_fraction`` so that
+        this share of images like the training ones score above it. The
+        score costs one network pass over the training rows in ``fit`` and
+        nothing in ``predict``, which warns
+        (:class:`~sk_medcnn.exceptions.OutOfDistributionWarning`) when an
+        image scores far above the threshold. Without a held-out split
+        (``calibration=None`` and ``early_stopping=False``) the threshold is
+        set on the training rows and flags more new images than stated. None
+        learns no score.
     num_workers : int, default=0
         Processes of the training data loader that read batches in parallel
         (torch's ``DataLoader``); useful when ``X`` is a list of image files,
@@ -1647,6 +1838,15 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         ``"accuracy_with"`` and ``"accuracy_without"`` (weighted by
         ``sample_weight``). None otherwise.
 
+    ood_threshold_ : float or None
+        The out-of-distribution score above which an image is unlike the
+        training images (None when no score was learned); with
+        ``ood_location_`` (the class means of the features),
+        ``ood_precision_`` (their shared inverse covariance),
+        ``ood_false_alarm_rate_`` (the rate it was set for) and
+        ``ood_n_held_out_`` (held-out images it was set on; 0 when set on the
+        training rows).
+
     See Also
     --------
     MedicalCNNRegressor : The same network trained for continuous targets.
@@ -1694,6 +1894,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         "augmentation": _augmentation_like,
         "calibration": one_of((None, "temperature")),
         "tta": _classifier_tta_like,
+        "ood_false_alarm_rate": optional(open_fraction),
         "num_workers": int_in_range(0, MAX_WORKERS),
         "checkpoint_dir": _path_like,
         "resume": boolean,
@@ -1732,6 +1933,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         augmentation: Any = "auto",
         calibration: str | None = "temperature",
         tta: str | None = "auto",
+        ood_false_alarm_rate: float | None = 0.05,
         num_workers: int = 0,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
@@ -1766,6 +1968,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         self.augmentation = augmentation
         self.calibration = calibration
         self.tta = tta
+        self.ood_false_alarm_rate = ood_false_alarm_rate
         self.num_workers = num_workers
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
@@ -1795,6 +1998,10 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
 
     def _fitted_n_outputs(self) -> int:
         return len(self.classes_)
+
+    def _ood_groups(self, y_encoded: NDArray[Any]) -> NDArray[np.intp]:
+        """One group per class: the score is the distance to the nearest class."""
+        return np.asarray(y_encoded, dtype=np.intp)
 
     def _class_weights(
         self,
@@ -2110,6 +2317,19 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         and, with ``"shifts"``, four copies shifted by 5% of the image size
         (border replicated); the outputs are averaged (probabilities for the
         classifier). Deterministic. Use views the task is invariant to.
+    ood_false_alarm_rate : float or None, default=0.05
+        ``fit`` learns an out-of-distribution score (:meth:`ood_score`: the
+        Mahalanobis distance of an image's penultimate features to the
+        mean of the training images) and sets its threshold,
+        ``ood_threshold_``, on the held-out ``validation_fraction`` (with
+        ``early_stopping``) so that this share of images like the training
+        ones score above it. The score costs one network pass over the
+        training rows in ``fit`` and nothing in ``predict``, which warns
+        (:class:`~sk_medcnn.exceptions.OutOfDistributionWarning`) when an
+        image scores far above the threshold. Without a held-out split
+        (``early_stopping=False``, the default) the threshold is set on the
+        training rows and flags more new images than stated. None learns no
+        score.
     num_workers : int, default=0
         Processes of the training data loader that read batches in parallel
         (torch's ``DataLoader``); useful when ``X`` is a list of image files,
@@ -2192,6 +2412,15 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         The augmentation used in ``fit``: a clone of ``augmentation``, or what
         ``"auto"`` resolved to.
 
+    ood_threshold_ : float or None
+        The out-of-distribution score above which an image is unlike the
+        training images (None when no score was learned); with
+        ``ood_location_`` (the mean of the features),
+        ``ood_precision_`` (their shared inverse covariance),
+        ``ood_false_alarm_rate_`` (the rate it was set for) and
+        ``ood_n_held_out_`` (held-out images it was set on; 0 when set on the
+        training rows).
+
     See Also
     --------
     MedicalCNNClassifier : The classifier on the same engine.
@@ -2228,6 +2457,7 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         "patience": positive_int,
         "augmentation": _augmentation_like,
         "tta": _tta_like,
+        "ood_false_alarm_rate": optional(open_fraction),
         "num_workers": int_in_range(0, MAX_WORKERS),
         "checkpoint_dir": _path_like,
         "resume": boolean,
@@ -2263,6 +2493,7 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         patience: int = 5,
         augmentation: Any = None,
         tta: str | None = None,
+        ood_false_alarm_rate: float | None = 0.05,
         num_workers: int = 0,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
@@ -2294,6 +2525,7 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         self.patience = patience
         self.augmentation = augmentation
         self.tta = tta
+        self.ood_false_alarm_rate = ood_false_alarm_rate
         self.num_workers = num_workers
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume

@@ -427,7 +427,12 @@ def evaluation(
             f"classes are {classes.tolist()} (map them with --labels, e.g. "
             f"--labels {unknown[0]}={classes.tolist()[0]},...)"
         )
-    proba = model.predict_proba(X)
+    from .exceptions import OutOfDistributionWarning
+    from .inspection import check_distribution
+
+    with warnings.catch_warnings():  # counted in the report instead
+        warnings.simplefilter("ignore", OutOfDistributionWarning)
+        proba = model.predict_proba(X)
     document: dict[str, Any] = {"n_samples": len(y), "classes": classes.tolist()}
     lines = []
     if len(classes) == 2:
@@ -481,7 +486,44 @@ def evaluation(
         for label, row in zip(classes, matrix, strict=True):
             counts = "".join(f"{count:>{width}}" for count in row)
             lines.append(f"{label!s:<{width}}{counts}")
+    document["out_of_distribution"], line = _distribution_summary(
+        check_distribution(model, X), estimator
+    )
+    lines += ["", line]
     return document, "\n".join(lines)
+
+
+def _distribution_summary(check: Any, estimator: Any) -> tuple[dict[str, Any], str]:
+    """Count the images unlike the training images, for the evaluation report."""
+    n_images = len(check.in_distribution)
+    flagged = int(np.count_nonzero(~check.in_distribution))
+    rate = getattr(estimator, "ood_false_alarm_rate_", None)
+    threshold = getattr(estimator, "ood_threshold_", None)
+    by_score = (
+        int(np.count_nonzero(check.ood_score > threshold))
+        if threshold is not None
+        else None
+    )
+    summary = {
+        "n_flagged": flagged,
+        "share_flagged": flagged / n_images if n_images else 0.0,
+        "n_flagged_by_score": by_score,
+        "ood_threshold": threshold,
+        "false_alarm_rate": rate,
+    }
+    line = (
+        f"Unlike the training images: {flagged} of {n_images} "
+        f"({summary['share_flagged']:.1%})"
+    )
+    if rate is not None:
+        line += (
+            f"; {by_score} by the learned score, whose threshold "
+            f"{threshold:.3g} flags about {rate:.0%} of images like the "
+            "training ones"
+        )
+    else:
+        line += " by intensity (the model has no learned out-of-distribution score)"
+    return summary, line + "."
 
 
 # --- commands ----------------------------------------------------------------
@@ -809,7 +851,8 @@ def _check_device(text: str) -> None:
 
 def command_predict(args: argparse.Namespace) -> int:
     """Predict the class of image files (``sk-medcnn predict``)."""
-    from .inspection import check_intensities
+    from .exceptions import OutOfDistributionWarning
+    from .inspection import check_distribution
     from .utils._files import atomic_open
 
     output = _check_output_file("--output", args.output)
@@ -823,9 +866,11 @@ def command_predict(args: argparse.Namespace) -> int:
     if not paths:
         raise CommandError("no image could be read (every file was skipped)")
     classes = estimator.classes_
-    proba = model.predict_proba(X)
+    with warnings.catch_warnings():  # said below, image by image
+        warnings.simplefilter("ignore", OutOfDistributionWarning)
+        proba = model.predict_proba(X)
     labels = classes[np.argmax(proba, axis=1)]
-    check = check_intensities(model, X)
+    check = check_distribution(model, X)
     with atomic_open(output, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
@@ -834,11 +879,18 @@ def command_predict(args: argparse.Namespace) -> int:
                 "label",
                 *(f"proba_{label}" for label in classes),
                 "in_distribution",
+                "ood_score",
                 "ood_reason",
             ]
         )
-        for path, label, row, ok, reason in zip(
-            paths, labels, proba, check.in_distribution, check.reasons, strict=True
+        for path, label, row, ok, score, reason in zip(
+            paths,
+            labels,
+            proba,
+            check.in_distribution,
+            check.ood_score,
+            check.reasons,
+            strict=True,
         ):
             writer.writerow(
                 [
@@ -846,6 +898,7 @@ def command_predict(args: argparse.Namespace) -> int:
                     label,
                     *(f"{value:.6f}" for value in row),
                     "yes" if ok else "no",
+                    "" if np.isnan(score) else f"{score:.4g}",
                     reason,
                 ]
             )
@@ -853,9 +906,8 @@ def command_predict(args: argparse.Namespace) -> int:
     unlike = np.flatnonzero(~check.in_distribution)
     if len(unlike):
         print(
-            f"{_count(len(unlike), 'image')} unlike the training images in "
-            "intensity (in_distribution = no): their predictions may be "
-            "meaningless."
+            f"{_count(len(unlike), 'image')} unlike the training images "
+            "(in_distribution = no): their predictions may be meaningless."
         )
         for index in unlike[:5]:
             print(f"  {Path(paths[index]).name}: {check.reasons[index]}")

@@ -13,6 +13,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ._ood import feature_layer
 from .classifier import (
     _architecture_like,
     _BaseMedicalCNN,
@@ -369,30 +370,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
 
     def _target(self, body: nn.Module, architecture: Any) -> tuple[nn.Module, str]:
         """Find the module whose input or output is the embedding."""
-        modules = dict(body.named_modules())
-        if self.layer is not None:
-            if self.layer not in modules or self.layer == "":
-                top = [name for name, _ in body.named_children()]
-                raise ValueError(
-                    f"layer={self.layer!r} is not a module of the network; its "
-                    f"top-level modules are {top} (nested ones by dotted name)."
-                )
-            return modules[self.layer], "output"
-        head = None
-        if isinstance(architecture, str):
-            try:
-                head = get_weight_loader(architecture).head[0]
-            except ValueError:
-                head = None
-        if head is None or head not in modules:
-            linear = [name for name, m in modules.items() if isinstance(m, nn.Linear)]
-            if not linear:
-                raise ValueError(
-                    "the network has no torch.nn.Linear output layer and its "
-                    "architecture declares none; give layer= by name."
-                )
-            head = linear[-1]
-        return modules[head], "input"
+        return feature_layer(body, architecture, self.layer)
 
     def _probe(self, network: nn.Module, target: nn.Module, capture: str) -> int:
         device = next(iter(network.parameters()), torch.zeros(0)).device

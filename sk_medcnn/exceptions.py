@@ -9,6 +9,7 @@ __all__ = [
     "ArchitectureNotFoundError",
     "ImageReadError",
     "ModelFileError",
+    "OutOfDistributionWarning",
     "PluginLoadError",
 ]
 
@@ -37,4 +38,14 @@ class ModelFileError(ValueError):
 
     Raised for truncated, corrupt or hostile files, wrong types in the JSON
     document, weights of the wrong shape or dtype, and unknown format versions.
+    """
+
+
+class OutOfDistributionWarning(UserWarning):
+    """Images unlike those a model was trained on, met by ``predict``.
+
+    Raised when a batch holds an image whose out-of-distribution score is far
+    above the model's threshold, or more images above it than its false-alarm
+    rate explains. Silence it with
+    ``warnings.simplefilter("ignore", OutOfDistributionWarning)``.
     """

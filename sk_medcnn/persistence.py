@@ -67,6 +67,7 @@ from skorch.history import History
 from . import augmentation as _augmentation
 from . import io as _io
 from . import preprocessing as _preprocessing
+from ._ood import OOD_MAX_FEATURES
 from ._version import __version__
 from .classifier import (
     MedicalCNNClassifier,
@@ -117,6 +118,9 @@ _MAX_IMAGE_VALUES = 2**26
 #: and computes nothing (a ResNet-18 on 8192 x 8192 images took 248 s and 8.6 GiB
 #: to predict one blank image).
 _MAX_CHECKED_VALUES = 2**20
+
+#: The most class means an out-of-distribution score may hold.
+_MAX_OOD_GROUPS = 2**16
 #: The range of fitted temperatures (see ``fit_temperature``), with rounding.
 _TEMPERATURE_RANGE = (0.05 * (1 - 1e-9), 20.0 * (1 + 1e-9))
 #: Settings a file may not choose for a later refit: they name places on the
@@ -1418,6 +1422,7 @@ class _Reader:
                 and all(key in params and params[key] == given[key] for key in given),
                 "a dict with str keys holding architecture_params",
             )
+        self.check_ood_state(estimator, where)
         if isinstance(estimator, MedicalCNNClassifier):
             classes = state.get("classes_")
             require(
@@ -1474,6 +1479,81 @@ class _Reader:
                 and (y_ndim == 2 or (y_ndim == 1 and len(mean) == 1)),
                 "1 (one target) or 2",
             )
+
+    def check_ood_state(self, estimator: _BaseMedicalCNN, where: str) -> None:
+        """Check the out-of-distribution score's attributes, if the file has them.
+
+        Files written before the score existed have none: the model loads
+        without it. The feature size is checked against the network when the
+        blank image is predicted (the score runs in ``predict``).
+        """
+        state = vars(estimator)
+        names = (
+            "ood_location_",
+            "ood_precision_",
+            "ood_threshold_",
+            "ood_false_alarm_rate_",
+            "ood_n_held_out_",
+        )
+        if not any(name in state for name in names):
+            for name in names:
+                setattr(estimator, name, 0 if name == "ood_n_held_out_" else None)
+            return
+
+        def require(name: str, valid: bool, expected: str) -> None:
+            if not valid:
+                raise self.error(
+                    _attribute(where, name),
+                    f"fitted attribute {name} must be {expected}; got "
+                    f"{state.get(name, '<missing>')!r}.",
+                )
+
+        held_out = state.get("ood_n_held_out_")
+        require(
+            "ood_n_held_out_",
+            type(held_out) is int and 0 <= held_out <= 2**40,
+            "an int >= 0",
+        )
+        threshold = state.get("ood_threshold_")
+        if threshold is None:
+            for name in ("ood_location_", "ood_precision_", "ood_false_alarm_rate_"):
+                require(name, state.get(name) is None, "None, as ood_threshold_ is")
+            return
+        require(
+            "ood_threshold_",
+            type(threshold) is float and math.isfinite(threshold) and threshold >= 0,
+            "None or a finite float >= 0",
+        )
+        rate = state.get("ood_false_alarm_rate_")
+        require(
+            "ood_false_alarm_rate_",
+            type(rate) is float and 0 < rate < 1,
+            "a float in (0, 1)",
+        )
+        location = state.get("ood_location_")
+        require(
+            "ood_location_",
+            isinstance(location, np.ndarray)
+            and location.dtype.kind == "f"
+            and location.ndim == 2
+            and 1 <= location.shape[0] <= _MAX_OOD_GROUPS
+            and 1 <= location.shape[1] <= OOD_MAX_FEATURES
+            and bool(np.all(np.isfinite(location))),
+            "a finite float array of shape (n_groups, n_features), n_features <= "
+            f"{OOD_MAX_FEATURES}",
+        )
+        location = cast(NDArray[Any], location)
+        size = location.shape[1]
+        precision = state.get("ood_precision_")
+        require(
+            "ood_precision_",
+            isinstance(precision, np.ndarray)
+            and precision.dtype.kind == "f"
+            and precision.shape == (size, size)
+            and bool(np.all(np.isfinite(precision)))
+            and bool(np.allclose(precision, precision.T)),
+            f"a finite symmetric float array of shape ({size}, {size})",
+        )
 
     def check_weights(
         self,

@@ -84,9 +84,15 @@ def test_train_predict_evaluate_explain(folder, tmp_path):
         "proba_lesion",
         "proba_normal",
         "in_distribution",
+        "ood_score",
         "ood_reason",
     }
-    assert {row["in_distribution"] for row in rows} == {"yes"}  # its own data
+    # its own data: none unlike it in intensity, few above the learned score's
+    # threshold (set to flag 5% of images like the training ones)
+    flagged = [row for row in rows if row["in_distribution"] == "no"]
+    assert all("training range" not in row["ood_reason"] for row in rows)
+    assert len(flagged) <= max(1, 0.2 * len(rows))
+    assert all(float(row["ood_score"]) >= 0 for row in rows)
     for row in rows:
         proba = float(row["proba_lesion"]) + float(row["proba_normal"])
         assert proba == pytest.approx(1.0, abs=2e-6)
@@ -100,6 +106,11 @@ def test_train_predict_evaluate_explain(folder, tmp_path):
     evaluation = json.loads((tmp_path / "eval.json").read_text())
     assert evaluation["n_samples"] == 40
     assert np.sum(evaluation["confusion_matrix"]["counts"]) == 40
+    unlike = evaluation["out_of_distribution"]
+    assert unlike["false_alarm_rate"] == 0.05
+    assert 0 <= unlike["n_flagged_by_score"] <= unlike["n_flagged"] <= 40
+    assert unlike["share_flagged"] == unlike["n_flagged"] / 40
+    assert "Unlike the training images:" in result.stdout
 
     lesion_files = sorted((folder / "lesion").iterdir())[:2]
     result = run(
@@ -594,6 +605,7 @@ def test_predict_flags_a_ct_in_hounsfield_units(folder, small_model, tmp_path, c
         rows = {Path(row["path"]).name: row for row in csv.DictReader(handle)}
     assert rows["ct.dcm"]["in_distribution"] == "no"
     assert "training range" in rows["ct.dcm"]["ood_reason"]
+    assert float(rows["ct.dcm"]["ood_score"]) > float(rows["xray.png"]["ood_score"])
     assert rows["xray.png"]["in_distribution"] == "yes"
     assert rows["xray.png"]["ood_reason"] == ""
     out = capsys.readouterr().out

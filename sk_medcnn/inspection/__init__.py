@@ -5,12 +5,18 @@
 :func:`plot_overlay` and :func:`plot_explanations` draw the maps over the
 images; :func:`plot_reliability_diagram` and :func:`plot_roc` draw a
 classifier's calibration and its ROC curve with the chosen operating point;
-:func:`check_intensities` flags images unlike the training images.
+:func:`check_intensities` and :func:`check_distribution` flag images unlike
+the training images.
 Plotting needs matplotlib (``pip install "sk-medcnn[plot]"``), imported only
 when a figure is drawn.
 """
 
-from ._distribution import IntensityCheck, check_intensities
+from ._distribution import (
+    DistributionCheck,
+    IntensityCheck,
+    check_distribution,
+    check_intensities,
+)
 from ._grad_cam import grad_cam
 from ._plotting import (
     plot_explanations,
@@ -21,7 +27,9 @@ from ._plotting import (
 from ._saliency import saliency_map
 
 __all__ = [
+    "DistributionCheck",
     "IntensityCheck",
+    "check_distribution",
     "check_intensities",
     "grad_cam",
     "plot_explanations",

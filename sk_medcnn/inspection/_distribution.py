@@ -13,7 +13,28 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..utils._validation import positive_float
 
-__all__ = ["IntensityCheck", "check_intensities"]
+__all__ = [
+    "DistributionCheck",
+    "IntensityCheck",
+    "check_distribution",
+    "check_intensities",
+]
+
+
+class DistributionCheck(NamedTuple):
+    """Which images look like the training images, why not, and their scores.
+
+    A tuple ``(in_distribution, reasons, ood_score)``.
+    """
+
+    in_distribution: NDArray[np.bool_]
+    """One flag per image: True when neither check flagged it."""
+
+    reasons: list[str]
+    """One string per image: "" when in distribution, else what differs."""
+
+    ood_score: NDArray[np.float64]
+    """The learned out-of-distribution score; NaN when the model has none."""
 
 
 class IntensityCheck(NamedTuple):
@@ -112,12 +133,122 @@ def check_intensities(
     >>> check.in_distribution.tolist()
     [True, True, False, False]
     """
-    for value, name in (
-        (range_std, "range_std"),
-        (max_outside, "max_outside"),
-        (max_shift, "max_shift"),
-        (max_spread_ratio, "max_spread_ratio"),
-    ):
+    final, images = _model_images(
+        estimator,
+        X,
+        range_std=range_std,
+        max_outside=max_outside,
+        max_shift=max_shift,
+        max_spread_ratio=max_spread_ratio,
+    )
+    flags, reasons = _intensity_reasons(
+        final,
+        images,
+        range_std=range_std,
+        max_outside=max_outside,
+        max_shift=max_shift,
+        max_spread_ratio=max_spread_ratio,
+    )
+    return IntensityCheck(flags, reasons)
+
+
+def check_distribution(
+    estimator: Any,
+    X: ArrayLike,
+    *,
+    range_std: float = 6.0,
+    max_outside: float = 0.01,
+    max_shift: float = 3.0,
+    max_spread_ratio: float = 10.0,
+) -> DistributionCheck:
+    """Flag images unlike the training images: by intensities and by learned score.
+
+    Combines :func:`check_intensities` (the intensity range and statistics)
+    with the out-of-distribution score the estimator learned in ``fit``
+    (:meth:`~sk_medcnn.MedicalCNNClassifier.ood_score`, the Mahalanobis
+    distance of the network's penultimate features): an image is out of
+    distribution when either flags it, the score when it exceeds
+    ``ood_threshold_`` (set for the false-alarm rate
+    ``ood_false_alarm_rate``). The learned score also catches images of the
+    right intensity scale but of another kind (another body part or
+    modality, noise); see :doc:`/inspection` for how well on which images.
+
+    Parameters
+    ----------
+    estimator : MedicalCNNClassifier, MedicalCNNRegressor or Pipeline
+        A fitted estimator, or a fitted Pipeline ending in one.
+    X : array-like of images
+        As given to the estimator's ``predict``.
+    range_std, max_outside, max_shift, max_spread_ratio : float
+        The intensity checks' thresholds, as in :func:`check_intensities`.
+
+    Returns
+    -------
+    check : DistributionCheck
+        ``check.in_distribution`` (bool, shape (n_samples,)),
+        ``check.reasons`` (one string per image, "" when in distribution) and
+        ``check.ood_score`` (float, shape (n_samples,); NaN when the model
+        learned no score, e.g. fitted with ``ood_false_alarm_rate=None``).
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` is not a fitted sk_medcnn estimator or a Pipeline
+        ending in one.
+    sklearn.exceptions.NotFittedError
+        If the estimator is not fitted.
+    ValueError
+        If a threshold is not > 0, or ``X`` does not fit the model.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn import MedicalCNNClassifier
+    >>> from sk_medcnn.datasets import make_lesion_phantoms
+    >>> from sk_medcnn.inspection import check_distribution
+    >>> X, y = make_lesion_phantoms(64, image_size=16, random_state=0)
+    >>> clf = MedicalCNNClassifier(max_epochs=2, random_state=0).fit(X, y)
+    >>> rng = np.random.default_rng(0)
+    >>> noise = rng.integers(0, 256, size=(2, 16, 16)).astype(np.uint8)
+    >>> check = check_distribution(clf, noise)
+    >>> check.in_distribution.tolist()
+    [False, False]
+    """
+    final, images = _model_images(
+        estimator,
+        X,
+        range_std=range_std,
+        max_outside=max_outside,
+        max_shift=max_shift,
+        max_spread_ratio=max_spread_ratio,
+    )
+    flags, reasons = _intensity_reasons(
+        final,
+        images,
+        range_std=range_std,
+        max_outside=max_outside,
+        max_shift=max_shift,
+        max_spread_ratio=max_spread_ratio,
+    )
+    score = np.full(len(images), np.nan)
+    if final._has_ood_score():
+        score = final.ood_score(images)
+        threshold = float(final.ood_threshold_)
+        for index in np.flatnonzero(score > threshold):
+            found = (
+                f"out-of-distribution score {score[index]:.3g} above the "
+                f"threshold {threshold:.3g}"
+            )
+            reasons[index] = "; ".join(filter(None, (found, reasons[index])))
+            flags[index] = False
+    return DistributionCheck(flags, reasons, score)
+
+
+def _model_images(
+    estimator: Any, X: ArrayLike, **thresholds: float
+) -> tuple[Any, NDArray[Any]]:
+    """Check the thresholds; return the final estimator and ``X`` as it sees it."""
+    for name, value in thresholds.items():
         positive_float(value, name)
     final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
     if not hasattr(final, "_check_predict_images"):
@@ -131,6 +262,19 @@ def check_intensities(
     with warnings.catch_warnings():  # predict warns about the scale itself
         warnings.simplefilter("ignore")
         images = final._check_predict_images(X)
+    return final, images
+
+
+def _intensity_reasons(
+    final: Any,
+    images: NDArray[Any],
+    *,
+    range_std: float,
+    max_outside: float,
+    max_shift: float,
+    max_spread_ratio: float,
+) -> tuple[NDArray[np.bool_], list[str]]:
+    """Flag each image's intensities against the training statistics."""
     mean = np.asarray(final.input_mean_, dtype=np.float64).reshape(-1)
     std = np.asarray(final.input_std_, dtype=np.float64).reshape(-1)
     std = np.where(std > 0, std, 1.0)
@@ -164,7 +308,7 @@ def check_intensities(
             )
         flags[index] = not found
         reasons.append("; ".join(found))
-    return IntensityCheck(flags, reasons)
+    return flags, reasons
 
 
 def _number(values: Any) -> str:

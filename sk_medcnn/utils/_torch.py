@@ -634,12 +634,70 @@ def predict_raw(
     outputs : ndarray of shape (n_views, n_samples, n_outputs), dtype float32
         One slice per view (a single slice without ``views``).
     """
+    outputs, _ = predict_raw_with_features(
+        module, images, device=device, batch_size=batch_size, views=views
+    )
+    return outputs
+
+
+def predict_raw_with_features(
+    module: nn.Module,
+    images: NDArray[Any],
+    *,
+    device: torch.device,
+    batch_size: int,
+    views: Sequence[View] | None = None,
+    capture: tuple[nn.Module, str] | None = None,
+    reduce: Callable[[NDArray[np.float32]], NDArray[Any]] | None = None,
+) -> tuple[NDArray[np.float32], NDArray[Any] | None]:
+    """:func:`predict_raw`, also keeping features from the same forward passes.
+
+    ``capture = (target, "input" | "output")`` records, for the first view
+    (the image itself for :func:`tta_views`), the input or output of the
+    submodule ``target``, pooled as :func:`embed_raw` pools it; the forward
+    pass goes on. ``reduce`` maps each batch's features, ``(batch,
+    n_features)``, to what is kept (one score per image, say), so that the
+    features of all images are never held at once. Returns ``(outputs,
+    features)``, ``features`` None without ``capture``.
+    """
     views = [View(False, False, 0, 0)] if views is None else list(views)
     outputs: list[list[torch.Tensor]] = [[] for _ in views]
-    for tensor in _inference_batches(module, images, device, batch_size):
-        for view, collected in zip(views, outputs, strict=True):
-            collected.append(module(apply_view(tensor, view)).float().cpu())
-    return torch.stack([torch.cat(collected) for collected in outputs]).numpy()
+    captured: list[NDArray[Any]] = []
+    recording = [False]
+    handle = None
+    if capture is not None:
+        target, side = capture
+
+        def keep(tensor: torch.Tensor) -> None:
+            if recording[0]:
+                features = _pooled(tensor).numpy()
+                captured.append(features if reduce is None else reduce(features))
+
+        if side == "input":
+            handle = target.register_forward_pre_hook(lambda _, args: keep(args[0]))
+        else:
+            handle = target.register_forward_hook(lambda _, args, out: keep(out))
+    try:
+        for tensor in _inference_batches(module, images, device, batch_size):
+            for index, (view, collected) in enumerate(zip(views, outputs, strict=True)):
+                recording[0] = index == 0
+                collected.append(module(apply_view(tensor, view)).float().cpu())
+    finally:
+        if handle is not None:
+            handle.remove()
+    stacked = torch.stack([torch.cat(collected) for collected in outputs]).numpy()
+    if capture is None:
+        return stacked, None
+    if not captured:
+        return stacked, np.zeros((0, 0), dtype=np.float32)
+    return stacked, np.concatenate(captured)
+
+
+def _pooled(tensor: torch.Tensor) -> torch.Tensor:
+    """Features per image: feature maps averaged over height and width."""
+    if tensor.ndim == 4:
+        tensor = tensor.mean(dim=(2, 3))
+    return tensor.reshape(len(tensor), -1).float().cpu()
 
 
 def _inference_batches(
@@ -701,9 +759,7 @@ def embed_raw(
     captured: list[torch.Tensor] = []
 
     def keep(tensor: torch.Tensor) -> None:
-        if tensor.ndim == 4:
-            tensor = tensor.mean(dim=(2, 3))
-        captured.append(tensor.reshape(len(tensor), -1).float().cpu())
+        captured.append(_pooled(tensor))
         raise _Captured
 
     if capture == "input":
