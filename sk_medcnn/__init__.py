@@ -4,6 +4,7 @@ from ._version import __version__
 from .classifier import MedicalCNNClassifier, MedicalCNNRegressor
 from .conformal import ConformalClassifier
 from .embedding import ImageEmbedder
+from .export import export_onnx
 from .persistence import load_model, save_model
 from .pretrained import fetch_weights
 from .registry import (
@@ -20,6 +21,7 @@ __all__ = [
     "MedicalCNNClassifier",
     "MedicalCNNRegressor",
     "__version__",
+    "export_onnx",
     "fetch_weights",
     "get_architecture",
     "get_weight_loader",

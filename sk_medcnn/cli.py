@@ -999,6 +999,27 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def command_export(args: argparse.Namespace) -> int:
+    """Write a saved model as an ONNX graph (``sk-medcnn export``)."""
+    from .export import export_onnx
+
+    output = _check_output_file("--output", args.output)
+    model = load_any_model(args.model)
+    try:
+        export_onnx(model, output)
+    except ImportError as error:
+        raise CommandError(str(error)) from error
+    except (TypeError, ValueError) as error:
+        raise CommandError(f"{args.model}: {error}") from error
+    estimator = _final_estimator(model)
+    what = "probabilities" if hasattr(estimator, "classes_") else "predictions"
+    print(
+        f"Exported {args.model} to {output}: float32 images (n, height, width, "
+        f"channels) in, {what} out (without test-time augmentation)."
+    )
+    return EXIT_OK
+
+
 def command_info(args: argparse.Namespace) -> int:
     """Print versions, the device and the registered architectures."""
     import sklearn
@@ -1460,6 +1481,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     benchmark.add_argument("--quiet", action="store_true", help="no per-epoch table")
     benchmark.set_defaults(handler=command_benchmark)
+
+    export = commands.add_parser(
+        "export",
+        parents=[common],
+        help="write a saved model as ONNX, to run without PyTorch",
+        description="Write MODEL as an ONNX graph (needs the onnx extra): float32 "
+        "images (n, height, width, channels) in, probabilities out, with the "
+        "input standardisation, temperature and exportable Pipeline steps.",
+    )
+    export.add_argument("model", metavar="MODEL")
+    export.add_argument("--output", required=True, metavar="ONNX")
+    export.set_defaults(handler=command_export)
 
     info = commands.add_parser(
         "info", parents=[common], help="versions, device and architectures"
