@@ -1,5 +1,6 @@
 """sk_medcnn: scikit-learn compatible CNNs for medical image classification."""
 
+from ._card import model_card
 from ._version import __version__
 from .classifier import MedicalCNNClassifier, MedicalCNNRegressor
 from .conformal import ConformalClassifier
@@ -27,6 +28,7 @@ __all__ = [
     "get_weight_loader",
     "list_architectures",
     "load_model",
+    "model_card",
     "register_architecture",
     "register_weight_loader",
     "save_model",

@@ -29,6 +29,7 @@ from skorch.history import History
 from torch import nn
 
 from . import _distributed
+from ._card import describe_fit
 from ._ood import (
     OOD_MAX_FEATURES,
     OOD_MAX_FIT_ROWS,
@@ -755,6 +756,9 @@ class _BaseMedicalCNN(BaseEstimator):
         self._validation_index = valid_index
         self._fit_calibration(images, y_encoded, valid_index, weights)
         self._fit_ood(images, y_encoded, train_index, valid_index, split_seed)
+        self.model_card_ = describe_fit(
+            self, images, y_encoded, train_index, valid_index
+        )
         if interrupted:
             raise KeyboardInterrupt(
                 f"{estimator_name}.fit was interrupted after {self.n_epochs_} "
@@ -1846,6 +1850,12 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         ``ood_false_alarm_rate_`` (the rate it was set for) and
         ``ood_n_held_out_`` (held-out images it was set on; 0 when set on the
         training rows).
+    model_card_ : dict
+        What :func:`sk_medcnn.model_card` renders and :func:`~sk_medcnn.save_model`
+        stores: the training data (samples, class counts, image shape, a
+        fingerprint), held-out validation figures with 95% intervals, the
+        calibration, the versions, and ``"intended_use"`` and
+        ``"limitations"``, which you may edit before saving.
 
     See Also
     --------
@@ -2420,6 +2430,12 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         ``ood_false_alarm_rate_`` (the rate it was set for) and
         ``ood_n_held_out_`` (held-out images it was set on; 0 when set on the
         training rows).
+    model_card_ : dict
+        What :func:`sk_medcnn.model_card` renders and :func:`~sk_medcnn.save_model`
+        stores: the training data (samples, class counts, image shape, a
+        fingerprint), held-out validation figures with 95% intervals, the
+        calibration, the versions, and ``"intended_use"`` and
+        ``"limitations"``, which you may edit before saving.
 
     See Also
     --------

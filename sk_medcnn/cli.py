@@ -1021,13 +1021,23 @@ def command_export(args: argparse.Namespace) -> int:
 
 
 def command_info(args: argparse.Namespace) -> int:
-    """Print versions, the device and the registered architectures."""
+    """Print a model's card, or versions, the device and the architectures."""
     import sklearn
     import skorch
     import torch
 
     from . import __version__, list_architectures
     from .utils._torch import resolve_device
+
+    if args.model is not None:
+        from ._card import model_card
+
+        model = load_any_model(args.model)
+        try:
+            print(model_card(model), end="")
+        except ValueError as error:
+            raise CommandError(f"{args.model}: {error}") from error
+        return EXIT_OK
 
     print(f"sk_medcnn {__version__}")
     print(f"python {platform.python_version()} on {platform.platform()}")
@@ -1044,6 +1054,7 @@ def command_info(args: argparse.Namespace) -> int:
         "nibabel": "NIfTI",
         "matplotlib": "figures",
         "safetensors": ".skmed models",
+        "onnxruntime": "ONNX export",
     }
     for module, use in extras.items():
         state = "installed" if _installed(module) else "missing"
@@ -1495,7 +1506,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=command_export)
 
     info = commands.add_parser(
-        "info", parents=[common], help="versions, device and architectures"
+        "info",
+        parents=[common],
+        help="a model's card, or versions, device and architectures",
+    )
+    info.add_argument(
+        "model",
+        nargs="?",
+        metavar="MODEL",
+        help="print this saved model's card (training data, validation, use)",
     )
     info.set_defaults(handler=command_info)
     return parser

@@ -216,7 +216,8 @@ def export_onnx(
     steps, the input standardisation, the network, and the temperature and
     softmax. The model's properties (``metadata_props``) hold ``classes``
     (JSON), ``image_shape``, ``spatial_dims``, ``estimator``, ``output``,
-    ``temperature`` and the ``sk_medcnn`` and ``torch`` versions.
+    ``temperature``, the ``sk_medcnn`` and ``torch`` versions and
+    ``model_card`` (:func:`~sk_medcnn.model_card`, Markdown).
 
     Parameters
     ----------
@@ -307,8 +308,12 @@ def export_onnx(
         "output": "probabilities" if classes is not None else "predictions",
         "temperature": repr(float(getattr(final, "temperature_", 1.0))),
         "sk_medcnn_version": __version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }
+    if isinstance(getattr(final, "model_card_", None), dict):
+        from ._card import model_card
+
+        metadata["model_card"] = model_card(final)
     del proto.metadata_props[:]
     for key, value in metadata.items():
         entry = proto.metadata_props.add()

@@ -1423,6 +1423,12 @@ class _Reader:
                 "a dict with str keys holding architecture_params",
             )
         self.check_ood_state(estimator, where)
+        if "model_card_" in state and not _json_like(state["model_card_"]):
+            raise self.error(
+                _attribute(where, "model_card_"),
+                "fitted attribute model_card_ must be a dict of str keys holding "
+                "str, int, finite float, bool, None, lists and such dicts.",
+            )
         if isinstance(estimator, MedicalCNNClassifier):
             classes = state.get("classes_")
             require(
@@ -1660,6 +1666,26 @@ def _check_network_on_meta(path: Path, estimator: _BaseMedicalCNN) -> bool:
             f"to {got!r}, not to {n_outputs} outputs."
         )
     return True
+
+
+def _json_like(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is plain data a model card may hold (a dict at the top)."""
+    if depth == 0 and type(value) is not dict:
+        return False
+    if depth > 8:
+        return False
+    if value is None or type(value) in (bool, int, str):
+        return True
+    if type(value) is float:
+        return math.isfinite(value)
+    if type(value) is list:
+        return all(_json_like(item, depth + 1) for item in value)
+    if type(value) is dict:
+        return all(
+            type(key) is str and _json_like(item, depth + 1)
+            for key, item in value.items()
+        )
+    return False
 
 
 def _check_predicts(path: Path, model: BaseEstimator) -> None:
