@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install demo test test-all lint bench docs docs-check clean
+.PHONY: install demo test test-all lint bench docs docs-check clean browser
 
 # Two levels in one .venv: the main job needs the package with its file readers and
 # figures (.[all]); the tests, docs and linters add the dev tools (.[dev], which
@@ -31,10 +31,21 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed-all
 	$(PY) examples/train_pneumoniamnist.py --output reports/demo
 
-test: $(VENV)/.installed
+# The served page is tested in a real browser: Debian's chromium and its driver,
+# installed here when missing (as root, with apt-get); elsewhere that test skips.
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium and chromium-driver for the browser test"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium chromium-driver >/dev/null) || \
+	      echo "could not install chromium: the browser test will be skipped"; \
+	  else echo "no chromedriver and not root: the browser test will be skipped"; fi; }
+
+test: $(VENV)/.installed browser
 	$(PY) -m pytest -q -n 2
 
-test-all: $(VENV)/.installed
+test-all: $(VENV)/.installed browser
 	$(PY) -m pytest -q -n 2 -m "slow or not slow"
 
 lint: $(VENV)/.installed

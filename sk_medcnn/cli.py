@@ -1020,6 +1020,34 @@ def command_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_serve(args: argparse.Namespace) -> int:
+    """Serve a saved model over HTTP (``sk-medcnn serve``)."""
+    from .serve import create_app
+
+    _check_device(args.device)
+    try:
+        app = create_app(
+            args.model,
+            max_upload_bytes=int(args.max_upload_mb * 2**20),
+            timeout=args.timeout,
+            device=args.device,
+        )
+    except ImportError as error:
+        raise CommandError(str(error)) from error
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    import uvicorn
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        _warn(
+            f"--host {args.host}: the service has no authentication; anyone who "
+            "can reach this address can use the model."
+        )
+    print(f"Serving {args.model} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return EXIT_OK
+
+
 def command_info(args: argparse.Namespace) -> int:
     """Print a model's card, or versions, the device and the architectures."""
     import sklearn
@@ -1504,6 +1532,35 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("model", metavar="MODEL")
     export.add_argument("--output", required=True, metavar="ONNX")
     export.set_defaults(handler=command_export)
+
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="serve a saved model: a JSON API and a page for a browser",
+        description="Serve MODEL (.skmed only) over HTTP: GET / (a page), "
+        "/health, /model; POST /predict and /explain with a multipart field "
+        "'file'. Needs the serve extra.",
+    )
+    serve.add_argument("model", metavar="MODEL")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=_positive_int, default=8000, help="(default: %(default)s)"
+    )
+    serve.add_argument(
+        "--max-upload-mb",
+        type=_positive_float,
+        default=32.0,
+        help="largest upload in MiB (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        help="seconds before a request is answered 503 (default: %(default)s)",
+    )
+    serve.set_defaults(handler=command_serve)
 
     info = commands.add_parser(
         "info",
