@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +28,9 @@ pytest.importorskip("onnxscript")
 
 FAST = {"max_epochs": 1, "batch_size": 16, "random_state": 0, "device": "cpu"}
 ATOL = 1e-5
+PNEUMONIAMNIST = (
+    Path(__file__).resolve().parents[2] / "shared/data/pneumoniamnist_28_trainval.npz"
+)
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +104,6 @@ def test_a_pipeline_exports_its_exact_steps(images, tmp_path, steps):
 
 
 def test_real_chest_x_rays(tmp_path):
-    from tests.conftest import PNEUMONIAMNIST
-
     if not PNEUMONIAMNIST.exists():
         pytest.skip("PneumoniaMNIST is not beside the project")
     X, y = load_medmnist(PNEUMONIAMNIST, "train")
