@@ -856,6 +856,8 @@ def command_predict(args: argparse.Namespace) -> int:
     from .utils._files import atomic_open
 
     output = _check_output_file("--output", args.output)
+    if args.dicom_out is not None:
+        _check_output("--dicom-out", args.dicom_out, folder=True)
     _check_device(args.device)
     model = load_any_model(args.model, device=args.device)
     estimator = _final_estimator(model)
@@ -903,6 +905,8 @@ def command_predict(args: argparse.Namespace) -> int:
                 ]
             )
     print(f"Predicted {_count(len(paths), 'image')}: {output}")
+    if args.dicom_out is not None:
+        _write_dicom_reports(args, model, paths, labels, proba, classes, check)
     unlike = np.flatnonzero(~check.in_distribution)
     if len(unlike):
         print(
@@ -914,6 +918,47 @@ def command_predict(args: argparse.Namespace) -> int:
         if len(unlike) > 5:
             print(f"  ... and {len(unlike) - 5} more (see {output})")
     return EXIT_OK
+
+
+def _write_dicom_reports(
+    args: argparse.Namespace,
+    model: Any,
+    paths: Sequence[str],
+    labels: NDArray[Any],
+    proba: NDArray[Any],
+    classes: NDArray[Any],
+    check: Any,
+) -> None:
+    """Write a DICOM SR beside each DICOM input's prediction (``--dicom-out``)."""
+    from .io import write_dicom_report
+    from .io._readers import detect_format
+
+    out_dir = Path(args.dicom_out)
+    written = 0
+    for index, path in enumerate(paths):
+        if detect_format(Path(path)) != "DICOM":
+            continue
+        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            write_dicom_report(
+                path,
+                out_dir / f"{index:04d}_{Path(path).stem}_sr.dcm",
+                label=labels[index],
+                probabilities={
+                    str(label): float(p)
+                    for label, p in zip(classes, proba[index], strict=True)
+                },
+                model_name=Path(args.model).stem,
+                in_distribution=bool(check.in_distribution[index]),
+                ood_reason=check.reasons[index],
+            )
+        except ImportError as error:
+            raise CommandError(str(error)) from error
+        written += 1
+    print(
+        f"Wrote {_count(written, 'DICOM structured report')} to {out_dir}"
+        + ("" if written else " (no DICOM input)")
+    )
 
 
 def _class_label(classes: NDArray[Any], text: str) -> Any:
@@ -1441,6 +1486,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="raise",
         choices=("raise", "skip"),
         help="unreadable files: stop, or skip them with a warning",
+    )
+    predict.add_argument(
+        "--dicom-out",
+        metavar="DIR",
+        help="also write a DICOM structured report per DICOM input, in its study",
     )
     predict.set_defaults(handler=command_predict)
 
