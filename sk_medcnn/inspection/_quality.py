@@ -411,11 +411,6 @@ def _label_randomised_fit(
     estimator: Any, X: Any, y: Any, max_epochs: int | None, seed: int
 ) -> Any:
     """Return a clone of ``estimator`` fitted on ``X`` with permuted labels."""
-    if y is None:
-        raise ValueError(
-            "metric='data_randomisation' trains a copy on permuted labels, so y "
-            "must be given."
-        )
     refit = clone(estimator)
     if max_epochs is not None:
         prefix = f"{refit.steps[-1][0]}__" if isinstance(refit, Pipeline) else ""
@@ -518,14 +513,14 @@ def explanation_score(
         ``"road"``: mean gap between the class probability when the least
         and when the most relevant pixels are removed, at each of
         ``fractions``, removed pixels being filled by noisy linear imputation
-        (Rong et al. 2022); in [-1, 1]. ``"deletion"``: 1 - the area under the
+        (Rong et al. [1]_); in [-1, 1]. ``"deletion"``: 1 - the area under the
         class probability as the most relevant pixels are replaced by the
         baseline; ``"insertion"``: the area as they are put back into the
-        baseline, most relevant first (Petsiuk et al. 2018); both in [0, 1].
-        ``"randomisation"``: 1 - |Spearman correlation| between the maps of
-        the model and of a copy with every layer re-initialised;
+        baseline, most relevant first (Petsiuk et al. [2]_); both in [0, 1].
+        ``"randomisation"``: 1 - the absolute Spearman correlation between
+        the maps of the model and of a copy with every layer re-initialised;
         ``"data_randomisation"``: the same against a clone trained on ``X``
-        with permuted ``y`` (Adebayo et al. 2018); in [0, 1]. With ``masks``:
+        with permuted ``y`` (Adebayo et al. [3]_); in [0, 1]. With ``masks``:
         ``"mass_in_mask"``, the share of map mass inside the mask;
         ``"pointing_game"``, 1 if the map's maximum is inside the mask;
         ``"auprc"``, the average precision of the map as a detector of the
@@ -630,6 +625,11 @@ def explanation_score(
     if n_samples == 0:
         raise ValueError("X holds no images; pass at least one.")
     labels = _check_targets(estimator, y, n_samples)
+    if metric == "data_randomisation" and labels is None:
+        raise ValueError(
+            "metric='data_randomisation' trains a copy on permuted labels, so y "
+            "must be given."
+        )
     map_seed, perturb_seed, model_seed = draw_seeds(random_state, 3)
     if metric in _LOCALISATION:
         size = input_size(model, X)
