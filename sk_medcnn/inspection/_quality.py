@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -340,7 +341,7 @@ def _faithfulness(
     for start in range(0, len(X), batch_size):
         rows = slice(start, min(start + batch_size, len(X)))
         batch, batch_ranks = images[rows], ranks[rows]
-        replaced = None if metric == "road" else _baseline_images(batch, baseline)
+        replaced = batch if metric == "road" else _baseline_images(batch, baseline)
         curves = {order: np.empty((len(batch), len(fractions))) for order in orders}
         for order in orders:
             perturbed = []
@@ -662,9 +663,14 @@ def explanation_score(
         if target is None:
             classes = model.classifier.classes_
             target = classes[_true_class_columns(estimator, None, X)]
-        reference = _explain(
-            other, X, target, method, method_params, batch_size, map_seed
-        )
+        with warnings.catch_warnings():
+            # blank CAMs are expected of a random network: no warning about them
+            warnings.filterwarnings(
+                "ignore", message=r".* maps are all zero", category=UserWarning
+            )
+            reference = _explain(
+                other, X, target, method, method_params, batch_size, map_seed
+            )
         scores = 1.0 - np.abs(_rank_correlations(maps, reference))
     else:
         scores = _localisation(maps, _check_masks(masks, maps.shape), metric)
