@@ -8,8 +8,11 @@ class of each image:
 - ``pneumoniamnist``: the official train split; ``--n-val`` images of the
   official validation split (a fixed random subset when fewer than 524;
   faithfulness and randomisation only: there are no masks);
-- ``phantoms``: 28 x 28 lesion phantoms (1000 train, ``--n-val`` validation),
-  whose lesion masks give the localisation scores on the positive images.
+- ``phantoms``: 28 x 28 lesion phantoms, 1000 for training and ``--n-val`` new
+  ones for validation, half with a lesion. The randomisation scores use every
+  validation image; faithfulness and localisation the images with a lesion,
+  whose mask is the truth the maps are compared with (an image without one has
+  no truth to find).
 
 Two reference rows frame the methods: ``random`` (a map of uniform noise,
 what chance scores) and, on phantoms, ``truth`` (the lesion mask, blurred
@@ -68,25 +71,21 @@ def _truth_maps(X_val: np.ndarray, masks: np.ndarray) -> Any:
 
 def _load(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
     """Return the train and validation data (and masks) of one data set."""
-    if args.quick:
-        X, y, masks = make_lesion_phantoms(
-            200 + args.n_val, image_size=16, return_masks=True, random_state=0
+    if args.quick or name == "phantoms":
+        n_train, size = (200, 16) if args.quick else (1000, 28)
+        X, y = make_lesion_phantoms(n_train, image_size=size, random_state=args.seed)
+        X_val, y_val, masks_val = make_lesion_phantoms(
+            args.n_val, image_size=size, return_masks=True, random_state=args.seed + 1
         )
+        quick = {"max_epochs": 2, "device": "cpu"}
         return {
-            "train": (X[:200], y[:200]),
-            "val": (X[200:], y[200:]),
-            "masks": masks[200:],
-            "params": {"max_epochs": 2, "device": "cpu"},
-        }
-    if name == "phantoms":
-        X, y, masks = make_lesion_phantoms(
-            1000 + args.n_val, return_masks=True, random_state=args.seed
-        )
-        return {
-            "train": (X[:1000], y[:1000]),
-            "val": (X[1000:], y[1000:]),
-            "masks": masks[1000:],
-            "params": {"max_epochs": args.max_epochs},
+            "train": (X, y),
+            "val": (X_val, y_val),
+            "masks": masks_val,
+            # an image without a lesion has no truth to find: faithfulness and
+            # localisation are scored on the images with one
+            "with_truth": y_val == 1,
+            "params": quick if args.quick else {"max_epochs": args.max_epochs},
         }
     if not DEFAULT_DATA.exists():
         print(f"{name}: {DEFAULT_DATA} is absent; skipped")
@@ -102,6 +101,7 @@ def _load(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
         "train": (X_train, y_train),
         "val": (X_val, y_val),
         "masks": None,
+        "with_truth": np.ones(len(X_val), dtype=bool),
         "params": {"max_epochs": args.max_epochs},
     }
 
@@ -160,12 +160,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "n_train": len(X_train),
             "n_val": len(X_val),
             "val_accuracy": float(accuracy_score(y_val, proba >= 0.5)),
-            "val_auc": float(roc_auc_score(y_val, proba)),
         }
+        if len(np.unique(y_val)) == 2:
+            model["val_auc"] = float(roc_auc_score(y_val, proba))
         print(
             f"\n{name}: fit {fit_seconds:.0f} s on {len(X_train)} images; "
-            f"{len(X_val)} validation images, ACC {model['val_accuracy']:.3f}, "
-            f"AUC {model['val_auc']:.3f}"
+            f"{len(X_val)} validation images, ACC {model['val_accuracy']:.3f}"
+            + (f", AUC {model['val_auc']:.3f}" if "val_auc" in model else "")
         )
         metrics = FAITHFULNESS + RANDOMISATION
         methods: dict[str, Any] = {method: method for method in METHODS}
@@ -173,6 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if masks is not None:
             metrics += LOCALISATION
             methods["truth"] = _truth_maps(X_val, masks)
+            model["n_with_truth"] = int(data["with_truth"].sum())
         scores: dict[str, dict[str, float]] = {}
         seconds: dict[str, dict[str, float]] = {}
         for label, method in methods.items():
@@ -180,16 +182,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for metric in metrics:
                 if label in ("random", "truth") and metric in RANDOMISATION:
                     continue  # these maps do not depend on a model
+                rows = slice(None) if metric in RANDOMISATION else data["with_truth"]
                 start = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # blank CAMs
                     value = explanation_score(
                         clf,
-                        X_val,
-                        y_val,
+                        X_val[rows],
+                        y_val[rows],
                         method=method,
                         metric=metric,
-                        masks=masks,
+                        masks=None if masks is None else masks[rows],
                         method_params=method_params.get(label),
                         max_epochs=args.refit_epochs,
                         random_state=args.seed,

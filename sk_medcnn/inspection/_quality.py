@@ -631,6 +631,11 @@ def explanation_score(
             "metric='data_randomisation' trains a copy on permuted labels, so y "
             "must be given."
         )
+    if metric == "data_randomisation" and len(np.unique(labels)) < 2:
+        raise ValueError(
+            "metric='data_randomisation' trains a copy on permuted labels, which "
+            f"needs at least 2 classes in y; y holds only {labels[0]!r}."
+        )
     map_seed, perturb_seed, model_seed = draw_seeds(random_state, 3)
     if metric in _LOCALISATION:
         size = input_size(model, X)

@@ -289,6 +289,8 @@ def test_data_randomisation_refits_a_clone_on_permuted_labels(learned):
     np.testing.assert_array_equal(clf.predict_proba(X), before)
     with pytest.raises(ValueError, match="y must be given"):
         explanation_score(clf, X, None, metric="data_randomisation")
+    with pytest.raises(ValueError, match="at least 2 classes in y"):
+        explanation_score(clf, X[y == 1], y[y == 1], metric="data_randomisation")
 
 
 # --- every method with every metric ---------------------------------------------
