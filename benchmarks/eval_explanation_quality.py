@@ -1,4 +1,4 @@
-"""Evidence for the explanation-quality scores: five map methods, eight scores.
+"""Evidence for the explanation-quality scores: five map methods, nine scores.
 
 For each data set a ``MedicalCNNClassifier`` with the library's defaults but
 ``max_epochs=10`` is fitted on a training split and its maps are scored by
@@ -14,10 +14,11 @@ class of each image:
   whose mask is the truth the maps are compared with (an image without one has
   no truth to find).
 
-Two reference rows frame the methods: ``random`` (a map of uniform noise,
-what chance scores) and, on phantoms, ``truth`` (the lesion mask, blurred
-with sigma 1 px: what knowing the answer scores). The test splits are never
-read.
+``deletion_blur`` is deletion with ``baseline="blur"`` instead of the
+default ``"mean"``. Two reference rows frame the methods: ``random`` (a map
+of uniform noise, what chance scores) and, on phantoms, ``truth`` (the lesion
+mask, blurred with sigma 1 px: what knowing the answer scores). The test
+splits are never read.
 
 Run from the project root::
 
@@ -48,7 +49,9 @@ from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
 from sk_medcnn.metrics import explanation_score
 
 METHODS = ["gradcam", "hirescam", "gradient", "smoothgrad", "integrated_gradients"]
-FAITHFULNESS = ["road", "deletion", "insertion"]
+FAITHFULNESS = ["road", "deletion", "deletion_blur", "insertion"]
+#: columns that are a metric with another option: deletion to a blurred image
+VARIANTS = {"deletion_blur": ("deletion", {"baseline": "blur"})}
 RANDOMISATION = ["randomisation", "data_randomisation"]
 LOCALISATION = ["mass_in_mask", "pointing_game", "auprc"]
 
@@ -191,7 +194,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         X_val[rows],
                         y_val[rows],
                         method=method,
-                        metric=metric,
+                        metric=VARIANTS.get(metric, (metric, {}))[0],
+                        **VARIANTS.get(metric, (metric, {}))[1],
                         masks=None if masks is None else masks[rows],
                         method_params=method_params.get(label),
                         max_epochs=args.refit_epochs,
