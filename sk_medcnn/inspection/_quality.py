@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils.metadata_routing import MetadataRequest
 
+from ..exceptions import OutOfDistributionWarning
 from ..utils._torch import draw_seeds
 from ..utils._validation import (
     boolean,
@@ -359,7 +360,10 @@ def _faithfulness(
                     new = np.where(changed[..., None], replaced, batch)
                 perturbed.append(new[..., 0] if grayscale else new)
             stacked = _as_dtype(np.concatenate(perturbed), X.dtype)
-            probability = estimator.predict_proba(stacked)
+            with warnings.catch_warnings():
+                # the perturbed copies are unusual by design: not the user's images
+                warnings.simplefilter("ignore", OutOfDistributionWarning)
+                probability = estimator.predict_proba(stacked)
             probability = probability.reshape(len(fractions), len(batch), -1)
             own = probability[:, np.arange(len(batch)), columns[rows]]
             curves[order] = own.T
@@ -582,6 +586,9 @@ def explanation_score(
     randomisation scores measure sensitivity to the model, not correctness,
     and localisation rewards maps that match the annotation, whatever the
     model uses. ``"data_randomisation"`` trains a network: it costs a fit.
+    The perturbed copies of the faithfulness scores are unusual images by
+    design, so the classifier's out-of-distribution warning is silenced for
+    them (the model's own score flags many deleted copies).
 
     References
     ----------

@@ -428,3 +428,16 @@ def test_a_pipeline_is_scored_on_the_images_as_given(learned):
         pipe, X, y, method="gradient", metric="pointing_game", masks=masks
     )
     assert 0 <= hits <= 1
+
+
+def test_perturbed_copies_raise_no_out_of_distribution_warning(learned):
+    # deleted and imputed copies are unusual by design; the warning is for the
+    # user's images, not the scorer's own
+    from sk_medcnn.exceptions import OutOfDistributionWarning
+
+    clf, X, y, _ = learned
+    for metric in ("road", "deletion", "insertion"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            explanation_score(clf, X, y, method="gradient", metric=metric)
+        assert not [w for w in caught if w.category is OutOfDistributionWarning]
