@@ -30,9 +30,12 @@ from .utils._validation import (
 
 __all__ = [
     "ClinicalReport",
+    "ExplanationScorer",
     "MetricEstimate",
     "clinical_report",
     "expected_calibration_error",
+    "explanation_score",
+    "make_explanation_scorer",
     "make_sensitivity_at_specificity_scorer",
     "make_specificity_at_sensitivity_scorer",
     "mean_set_size",
@@ -1365,3 +1368,12 @@ def make_specificity_at_sensitivity_scorer(
         sensitivity=sensitivity,
         pos_label=pos_label,
     )
+
+
+# The explanation scores live with the maps they score; they are imported last
+# because sk_medcnn.inspection itself imports this module's metrics.
+from .inspection._quality import (  # noqa: E402
+    ExplanationScorer,
+    explanation_score,
+    make_explanation_scorer,
+)

@@ -55,6 +55,7 @@ PAGES = (
     "evaluation.html",
     "generalisation.html",
     "inspection.html",
+    "explanation_quality.html",
     "conformal.html",
     "robustness.html",
     "persistence.html",

@@ -52,6 +52,7 @@ NOT_RUN = {
 }
 #: pages whose code takes more than a few seconds even with the tiny settings
 SLOW_PAGES = {
+    "explanation_quality.rst",
     "inspection.rst",
     "keras.rst",
     "persistence.rst",
