@@ -17,16 +17,20 @@ and says so in the log and in the report.
 Output, in ``--output DIR`` (default ``reports/demo``), each file written
 atomically (``report.json`` last, so its presence means a complete run):
 
-- ``report.json``: data set, parameters, metrics, confusion matrix, timings,
-  per-epoch history and versions;
+- ``report.json``: data set, parameters, metrics with 95% confidence intervals,
+  calibration error, confusion matrix, timings, per-epoch history and versions;
 - ``report.md``: the same as readable tables, linking the pictures;
-- ``learning_curves.png``, ``confusion_matrix.png``, ``examples.png`` and
-  ``roc_curve.png``.
+- ``learning_curves.png``, ``confusion_matrix.png``, ``roc_curve.png``,
+  ``precision_recall.png``, ``calibration.png``, ``examples.png`` and
+  ``explanations.png`` (HiResCAM maps);
+- ``model.skmed``, the fitted model, whose classes are the class names
+  (``normal``, ``pneumonia``), and ``images/``, eight validation images as PNG
+  files, for ``sk-medcnn predict`` and ``sk-medcnn explain``.
 
 Run from the project root::
 
-    python examples/train_pneumoniamnist.py --output reports/demo
-    python examples/train_pneumoniamnist.py --quick --output /tmp/demo  # seconds
+    python examples/train_pneumoniamnist.py --output reports/demo  # 1-2 min
+    python examples/train_pneumoniamnist.py --quick --output /tmp/demo  # ~20 s
 """
 
 # sphinx_gallery_thumbnail_path = "_static/demo_examples.png"
@@ -42,6 +46,7 @@ import logging
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -88,7 +93,8 @@ DEFAULT_OUTPUT = Path("reports") / "demo"
 POSITIVE_LABEL = 1
 LABELS = (0, 1)
 PNEUMONIA_NAMES = {0: "normal", 1: "pneumonia"}
-PHANTOM_NAMES = {0: "no lesion", 1: "lesion"}
+# names in the labels' order: the model, fitted on the names, encodes them as 0, 1
+PHANTOM_NAMES = {0: "healthy", 1: "lesion"}
 
 # Fallback data: synthetic phantoms (full run, and the tiny --quick run).
 PHANTOM_SIZES = {"full": (2000, 500, 28), "quick": (200, 100, 16)}
@@ -496,13 +502,15 @@ def plot_explanation_panels(
     indices: NDArray[Any],
     path: Path,
 ) -> None:
-    """HiResCAM maps of the predicted class over a few validation images."""
+    """HiResCAM maps of the predicted class over a few validation images.
+
+    ``clf`` was fitted on the class names, ``y_true`` holds the data's labels.
+    """
     figure = plot_explanations(
         clf,
         X[indices],
         method="hires_cam",
-        y_true=y_true[indices],
-        class_names=names,
+        y_true=[names[int(label)] for label in y_true[indices]],
     )
     save_figure(figure, path)
 
@@ -607,12 +615,31 @@ def write_sample_images(
     return written
 
 
-def next_commands(model: Path, images: Path, output: Path) -> list[str]:
+def next_commands(
+    model: Path, images: Path, output: Path, program: str = "sk-medcnn"
+) -> list[str]:
     """The command lines to try on the saved model."""
     return [
-        f"sk-medcnn predict {model} {images} --output {output / 'predictions.csv'}",
-        f"sk-medcnn explain {model} {images} --output {output / 'maps'}",
+        f"{program} predict {model} {images} --output {output / 'predictions.csv'}",
+        f"{program} explain {model} {images} --output {output / 'maps'}",
     ]
+
+
+def cli_program() -> str:
+    """How to call ``sk-medcnn`` from the current folder.
+
+    ``make demo`` runs this script with ``.venv/bin/python`` without activating the
+    environment, so a bare ``sk-medcnn`` is not found there (exit 127): name the
+    command beside the interpreter unless the one on ``PATH`` is that one.
+    """
+    beside = Path(sys.executable).parent / "sk-medcnn"
+    found = shutil.which("sk-medcnn")
+    if not beside.is_file() or (
+        found is not None and Path(found).resolve() == beside.resolve()
+    ):
+        return "sk-medcnn"
+    relative = os.path.relpath(beside, Path.cwd())
+    return str(beside) if relative.startswith("..") else relative
 
 
 # --- report ------------------------------------------------------------------------
@@ -868,8 +895,13 @@ def main(argv: list[str] | None = None) -> int:
         max_epochs,
         100 * clf.validation_fraction,
     )
+    # The model learns the class names, not 0/1: its predictions, the table of
+    # `sk-medcnn predict` and the titles of `sk-medcnn explain` say "pneumonia",
+    # and a folder of normal/ and pneumonia/ images is scored without --labels.
+    class_names = np.array([names[label] for label in LABELS])
+    label_of = {name: label for label, name in names.items()}
     start = time.perf_counter()
-    clf.fit(X_train, y_train)
+    clf.fit(X_train, class_names[np.asarray(y_train, dtype=np.intp)])
     fit_time = time.perf_counter() - start
     history = history_records(clf)
     logger.info(
@@ -882,8 +914,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     proba = clf.predict_proba(X_val)
     predict_time = time.perf_counter() - start
-    p_positive = proba[:, list(clf.classes_).index(POSITIVE_LABEL)]
-    y_pred = clf.predict(X_val)
+    p_positive = proba[:, list(clf.classes_).index(names[POSITIVE_LABEL])]
+    y_pred = np.array([label_of[name] for name in clf.predict(X_val)])
     metrics = compute_metrics(y_val, y_pred, p_positive)
     # 95% percentile-bootstrap intervals, resampled within each class
     intervals = {
@@ -1025,7 +1057,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{markdown_path}; figures in {output}"
     )
     print(f"Model: {model_path}; sample images: {images_dir}. Try next:")
-    for command in next_commands(model_path, images_dir, output):
+    for command in next_commands(model_path, images_dir, output, cli_program()):
         print(f"  {command}")
     return 0
 

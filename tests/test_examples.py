@@ -72,7 +72,7 @@ def test_quick_run_writes_every_file(quick_report):
     assert names == expected  # and no temporary file left behind
     images = sorted(path.name for path in (quick_report / "images").iterdir())
     assert len(images) == 8
-    assert {name.split("_", 2)[2] for name in images} == {"lesion.png", "no_lesion.png"}
+    assert {name.split("_", 2)[2] for name in images} == {"lesion.png", "healthy.png"}
 
 
 def test_saved_model_serves_the_cli(quick_report, tmp_path, capsys):
@@ -82,6 +82,8 @@ def test_saved_model_serves_the_cli(quick_report, tmp_path, capsys):
 
     model = load_model(quick_report / "model.skmed")
     assert model.image_shape_ == (16, 16, 1)
+    # fitted on the class names: the table and the maps say "lesion", not 1
+    assert model.classes_.tolist() == ["healthy", "lesion"]
     table = tmp_path / "predictions.csv"
     code = main(
         [
@@ -96,11 +98,57 @@ def test_saved_model_serves_the_cli(quick_report, tmp_path, capsys):
     with table.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 8
-    truth = ["no_lesion" not in row["path"] for row in rows]
-    predicted = [row["label"] == "1" for row in rows]
+    truth = ["healthy" not in row["path"] for row in rows]
+    predicted = [row["label"] == "lesion" for row in rows]
     assert np.mean(np.equal(truth, predicted)) >= 0.75  # the demo model, on PNGs
     report = json.loads((quick_report / "report.json").read_text(encoding="utf-8"))
     assert report["model"]["next_commands"][0].startswith("sk-medcnn predict ")
+
+
+def test_demo_model_reads_a_class_folder_without_labels(quick_report, tmp_path):
+    """A folder named by class is scored by the demo's model with no --labels."""
+    from sk_medcnn.cli import main
+
+    for image in (quick_report / "images").iterdir():
+        name = "healthy" if "healthy" in image.name else "lesion"
+        (tmp_path / "data" / name).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / name / image.name).write_bytes(image.read_bytes())
+    output = tmp_path / "eval.json"
+    code = main(
+        [
+            "evaluate",
+            str(quick_report / "model.skmed"),
+            str(tmp_path / "data"),
+            "--bootstraps",
+            "20",
+            "--output",
+            str(output),
+        ]
+    )
+    assert code == 0
+    assert json.loads(output.read_text(encoding="utf-8"))["n_samples"] == 8
+
+
+@pytest.mark.parametrize("on_path", [False, True])
+def test_printed_commands_run_without_an_activated_environment(
+    tmp_path, monkeypatch, on_path
+):
+    """`make demo` runs .venv/bin/python: it prints .venv/bin/sk-medcnn then."""
+    script = load_script(SCRIPT)
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    program = bin_dir / "sk-medcnn"
+    program.write_text("#!/bin/sh\n", encoding="utf-8")
+    program.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    monkeypatch.setenv("PATH", str(bin_dir) if on_path else str(tmp_path / "none"))
+    monkeypatch.chdir(tmp_path)
+    expected = "sk-medcnn" if on_path else os.path.join(".venv", "bin", "sk-medcnn")
+    assert script.cli_program() == expected
+    commands = script.next_commands(
+        Path("m.skmed"), Path("images"), Path("out"), script.cli_program()
+    )
+    assert all(command.startswith(f"{expected} ") for command in commands)
 
 
 def test_report_json(quick_report):
