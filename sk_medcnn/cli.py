@@ -1453,23 +1453,39 @@ def build_parser() -> argparse.ArgumentParser:
         "balanced accuracy with bootstrap 95% confidence intervals, and the "
         "confusion matrix.",
     )
-    evaluate.add_argument("model", metavar="MODEL")
-    evaluate.add_argument("data", metavar="DATA")
+    evaluate.add_argument(
+        "model", metavar="MODEL", help="a saved classifier (.skmed or .joblib)"
+    )
+    evaluate.add_argument(
+        "data", metavar="DATA", help="labelled images: a class folder or a .npz file"
+    )
     evaluate.add_argument(
         "--split",
         default="val",
         choices=("train", "val", "test"),
         help="split of a .npz file (default: val)",
     )
-    evaluate.add_argument("--threshold", type=_probability, default=0.5)
+    evaluate.add_argument(
+        "--threshold",
+        type=_probability,
+        default=0.5,
+        help="predict the positive class from this probability on (default: 0.5)",
+    )
     evaluate.add_argument(
         "--labels",
         metavar="NAME=CLASS,...",
         help="map the data's labels onto the model's classes, e.g. "
         "normal=0,pneumonia=1 for a folder and a model trained on a .npz file",
     )
-    evaluate.add_argument("--bootstraps", type=_positive_int, default=1000)
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument(
+        "--bootstraps",
+        type=_positive_int,
+        default=1000,
+        help="bootstrap resamples for the 95%% intervals (default: 1000)",
+    )
+    evaluate.add_argument(
+        "--seed", type=int, default=0, help="seed of the resampling (default: 0)"
+    )
     evaluate.add_argument("--output", metavar="JSON", help="also write the report")
     evaluate.set_defaults(handler=command_evaluate)
 
@@ -1478,9 +1494,21 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="predict image files, write a CSV table",
     )
-    predict.add_argument("model", metavar="MODEL")
-    predict.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER")
-    predict.add_argument("--output", required=True, metavar="CSV")
+    predict.add_argument(
+        "model", metavar="MODEL", help="a saved classifier (.skmed or .joblib)"
+    )
+    predict.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="FILE_OR_FOLDER",
+        help="image files, or folders read with their subfolders",
+    )
+    predict.add_argument(
+        "--output",
+        required=True,
+        metavar="CSV",
+        help="the table to write: a row per file (required)",
+    )
     predict.add_argument(
         "--on-error",
         default="raise",
@@ -1499,9 +1527,21 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="write Grad-CAM or saliency overlays",
     )
-    explain.add_argument("model", metavar="MODEL")
-    explain.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER")
-    explain.add_argument("--output", required=True, metavar="DIR")
+    explain.add_argument(
+        "model", metavar="MODEL", help="a saved classifier (.skmed or .joblib)"
+    )
+    explain.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="FILE_OR_FOLDER",
+        help="image files, or folders read with their subfolders",
+    )
+    explain.add_argument(
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="folder for the overlays, a PNG file per image (required)",
+    )
     explain.add_argument(
         "--on-error",
         default="raise",

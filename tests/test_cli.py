@@ -203,6 +203,28 @@ def test_every_command_has_help(command, capsys):
     assert command in capsys.readouterr().out
 
 
+def test_every_argument_has_a_line_of_help():
+    """`sk-medcnn COMMAND --help` explains each argument, positional ones too."""
+    import argparse
+
+    from sk_medcnn.cli import build_parser
+
+    commands = next(
+        action
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    missing = [
+        f"{name} {action.dest}"
+        for name, subparser in commands.choices.items()
+        for action in subparser._actions
+        if not isinstance(action, argparse._HelpAction)
+        and action.help is not argparse.SUPPRESS
+        and not (action.help or "").strip()
+    ]
+    assert missing == []
+
+
 def test_npz_data_and_joblib_models(tmp_path, capsys):
     X, y = make_lesion_phantoms(48, image_size=16, random_state=1)
     np.savez(
