@@ -16,8 +16,8 @@ the same transforms run as batched torch operations on every training batch.
 
 Run it from the project root::
 
-    python examples/plot_augmentation_gallery.py            # under a minute
-    python examples/plot_augmentation_gallery.py --quick    # fewer draws (~30 s)
+    python examples/plot_augmentation_gallery.py            # about 10 s
+    python examples/plot_augmentation_gallery.py --quick    # fewer draws, a few seconds
 
 Output (``--output DIR``, default ``reports/examples/augmentation_gallery``):
 ``augmentation_gallery.png`` and ``mixup.png``.

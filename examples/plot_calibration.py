@@ -22,7 +22,7 @@ stratified 15% of the training split, never used to train the network.
 Run it from the project root::
 
     python examples/plot_calibration.py            # several minutes
-    python examples/plot_calibration.py --quick    # smaller: 1-4 min
+    python examples/plot_calibration.py --quick    # smaller: under a minute
 
 (Times on two CPU cores shared with other work; alone on them, about half.)
 

@@ -24,8 +24,8 @@ prediction:
 
 Run it from the project root::
 
-    python examples/plot_dicom_pipeline.py            # about 30 s
-    python examples/plot_dicom_pipeline.py --quick    # smaller: 1-2 min
+    python examples/plot_dicom_pipeline.py            # a few minutes
+    python examples/plot_dicom_pipeline.py --quick    # smaller: under 30 s
 
 Output (``--output DIR``, default ``reports/examples/dicom_pipeline``): the DICOM
 files in ``dicom/lesion`` and ``dicom/no_lesion``, ``ct_windows.png``,
@@ -178,6 +178,12 @@ print(f"{len(paths)} DICOM files; classes {np.unique(labels).tolist()}")
 # ``ImageLoader`` reads each DICOM file to HU and resizes it to 64 x 64, the window
 # maps the soft-tissue range onto [0, 1], the CNN classifies. Labels are the folder
 # names; ``classes_`` keeps them as strings.
+#
+# ``augmentation=None``: the default augmentation (``"auto"``: small shifts,
+# rotations and scalings, brightness, contrast and gamma changes, noise) was
+# chosen on 28 x 28 chest X-rays and fundus photographs. On these 168 training
+# files it keeps the network from finding the discs: test AUC 0.49 after 20
+# epochs with it, 0.85 without. Check the default on your own task.
 
 paths_train, paths_test, y_train, y_test = train_test_split(
     paths, labels, test_size=0.3, stratify=labels, random_state=0
@@ -185,7 +191,9 @@ paths_train, paths_test, y_train, y_test = train_test_split(
 pipe = make_pipeline(
     ImageLoader(shape=64),
     IntensityWindow(preset="abdomen"),
-    MedicalCNNClassifier(max_epochs=3 if quick else 20, random_state=0),
+    MedicalCNNClassifier(
+        max_epochs=3 if quick else 20, augmentation=None, random_state=0
+    ),
 )
 pipe.fit(paths_train, y_train)
 lesion_column = list(pipe.classes_).index("lesion")  # classes_ are sorted labels

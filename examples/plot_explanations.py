@@ -15,8 +15,8 @@ PneumoniaMNIST (when the data file is there), where no such truth exists.
 
 Run it from the project root::
 
-    python examples/plot_explanations.py            # about 30 s
-    python examples/plot_explanations.py --quick    # smaller: 1-3 min
+    python examples/plot_explanations.py            # a few minutes
+    python examples/plot_explanations.py --quick    # smaller: under a minute
 
 Output (``--output DIR``, default ``reports/examples/explanations``):
 ``phantom_maps.png``, ``sanity_check.png``, ``sanity_check_maps.png`` and

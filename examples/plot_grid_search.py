@@ -14,9 +14,9 @@ is then scored once on the validation split, which the search never saw.
 
 Run it from the project root::
 
-    python examples/plot_grid_search.py              # about 40 s
+    python examples/plot_grid_search.py              # several minutes
     python examples/plot_grid_search.py --n-jobs 2   # two worker processes
-    python examples/plot_grid_search.py --quick      # smaller: 1-3 min
+    python examples/plot_grid_search.py --quick      # smaller: under a minute
 
 Output (``--output DIR``, default ``reports/examples/grid_search``):
 ``search_results.png``, ``cv_results.csv``, ``best_pipeline.joblib`` and

@@ -27,7 +27,7 @@ Without the data file it falls back to synthetic lesion phantoms and says so.
 Run it from the project root::
 
     python examples/plot_keras_to_sk_medcnn.py                # about 30 s
-    python examples/plot_keras_to_sk_medcnn.py --quick        # smaller: 2-8 min
+    python examples/plot_keras_to_sk_medcnn.py --quick        # smaller: under a minute
 
 Output (``--output DIR``, default ``reports/examples/keras_to_sk_medcnn``):
 ``report.md``, ``report.json``, ``training_loss.png`` and ``roc_curve.png``.
