@@ -1619,8 +1619,15 @@ def build_parser() -> argparse.ArgumentParser:
         "images (n, height, width, channels) in, probabilities out, with the "
         "input standardisation, temperature and exportable Pipeline steps.",
     )
-    export.add_argument("model", metavar="MODEL")
-    export.add_argument("--output", required=True, metavar="ONNX")
+    export.add_argument(
+        "model", metavar="MODEL", help="a saved model (.skmed or .joblib)"
+    )
+    export.add_argument(
+        "--output",
+        required=True,
+        metavar="ONNX",
+        help="the ONNX file to write (required)",
+    )
     export.set_defaults(handler=command_export)
 
     serve = commands.add_parser(
