@@ -1638,7 +1638,9 @@ def build_parser() -> argparse.ArgumentParser:
         "/health, /model; POST /predict and /explain with a multipart field "
         "'file'. Needs the serve extra.",
     )
-    serve.add_argument("model", metavar="MODEL")
+    serve.add_argument(
+        "model", metavar="MODEL", help="a saved classifier in the safe .skmed format"
+    )
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
     )
