@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score, roc_auc_score
 
+from ..exceptions import OutOfDistributionWarning
 from ..utils._validation import random_state_like
 from ._corruptions import (
     BiasField,
@@ -186,7 +188,9 @@ class RobustnessReport:
 def _scores(
     model: Any, X: Any, y: NDArray[Any], classes: NDArray[Any]
 ) -> dict[str, float]:
-    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    with warnings.catch_warnings():  # the images are shifted on purpose here
+        warnings.simplefilter("ignore", OutOfDistributionWarning)
+        proba = np.asarray(model.predict_proba(X), dtype=np.float64)
     predicted = classes[proba.argmax(axis=1)]
     if len(classes) == 2:
         auc = roc_auc_score(y == classes[1], proba[:, 1])

@@ -16,6 +16,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import sk_medcnn.robustness as robustness
 from sk_medcnn import MedicalCNNClassifier
+from sk_medcnn.exceptions import OutOfDistributionWarning
 from sk_medcnn.robustness import (
     Contrast,
     GaussianNoise,
@@ -124,7 +125,9 @@ def fitted(phantoms):
 
 def test_report_of_every_default_corruption(fitted):
     clf, X, y = fitted
-    report = robustness_report(clf, X, y, severities=[1, 5])
+    with warnings.catch_warnings():  # corrupting on purpose: no OOD warning
+        warnings.simplefilter("error", OutOfDistributionWarning)
+        report = robustness_report(clf, X, y, severities=[1, 5])
     assert isinstance(report, RobustnessReport)
     assert len(report.rows) == 2 * len(default_corruptions())
     assert report.n_samples == len(y)
