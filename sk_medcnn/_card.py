@@ -239,6 +239,9 @@ def model_card(
 
     Raises
     ------
+    TypeError
+        If ``model`` is not an estimator, or ``intended_use`` or
+        ``limitations`` is not a str.
     ValueError
         If the model has no card (fitted before cards existed).
 
@@ -251,7 +254,15 @@ def model_card(
     >>> print(model_card(clf).splitlines()[0])
     # Model card: MedicalCNNClassifier (simple_cnn)
     """
+    for value, name in ((intended_use, "intended_use"), (limitations, "limitations")):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a str or None; got {value!r}.")
     final = _final(model)
+    if not hasattr(final, "fit"):
+        raise TypeError(
+            "model must be a fitted sk_medcnn estimator or a Pipeline ending in "
+            f"one; got {type(final).__name__}."
+        )
     card = getattr(final, "model_card_", None)
     if not isinstance(card, dict):
         raise ValueError(

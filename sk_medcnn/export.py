@@ -245,7 +245,8 @@ def export_onnx(
         If ``model`` is not a fitted sk_medcnn estimator or a Pipeline ending
         in one.
     ValueError
-        If a Pipeline step cannot be exported (the message names it).
+        If a Pipeline step cannot be exported (the message names it), or
+        ``opset_version`` is not None or an int >= 7.
 
     Examples
     --------
@@ -267,6 +268,14 @@ def export_onnx(
         raise ImportError(
             'export_onnx needs onnx and onnxscript: pip install "sk-medcnn[onnx]"'
         ) from error
+    if opset_version is not None and (
+        isinstance(opset_version, bool)
+        or not isinstance(opset_version, int)
+        or opset_version < 7
+    ):
+        raise ValueError(
+            f"opset_version must be None or an int >= 7; got {opset_version!r}."
+        )
     steps, final = _split_model(model)
     path = Path(path)
     check_output_path(path)  # before any work; the error names the path

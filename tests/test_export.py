@@ -138,6 +138,9 @@ def test_bad_models_and_paths(images, tmp_path):
     clf = MedicalCNNClassifier(**FAST).fit(X[:32], y[:32])
     with pytest.raises(FileNotFoundError, match="missing"):
         export_onnx(clf, tmp_path / "missing" / "m.onnx")
+    for opset in ("17", 3, True):
+        with pytest.raises(ValueError, match="opset_version must be"):
+            export_onnx(clf, tmp_path / "m.onnx", opset_version=opset)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -154,3 +154,12 @@ def test_onnx_export_carries_the_card(fitted, tmp_path):
         p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props
     }
     assert properties["model_card"] == model_card(fitted)
+
+
+def test_bad_arguments_are_named(fitted):
+    with pytest.raises(TypeError, match="model must be a fitted"):
+        model_card("not a model")
+    with pytest.raises(TypeError, match="intended_use must be a str"):
+        model_card(fitted, intended_use=3)
+    with pytest.raises(TypeError, match="limitations must be a str"):
+        model_card(fitted, limitations=["x"])

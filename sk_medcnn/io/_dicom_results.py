@@ -23,6 +23,40 @@ def _concept(value: str, scheme: str, meaning: str) -> Any:
     )
 
 
+def _check_report_values(
+    label: Any, probabilities: Any, model_name: Any, series_number: Any
+) -> None:
+    """Refuse, naming the parameter, what the report could not hold honestly."""
+    import math
+
+    if not isinstance(probabilities, dict) or not probabilities:
+        raise ValueError(
+            "probabilities must be a non-empty dict of class label to probability; "
+            f"got {probabilities!r}."
+        )
+    for key, value in probabilities.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not 0 <= value <= 1
+        ):
+            raise ValueError(
+                f"probabilities[{key!r}] must be a number in [0, 1]; got {value!r}."
+            )
+    if str(label) not in probabilities:
+        raise ValueError(
+            f"label={label!r} is not a key of probabilities "
+            f"({', '.join(map(repr, probabilities))})."
+        )
+    if not isinstance(model_name, str) or not model_name:
+        raise TypeError(f"model_name must be a non-empty str; got {model_name!r}.")
+    if isinstance(series_number, bool) or not isinstance(series_number, int):
+        raise TypeError(f"series_number must be an int; got {series_number!r}.")
+    if series_number < 1:
+        raise ValueError(f"series_number must be >= 1; got {series_number}.")
+
+
 def write_dicom_report(
     source: str | os.PathLike[str],
     path: str | os.PathLike[str],
@@ -74,11 +108,16 @@ def write_dicom_report(
 
     Raises
     ------
+    ValueError, TypeError
+        If ``probabilities`` is empty or holds a value outside [0, 1], ``label``
+        is not one of its keys, or ``model_name`` or ``series_number`` is not
+        valid (the message names the parameter).
     ImportError
         If highdicom is not installed (``pip install "sk-medcnn[dicom]"``).
     sk_medcnn.exceptions.ImageReadError
         If ``source`` is not a readable DICOM file.
     """
+    _check_report_values(label, probabilities, model_name, series_number)
     try:
         import highdicom as hd
         from highdicom.sr import (

@@ -108,3 +108,26 @@ def test_predict_writes_a_report_per_dicom_input(tmp_path):
         )
         assert report.StudyInstanceUID == pydicom.dcmread(source).StudyInstanceUID
         assert Path(report_path).stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "needle"),
+    [
+        ({"probabilities": {}}, ValueError, "probabilities must be a non-empty"),
+        ({"probabilities": {"a": float("nan")}}, ValueError, r"probabilities\['a'\]"),
+        ({"probabilities": {"a": 1.5}}, ValueError, r"in \[0, 1\]"),
+        ({"label": "z"}, ValueError, "label='z' is not a key"),
+        ({"model_name": 3}, TypeError, "model_name must be"),
+        ({"series_number": 0}, ValueError, "series_number must be >= 1"),
+        ({"series_number": "9"}, TypeError, "series_number must be an int"),
+    ],
+)
+def test_bad_values_are_named_and_nothing_is_written(tmp_path, options, error, needle):
+    values = {"label": "a", "probabilities": {"a": 1.0}, "model_name": "m"}
+    with pytest.raises(error, match=needle):
+        write_dicom_report(
+            get_testdata_file("CT_small.dcm"),
+            tmp_path / "sr.dcm",
+            **{**values, **options},
+        )
+    assert list(tmp_path.iterdir()) == []
