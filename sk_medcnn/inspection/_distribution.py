@@ -133,17 +133,9 @@ def check_intensities(
     >>> check.in_distribution.tolist()
     [True, True, False, False]
     """
-    final, images = _model_images(
+    _, _, flags, reasons = _intensity_check(
         estimator,
         X,
-        range_std=range_std,
-        max_outside=max_outside,
-        max_shift=max_shift,
-        max_spread_ratio=max_spread_ratio,
-    )
-    flags, reasons = _intensity_reasons(
-        final,
-        images,
         range_std=range_std,
         max_outside=max_outside,
         max_shift=max_shift,
@@ -214,17 +206,9 @@ def check_distribution(
     >>> check.in_distribution.tolist()
     [False, False]
     """
-    final, images = _model_images(
+    final, images, flags, reasons = _intensity_check(
         estimator,
         X,
-        range_std=range_std,
-        max_outside=max_outside,
-        max_shift=max_shift,
-        max_spread_ratio=max_spread_ratio,
-    )
-    flags, reasons = _intensity_reasons(
-        final,
-        images,
         range_std=range_std,
         max_outside=max_outside,
         max_shift=max_shift,
@@ -242,6 +226,15 @@ def check_distribution(
             reasons[index] = "; ".join(filter(None, (found, reasons[index])))
             flags[index] = False
     return DistributionCheck(flags, reasons, score)
+
+
+def _intensity_check(
+    estimator: Any, X: ArrayLike, **thresholds: float
+) -> tuple[Any, NDArray[Any], NDArray[np.bool_], list[str]]:
+    """Return the final estimator, ``X`` as it sees it, and the intensity verdicts."""
+    final, images = _model_images(estimator, X, **thresholds)
+    flags, reasons = _intensity_reasons(final, images, **thresholds)
+    return final, images, flags, reasons
 
 
 def _model_images(
