@@ -205,22 +205,101 @@ def random_state_like(value: Any, name: str) -> None:
 
 
 def image_shape_like(value: Any, name: str) -> None:
-    """Check that ``value`` is None or ``(height, width[, channels])`` of ints >= 1."""
+    """Check that ``value`` is None or an image or volume shape of ints >= 1.
+
+    ``(height, width)``, ``(height, width, channels)``, ``(depth, height,
+    width)`` or ``(depth, height, width, channels)``; see
+    :func:`infer_spatial_dims` for how a 3-length shape is read.
+    """
     if value is None:
         return
     if not isinstance(value, tuple | list):
         raise TypeError(
-            f"{name} must be a tuple (height, width) or (height, width, channels); "
-            f"got {value!r}."
+            f"{name} must be a tuple (height, width[, channels]) or (depth, "
+            f"height, width[, channels]); got {value!r}."
         )
-    if len(value) not in (2, 3):
+    if len(value) not in (2, 3, 4):
         raise ValueError(
-            f"{name} must be (height, width) or (height, width, channels); "
-            f"got {value!r}."
+            f"{name} must be (height, width[, channels]) or (depth, height, "
+            f"width[, channels]); got {value!r}."
         )
     for size in value:
         if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
             raise ValueError(f"{name} must hold integers >= 1; got {value!r}.")
+
+
+#: Trailing axis sizes read as channels in ambiguous shapes: grey, RGB, RGBA.
+CHANNEL_SIZES = (1, 3, 4)
+
+
+def spatial_dims_like(value: Any, name: str) -> None:
+    """Check that ``value`` is ``"auto"``, 2 or 3."""
+    if isinstance(value, str) and value == "auto":
+        return
+    if isinstance(value, bool) or value not in (2, 3):
+        raise ValueError(
+            f"{name} must be 'auto', 2 (images) or 3 (volumes); got {value!r}."
+        )
+
+
+def _is_torch_tensor(X: Any) -> bool:
+    return type(X).__module__.startswith("torch") and hasattr(X, "permute")
+
+
+def infer_spatial_dims(X: Any, *, image_shape: Any = None) -> int:
+    """Tell 2-D images from 3-D volumes by the shape of ``X``.
+
+    The rules (``spatial_dims="auto"`` of the estimators and transformers):
+
+    - 5 axes: volumes, ``(n, depth, height, width, channels)`` (a
+      ``torch.Tensor``: ``(n, channels, depth, height, width)``);
+    - 4 axes: images with channels, ``(n, height, width, channels)``, when the
+      last axis has 1, 3 or 4 entries (grey, RGB, RGBA), else single-channel
+      volumes ``(n, depth, height, width)``; a 4-D ``torch.Tensor`` is always
+      images, ``(n, channels, height, width)``;
+    - 3 axes: grey images, ``(n, height, width)``;
+    - 2 axes (flat rows): by ``image_shape``: 4 entries are a volume, 3
+      entries a volume unless the last is 1, 3 or 4 (then channels), 2 or
+      none an image.
+
+    So ``(n, 28, 28, 3)`` stays a batch of colour images, and ``(n, 28, 28,
+    28)`` is a batch of volumes. Pass ``spatial_dims`` to overrule the rules
+    (e.g. 8-channel 2-D images are ``spatial_dims=2``).
+
+    Parameters
+    ----------
+    X : array-like, torch.Tensor or lazily read images
+        Anything with ``ndim`` and ``shape``.
+    image_shape : tuple of int, default=None
+        The shape flat rows are reshaped to.
+
+    Returns
+    -------
+    spatial_dims : {2, 3}
+    """
+    ndim = getattr(X, "ndim", None)
+    if ndim == 5:
+        return 3
+    if ndim == 4:
+        if _is_torch_tensor(X):
+            return 2
+        return 2 if int(X.shape[-1]) in CHANNEL_SIZES else 3
+    if ndim == 2 and image_shape is not None:
+        shape = tuple(image_shape)
+        if len(shape) == 4:
+            return 3
+        if len(shape) == 3 and int(shape[-1]) not in CHANNEL_SIZES:
+            return 3
+    return 2
+
+
+def resolve_spatial_dims(
+    spatial_dims: int | str | None, X: Any, *, image_shape: Any = None
+) -> int:
+    """``spatial_dims`` itself when 2 or 3, else :func:`infer_spatial_dims`."""
+    if spatial_dims in (2, 3):
+        return int(spatial_dims)  # type: ignore[arg-type]
+    return infer_spatial_dims(X, image_shape=image_shape)
 
 
 def check_feature_names(estimator: Any, X: Any, *, reset: bool) -> None:
@@ -240,8 +319,9 @@ def check_images(
     image_shape: tuple[int, ...] | None = None,
     estimator_name: str = "estimator",
     expected_n_features: int | None = None,
+    spatial_dims: int | None = 2,
 ) -> NDArray[Any]:
-    """Validate an image array and return it channels-last, ``(n, H, W, C)``.
+    """Validate images or volumes and return them channels-last.
 
     The data keep their dtype (uint8 stays uint8); the result is a view of
     the input wherever numpy allows, never a float copy.
@@ -249,46 +329,68 @@ def check_images(
     Parameters
     ----------
     X : array-like of shape (n_samples, height, width), \
-            (n_samples, height, width, channels) or (n_samples, n_pixels)
-        The images. Flat rows are reshaped to ``image_shape`` when given,
-        otherwise to a square image when ``n_pixels`` is a perfect square and
-        to a one-row image ``(1, n_pixels)`` if not. A 4-D ``torch.Tensor`` is
-        read in torch's layout, ``(n_samples, channels, height, width)``; a 4-D
-        array that looks channels-first gets a warning.
+            (n_samples, height, width, channels), (n_samples, depth, height, \
+            width[, channels]) or (n_samples, n_values)
+        The images or volumes. Flat rows are reshaped to ``image_shape`` when
+        given, otherwise to a square image when ``n_values`` is a perfect
+        square and to a one-row image ``(1, n_values)`` if not. A
+        ``torch.Tensor`` is read in torch's layout, ``(n, channels, height,
+        width)`` or ``(n, channels, depth, height, width)``; a 4-D array that
+        looks channels-first gets a warning.
     image_shape : tuple of int, default=None
-        ``(height, width)`` or ``(height, width, channels)`` of flat rows.
+        ``(height, width[, channels])`` or ``(depth, height, width[,
+        channels])`` of flat rows.
     estimator_name : str, default="estimator"
         Used in error messages.
     expected_n_features : int, default=None
         Values per image of a fitted estimator; flat rows of another length
         get scikit-learn's "X has N features, but ... is expecting M" error.
+    spatial_dims : {2, 3} or None, default=2
+        2 for images, 3 for volumes, None to infer it from the shape
+        (:func:`infer_spatial_dims`).
 
     Returns
     -------
-    images : ndarray of shape (n_samples, height, width, channels)
+    images : ndarray of shape (n_samples, height, width, channels) or \
+            (n_samples, depth, height, width, channels)
     """
     ndim = getattr(X, "ndim", None)
-    if ndim is not None and ndim not in (2, 3, 4):
-        raise ValueError(_ndim_message(getattr(X, "shape", "?")))
-    if ndim == 4 and type(X).__module__.startswith("torch") and hasattr(X, "permute"):
-        # a torch batch is (n, C, H, W), as a Dataset's tensor items are (C, H, W)
-        shape = tuple(X.shape)
-        if shape[3] in (1, 3, 4) and shape[1] > 4:
+    if spatial_dims is None:
+        spatial_dims = infer_spatial_dims(X, image_shape=image_shape)
+    if ndim is not None and ndim not in (2, spatial_dims + 1, spatial_dims + 2):
+        raise ValueError(_ndim_message(getattr(X, "shape", "?"), spatial_dims))
+    torch_layout = ndim in (4, 5) and _is_torch_tensor(X)
+    if torch_layout and ndim == spatial_dims + 2:
+        # a torch batch is (n, C, *spatial), as a Dataset's tensor items are
+        shape = tuple(X.shape)  # type: ignore[union-attr]
+        if spatial_dims == 2 and shape[3] in CHANNEL_SIZES and shape[1] > 4:
             warn_user(
                 f"X is a torch.Tensor of shape {shape}: it is read in torch's "
                 f"layout (n, C, H, W), as {shape[0]} images of {shape[2]}x"
                 f"{shape[3]} pixels with {shape[1]} channels. If it is "
                 "channels-last (n, H, W, C), pass X.permute(0, 3, 1, 2)."
             )
-        X = X.detach().cpu().permute(0, 2, 3, 1).numpy()
-    elif ndim == 4:
+        X = X.detach().cpu().movedim(1, -1).numpy()  # type: ignore[union-attr]
+    elif torch_layout:  # (n, D, H, W) volumes of one channel
+        X = X.detach().cpu().numpy()  # type: ignore[union-attr]
+    elif ndim == 4 and spatial_dims == 2:
         shape = X.shape  # type: ignore[union-attr]
-        if shape[1] in (1, 3, 4) and shape[3] > 4:
+        if shape[1] in CHANNEL_SIZES and shape[3] > 4:
             warn_user(
                 f"X has shape {tuple(shape)}: it is read channels-last, as "
                 f"{shape[0]} images of {shape[1]}x{shape[2]} pixels with "
                 f"{shape[3]} channels. If it is channels-first (n, C, H, W), pass "
                 "X.transpose(0, 2, 3, 1)."
+            )
+    elif ndim == 4 and spatial_dims == 3:
+        shape = X.shape  # type: ignore[union-attr]
+        if shape[1] in CHANNEL_SIZES and shape[1] < min(shape[2:]) // 4:
+            warn_user(
+                f"X has shape {tuple(shape)}: it is read as {shape[0]} volumes of "
+                f"{shape[1]}x{shape[2]}x{shape[3]} voxels (depth, height, width). "
+                "If it holds channels-first 2-D images (n, C, H, W), pass "
+                "X.transpose(0, 2, 3, 1); if these are volumes, pass "
+                "spatial_dims=3 to say so."
             )
     images: NDArray[Any]
     if (
@@ -319,46 +421,94 @@ def check_images(
     if np.iscomplexobj(images):  # pragma: no cover - check_array refuses complex
         raise ValueError("X must hold real numbers; got complex values.")
     if images.ndim == 2:
-        n_samples, n_pixels = images.shape
-        if expected_n_features is not None and n_pixels != expected_n_features:
-            raise ValueError(
-                f"X has {n_pixels} features, but {estimator_name} is expecting "
-                f"{expected_n_features} features as input."
+        return images.reshape(
+            (
+                images.shape[0],
+                *_row_shape(
+                    images.shape[1],
+                    image_shape,
+                    spatial_dims,
+                    expected_n_features,
+                    estimator_name,
+                ),
             )
-        if image_shape is not None:
-            shape = tuple(int(size) for size in image_shape)
-            if len(shape) == 2:
-                shape = (*shape, 1)
-            if math.prod(shape) != n_pixels:
-                raise ValueError(
-                    f"image_shape {tuple(image_shape)} holds {math.prod(shape)} "
-                    f"values per image, but X has {n_pixels} features."
-                )
-        else:
-            side = math.isqrt(n_pixels)
-            if side * side == n_pixels:
-                shape = (side, side, 1)
-            else:
-                shape = (1, n_pixels, 1)
-                warn_user(
-                    f"X has {n_pixels} values per row, not a square number: each row "
-                    f"is taken as a one-row image of shape (1, {n_pixels}). Pass "
-                    "image_shape=(height, width[, channels]) if the rows are "
-                    "flattened images."
-                )
-        return images.reshape((n_samples, *shape))
-    if images.ndim == 3:
+        )
+    if images.ndim == spatial_dims + 1:
         return images[..., np.newaxis]
-    if images.ndim == 4:
+    if images.ndim == spatial_dims + 2:
         return images
-    raise ValueError(_ndim_message(images.shape))
+    raise ValueError(_ndim_message(images.shape, spatial_dims))
 
 
-def _ndim_message(shape: Any) -> str:
-    message = (
-        "X must be (n_samples, height, width), (n_samples, height, width, "
-        f"channels) or flat (n_samples, n_pixels); got an array of shape {shape}."
+def _row_shape(
+    n_values: int,
+    image_shape: tuple[int, ...] | None,
+    spatial_dims: int,
+    expected_n_features: int | None,
+    estimator_name: str,
+) -> tuple[int, ...]:
+    """Return the channels-last shape that flat rows of ``n_values`` take."""
+    if expected_n_features is not None and n_values != expected_n_features:
+        raise ValueError(
+            f"X has {n_values} features, but {estimator_name} is expecting "
+            f"{expected_n_features} features as input."
+        )
+    if image_shape is not None:
+        shape = tuple(int(size) for size in image_shape)
+        if len(shape) == spatial_dims:
+            shape = (*shape, 1)
+        if len(shape) != spatial_dims + 1:
+            kind = (
+                "(depth, height, width[, channels])"
+                if spatial_dims == 3
+                else ("(height, width[, channels])")
+            )
+            raise ValueError(
+                f"image_shape {tuple(image_shape)} does not describe "
+                f"{'volumes' if spatial_dims == 3 else 'images'}: it must be {kind}."
+            )
+        if math.prod(shape) != n_values:
+            raise ValueError(
+                f"image_shape {tuple(image_shape)} holds {math.prod(shape)} "
+                f"values per image, but X has {n_values} features."
+            )
+        return shape
+    side = math.isqrt(n_values)
+    if spatial_dims == 3:
+        cube = round(n_values ** (1 / 3))
+        if cube**3 == n_values:
+            return (cube, cube, cube, 1)
+        raise ValueError(
+            f"X has {n_values} values per row, not a cube number: pass "
+            "image_shape=(depth, height, width[, channels]) for flat volumes."
+        )
+    if side * side == n_values:
+        return (side, side, 1)
+    warn_user(
+        f"X has {n_values} values per row, not a square number: each row "
+        f"is taken as a one-row image of shape (1, {n_values}). Pass "
+        "image_shape=(height, width[, channels]) if the rows are "
+        "flattened images."
     )
+    return (1, n_values, 1)
+
+
+def _ndim_message(shape: Any, spatial_dims: int = 2) -> str:
+    if spatial_dims == 3:
+        message = (
+            "X must be volumes, (n_samples, depth, height, width[, channels]) or "
+            f"flat (n_samples, n_voxels); got an array of shape {shape}."
+        )
+    else:
+        message = (
+            "X must be (n_samples, height, width), (n_samples, height, width, "
+            f"channels) or flat (n_samples, n_pixels); got an array of shape {shape}."
+        )
+        if len(shape) == 5:
+            message += (
+                " A 5-D array holds volumes (n, depth, height, width, channels): "
+                "this needs a model or transformer for volumes (spatial_dims=3)."
+            )
     if len(shape) == 1:
         message += (
             " Reshape your data with X.reshape(1, -1) if it holds a single image "

@@ -51,4 +51,4 @@ def test_checkers():
     with pytest.raises(ValueError, match=r"must be in \[0, 2\*\*32 - 1\]"):
         random_state_like(-1, "random_state")
     with pytest.raises(ValueError, match="image_shape must be"):
-        image_shape_like((1, 2, 3, 4), "image_shape")
+        image_shape_like((1, 2, 3, 4, 5), "image_shape")  # 4 entries: a volume
