@@ -161,9 +161,12 @@ def describe_fit(
 
 
 def _limitations(estimator: Any, data: dict[str, Any]) -> str:
-    height, width, channels = data["image_shape"]
+    *spatial, channels = data["image_shape"]
+    size = " x ".join(str(side) for side in spatial)
+    kind = "volumes" if len(spatial) == 3 else "images"
+    unit = "voxels" if len(spatial) == 3 else "pixels"
     return (
-        f"Trained on {data['n_samples']} images of {height} x {width} pixels, "
+        f"Trained on {data['n_samples']} {kind} of {size} {unit}, "
         f"{channels} channel(s); images of another size, modality, body part, "
         "scanner or population may be scored wrongly without any error. Images "
         "unlike the training images are flagged by ood_score (see the threshold). "
@@ -288,7 +291,7 @@ def model_card(
         ("n_samples", "Images"),
         ("n_trained_on", "Trained on"),
         ("n_held_out", "Held out (validation, calibration, OOD threshold)"),
-        ("image_shape", "Image shape (height, width, channels)"),
+        ("image_shape", "Image shape ([depth,] height, width, channels)"),
         ("dtype", "Pixel type"),
         ("class_counts", "Class counts"),
         ("fingerprint", "Fingerprint"),

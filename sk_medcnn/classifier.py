@@ -80,6 +80,7 @@ from .utils._validation import (
     check_images,
     check_params,
     image_shape_like,
+    infer_spatial_dims,
     int_in_range,
     non_negative_float,
     non_negative_int,
@@ -90,6 +91,8 @@ from .utils._validation import (
     positive_float,
     positive_int,
     random_state_like,
+    resolve_spatial_dims,
+    spatial_dims_like,
     warn_user,
 )
 
@@ -138,9 +141,36 @@ def _probe(body: nn.Module, probe: torch.Tensor) -> Any:
     return torch.func.functional_call(body, state, (probe.to("meta"),))
 
 
+def _kind(spatial_dims: int) -> str:
+    return "volumes" if spatial_dims == 3 else "images"
+
+
+def _axes(spatial_dims: int) -> str:
+    if spatial_dims == 3:
+        return "depth, height, width, channels"
+    return "height, width, channels"
+
+
+def _default_augmentation(spatial_dims: int) -> Any:
+    """``augmentation="auto"``: the default pipeline for images or volumes."""
+    if spatial_dims == 3:
+        return None  # the 3-D default lands with the volume augmenters
+    return default_augmentation()
+
+
+def check_architecture_supports(factory: Any, name: str, spatial_dims: int) -> None:
+    """Refuse images for a volume-only architecture, or volumes for a 2-D one."""
+    supported = tuple(getattr(factory, "spatial_dims", (2,)))
+    if spatial_dims not in supported:
+        raise ValueError(
+            f"architecture {name!r} supports {_kind(supported[0])} "
+            f"(spatial_dims={supported}), but X holds {_kind(spatial_dims)}."
+        )
+
+
 def _inference_batch_size(batch_size: int, image_shape: tuple[int, ...]) -> int:
     """Images per inference batch: at least the training batch size."""
-    pixels = max(1, image_shape[0] * image_shape[1])
+    pixels = max(1, math.prod(image_shape[:-1]))
     return max(
         batch_size, min(_INFERENCE_BATCH_SIZE, _INFERENCE_BATCH_PIXELS // pixels)
     )
@@ -528,7 +558,12 @@ class _BaseMedicalCNN(BaseEstimator):
             )
         else:
             images = check_images(
-                X, image_shape=self.image_shape, estimator_name=estimator_name
+                X,
+                image_shape=self.image_shape,
+                estimator_name=estimator_name,
+                spatial_dims=resolve_spatial_dims(
+                    self.spatial_dims, X, image_shape=self.image_shape
+                ),
             )
             wanted = tuple(int(size) for size in self.image_shape or ())
             if wanted and tuple(images.shape[1 : 1 + len(wanted)]) != wanted:
@@ -552,10 +587,17 @@ class _BaseMedicalCNN(BaseEstimator):
         y_encoded, fitted = self._encode_targets(y, sample_weight=row_weight)
         n_outputs = fitted.pop("_n_outputs")
         image_shape = tuple(int(size) for size in images.shape[1:])
+        spatial_dims = len(image_shape) - 1
+        if self.spatial_dims in (2, 3) and spatial_dims != self.spatial_dims:
+            raise ValueError(
+                f"spatial_dims={self.spatial_dims}, but X holds "
+                f"{_kind(spatial_dims)} of shape {image_shape} "
+                f"({_axes(spatial_dims)})."
+            )
         if 0 in image_shape:
             raise ValueError(
-                f"X holds empty images of shape {image_shape} (height, width, "
-                "channels); every size must be >= 1."
+                f"X holds empty {_kind(spatial_dims)} of shape {image_shape} "
+                f"({_axes(spatial_dims)}); every size must be >= 1."
             )
         self._check_training_memory(image_shape, n_outputs, len(keep))
 
@@ -617,8 +659,8 @@ class _BaseMedicalCNN(BaseEstimator):
                 keep_head=source.keep_head,
             )
         if isinstance(self.augmentation, str):  # "auto"
-            small = min(image_shape[:2]) < AUTO_AUGMENTATION_MIN_SIZE
-            augmentation = None if small else default_augmentation()
+            small = min(image_shape[:-1]) < AUTO_AUGMENTATION_MIN_SIZE
+            augmentation = None if small else _default_augmentation(spatial_dims)
         elif self.augmentation is None:
             augmentation = None
         else:
@@ -691,6 +733,7 @@ class _BaseMedicalCNN(BaseEstimator):
                 "std": std,
                 "precision": self.precision,
                 "memory_format": self.memory_format,
+                "spatial_dims": spatial_dims,
             },
             criterion=criterion,
             criterion_params=criterion_params,
@@ -742,6 +785,7 @@ class _BaseMedicalCNN(BaseEstimator):
         for name, value in fitted.items():
             setattr(self, name, value)
         self.image_shape_ = image_shape
+        self.spatial_dims_ = spatial_dims
         self.n_features_in_ = math.prod(image_shape)
         self.device_ = str(device)
         self.input_mean_, self.input_std_ = mean, std
@@ -1124,6 +1168,7 @@ class _BaseMedicalCNN(BaseEstimator):
                 "std": self.input_std_,
                 "precision": self.precision,
                 "memory_format": self.memory_format,
+                "spatial_dims": len(self.image_shape_) - 1,
             },
             criterion=nn.CrossEntropyLoss if self._is_classifier else nn.MSELoss,
             criterion_params={},
@@ -1358,21 +1403,21 @@ class _BaseMedicalCNN(BaseEstimator):
         """
         factory, name = self._factory()
         batch_size = max(1, min(int(self.batch_size), n_samples))
-        height, width, channels = image_shape
-        if not worth_estimating(batch_size * height * width * channels * 4):
+        if not worth_estimating(batch_size * math.prod(image_shape) * 4):
             return  # small images: not worth building the network on meta
         need = training_memory(
             factory,
             dict(self.architecture_params or {}),
-            (height, width, channels),
+            image_shape,
             n_outputs,
             batch_size,
         )
         if need is not None:
+            size = "x".join(str(side) for side in image_shape[:-1])
             check_memory(
                 need,
-                f"Training architecture {name!r} on X of images of {height}x{width} "
-                f"pixels x {channels} channels with batch_size={batch_size}",
+                f"Training architecture {name!r} on X of {_kind(len(image_shape) - 1)} "
+                f"of {size} x {image_shape[-1]} channels with batch_size={batch_size}",
                 "Resize the images (sk_medcnn.preprocessing.Resize, or image_shape "
                 "for image files) or lower batch_size.",
             )
@@ -1387,12 +1432,13 @@ class _BaseMedicalCNN(BaseEstimator):
         params: dict[str, Any] | None = None,
     ) -> nn.Module:
         factory, name = self._factory()
-        height, width, channels = image_shape
+        *spatial, channels = image_shape
+        check_architecture_supports(factory, name, len(spatial))
         if params is None:
             params = dict(self.architecture_params or {})
         with seeded_torch(seed, torch.device("cpu")):
             try:
-                body = factory(channels, n_outputs, (height, width), **params)
+                body = factory(channels, n_outputs, tuple(spatial), **params)
             except TypeError as error:
                 if not params:
                     raise
@@ -1406,7 +1452,7 @@ class _BaseMedicalCNN(BaseEstimator):
                 "torch.nn.Module."
             )
         body = body.to(device)
-        probe = torch.zeros((1, channels, height, width), device=device)
+        probe = torch.zeros((1, channels, *spatial), device=device)
         was_training = body.training
         body.eval()
         try:
@@ -1417,11 +1463,12 @@ class _BaseMedicalCNN(BaseEstimator):
         except RuntimeError as error:
             if "allocat" in str(error):  # torch's CPU and CUDA out-of-memory
                 raise ValueError(
-                    f"images of shape {image_shape} need more memory than is free "
-                    f"for one image through architecture {name!r}: {error}"
+                    f"{_kind(len(spatial))} of shape {image_shape} need more memory "
+                    f"than is free for one image through architecture {name!r}: "
+                    f"{error}"
                 ) from error
             raise ValueError(
-                f"images of shape {image_shape} do not fit architecture "
+                f"{_kind(len(spatial))} of shape {image_shape} do not fit architecture "
                 f"{name!r} (too small, or the wrong number of channels): {error}"
             ) from error
         finally:
@@ -1453,11 +1500,25 @@ class _BaseMedicalCNN(BaseEstimator):
                     f"image of shape {shape}; pass a batch of one, X[np.newaxis]."
                 )
             check_feature_names(self, X, reset=False)
+            spatial_dims = len(self.image_shape_) - 1
+            if getattr(X, "ndim", None) not in (
+                None,
+                2,
+                spatial_dims + 1,
+                spatial_dims + 2,
+            ):
+                raise ValueError(
+                    f"X has shape {tuple(shape)}, but {name} was fitted on "
+                    f"{_kind(spatial_dims)} of shape {self.image_shape_} "
+                    f"({_axes(spatial_dims)}): pass X of shape (n_samples, "
+                    f"{', '.join(str(side) for side in self.image_shape_)})."
+                )
             images = check_images(
                 X,
                 image_shape=self.image_shape_,
                 estimator_name=name,
                 expected_n_features=self.n_features_in_,
+                spatial_dims=spatial_dims,
             )
         if tuple(images.shape[1:]) != self.image_shape_:
             n_features = math.prod(images.shape[1:])
@@ -1467,10 +1528,19 @@ class _BaseMedicalCNN(BaseEstimator):
                     f"X has {n_features} features, but {name} is expecting "
                     f"{self.n_features_in_} features as input: "
                 )
+            spatial_dims = len(self.image_shape_) - 1
+            advice = "resize them first (sk_medcnn.preprocessing.Resize)."
+            if getattr(X, "ndim", 0) > 2 and infer_spatial_dims(X) != spatial_dims:
+                advice = (
+                    f"X of shape {tuple(X.shape)} looks like "  # type: ignore[union-attr]
+                    f"{_kind(infer_spatial_dims(X))}: a model of "
+                    f"{_kind(spatial_dims)} cannot predict them."
+                )
             raise ValueError(
-                f"{prefix}X holds images of shape {tuple(images.shape[1:])}, but "
-                f"{name} was fitted on images of shape {self.image_shape_} (height, "
-                "width, channels); resize them first (sk_medcnn.preprocessing.Resize)."
+                f"{prefix}X holds {_kind(spatial_dims)} of shape "
+                f"{tuple(images.shape[1:])}, but {name} was fitted on "
+                f"{_kind(spatial_dims)} of shape {self.image_shape_} "
+                f"({_axes(spatial_dims)}); {advice}"
             )
         if not is_dataset(X):
             self._warn_if_other_intensity_scale(images, n_check=64)
@@ -1494,7 +1564,8 @@ class _BaseMedicalCNN(BaseEstimator):
         per_image = math.prod(images.shape[1:])
         n_check = min(len(images), n_check, max(1, 2**16 // per_image))
         sample = np.asarray(images[:n_check], dtype=np.float32)
-        spread = float(sample.std(axis=(0, 1, 2), dtype=np.float64).mean())
+        spatial = tuple(range(sample.ndim - 1))
+        spread = float(sample.std(axis=spatial, dtype=np.float64).mean())
         magnitude = float(np.abs(sample).max())
         if min(fitted_spread, fitted_magnitude, spread, magnitude) <= 0:
             return
@@ -1747,9 +1818,20 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         up to ``max_epochs`` epochs; the result equals an uninterrupted fit.
         Without a checkpoint there, the fit starts afresh.
     image_shape : tuple of int, default=None
-        ``(height, width)`` or ``(height, width, channels)`` of flat ``X`` of
-        shape ``(n_samples, n_pixels)``. Without it, flat rows are taken as
-        square images, or one-row images when ``n_pixels`` is not a square.
+        ``(height, width[, channels])`` of flat ``X`` of shape ``(n_samples,
+        n_pixels)``, or ``(depth, height, width[, channels])`` of flat volumes.
+        Without it, flat rows are taken as square images, or one-row images
+        when ``n_pixels`` is not a square. For image files, the size to
+        resize them to.
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes (CT, MRI). ``"auto"`` reads it from the
+        shape of ``X`` in ``fit``: 5-D arrays are volumes ``(n, D, H, W,
+        C)``; a 4-D array is colour or grey images ``(n, H, W, C)`` when
+        its last axis has 1, 3 or 4 entries, and volumes ``(n, D, H, W)``
+        otherwise; 3-D arrays are grey images; a 4-D ``torch.Tensor`` is
+        images ``(n, C, H, W)``. Pass 2 for 2-D images with another number of
+        channels, 3 for volumes of depth 1, 3 or 4 given without a channel
+        axis.
     device : str or torch.device, default="auto"
         Where to train and predict: ``"auto"`` (CUDA, then Apple MPS, then
         CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
@@ -1801,7 +1883,10 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     n_features_in_ : int
         Values per image (``height * width * channels``).
     image_shape_ : tuple of int
-        ``(height, width, channels)`` of the training images.
+        ``(height, width, channels)`` of the training images, or ``(depth,
+        height, width, channels)`` of training volumes.
+    spatial_dims_ : int
+        2 for a model of images, 3 for a model of volumes.
     net_ : skorch.NeuralNet
         The trained skorch net; ``net_.module_`` is the torch module.
     history_ : skorch.callbacks.History
@@ -1909,6 +1994,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         "checkpoint_dir": _path_like,
         "resume": boolean,
         "image_shape": image_shape_like,
+        "spatial_dims": spatial_dims_like,
         "device": _device_like,
         "precision": one_of(PRECISIONS),
         "memory_format": one_of(MEMORY_FORMATS),
@@ -1948,6 +2034,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         checkpoint_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         image_shape: tuple[int, ...] | None = None,
+        spatial_dims: int | str = "auto",
         device: str | torch.device = "auto",
         precision: str = "fp32",
         memory_format: str = "contiguous",
@@ -1983,6 +2070,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
         self.image_shape = image_shape
+        self.spatial_dims = spatial_dims
         self.device = device
         self.precision = precision
         self.memory_format = memory_format
@@ -2355,7 +2443,11 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         up to ``max_epochs`` epochs; the result equals an uninterrupted fit.
         Without a checkpoint there, the fit starts afresh.
     image_shape : tuple of int, default=None
-        Image shape of flat ``X``.
+        Image shape of flat ``X``: ``(height, width[, channels])`` or
+        ``(depth, height, width[, channels])``.
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` reads it from the shape of
+        ``X``, as :class:`MedicalCNNClassifier` documents.
     device : str or torch.device, default="auto"
         ``"auto"``, ``"cpu"``, ``"cuda"``, ...
     precision : {"fp32", "bf16"}, default="fp32"
@@ -2399,7 +2491,10 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
     n_features_in_ : int
         Values per image.
     image_shape_ : tuple of int
-        ``(height, width, channels)`` of the training images.
+        ``(height, width, channels)`` of the training images, or ``(depth,
+        height, width, channels)`` of training volumes.
+    spatial_dims_ : int
+        2 for a model of images, 3 for a model of volumes.
     net_ : skorch.NeuralNet
         The trained skorch net.
     history_ : skorch.callbacks.History
@@ -2478,6 +2573,7 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         "checkpoint_dir": _path_like,
         "resume": boolean,
         "image_shape": image_shape_like,
+        "spatial_dims": spatial_dims_like,
         "device": _device_like,
         "precision": one_of(PRECISIONS),
         "memory_format": one_of(MEMORY_FORMATS),
@@ -2514,6 +2610,7 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         checkpoint_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         image_shape: tuple[int, ...] | None = None,
+        spatial_dims: int | str = "auto",
         device: str | torch.device = "auto",
         precision: str = "fp32",
         memory_format: str = "contiguous",
@@ -2546,6 +2643,7 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
         self.image_shape = image_shape
+        self.spatial_dims = spatial_dims
         self.device = device
         self.precision = precision
         self.memory_format = memory_format

@@ -1229,7 +1229,7 @@ class _Reader:
             if attribute == "image_shape_" and not _is_image_shape(value):
                 raise self.error(
                     here,
-                    "image_shape_ must be a tuple of 1 to 3 sizes >= 1 holding at "
+                    "image_shape_ must be a tuple of 1 to 4 sizes >= 1 holding at "
                     f"most {_MAX_IMAGE_VALUES:,} values; got {value!r}.",
                 )
             setattr(estimator, attribute, value)
@@ -1383,17 +1383,24 @@ class _Reader:
         require(
             "image_shape_",
             type(shape) is tuple
-            and len(shape) == 3
+            and len(shape) in (3, 4)
             and all(type(size) is int and size >= 1 for size in shape)
             and math.prod(shape) <= _MAX_IMAGE_VALUES,
-            "a tuple (height, width, channels) of at most "
+            "a tuple ([depth,] height, width, channels) of at most "
             f"{_MAX_IMAGE_VALUES:,} values",
         )
-        shape = cast(tuple[int, int, int], shape)
+        shape = cast(tuple[int, ...], shape)
+        if "spatial_dims_" not in state:  # files written before volumes existed
+            estimator.spatial_dims_ = len(shape) - 1
+        require(
+            "spatial_dims_",
+            estimator.spatial_dims_ == len(shape) - 1,
+            f"{len(shape) - 1}, the spatial axes of image_shape_ {shape}",
+        )
         require(
             "n_features_in_",
             state.get("n_features_in_") == math.prod(shape),
-            f"{math.prod(shape)} (height x width x channels)",
+            f"{math.prod(shape)} ([depth x] height x width x channels)",
         )
         for name in ("input_mean_", "input_std_"):
             value = state.get(name)
@@ -1576,12 +1583,12 @@ class _Reader:
         are checked after the real build, by ``load_state_dict(strict=True)``.
         """
         factory = get_architecture(estimator.architecture)
-        height, width, channels = estimator.image_shape_
+        *spatial, channels = estimator.image_shape_
         params = estimator._fitted_architecture_params()
         try:
             with torch.device("meta"):
                 body = factory(
-                    channels, estimator._fitted_n_outputs(), (height, width), **params
+                    channels, estimator._fitted_n_outputs(), tuple(spatial), **params
                 )
             expected = {
                 f"body.{name}": tensor for name, tensor in body.state_dict().items()
@@ -1622,7 +1629,7 @@ def _is_passthrough(step: Any) -> bool:
 def _is_image_shape(value: Any) -> TypeGuard[tuple[int, ...]]:
     return (
         type(value) is tuple
-        and 1 <= len(value) <= 3
+        and 1 <= len(value) <= 4
         and all(type(size) is int and size >= 1 for size in value)
         and math.prod(value) <= _MAX_IMAGE_VALUES
     )
@@ -1645,7 +1652,7 @@ def _check_network_on_meta(path: Path, estimator: _BaseMedicalCNN) -> bool:
     Returns False when the architecture cannot be built or run there (a plugin
     may not support it); the caller then predicts for real.
     """
-    height, width, channels = estimator.image_shape_
+    *spatial, channels = estimator.image_shape_
     n_outputs = estimator._fitted_n_outputs()
     try:
         factory = get_architecture(estimator.architecture)
@@ -1653,16 +1660,16 @@ def _check_network_on_meta(path: Path, estimator: _BaseMedicalCNN) -> bool:
             body = factory(
                 channels,
                 n_outputs,
-                (height, width),
+                tuple(spatial),
                 **estimator._fitted_architecture_params(),
             )
-            output = body(torch.empty((1, channels, height, width)))
+            output = body(torch.empty((1, channels, *spatial)))
     except Exception:
         return False
     if not isinstance(output, torch.Tensor) or tuple(output.shape) != (1, n_outputs):
         got = tuple(output.shape) if isinstance(output, torch.Tensor) else output
         raise ModelFileError(
-            f"{path}: the network maps a blank input of shape {(1, height, width)} "
+            f"{path}: the network maps a blank input of shape {(1, *spatial)} "
             f"to {got!r}, not to {n_outputs} outputs."
         )
     return True

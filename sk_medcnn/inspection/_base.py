@@ -93,10 +93,11 @@ def resolve_model(estimator: Any) -> Model:
     )
 
 
-def input_size(model: Model, X: Any) -> tuple[int, int] | None:
+def input_size(model: Model, X: Any) -> tuple[int, ...] | None:
     """Return the ``(height, width)`` of the images in ``X`` as given, if any.
 
-    Image arrays ``(n, H, W)`` and ``(n, H, W, C)`` have one; flat rows given
+    Image arrays ``(n, H, W)`` and ``(n, H, W, C)`` have one (volumes ``(n, D,
+    H, W[, C])``: ``(depth, height, width)``); flat rows given
     to a bare classifier take its fitted image shape. Anything else (flat rows
     or file paths before preprocessing) has none: ``None``, and the maps keep
     the size of the images the classifier sees.
@@ -105,11 +106,11 @@ def input_size(model: Model, X: Any) -> tuple[int, int] | None:
     if shape is None:
         array = np.asarray(X) if isinstance(X, list | tuple) else None
         shape = None if array is None or array.dtype.kind not in "biuf" else array.shape
-    if shape is not None and len(shape) in (3, 4):
-        return int(shape[1]), int(shape[2])
+    spatial_dims = len(model.classifier.image_shape_) - 1
+    if shape is not None and len(shape) in (spatial_dims + 1, spatial_dims + 2):
+        return tuple(int(side) for side in shape[1 : 1 + spatial_dims])
     if model.preprocessing is None:
-        height, width = model.classifier.image_shape_[:2]
-        return int(height), int(width)
+        return tuple(int(side) for side in model.classifier.image_shape_[:-1])
     return None
 
 
@@ -155,7 +156,11 @@ def model_inputs(model: Model, X: Any) -> NDArray[Any]:
 def display_images(model: Model, X: Any) -> NDArray[Any]:
     """Images ``(n, H, W, C)`` to draw the maps over: X itself where it has a size."""
     if input_size(model, X) is not None and model.preprocessing is not None:
-        return check_images(X, estimator_name="plot_explanations")
+        return check_images(
+            X,
+            estimator_name="plot_explanations",
+            spatial_dims=len(model.classifier.image_shape_) - 1,
+        )
     return model_inputs(model, X)
 
 
@@ -242,8 +247,13 @@ def _conv_layers(architecture: nn.Module) -> list[tuple[str, nn.Module]]:
     return [
         (name, module)
         for name, module in architecture.named_modules()
-        if isinstance(module, nn.Conv2d)
+        if _is_convolution(module)
     ]
+
+
+def _is_convolution(module: nn.Module) -> bool:
+    """Tell whether ``module`` is a 2-D or 3-D convolution."""
+    return isinstance(module, nn.Conv2d | nn.Conv3d)
 
 
 def default_layer(model: Model) -> nn.Module:
@@ -263,9 +273,10 @@ def default_layer(model: Model) -> nn.Module:
     for the ResNets.
     """
     architecture = model.architecture
-    if not any(isinstance(module, nn.Conv2d) for module in architecture.modules()):
+    if not any(_is_convolution(module) for module in architecture.modules()):
         raise ValueError(
-            "the architecture has no torch.nn.Conv2d layer, so no layer can be "
+            "the architecture has no convolution (torch.nn.Conv2d or Conv3d), so "
+            "no layer can be "
             "picked by default; pass layer= (a module name, the module, or a "
             "callable)."
         )
@@ -273,7 +284,7 @@ def default_layer(model: Model) -> nn.Module:
 
     def record(module: nn.Module, inputs: Any, output: Any) -> None:
         spatial = None
-        if isinstance(output, torch.Tensor) and output.ndim == 4:
+        if isinstance(output, torch.Tensor) and output.ndim in (4, 5):
             spatial = tuple(output.shape[2:])
         calls.append((module, spatial))
 
@@ -290,13 +301,11 @@ def default_layer(model: Model) -> nn.Module:
         for handle in handles:
             handle.remove()
     conv_calls = [
-        index
-        for index, (module, _) in enumerate(calls)
-        if isinstance(module, nn.Conv2d)
+        index for index, (module, _) in enumerate(calls) if _is_convolution(module)
     ]
     if not conv_calls:
         raise ValueError(
-            "no torch.nn.Conv2d layer of the architecture ran in a forward pass; "
+            "no convolution of the architecture ran in a forward pass; "
             "pass layer= (a module name, the module, or a callable)."
         )
     n_calls = Counter(id(module) for module, _ in calls)
@@ -361,11 +370,19 @@ def resolve_layer(model: Model, layer: LayerLike) -> nn.Module:
     return module
 
 
-def resize_maps(maps: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
-    """Resize ``(n, h, w)`` maps bilinearly to ``size`` (anti-aliased to shrink)."""
+def resize_maps(maps: torch.Tensor, size: tuple[int, ...] | None) -> torch.Tensor:
+    """Resize ``(n, h, w)`` maps bilinearly to ``size`` (anti-aliased to shrink).
+
+    Volume maps ``(n, d, h, w)`` are resized trilinearly, or by area averaging
+    where any side shrinks (torch anti-aliases only 2-D interpolation).
+    """
     if size is None or tuple(maps.shape[1:]) == tuple(size):
         return maps
-    shrinking = size[0] < maps.shape[1] or size[1] < maps.shape[2]
+    shrinking = any(new < old for new, old in zip(size, maps.shape[1:], strict=True))
+    if maps.ndim == 4:
+        mode = "area" if shrinking else "trilinear"
+        options = {} if shrinking else {"align_corners": False}
+        return F.interpolate(maps[:, None], size=size, mode=mode, **options)[:, 0]
     resized = F.interpolate(
         maps[:, None],
         size=size,
@@ -379,7 +396,7 @@ def resize_maps(maps: torch.Tensor, size: tuple[int, int] | None) -> torch.Tenso
 def normalise_maps(maps: torch.Tensor) -> NDArray[np.float32]:
     """Divide each non-negative map by its maximum; an all-zero map stays 0."""
     maps = maps.clamp(min=0)
-    peak = maps.amax(dim=(1, 2), keepdim=True)
+    peak = maps.amax(dim=tuple(range(1, maps.ndim)), keepdim=True)
     scaled = torch.where(
         peak > 0, maps / peak.clamp(min=torch.finfo(maps.dtype).tiny), 0.0
     )

@@ -41,11 +41,11 @@ def _layer_output_hook(
     """
 
     def keep(module: nn.Module, inputs: Any, output: Any) -> torch.Tensor:
-        if not isinstance(output, torch.Tensor) or output.ndim != 4:
+        if not isinstance(output, torch.Tensor) or output.ndim not in (4, 5):
             shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
             raise ValueError(
                 f"Grad-CAM needs a layer whose output is a feature map (n, channels, "
-                f"height, width); layer {type(module).__name__} gives "
+                f"[depth,] height, width); layer {type(module).__name__} gives "
                 f"{shape or type(output).__name__}."
             )
         kept.append(output)
@@ -222,9 +222,10 @@ def grad_cam(
             (gradient,) = torch.autograd.grad(score, kept[0])
             activation = kept[0].detach()
             if variant == "grad_cam":
-                gradient = gradient.mean(dim=(2, 3), keepdim=True)
+                spatial = tuple(range(2, gradient.ndim))
+                gradient = gradient.mean(dim=spatial, keepdim=True)
             cam = torch.relu((gradient * activation).sum(dim=1))
-            out_size = size or (images.shape[1], images.shape[2])
+            out_size = size or tuple(images.shape[1:-1])
             parts.append(normalise_maps(resize_maps(cam.float(), out_size)))
     maps = np.concatenate(parts)
     _warn_if_blank(maps, variant)

@@ -185,24 +185,25 @@ def saliency_map(
                     batch_target = model.network(images).argmax(dim=1)
             if method == "gradient":
                 attribution = _input_gradient(model, images, batch_target).abs()
-                pixel_map = attribution.amax(dim=3)
+                pixel_map = attribution.amax(dim=-1)
             elif method == "smoothgrad":
-                low = images.amin(dim=(1, 2, 3), keepdim=True)
-                high = images.amax(dim=(1, 2, 3), keepdim=True)
+                axes = tuple(range(1, images.ndim))
+                low = images.amin(dim=axes, keepdim=True)
+                high = images.amax(dim=axes, keepdim=True)
                 sigma = noise * (high - low)
                 total = torch.zeros_like(images)
                 for _ in range(n_samples):
                     draw = torch.randn(images.shape, generator=generator)
                     noisy = images + sigma * draw.to(images.device)
                     total += _input_gradient(model, noisy, batch_target).abs()
-                pixel_map = (total / n_samples).amax(dim=3)
+                pixel_map = (total / n_samples).amax(dim=-1)
             else:
                 total = torch.zeros_like(images)
                 for step in range(n_steps):
                     alpha = (step + 0.5) / n_steps
                     total += _input_gradient(model, alpha * images, batch_target)
                 attribution = images * total / n_steps
-                pixel_map = attribution.sum(dim=3).abs()
-            out_size = size or (images.shape[1], images.shape[2])
+                pixel_map = attribution.sum(dim=-1).abs()
+            out_size = size or tuple(images.shape[1:-1])
             parts.append(normalise_maps(resize_maps(pixel_map.float(), out_size)))
     return np.concatenate(parts)

@@ -291,8 +291,9 @@ MEMORY_FORMATS = ("contiguous", "channels_last")
 class ImageNetwork(nn.Module):
     """Adapt channels-last images to an architecture: layout, scaling, augmentation.
 
-    ``forward`` takes ``(n, H, W, C)`` float images, views them as
-    ``(n, C, H, W)`` (a free permutation), applies the training-only
+    ``forward`` takes ``(n, H, W, C)`` float images (volumes: ``(n, D, H, W,
+    C)``), views them as ``(n, C, H, W)`` (``(n, C, D, H, W)``; a free
+    permutation), applies the training-only
     augmentation, standardises with the statistics learned in ``fit`` into one
     new tensor in the network's memory format, and calls the architecture,
     under bfloat16 autocast when asked.
@@ -300,7 +301,8 @@ class ImageNetwork(nn.Module):
     Parameters
     ----------
     body : torch.nn.Module
-        The architecture, ``(n, C, H, W) -> (n, n_outputs)``.
+        The architecture, ``(n, C, H, W) -> (n, n_outputs)`` (volumes: ``(n,
+        C, D, H, W)``).
     mean, std : ndarray of shape (channels,)
         Per-channel statistics of the training images.
     precision : {"fp32", "bf16"}, default="fp32"
@@ -309,11 +311,14 @@ class ImageNetwork(nn.Module):
         normalisation statistics and the returned scores in float32).
     memory_format : {"contiguous", "channels_last"}, default="contiguous"
         The layout of the architecture's weights and inputs (for training;
-        see :meth:`to_inference_layout`). With
+        see :meth:`to_inference_layout`; volumes use torch's
+        ``channels_last_3d``). With
         ``"channels_last"``, strided 1x1 convolutions are rewritten to read a
         subsampled input at stride 1 (the same function): torch 2.13's CPU
         (oneDNN) backward of a channels-last strided 1x1 convolution with
         few channels corrupts the heap.
+    spatial_dims : {2, 3}, default=2
+        2 for images, 3 for volumes.
     """
 
     mean: torch.Tensor
@@ -321,6 +326,7 @@ class ImageNetwork(nn.Module):
     # class-level defaults: networks pickled before these options existed
     precision = "fp32"
     memory_format = "contiguous"
+    spatial_dims = 2
 
     def __init__(
         self,
@@ -330,6 +336,7 @@ class ImageNetwork(nn.Module):
         *,
         precision: str = "fp32",
         memory_format: str = "contiguous",
+        spatial_dims: int = 2,
     ) -> None:
         super().__init__()
         if precision not in PRECISIONS:
@@ -340,19 +347,23 @@ class ImageNetwork(nn.Module):
             raise ValueError(
                 f"memory_format must be one of {MEMORY_FORMATS}; got {memory_format!r}."
             )
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3; got {spatial_dims!r}.")
         self.precision = precision
         self.memory_format = memory_format
+        self.spatial_dims = spatial_dims
         if memory_format == "channels_last":
-            body = body.to(memory_format=torch.channels_last)
+            body = body.to(
+                memory_format=_torch_memory_format(memory_format, spatial_dims)
+            )
             _avoid_strided_pointwise_convolutions(body)
         self.body = body
-        channels = len(mean)
+        shape = (1, len(mean)) + (1,) * spatial_dims
         self.register_buffer(
-            "mean",
-            torch.as_tensor(mean, dtype=torch.float32).reshape(1, channels, 1, 1),
+            "mean", torch.as_tensor(mean, dtype=torch.float32).reshape(shape)
         )
         self.register_buffer(
-            "std", torch.as_tensor(std, dtype=torch.float32).reshape(1, channels, 1, 1)
+            "std", torch.as_tensor(std, dtype=torch.float32).reshape(shape)
         )
         self.augment: BatchAugmenter | None = None
 
@@ -369,13 +380,15 @@ class ImageNetwork(nn.Module):
         """
         if self.memory_format == "channels_last":
             return
-        self.body = self.body.to(memory_format=torch.channels_last)
+        self.body = self.body.to(
+            memory_format=_torch_memory_format("channels_last", self.spatial_dims)
+        )
         _avoid_strided_pointwise_convolutions(self.body)
         self.memory_format = "channels_last"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Map ``(n, H, W, C)`` images to ``(n, n_outputs)`` raw scores."""
-        x = images.permute(0, 3, 1, 2)
+        """Map ``(n, H, W, C)`` images (or volumes) to ``(n, n_outputs)`` scores."""
+        x = images.movedim(-1, 1)
         if x.dtype != torch.float32:
             x = x.float()
         if self.training and self.augment is not None:
@@ -385,6 +398,24 @@ class ImageNetwork(nn.Module):
             with torch.autocast(x.device.type, dtype=torch.bfloat16):
                 return self.body(x).float()
         return self.body(x)
+
+
+def _torch_memory_format(memory_format: str, spatial_dims: int) -> torch.memory_format:
+    """Torch's memory format for a layout name and images (2) or volumes (3)."""
+    if memory_format != "channels_last":
+        return torch.contiguous_format
+    return torch.channels_last if spatial_dims == 2 else torch.channels_last_3d
+
+
+def _plain_strides(shape: tuple[int, ...], channels_last: bool) -> tuple[int, ...]:
+    """Return the strides of a dense ``(n, C, *spatial)`` tensor in a layout."""
+    order = (0, *range(2, len(shape)), 1) if channels_last else tuple(range(len(shape)))
+    strides = [0] * len(shape)
+    step = 1
+    for axis in reversed(order):
+        strides[axis] = step
+        step *= shape[axis]
+    return tuple(strides)
 
 
 def _standardise(
@@ -397,11 +428,7 @@ def _standardise(
     them. Without autograd (training inputs, inference) the result is written
     into one tensor allocated in that layout, so the batch is copied once.
     """
-    torch_format = (
-        torch.channels_last
-        if memory_format == "channels_last"
-        else torch.contiguous_format
-    )
+    torch_format = _torch_memory_format(memory_format, x.ndim - 2)
     if not (x.requires_grad and torch.is_grad_enabled()):
         out = torch.empty(
             x.shape, dtype=x.dtype, device=x.device, memory_format=torch_format
@@ -409,11 +436,8 @@ def _standardise(
         torch.sub(x, mean, out=out)
         return out.div_(std)
     out = (x - mean) / std  # saliency maps need the gradient with respect to x
-    _, c, h, w = out.shape
-    plain = (
-        (c * h * w, h * w, w, 1)
-        if torch_format is torch.contiguous_format
-        else (h * w * c, 1, w * c, c)
+    plain = _plain_strides(
+        tuple(out.shape), torch_format is not torch.contiguous_format
     )
     if out.stride() == plain:
         return out
@@ -560,13 +584,15 @@ def tta_views(tta: str | None, image_shape: tuple[int, ...]) -> list[View]:
         of its size (at least one pixel) up, down, left and right, with the
         border replicated.
     image_shape : tuple of int
-        ``(height, width, ...)``.
+        ``(height, width, channels)``, or ``(depth, height, width, channels)``
+        for volumes (flips and shifts then act on height and width).
 
     Returns
     -------
     views : list of View
         The identity first.
     """
+    height, width = image_shape[-3:-1] if len(image_shape) >= 3 else image_shape[:2]
     tokens = set() if tta is None else set(tta.split("+"))
     views = [View(False, False, 0, 0)]
     if "hflip" in tokens:
@@ -576,8 +602,8 @@ def tta_views(tta: str | None, image_shape: tuple[int, ...]) -> list[View]:
     if {"hflip", "vflip"} <= tokens:
         views.append(View(True, True, 0, 0))
     if "shifts" in tokens:
-        dy = max(1, round(0.05 * image_shape[0]))
-        dx = max(1, round(0.05 * image_shape[1]))
+        dy = max(1, round(0.05 * height))
+        dx = max(1, round(0.05 * width))
         views += [
             View(False, False, -dy, 0),
             View(False, False, dy, 0),
@@ -590,18 +616,21 @@ def tta_views(tta: str | None, image_shape: tuple[int, ...]) -> list[View]:
 def apply_view(images: torch.Tensor, view: View) -> torch.Tensor:
     """Apply a :class:`View` to channels-last images ``(n, H, W, C)``.
 
-    A shift moves the content by ``(shift_y, shift_x)`` pixels and fills the
-    uncovered border by replicating the edge row or column.
+    Volumes ``(n, D, H, W, C)`` are flipped and shifted in height and width,
+    every slice alike. A shift moves the content by ``(shift_y, shift_x)``
+    pixels and fills the uncovered border by replicating the edge row or
+    column.
     """
     flip_h, flip_v, dy, dx = view
-    dims = [dim for dim, flag in ((2, flip_h), (1, flip_v)) if flag]
+    row_axis, col_axis = images.ndim - 3, images.ndim - 2
+    dims = [dim for dim, flag in ((col_axis, flip_h), (row_axis, flip_v)) if flag]
     if dims:
         images = torch.flip(images, dims)
     if dy or dx:
-        height, width = images.shape[1:3]
+        height, width = images.shape[row_axis], images.shape[col_axis]
         rows = (torch.arange(height, device=images.device) - dy).clamp(0, height - 1)
         cols = (torch.arange(width, device=images.device) - dx).clamp(0, width - 1)
-        images = images[:, rows][:, :, cols]
+        images = images.index_select(row_axis, rows).index_select(col_axis, cols)
     return images
 
 
@@ -694,9 +723,9 @@ def predict_raw_with_features(
 
 
 def _pooled(tensor: torch.Tensor) -> torch.Tensor:
-    """Features per image: feature maps averaged over height and width."""
-    if tensor.ndim == 4:
-        tensor = tensor.mean(dim=(2, 3))
+    """Features per image: feature maps averaged over their spatial axes."""
+    if tensor.ndim in (4, 5):
+        tensor = tensor.mean(dim=tuple(range(2, tensor.ndim)))
     return tensor.reshape(len(tensor), -1).float().cpu()
 
 

@@ -348,7 +348,9 @@ def test_architecture_without_convolutions():
         clf = MedicalCNNClassifier("_test_dense_only", max_epochs=1).fit(
             X, np.arange(8) % 2
         )
-        with pytest.raises(ValueError, match=r"no torch.nn.Conv2d layer"):
+        with pytest.raises(
+            ValueError, match=r"has no convolution \(torch.nn.Conv2d or Conv3d\)"
+        ):
             grad_cam(clf, X[:2])
         assert saliency_map(clf, X[:2]).shape == (2, 6, 6)  # gradients still work
     finally:

@@ -1,0 +1,146 @@
+"""Volumes through the estimators: fit, predict, explain, persist."""
+
+import io
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sk_medcnn import MedicalCNNClassifier, MedicalCNNRegressor
+from sk_medcnn.inspection import grad_cam, saliency_map
+
+
+def tiny_3d(in_channels, n_outputs, image_shape):
+    assert len(image_shape) == 3  # the estimator passes (depth, height, width)
+    return nn.Sequential(
+        nn.Conv3d(in_channels, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool3d(1),
+        nn.Flatten(),
+        nn.Linear(4, n_outputs),
+    )
+
+
+tiny_3d.spatial_dims = (3,)
+
+
+def tiny_2d(in_channels, n_outputs, image_shape):
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, n_outputs),
+    )
+
+
+@pytest.fixture(scope="module")
+def volumes():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 200, (24, 6, 8, 10), dtype=np.uint8)
+    y = np.arange(24) % 2
+    X[y == 1, 2:4, 3:5, 4:6] = 255  # a bright blob in the positive volumes
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted(volumes):
+    X, y = volumes
+    return MedicalCNNClassifier(
+        tiny_3d, max_epochs=2, device="cpu", random_state=0
+    ).fit(X, y)
+
+
+def test_volumes_fit_as_volumes(fitted, volumes):
+    X, _ = volumes
+    assert fitted.spatial_dims_ == 3
+    assert fitted.image_shape_ == (6, 8, 10, 1)
+    assert fitted.n_features_in_ == 6 * 8 * 10
+    assert fitted.net_.module_.mean.shape == (1, 1, 1, 1, 1)
+    proba = fitted.predict_proba(X[:5])
+    assert proba.shape == (5, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_volume_layouts_predict_alike(fitted, volumes):
+    X, _ = volumes
+    expected = fitted.predict_proba(X[:3])
+    np.testing.assert_allclose(fitted.predict_proba(X[:3, ..., None]), expected)
+    np.testing.assert_allclose(
+        fitted.predict_proba(X[:3].reshape(3, -1)), expected, rtol=1e-6
+    )
+    tensor = torch.as_tensor(X[:3, None], dtype=torch.float32)  # (n, C, D, H, W)
+    np.testing.assert_allclose(fitted.predict_proba(tensor), expected, rtol=1e-6)
+
+
+def test_images_given_to_a_volume_model_name_the_shapes(fitted, volumes):
+    X, _ = volumes
+    with pytest.raises(ValueError, match=r"fitted on volumes of shape \(6, 8, 10, 1\)"):
+        fitted.predict(X[:, 0])
+    with pytest.raises(ValueError, match=r"volumes of shape \(6, 8, 9, 1\)"):
+        fitted.predict(X[:, :, :, :9])
+
+
+def test_volumes_given_to_an_image_model_name_the_shapes(volumes):
+    X, y = volumes
+    clf = MedicalCNNClassifier(tiny_2d, max_epochs=1, device="cpu", random_state=0)
+    clf.fit(X[:, 0], y)  # (n, 8, 10): images
+    assert clf.spatial_dims_ == 2
+    with pytest.raises(
+        ValueError, match=r"X of shape \(24, 6, 8, 10\) looks like volumes"
+    ):
+        clf.predict(X)
+
+
+def test_spatial_dims_overrules_the_inference(volumes):
+    X, y = volumes
+    # the same array as 2-D images with 10 channels
+    clf = MedicalCNNClassifier(
+        tiny_2d, spatial_dims=2, max_epochs=1, device="cpu", random_state=0
+    ).fit(X, y)
+    assert clf.image_shape_ == (6, 8, 10)
+    with pytest.raises(ValueError, match="supports images"):
+        MedicalCNNClassifier(tiny_2d, max_epochs=1, device="cpu").fit(X, y)
+    with pytest.raises(ValueError, match="supports volumes"):
+        MedicalCNNClassifier(tiny_3d, max_epochs=1, device="cpu").fit(X[:, 0], y)
+
+
+def test_explanations_of_volumes_are_volumes(fitted, volumes):
+    X, _ = volumes
+    maps = grad_cam(fitted, X[:2], target=1)
+    assert maps.shape == (2, 6, 8, 10)
+    assert maps.min() >= 0
+    assert maps.max() == pytest.approx(1)
+    for method in ("gradient", "smoothgrad", "integrated_gradients"):
+        assert saliency_map(fitted, X[:2], method=method).shape == (2, 6, 8, 10)
+
+
+def test_volume_model_pickles(fitted, volumes):
+    X, _ = volumes
+    buffer = io.BytesIO()
+    joblib.dump(fitted, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    np.testing.assert_array_equal(
+        loaded.predict_proba(X[:4]), fitted.predict_proba(X[:4])
+    )
+
+
+def test_regressor_takes_volumes(volumes):
+    X, _ = volumes
+    target = X.reshape(len(X), -1).mean(axis=1)
+    reg = MedicalCNNRegressor(tiny_3d, max_epochs=1, device="cpu", random_state=0)
+    reg.fit(X, target)
+    assert reg.spatial_dims_ == 3
+    assert reg.predict(X[:3]).shape == (3,)
+
+
+def test_tta_flips_volumes_in_plane(fitted, volumes):
+    X, _ = volumes
+    fitted_flip = MedicalCNNClassifier(
+        tiny_3d, tta="hflip", max_epochs=1, device="cpu", random_state=0
+    ).fit(*volumes)
+    raw = fitted_flip._raw_outputs(X[:2])
+    assert raw.shape[0] == 2  # the volume and its left-right mirror
