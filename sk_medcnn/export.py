@@ -136,7 +136,7 @@ class _Exported(nn.Module):
         x = images
         for step in self.steps:
             x = step(x)
-        x = (x.permute(0, 3, 1, 2) - self.mean) / self.std
+        x = (x.movedim(-1, 1) - self.mean) / self.std
         outputs = self.body(x)
         if self.classifier:
             return torch.softmax(outputs / self.temperature, dim=1)
@@ -158,7 +158,7 @@ def _split_model(model: Any) -> tuple[list[Any], _BaseMedicalCNN]:
     return steps, final
 
 
-def _input_shape(steps: list[Any], final: _BaseMedicalCNN) -> tuple[int, int, int]:
+def _input_shape(steps: list[Any], final: _BaseMedicalCNN) -> tuple[int, ...]:
     """Return the shape of the images the graph takes (the first step's input)."""
     for step in steps:
         shape = getattr(step, "image_shape_", None)

@@ -81,6 +81,7 @@ def make_lesion_phantoms(
     n_channels: int = 1,
     dtype: str = "uint8",
     return_masks: bool = False,
+    spatial_dims: int = 2,
     random_state: int | np.random.RandomState | None = None,
 ) -> (
     tuple[NDArray[Any], NDArray[np.int64]]
@@ -125,6 +126,11 @@ def make_lesion_phantoms(
         ``"uint8"`` maps [0, 1] onto 0..255; ``"float32"`` keeps [0, 1].
     return_masks : bool, default=False
         Also return the lesion masks.
+    spatial_dims : {2, 3}, default=2
+        2 for images; 3 for volumes of ``image_size`` cubed voxels: an
+        ellipsoidal body of smoothly textured tissue (axis-aligned, random
+        size, position and brightness) and, in positive volumes, a bright
+        ball of radius ``lesion_radius`` inside it.
     random_state : int, RandomState instance or None, default=None
         Seed or generator; a fixed value gives the same data set every time.
 
@@ -132,12 +138,15 @@ def make_lesion_phantoms(
     -------
     X : ndarray of shape (n_samples, image_size, image_size) or \
 (n_samples, image_size, image_size, n_channels)
-        The images, of the requested ``dtype``.
+        The images, of the requested ``dtype``; volumes have one more
+        ``image_size`` axis first (``(n_samples, depth, height, width[,
+        n_channels])``).
     y : ndarray of shape (n_samples,), dtype int64
         1 for images with a lesion, 0 for those without, in shuffled order.
     masks : ndarray of shape (n_samples, image_size, image_size), dtype bool
-        Only if ``return_masks``: True on lesion pixels (where the lesion adds
-        at least half its peak brightness); all False for negative images.
+        (volumes: one more axis). Only if ``return_masks``: True on lesion
+        pixels (where the lesion adds at least half its peak brightness); all
+        False for negative images.
 
     Raises
     ------
@@ -192,8 +201,24 @@ def make_lesion_phantoms(
     if out_dtype not in (np.dtype(np.uint8), np.dtype(np.float32)):
         raise ValueError(f"dtype must be 'uint8' or 'float32'; got {dtype!r}.")
 
+    if isinstance(spatial_dims, bool) or spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3; got {spatial_dims!r}.")
+
     n_samples, image_size, n_channels = int(n_samples), int(image_size), int(n_channels)
     rng = check_random_state(random_state)
+    if spatial_dims == 3:
+        return _make_volume_phantoms(
+            n_samples,
+            image_size,
+            lesion_fraction,
+            (low_radius, high_radius),
+            float(contrast),
+            float(noise),
+            n_channels,
+            out_dtype,
+            return_masks,
+            rng,
+        )
 
     # Draw every per-image parameter first, then build the images from them.
     n_positive = round(n_samples * lesion_fraction)
@@ -281,3 +306,90 @@ def make_lesion_phantoms(
     if return_masks:
         return X, y, masks
     return X, y
+
+
+def _make_volume_phantoms(
+    n_samples: int,
+    size: int,
+    lesion_fraction: float,
+    radius_range: tuple[float, float],
+    contrast: float,
+    noise: float,
+    n_channels: int,
+    out_dtype: np.dtype[Any],
+    return_masks: bool,
+    rng: np.random.RandomState,
+) -> Any:
+    """``make_lesion_phantoms(spatial_dims=3)``: bodies and lesions in 3-D."""
+    n_positive = round(n_samples * lesion_fraction)
+    y = np.zeros(n_samples, dtype=np.int64)
+    y[:n_positive] = 1
+    y = y[rng.permutation(n_samples)]
+    center = (size - 1) / 2
+    body_center = center + rng.uniform(-0.06, 0.06, (n_samples, 3)) * size
+    body_axes = rng.uniform(*_BODY_AXES, (n_samples, 3)) * size
+    body_level = rng.uniform(*_BODY_LEVEL, n_samples)
+    radius = rng.uniform(*radius_range, n_samples)
+    # a point in the unit ball, scaled so that the lesion stays inside the body
+    direction = rng.standard_normal((n_samples, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True) + 1e-12
+    spread = np.cbrt(rng.uniform(0.0, 1.0, n_samples))
+    margin = (radius + 1.0) / body_axes.min(axis=1)
+    spread *= np.clip(1.0 - margin, 0.0, None)
+    lesion_center = body_center + direction * spread[:, None] * body_axes
+    gains = np.ones((n_samples, n_channels))
+    if n_channels > 1:
+        gains = rng.uniform(*_CHANNEL_GAIN, (n_samples, n_channels))
+
+    shape = (n_samples, size, size, size)
+    X = np.empty(shape + ((n_channels,) if n_channels > 1 else ()), dtype=out_dtype)
+    masks = np.zeros(shape, dtype=bool)
+    grid = np.indices((size, size, size), dtype=np.float64)
+    chunk = max(1, _CHUNK * 28 // size)
+    for start in range(0, n_samples, chunk):
+        part = slice(start, min(start + chunk, n_samples))
+        n_part = part.stop - part.start
+        offsets = grid[None] - body_center[part, :, None, None, None]
+        scaled = offsets / body_axes[part, :, None, None, None]
+        edge = (1.0 - np.sqrt((scaled**2).sum(axis=1))) * body_axes[part].min(axis=1)[
+            :, None, None, None
+        ]
+        body = np.clip(edge + 0.5, 0.0, 1.0)
+        tissue = body_level[part, None, None, None] * np.ones_like(body)
+        for cells, amplitude in _TEXTURE_GRIDS:
+            tissue += amplitude * _smooth_noise_3d(rng, n_part, size, cells)
+        image = _BACKGROUND_LEVEL + body * (tissue - _BACKGROUND_LEVEL)
+        offsets = grid[None] - lesion_center[part, :, None, None, None]
+        distance = np.sqrt((offsets**2).sum(axis=1))
+        profile = np.clip(radius[part, None, None, None] - distance + 0.5, 0.0, 1.0)
+        profile *= y[part, None, None, None]
+        masks[part] = profile >= 0.5
+        image += contrast * profile
+        image = image[..., None] * gains[part, None, None, None, :]
+        image += noise * rng.standard_normal(image.shape)
+        np.clip(image, 0.0, 1.0, out=image)
+        if n_channels == 1:
+            image = image[..., 0]
+        X[part] = np.rint(image * 255) if out_dtype == np.uint8 else image
+    logger.debug("Generated %d volume phantoms of size %d", n_samples, size)
+    if return_masks:
+        return X, y, masks
+    return X, y
+
+
+def _smooth_noise_3d(
+    rng: np.random.RandomState, n_volumes: int, size: int, grid: int
+) -> NDArray[np.float64]:
+    """:func:`_smooth_noise` in 3-D: a random grid, interpolated along each axis."""
+    knots = np.linspace(-0.5, size - 0.5, grid + 1)
+    width = 0.6 * (knots[1] - knots[0])
+    voxels = np.arange(size, dtype=np.float64)
+    weights = np.exp(-0.5 * ((voxels[:, None] - knots[None, :]) / width) ** 2)
+    weights /= weights.sum(axis=1, keepdims=True)
+    coarse = rng.standard_normal((n_volumes, grid + 1, grid + 1, grid + 1))
+    texture = np.einsum(
+        "ai,bj,ck,nijk->nabc", weights, weights, weights, coarse, optimize=True
+    )
+    texture -= texture.mean(axis=(1, 2, 3), keepdims=True)
+    texture /= texture.std(axis=(1, 2, 3), keepdims=True) + 1e-12
+    return texture

@@ -168,7 +168,7 @@ def training_memory(
     params : dict
         Its keyword arguments.
     image_shape : tuple of int
-        ``(height, width, channels)``.
+        ``(height, width, channels)``, or ``(depth, height, width, channels)``.
     n_outputs : int
         Outputs of the network.
     batch_size : int
@@ -181,8 +181,8 @@ def training_memory(
         or run on the meta device (a plugin that reads its weights while
         building, say): no estimate.
     """
-    height, width, channels = image_shape
-    batch = batch_size * channels * height * width * 4
+    *spatial, channels = image_shape
+    batch = batch_size * math.prod(image_shape) * 4
     import torch  # here: the transformers use this module without torch
     from torch import nn
 
@@ -195,7 +195,7 @@ def training_memory(
 
     try:
         with torch.random.fork_rng(devices=[]), torch.device("meta"):
-            body = factory(channels, n_outputs, (height, width), **params)
+            body = factory(channels, n_outputs, tuple(spatial), **params)
             if not isinstance(body, nn.Module):
                 return None
             hooks = [
@@ -205,7 +205,7 @@ def training_memory(
             ]
             try:
                 body.train()
-                body(torch.empty((batch_size, channels, height, width)))
+                body(torch.empty((batch_size, channels, *spatial)))
             finally:
                 for hook in hooks:
                     hook.remove()

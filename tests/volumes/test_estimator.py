@@ -144,3 +144,11 @@ def test_tta_flips_volumes_in_plane(fitted, volumes):
     ).fit(*volumes)
     raw = fitted_flip._raw_outputs(X[:2])
     assert raw.shape[0] == 2  # the volume and its left-right mirror
+
+
+def test_training_memory_of_volumes():
+    from sk_medcnn.utils._memory import training_memory
+
+    need = training_memory(tiny_3d, {}, (16, 16, 16, 1), 2, 8)
+    # at least the batch, twice (input and its gradient's worth)
+    assert need >= 2 * 8 * 16**3 * 4
