@@ -551,7 +551,11 @@ class _BaseMedicalCNN(BaseEstimator):
                     "dataset's images are used as they are: resize them in the "
                     "dataset, or set image_shape=None."
                 )
-            images = DatasetImages(X, estimator_name=estimator_name)
+            images = DatasetImages(
+                X,
+                estimator_name=estimator_name,
+                spatial_dims=self.spatial_dims if self.spatial_dims in (2, 3) else None,
+            )
         elif is_path_array(X):
             images = ImageFiles(
                 X, image_shape=self.image_shape, estimator_name=estimator_name
@@ -1490,7 +1494,9 @@ class _BaseMedicalCNN(BaseEstimator):
             self._warn_if_other_intensity_scale(files, n_check=8)
             return files  # type: ignore[return-value]
         if is_dataset(X):
-            images = DatasetImages(X, estimator_name=name)
+            images = DatasetImages(
+                X, estimator_name=name, spatial_dims=len(self.image_shape_) - 1
+            )
         else:
             shape = tuple(getattr(X, "shape", ()))
             if len(shape) == 2 and shape == self.image_shape_[:2] != (1, shape[1]):

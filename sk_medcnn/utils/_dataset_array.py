@@ -25,21 +25,49 @@ def _image_of(item: Any) -> Any:
     return item[0] if isinstance(item, tuple | list) else item
 
 
-def _channels_last(image: Any, index: int, name: str) -> NDArray[Any]:
-    """One image as ``(H, W, C)``: torch tensors are CHW, numpy arrays HWC."""
+def _item_spatial_dims(image: Any) -> int:
+    """Tell an image item from a volume item, as ``infer_spatial_dims`` does.
+
+    A torch tensor of 4 axes is a volume ``(C, D, H, W)``, of 3 an image ``(C,
+    H, W)``; a numpy array of 4 axes is a volume ``(D, H, W, C)``, of 3 an
+    image ``(H, W, C)`` when its last axis has 1, 3 or 4 entries and a volume
+    ``(D, H, W)`` otherwise.
+    """
+    ndim = getattr(image, "ndim", np.ndim(image))
+    if ndim == 4:
+        return 3
+    if ndim == 3 and not isinstance(image, torch.Tensor):
+        return 2 if int(np.shape(image)[-1]) in (1, 3, 4) else 3
+    return 2
+
+
+def _channels_last(
+    image: Any, index: int, name: str, spatial_dims: int = 2
+) -> NDArray[Any]:
+    """One image as ``(H, W, C)`` (a volume ``(D, H, W, C)``).
+
+    Torch tensors are channels-first, numpy arrays channels-last.
+    """
     if isinstance(image, torch.Tensor):
         array = image.detach().cpu().numpy()
-        if array.ndim == 3:
+        if array.ndim == spatial_dims + 1:
             array = np.moveaxis(array, 0, -1)
     else:
         array = np.asarray(image)
-    if array.ndim == 2:
+    if array.ndim == spatial_dims:
         array = array[..., np.newaxis]
-    if array.ndim != 3 or array.dtype.kind not in "uifb":
+    if array.ndim != spatial_dims + 1 or array.dtype.kind not in "uifb":
+        expected = (
+            "a 3-D or 4-D tensor or array of numbers (torch tensors (C, D, H, W), "
+            "numpy arrays (D, H, W, C))"
+            if spatial_dims == 3
+            else "a 2-D or 3-D tensor or array of numbers (torch tensors (C, H, W), "
+            "numpy arrays (H, W, C))"
+        )
+        kind = "volume" if spatial_dims == 3 else "image"
         raise ValueError(
-            f"{name}: item {index} of the dataset is not an image: expected a 2-D "
-            "or 3-D tensor or array of numbers (torch tensors (C, H, W), numpy "
-            f"arrays (H, W, C)), got {type(image).__name__} of shape "
+            f"{name}: item {index} of the dataset is not an {kind}: expected "
+            f"{expected}, got {type(image).__name__} of shape "
             f"{getattr(array, 'shape', '?')} and dtype {array.dtype}."
         )
     return array
@@ -53,7 +81,8 @@ class DatasetImages:
     batch at a time (in ``num_workers`` loader processes) and never holds the
     data set. An item is an image or a tuple ``(image, target, ...)``; a torch
     tensor image is ``(C, H, W)`` or ``(H, W)``, a numpy array ``(H, W, C)``
-    or ``(H, W)``.
+    or ``(H, W)``. Volumes: a tensor ``(C, D, H, W)``, an array ``(D, H, W,
+    C)``, or either as ``(D, H, W)`` with ``spatial_dims=3``.
 
     Parameters
     ----------
@@ -61,24 +90,35 @@ class DatasetImages:
         Map-style: ``len(dataset)`` and ``dataset[i]``.
     estimator_name : str, default="estimator"
         Used in error messages.
+    spatial_dims : {2, 3} or None, default=None
+        Images or volumes; None tells them apart by the first item's shape.
 
     Attributes
     ----------
     shape : tuple of int
-        ``(n_items, height, width, channels)``, from the first item.
+        ``(n_items, [depth,] height, width, channels)``, from the first item.
     dtype : numpy.dtype
         The dtype of the first item's image.
     """
 
-    ndim = 4
-
-    def __init__(self, dataset: Any, *, estimator_name: str = "estimator") -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        estimator_name: str = "estimator",
+        spatial_dims: int | None = None,
+    ) -> None:
         self.dataset = dataset
         self._name = estimator_name
         if len(dataset) == 0:
             raise ValueError(f"{estimator_name}: the dataset is empty.")
-        first = _channels_last(_image_of(dataset[0]), 0, estimator_name)
+        image = _image_of(dataset[0])
+        if spatial_dims is None:
+            spatial_dims = _item_spatial_dims(image)
+        self.spatial_dims = spatial_dims
+        first = _channels_last(image, 0, estimator_name, spatial_dims)
         self.shape: tuple[int, ...] = (len(dataset), *first.shape)
+        self.ndim = len(self.shape)
         self.dtype = first.dtype
 
     def __len__(self) -> int:
@@ -90,7 +130,9 @@ class DatasetImages:
             index = index[np.newaxis]
         out = np.empty((len(index), *self.shape[1:]), dtype=self.dtype)
         for position, row in enumerate(index):
-            image = _channels_last(_image_of(self.dataset[int(row)]), row, self._name)
+            image = _channels_last(
+                _image_of(self.dataset[int(row)]), row, self._name, self.spatial_dims
+            )
             if image.dtype != self.dtype:
                 raise ValueError(
                     f"{self._name}: the dataset's images differ in dtype: item 0 "
@@ -106,7 +148,8 @@ class DatasetImages:
                 )
             out[position] = image
         if out.dtype.kind == "f" and not np.isfinite(out).all():
-            bad = int(index[np.flatnonzero(~np.isfinite(out).all(axis=(1, 2, 3)))[0]])
+            finite = np.isfinite(out).reshape(len(out), -1).all(axis=1)
+            bad = int(index[np.flatnonzero(~finite)[0]])
             raise ValueError(
                 f"{self._name}: item {bad} of the dataset holds NaN or infinite "
                 "pixel values."

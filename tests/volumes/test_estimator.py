@@ -152,3 +152,29 @@ def test_training_memory_of_volumes():
     need = training_memory(tiny_3d, {}, (16, 16, 16, 1), 2, 8)
     # at least the batch, twice (input and its gradient's worth)
     assert need >= 2 * 8 * 16**3 * 4
+
+
+class _VolumeDataset(torch.utils.data.Dataset):
+    """Items ``(volume (C, D, H, W) tensor, label)``, as MONAI's would be."""
+
+    def __init__(self, X, y):
+        self.X, self.targets = X, y
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, index):
+        return torch.as_tensor(self.X[index][None]), int(self.targets[index])
+
+
+def test_a_dataset_of_volumes_fits_and_predicts_like_the_array(volumes):
+    X, y = volumes
+    params = {"max_epochs": 1, "device": "cpu", "random_state": 0}
+    from_array = MedicalCNNClassifier(tiny_3d, **params).fit(X, y)
+    from_dataset = MedicalCNNClassifier(tiny_3d, **params).fit(_VolumeDataset(X, y))
+    assert from_dataset.image_shape_ == (6, 8, 10, 1)
+    np.testing.assert_allclose(
+        from_dataset.predict_proba(_VolumeDataset(X[:4], y[:4])),
+        from_array.predict_proba(X[:4]),
+        rtol=1e-5,
+    )
