@@ -2,9 +2,10 @@
 
 :func:`grad_cam` and :func:`saliency_map` show where a fitted
 :class:`~sk_medcnn.MedicalCNNClassifier` (or a Pipeline ending in one) looks;
-:func:`plot_overlay` and :func:`plot_explanations` draw the maps over the
-images; :func:`plot_reliability_diagram` and :func:`plot_roc` draw a
-classifier's calibration and its ROC curve with the chosen operating point;
+:func:`plot_overlay`, :func:`plot_volume_overlay` (three orthogonal slices of
+a volume) and :func:`plot_explanations` draw the maps over the images;
+:func:`plot_reliability_diagram` and :func:`plot_roc` draw a classifier's
+calibration and its ROC curve with the chosen operating point;
 :func:`check_intensities` and :func:`check_distribution` flag images unlike
 the training images.
 Plotting needs matplotlib (``pip install "sk-medcnn[plot]"``), imported only
@@ -23,6 +24,7 @@ from ._plotting import (
     plot_overlay,
     plot_reliability_diagram,
     plot_roc,
+    plot_volume_overlay,
 )
 from ._saliency import saliency_map
 
@@ -36,5 +38,6 @@ __all__ = [
     "plot_overlay",
     "plot_reliability_diagram",
     "plot_roc",
+    "plot_volume_overlay",
     "saliency_map",
 ]

@@ -165,6 +165,107 @@ def plot_overlay(
     return ax
 
 
+_VOLUME_VIEWS = ("axial", "coronal", "sagittal")
+
+
+def plot_volume_overlay(
+    volume: ArrayLike,
+    heatmap: ArrayLike,
+    *,
+    position: tuple[int, int, int] | None = None,
+    axes: Sequence[Axes] | None = None,
+    alpha: float = 0.4,
+    cmap: str = "jet",
+) -> list[Axes]:
+    """Draw a 3-D heat map over a volume as three orthogonal slices.
+
+    The slices cross at ``position``: by default the voxel where the heat
+    map peaks (the centre of the volume if the map is all zero), so the
+    slices show what the explanation points at.
+
+    Parameters
+    ----------
+    volume : array-like of shape (depth, height, width) or \
+            (depth, height, width, channels)
+        The volume, depth first as the estimators take it.
+    heatmap : array-like of shape (depth, height, width)
+        Values in [0, 1], as :func:`grad_cam` and :func:`saliency_map` give
+        for volumes.
+    position : tuple of int, default=None
+        ``(depth, row, column)`` index of the voxel where the slices cross.
+    axes : sequence of 3 matplotlib.axes.Axes, default=None
+        Where to draw the axial (a depth slice), coronal (a row slice) and
+        sagittal (a column slice) views; a new figure when None.
+    alpha : float, default=0.4
+        Opacity of the heat map, in [0, 1].
+    cmap : str, default="jet"
+        Colormap of the heat map.
+
+    Returns
+    -------
+    axes : list of matplotlib.axes.Axes
+        The three axes, titled with the slice each shows.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match, ``position`` lies outside the volume, or
+        ``axes`` does not hold three axes.
+    ImportError
+        If matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_medcnn.inspection import plot_volume_overlay
+    >>> heat = np.zeros((8, 8, 8)); heat[2, 3, 4] = 1.0
+    >>> axes = plot_volume_overlay(np.zeros((8, 8, 8)), heat)  # doctest: +SKIP
+    """
+    closed_fraction(alpha, "alpha")
+    data = np.asarray(volume)
+    heat = np.asarray(heatmap, dtype=np.float64)
+    if heat.ndim != 3:
+        raise ValueError(
+            f"heatmap must be (depth, height, width); got shape {heat.shape}."
+        )
+    if data.ndim not in (3, 4) or data.shape[:3] != heat.shape:
+        raise ValueError(
+            f"volume of shape {data.shape} and heatmap of shape {heat.shape} "
+            "differ in depth, height and width."
+        )
+    if position is None:
+        if heat.max() > 0:
+            position = tuple(
+                int(i) for i in np.unravel_index(heat.argmax(), heat.shape)
+            )
+        else:
+            position = tuple(side // 2 for side in heat.shape)
+    if len(position) != 3 or not all(
+        0 <= int(index) < side for index, side in zip(position, heat.shape, strict=True)
+    ):
+        raise ValueError(
+            f"position must be a (depth, row, column) index inside the volume of "
+            f"shape {heat.shape}; got {position!r}."
+        )
+    if axes is None:
+        _, created = _pyplot().subplots(1, 3, figsize=(7.5, 2.8), layout="constrained")
+        axes = list(created)
+    axes = list(axes)
+    if len(axes) != 3:
+        raise ValueError(f"axes must hold 3 axes; got {len(axes)}.")
+    d, r, c = (int(index) for index in position)
+    cuts = (
+        (d, slice(None), slice(None)),
+        (slice(None), r, slice(None)),
+        (slice(None), slice(None), c),
+    )
+    labels = (f"axial, depth {d}", f"coronal, row {r}", f"sagittal, column {c}")
+    for ax, cut, label in zip(axes, cuts, labels, strict=True):
+        plot_overlay(data[cut], heat[cut], ax=ax, alpha=alpha, cmap=cmap)
+        ax.set_title(label, fontsize=8)
+    return axes
+
+
 def plot_explanations(
     estimator: Any,
     X: ArrayLike,
@@ -234,7 +335,9 @@ def plot_explanations(
     -----
     The maps are drawn over the images of ``X`` as given; where those have no
     size of their own (flat rows or file paths before a Pipeline's
-    preprocessing), over the images the classifier sees.
+    preprocessing), over the images the classifier sees. Volumes get one row
+    each: three orthogonal slices through the peak of their map
+    (:func:`plot_volume_overlay`), the prediction in the first slice's title.
     """
     one_of(_EXPLANATION_METHODS)(method, "method")
     positive_int(n_columns, "n_columns")
@@ -263,6 +366,27 @@ def plot_explanations(
             f"y_true has {len(truth)} labels but X holds {len(maps)} images."
         )
     n_images = len(maps)
+    if maps.ndim == 4:  # volumes: a row of three slices each
+        figure, rows = plt.subplots(
+            n_images,
+            3,
+            figsize=(7.5, 2.8 * n_images),
+            squeeze=False,
+            layout="constrained",
+        )
+        for index, row in enumerate(rows):
+            volume_axes = plot_volume_overlay(
+                images[index], maps[index], axes=row, alpha=alpha, cmap=cmap
+            )
+            best = int(np.argmax(probabilities[index]))
+            title = f"pred. {name_of(classes[best])} ({probabilities[index, best]:.2f})"
+            if truth is not None:
+                title = f"true {name_of(truth[index])}, " + title
+            volume_axes[0].set_title(
+                f"{title}\n{volume_axes[0].get_title()}", fontsize=8
+            )
+        figure.suptitle(_explanation_title(method, target), fontsize=10)
+        return figure
     n_rows = math.ceil(n_images / n_columns)
     columns = min(n_columns, n_images)
     figure, axes = plt.subplots(
@@ -282,14 +406,18 @@ def plot_explanations(
         if truth is not None:
             title = f"true {name_of(truth[index])}, " + title
         ax.set_title(title, fontsize=8)
+    figure.suptitle(_explanation_title(method, target), fontsize=10)
+    return figure
+
+
+def _explanation_title(method: str, target: Any) -> str:
     name = {"grad_cam": "Grad-CAM", "hires_cam": "HiResCAM"}.get(
         method, method.replace("_", " ")
     )
     explained = "predicted class" if target is None else f"class {target!r}"
     if target is not None and np.ndim(target) > 0:
         explained = "given classes"
-    figure.suptitle(f"{name} maps of the {explained}", fontsize=10)
-    return figure
+    return f"{name} maps of the {explained}"
 
 
 def _class_namer(

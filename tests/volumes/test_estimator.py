@@ -178,3 +178,30 @@ def test_a_dataset_of_volumes_fits_and_predicts_like_the_array(volumes):
         from_array.predict_proba(X[:4]),
         rtol=1e-5,
     )
+
+
+def test_explanation_figures_of_volumes(fitted, volumes):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sk_medcnn.inspection import plot_explanations, plot_volume_overlay
+
+    X, y = volumes
+    figure = plot_explanations(fitted, X[:2], y_true=y[:2])
+    assert len(figure.axes) == 6  # three slices per volume
+    assert figure.axes[0].get_title().startswith("true ")
+    heat = np.zeros((6, 8, 10))
+    heat[1, 2, 3] = 1.0
+    axes = plot_volume_overlay(X[0], heat)
+    # the slices cross where the map peaks
+    assert [ax.get_title() for ax in axes] == [
+        "axial, depth 1",
+        "coronal, row 2",
+        "sagittal, column 3",
+    ]
+    with pytest.raises(ValueError, match="differ in depth, height and width"):
+        plot_volume_overlay(X[0, :5], heat)
+    with pytest.raises(ValueError, match="position must be"):
+        plot_volume_overlay(X[0], heat, position=(6, 0, 0))
+    matplotlib.pyplot.close("all")
