@@ -174,12 +174,14 @@ def load_data(
         )
     if _is_npz(path):
         from .datasets import load_medmnist
+        from .utils._validation import infer_spatial_dims
 
         X, y = load_medmnist(path, split)
-        if image_size is not None and X.shape[1:3] != (image_size, image_size):
+        spatial = X.shape[1 : 1 + infer_spatial_dims(X)]
+        if image_size is not None and spatial != (image_size,) * len(spatial):
             from .preprocessing import Resize
 
-            X = Resize((image_size, image_size)).fit_transform(X)
+            X = Resize((image_size,) * len(spatial)).fit_transform(X)
         if y.ndim != 1:
             raise CommandError(
                 f"{source}: the {split!r} labels have shape {y.shape}; the command "
@@ -745,11 +747,11 @@ def command_evaluate(args: argparse.Namespace) -> int:
 
         X, y = load_image_folder(args.data, lazy=True)
     else:
-        height, width, channels = estimator.image_shape_
+        *spatial, channels = estimator.image_shape_
         X, y = load_data(
             args.data,
             split=args.split,
-            image_size=height if height == width else None,
+            image_size=spatial[0] if len(set(spatial)) == 1 else None,
             channels=channels if Path(args.data).is_dir() else None,
         )
     if args.labels:

@@ -205,3 +205,20 @@ def test_explanation_figures_of_volumes(fitted, volumes):
     with pytest.raises(ValueError, match="position must be"):
         plot_volume_overlay(X[0], heat, position=(6, 0, 0))
     matplotlib.pyplot.close("all")
+
+
+def test_trust_tools_take_volumes(fitted, volumes):
+    from sk_medcnn import ConformalClassifier
+    from sk_medcnn.inspection import check_distribution
+
+    X, y = volumes
+    assert fitted.temperature_ > 0
+    scores = fitted.ood_score(X[:4])
+    assert scores.shape == (4,)
+    assert np.isfinite(scores).all()
+    # noise on another scale is flagged by the intensity check or the score
+    noise = np.random.default_rng(1).normal(0, 3000, (2, 6, 8, 10))
+    check = check_distribution(fitted, noise)
+    assert not check.in_distribution.any()
+    conformal = ConformalClassifier(fitted, cv="prefit", alpha=0.2).fit(X[:12], y[:12])
+    assert conformal.predict_set(X[12:16]).shape == (4, 2)
