@@ -152,6 +152,14 @@ def _explain(
     seed: int,
 ) -> NDArray[np.float32]:
     """Return the maps of ``method`` for ``X`` (one per image, in [0, 1])."""
+    shape = getattr(resolve_model(estimator).classifier, "image_shape_", ())
+    if len(shape) == 4:
+        raise ValueError(
+            "explanation scores are defined for 2-D images (their perturbations "
+            "and masks are 2-D); this model takes volumes of shape "
+            f"{tuple(shape)} (depth, height, width, channels). Use grad_cam or "
+            "saliency_map for its maps."
+        )
     if callable(method):
         maps = np.asarray(method(estimator, X, target=target, **(method_params or {})))
         if maps.ndim != 3 or len(maps) != n_images(X) or maps.dtype.kind not in "biuf":

@@ -222,3 +222,11 @@ def test_trust_tools_take_volumes(fitted, volumes):
     assert not check.in_distribution.any()
     conformal = ConformalClassifier(fitted, cv="prefit", alpha=0.2).fit(X[:12], y[:12])
     assert conformal.predict_set(X[12:16]).shape == (4, 2)
+
+
+def test_explanation_scores_refuse_volumes_clearly(fitted, volumes):
+    from sk_medcnn.metrics import explanation_score
+
+    X, y = volumes
+    with pytest.raises(ValueError, match="defined for 2-D images"):
+        explanation_score(fitted, X[:4], y[:4], metric="road")
