@@ -1408,9 +1408,9 @@ class _Reader:
                 name,
                 isinstance(value, np.ndarray)
                 and value.dtype.kind == "f"
-                and value.shape == (shape[2],)
+                and value.shape == (shape[-1],)
                 and bool(np.all(np.isfinite(value))),
-                f"a finite float array of shape ({shape[2]},)",
+                f"a finite float array of shape ({shape[-1]},)",
             )
         if "input_normalization_" in state:  # files written before 0.2 lack it
             require(
