@@ -93,6 +93,31 @@ def summarise(runs: list[dict[str, float]]) -> dict[str, list[float]]:
     }
 
 
+def parse_model(spec: str) -> dict[str, Any]:
+    """Estimator parameters from ``"defaults"`` or ``"name[:key=value,...]"``.
+
+    ``resnet18:stem=imagenet,width=32`` is ``architecture="resnet18"`` with those
+    ``architecture_params``; ``defaults:augmentation=none`` changes an estimator
+    parameter (``none`` is None; numbers are read as numbers).
+    """
+    name, _, options = spec.partition(":")
+    values: dict[str, Any] = {}
+    for option in filter(None, options.split(",")):
+        key, _, text = option.partition("=")
+        value: Any = text
+        if text.lower() == "none":
+            value = None
+        else:
+            try:
+                value = float(text) if "." in text else int(text)
+            except ValueError:
+                pass
+        values[key] = value
+    if name == "defaults":
+        return values
+    return {"architecture": name, "architecture_params": values or None}
+
+
 def load(args: argparse.Namespace) -> tuple[np.ndarray, ...]:
     if args.quick:
         X, y = make_lesion_phantoms(
@@ -111,7 +136,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--architectures",
         nargs="+",
         default=["defaults"],
-        help="'defaults' (the library's), or registered 3-D architecture names",
+        help="'defaults' (the library's, 'defaults:augmentation=none' to change a "
+        "parameter), or 3-D architecture names ('resnet18:stem=imagenet' to set "
+        "architecture_params)",
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--folds", type=int, default=5, help="0: validation only")
@@ -128,9 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     results: dict[str, Any] = {"data": str(args.data), "quick": args.quick}
     for architecture in args.architectures:
-        params: dict[str, Any] = {"device": "cpu"}
-        if architecture != "defaults":
-            params["architecture"] = architecture
+        params: dict[str, Any] = {"device": "cpu", **parse_model(architecture)}
         if args.max_epochs is not None:
             params["max_epochs"] = args.max_epochs
         if args.quick:
