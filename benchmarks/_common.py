@@ -15,13 +15,29 @@ from typing import Any
 
 from sk_medcnn.io import atomic_open
 
-__all__ = ["DEFAULT_DATA", "PROJECT_ROOT", "require_at_least", "save_results"]
+__all__ = [
+    "DATA_DIR",
+    "DATA_FILES",
+    "DEFAULT_DATA",
+    "IMAGE_DATA",
+    "PROJECT_ROOT",
+    "require_at_least",
+    "save_results",
+]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: The shared real data sets (train and validation splits), beside the project.
+DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
+#: Every shared MedMNIST file, by data set name.
+DATA_FILES = {
+    "pneumoniamnist": DATA_DIR / "pneumoniamnist_28_trainval.npz",
+    "retinamnist": DATA_DIR / "retinamnist_28_trainval.npz",
+    "vesselmnist3d": DATA_DIR / "vesselmnist3d_28_trainval.npz",
+}
+#: The 2-D ones: grayscale chest X-rays and colour fundus photographs.
+IMAGE_DATA = {name: DATA_FILES[name] for name in ("pneumoniamnist", "retinamnist")}
 #: The real PneumoniaMNIST train and validation splits, beside the project.
-DEFAULT_DATA = (
-    PROJECT_ROOT.parent / "shared" / "data" / "pneumoniamnist_28_trainval.npz"
-)
+DEFAULT_DATA = DATA_FILES["pneumoniamnist"]
 
 
 def save_results(results: Mapping[str, Any], path: Path | None) -> None:

@@ -33,15 +33,12 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import DEFAULT_DATA, save_results
+from benchmarks._common import IMAGE_DATA, save_results
 from sk_medcnn import ConformalClassifier, MedicalCNNClassifier
 from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
 from sk_medcnn.metrics import mean_set_size, referral_rate, set_coverage
 
-DATA = {
-    "pneumoniamnist": DEFAULT_DATA,
-    "retinamnist": DEFAULT_DATA.parent / "retinamnist_28_trainval.npz",
-}
+DATA = IMAGE_DATA
 
 
 class _Precomputed(ClassifierMixin, BaseEstimator):

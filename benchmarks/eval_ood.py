@@ -45,16 +45,13 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import DEFAULT_DATA, save_results
+from benchmarks._common import DATA_FILES, IMAGE_DATA, save_results
 from sk_medcnn import MedicalCNNClassifier
 from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
 from sk_medcnn.inspection import check_distribution, check_intensities
 
-DATA = {
-    "pneumoniamnist": DEFAULT_DATA,
-    "retinamnist": DEFAULT_DATA.parent / "retinamnist_28_trainval.npz",
-}
-VESSEL = DEFAULT_DATA.parent / "vesselmnist3d_28_trainval.npz"
+DATA = IMAGE_DATA
+VESSEL = DATA_FILES["vesselmnist3d"]
 
 #: pydicom's test files that decode without extra plugins: CT, MR, NM, US, ...
 DICOM_FILES = (

@@ -28,16 +28,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import DEFAULT_DATA, save_results
+from benchmarks._common import IMAGE_DATA, save_results
 from sk_medcnn import MedicalCNNClassifier
 from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
 from sk_medcnn.recipes import make_recipe
 from sk_medcnn.robustness import robustness_report
 
-DATA = {
-    "pneumoniamnist": DEFAULT_DATA,
-    "retinamnist": DEFAULT_DATA.parent / "retinamnist_28_trainval.npz",
-}
+DATA = IMAGE_DATA
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -42,11 +42,11 @@ from sklearn.model_selection import StratifiedKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import DEFAULT_DATA, save_results
+from benchmarks._common import DATA_FILES, save_results
 from sk_medcnn import MedicalCNNClassifier
 from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
 
-VESSEL = DEFAULT_DATA.parent / "vesselmnist3d_28_trainval.npz"
+VESSEL = DATA_FILES["vesselmnist3d"]
 
 
 def scores(
