@@ -1418,10 +1418,12 @@ class _BaseMedicalCNN(BaseEstimator):
         )
         if need is not None:
             size = "x".join(str(side) for side in image_shape[:-1])
+            unit = "voxels" if len(image_shape) == 4 else "pixels"
             check_memory(
                 need,
                 f"Training architecture {name!r} on X of {_kind(len(image_shape) - 1)} "
-                f"of {size} x {image_shape[-1]} channels with batch_size={batch_size}",
+                f"of {size} {unit} x {image_shape[-1]} channels with "
+                f"batch_size={batch_size}",
                 "Resize the images (sk_medcnn.preprocessing.Resize, or image_shape "
                 "for image files) or lower batch_size.",
             )
@@ -1507,12 +1509,8 @@ class _BaseMedicalCNN(BaseEstimator):
                 )
             check_feature_names(self, X, reset=False)
             spatial_dims = len(self.image_shape_) - 1
-            if getattr(X, "ndim", None) not in (
-                None,
-                2,
-                spatial_dims + 1,
-                spatial_dims + 2,
-            ):
+            ndim = getattr(X, "ndim", None)
+            if ndim is not None and ndim > 2 and ndim - spatial_dims not in (1, 2):
                 raise ValueError(
                     f"X has shape {tuple(shape)}, but {name} was fitted on "
                     f"{_kind(spatial_dims)} of shape {self.image_shape_} "

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from sk_medcnn import MedicalCNNClassifier
+from sk_medcnn.utils._validation import check_images
 
 FAST = {"max_epochs": 1, "random_state": 0, "device": "cpu", "batch_size": 16}
 
@@ -33,7 +34,10 @@ def test_a_channels_first_array_gets_a_warning(phantoms):
     X, y = phantoms
     rgb_first = np.repeat(X[:, np.newaxis], 3, axis=1)  # (n, 3, 16, 16)
     with pytest.warns(UserWarning, match=r"channels-first.*transpose\(0, 2, 3, 1\)"):
-        MedicalCNNClassifier(**FAST).fit(rgb_first, y)
+        MedicalCNNClassifier(spatial_dims=2, **FAST).fit(rgb_first, y)
+    # by default such an array is read as volumes of depth 3, with the same advice
+    with pytest.warns(UserWarning, match=r"3x16x16 voxels.*transpose\(0, 2, 3, 1\)"):
+        check_images(rgb_first, spatial_dims=None)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # channels-last RGB: no warning
         MedicalCNNClassifier(**FAST).fit(rgb_first.transpose(0, 2, 3, 1), y)

@@ -283,7 +283,8 @@ def infer_spatial_dims(X: Any, *, image_shape: Any = None) -> int:
     if ndim == 4:
         if _is_torch_tensor(X):
             return 2
-        return 2 if int(X.shape[-1]) in CHANNEL_SIZES else 3
+        # an empty last axis is taken as no channels, for the error that follows
+        return 2 if int(X.shape[-1]) in (0, *CHANNEL_SIZES) else 3
     if ndim == 2 and image_shape is not None:
         shape = tuple(image_shape)
         if len(shape) == 4:
