@@ -14,7 +14,7 @@ from ..exceptions import ImageReadError
 from ..preprocessing._base import image_size_like
 from ..utils._validation import Checker, boolean, one_of, optional
 from ._batch import check_channels, read_images
-from ._common import missing_path_message, read_header
+from ._common import is_dicom_file, is_ignored, missing_path_message
 from ._readers import (
     SUPPORTED_EXTENSIONS,
     check_index,
@@ -25,9 +25,6 @@ from ._readers import (
 )
 
 __all__ = ["list_image_files", "load_image_folder"]
-
-#: File names that are never images, whatever their content.
-_IGNORED_NAMES = frozenset({"DICOMDIR", "Thumbs.db", "desktop.ini"})
 
 
 def check_extensions(value: Any, name: str) -> tuple[str, ...] | None:
@@ -56,21 +53,14 @@ def check_extensions(value: Any, name: str) -> tuple[str, ...] | None:
     return tuple(extensions)
 
 
-def _is_dicom(path: Path) -> bool:
-    try:
-        return read_header(path)[128:132] == b"DICM"
-    except OSError:
-        return False
-
-
 def _selected(path: Path, extensions: tuple[str, ...] | None) -> bool:
     name = path.name
-    if name.startswith(".") or name in _IGNORED_NAMES:
+    if is_ignored(path):
         return False
     if extensions is None:
         # files named by UID ("1.2.840.113619.2.55.3.6") or without extension
         # are common in DICOM exports: keep any file whose content is DICOM
-        return extension_of(path) in SUPPORTED_EXTENSIONS or _is_dicom(path)
+        return extension_of(path) in SUPPORTED_EXTENSIONS or is_dicom_file(path)
     lowered = name.lower()
     return extension_of(path) in extensions or any(
         extension and lowered.endswith(extension) for extension in extensions
