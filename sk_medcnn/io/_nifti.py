@@ -158,7 +158,8 @@ def read_nifti_volume(
         left to right. A 4th axis of at most :data:`MAX_NIFTI_CHANNELS`
         entries is channels.
     spacing : tuple of 3 float
-        The header's zooms of the canonical volume, in the same order.
+        The header's zooms of the canonical volume, in the same order (the
+        shortest decimal of each float32 zoom: 0.8, not 0.800000011920929).
     """
     nibabel = _import_nibabel()
     try:
@@ -182,8 +183,12 @@ def read_nifti_volume(
         data = _values(canonical, (Ellipsis,)).reshape(shape)
         axes = (2, 1, 0, 3) if len(shape) == 4 else (2, 1, 0)
         data = np.ascontiguousarray(data.transpose(axes))
-        zooms = canonical.header.get_zooms()[:3]
-        spacing = (float(zooms[2]), float(zooms[1]), float(zooms[0]))
+        # nibabel's dtypes carry an explicit byte order ('<i2'): a plain one
+        data = data.view(np.dtype(data.dtype.str))
+        # zooms are float32 in NIfTI-1: their shortest decimal (0.8, not
+        # 0.800000011920929) is what was written
+        zooms = [float(str(zoom)) for zoom in canonical.header.get_zooms()[:3]]
+        spacing = (zooms[2], zooms[1], zooms[0])
     except ImageReadError:
         raise
     except Exception as error:  # any failure of nibabel is a bad file

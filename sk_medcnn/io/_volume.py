@@ -78,10 +78,11 @@ def read_volume(
     spacing : tuple of 3 float
         Only with ``return_spacing=True``: the voxel size in mm, in the order
         of the volume's axes ``(depth, height, width)``. NIfTI: the header's
-        zooms of the canonical volume. DICOM: the median step between
-        sorted slice positions, then Pixel Spacing (between rows, between
-        columns); a series of one slice takes its Spacing Between Slices,
-        else its Slice Thickness, else 1.0 as depth spacing.
+        zooms of the canonical volume (0.8 for a float32 zoom of 0.8).
+        DICOM: the median step between sorted slice positions, then Pixel
+        Spacing (between rows, between columns); a series of one slice takes
+        its Spacing Between Slices, else its Slice Thickness, else 1.0 as
+        depth spacing.
 
     Raises
     ------

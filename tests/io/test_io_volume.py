@@ -115,42 +115,6 @@ def test_read_volume_parameters_are_checked(nifti_path):
 # --- DICOM series -------------------------------------------------------------
 
 
-def write_series(
-    folder,
-    source,
-    positions,
-    *,
-    names=None,
-    instance_numbers=None,
-    orientation=(1, 0, 0, 0, 1, 0),
-    series_uid=None,
-):
-    """Write one CT slice per position, pixel [0, 0] holding the slice's number.
-
-    Returns the stored pixel data of the source file.
-    """
-    from pydicom.uid import generate_uid
-
-    folder.mkdir(parents=True, exist_ok=True)
-    series_uid = series_uid or generate_uid()
-    names = names or [f"IM{k:04d}.dcm" for k in range(len(positions))]
-    instance_numbers = instance_numbers or list(range(1, len(positions) + 1))
-    stored = pydicom.dcmread(source).pixel_array
-    for k, position in enumerate(positions):
-        dataset = pydicom.dcmread(source)
-        dataset.ImagePositionPatient = [float(v) for v in position]
-        dataset.ImageOrientationPatient = [float(v) for v in orientation]
-        dataset.InstanceNumber = instance_numbers[k]
-        dataset.SOPInstanceUID = generate_uid()
-        dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
-        dataset.SeriesInstanceUID = series_uid
-        pixels = stored.copy()
-        pixels[0, 0] = k  # which file this slice came from
-        dataset.PixelData = pixels.tobytes()
-        dataset.save_as(folder / names[k])
-    return stored
-
-
 @pytest.fixture
 def ct_small(dicom_path):
     return dicom_path("CT_small.dcm")
@@ -160,7 +124,9 @@ def axial(*z):
     return [(-158.1, -179.0, value) for value in z]
 
 
-def test_series_is_sorted_by_position_not_name_or_instance_number(tmp_path, ct_small):
+def test_series_is_sorted_by_position_not_name_or_instance_number(
+    tmp_path, ct_small, write_series
+):
     # file k is at z[k]; names and instance numbers run against the positions
     z = [10.0, 0.0, 7.5, 2.5, 5.0]
     folder = tmp_path / "series"
@@ -179,7 +145,7 @@ def test_series_is_sorted_by_position_not_name_or_instance_number(tmp_path, ct_s
     assert spacing == pytest.approx((2.5, 0.661468, 0.661468))
 
 
-def test_series_is_sorted_along_the_slice_normal(tmp_path, ct_small):
+def test_series_is_sorted_along_the_slice_normal(tmp_path, ct_small, write_series):
     # columns run towards -y: the normal is -z, so the slices run from head to foot
     folder = tmp_path / "flipped"
     write_series(
@@ -200,7 +166,7 @@ def test_series_is_sorted_along_the_slice_normal(tmp_path, ct_small):
     assert spacing[0] == pytest.approx(2.0)
 
 
-def test_series_spacing_is_depth_rows_columns(tmp_path, ct_small):
+def test_series_spacing_is_depth_rows_columns(tmp_path, ct_small, write_series):
     folder = tmp_path / "series"
     write_series(folder, ct_small, axial(0.0, 1.25, 2.5))
     for path in folder.iterdir():
@@ -211,7 +177,7 @@ def test_series_spacing_is_depth_rows_columns(tmp_path, ct_small):
     assert spacing == pytest.approx((1.25, 0.5, 0.75))
 
 
-def test_series_rescale_keeps_integers_or_goes_float(tmp_path, ct_small):
+def test_series_rescale_keeps_integers_or_goes_float(tmp_path, ct_small, write_series):
     folder = tmp_path / "series"
     stored = write_series(folder, ct_small, axial(0.0, 5.0))
     volume = read_volume(folder)
@@ -237,7 +203,7 @@ def test_series_rescale_keeps_integers_or_goes_float(tmp_path, ct_small):
     np.testing.assert_allclose(volume[1, 1:], expected)
 
 
-def test_other_files_in_the_folder_are_ignored(tmp_path, ct_small):
+def test_other_files_in_the_folder_are_ignored(tmp_path, ct_small, write_series):
     folder = tmp_path / "series"
     write_series(folder, ct_small, axial(0.0, 5.0))
     (folder / "README.txt").write_text("not an image")
@@ -250,7 +216,7 @@ def test_other_files_in_the_folder_are_ignored(tmp_path, ct_small):
     assert read_volume(folder).shape == (2, 128, 128)
 
 
-def test_a_series_of_one_slice(tmp_path, ct_small):
+def test_a_series_of_one_slice(tmp_path, ct_small, write_series):
     folder = tmp_path / "one"
     write_series(folder, ct_small, axial(0.0))
     volume, spacing = read_volume(folder, return_spacing=True)
@@ -258,7 +224,7 @@ def test_a_series_of_one_slice(tmp_path, ct_small):
     assert spacing == pytest.approx((5.0, 0.661468, 0.661468))  # Slice Thickness
 
 
-def test_mixed_series_name_the_folder_and_files(tmp_path, ct_small):
+def test_mixed_series_name_the_folder_and_files(tmp_path, ct_small, write_series):
     folder = tmp_path / "mixed"
     write_series(folder, ct_small, axial(0.0, 5.0), series_uid="1.2.3.4")
     write_series(
@@ -272,7 +238,9 @@ def test_mixed_series_name_the_folder_and_files(tmp_path, ct_small):
     assert caught.value.path == str(folder)
 
 
-def test_missing_slices_name_the_files_around_the_gap(tmp_path, ct_small, monkeypatch):
+def test_missing_slices_name_the_files_around_the_gap(
+    tmp_path, ct_small, write_series, monkeypatch
+):
     import pydicom.pixels
 
     decoded = []
@@ -293,13 +261,13 @@ def test_missing_slices_name_the_files_around_the_gap(tmp_path, ct_small, monkey
     assert decoded == []  # refused from the headers, before any pixel data
 
 
-def test_a_gap_below_one_and_a_half_steps_is_accepted(tmp_path, ct_small):
+def test_a_gap_below_one_and_a_half_steps_is_accepted(tmp_path, ct_small, write_series):
     folder = tmp_path / "uneven"
     write_series(folder, ct_small, axial(0.0, 2.5, 5.0, 8.5, 11.0))
     assert read_volume(folder).shape[0] == 5
 
 
-def test_duplicate_positions_name_both_files(tmp_path, ct_small):
+def test_duplicate_positions_name_both_files(tmp_path, ct_small, write_series):
     folder = tmp_path / "dup"
     write_series(
         folder,
@@ -313,7 +281,7 @@ def test_duplicate_positions_name_both_files(tmp_path, ct_small):
         read_volume(folder)
 
 
-def test_inconsistent_orientation_names_the_file(tmp_path, ct_small):
+def test_inconsistent_orientation_names_the_file(tmp_path, ct_small, write_series):
     folder = tmp_path / "tilted"
     write_series(folder, ct_small, axial(0.0, 2.5, 5.0))
     path = folder / "IM0002.dcm"
@@ -326,7 +294,7 @@ def test_inconsistent_orientation_names_the_file(tmp_path, ct_small):
         read_volume(folder)
 
 
-def test_inconsistent_pixel_spacing_names_the_file(tmp_path, ct_small):
+def test_inconsistent_pixel_spacing_names_the_file(tmp_path, ct_small, write_series):
     folder = tmp_path / "spacing"
     write_series(folder, ct_small, axial(0.0, 2.5, 5.0))
     path = folder / "IM0001.dcm"
@@ -339,7 +307,7 @@ def test_inconsistent_pixel_spacing_names_the_file(tmp_path, ct_small):
         read_volume(folder)
 
 
-def test_inconsistent_rows_and_columns_name_the_file(tmp_path, ct_small):
+def test_inconsistent_rows_and_columns_name_the_file(tmp_path, ct_small, write_series):
     folder = tmp_path / "sizes"
     write_series(folder, ct_small, axial(0.0, 2.5, 5.0))
     path = folder / "IM0000.dcm"
@@ -353,7 +321,7 @@ def test_inconsistent_rows_and_columns_name_the_file(tmp_path, ct_small):
         read_volume(folder)
 
 
-def test_slices_without_position_are_refused(tmp_path, ct_small):
+def test_slices_without_position_are_refused(tmp_path, ct_small, write_series):
     folder = tmp_path / "nowhere"
     write_series(folder, ct_small, axial(0.0, 2.5))
     path = folder / "IM0001.dcm"
@@ -375,7 +343,7 @@ def test_folder_without_dicom_files(tmp_path):
         read_volume(empty)
 
 
-def test_a_broken_file_is_named_before_decoding(tmp_path, ct_small):
+def test_a_broken_file_is_named_before_decoding(tmp_path, ct_small, write_series):
     folder = tmp_path / "broken"
     write_series(folder, ct_small, axial(0.0, 2.5))
     (folder / "IM0002.dcm").write_bytes(b"\0" * 300)
@@ -386,7 +354,7 @@ def test_a_broken_file_is_named_before_decoding(tmp_path, ct_small):
 # --- volumes as lazily read files ---------------------------------------------
 
 
-def test_image_files_read_series_folders(tmp_path, ct_small):
+def test_image_files_read_series_folders(tmp_path, ct_small, write_series):
     folders = []
     for k in range(3):
         folder = tmp_path / f"patient_{k}"
