@@ -183,8 +183,10 @@ def read_one_volume(
         volume = apply_window(volume, float(window[0]), float(window[1]))
     if shape is None:
         return volume
-    size = (shape,) * 3 if isinstance(shape, Integral) else tuple(shape)
-    return resize_volume(volume, size)  # type: ignore[arg-type]
+    if isinstance(shape, tuple | list):
+        depth, height, width = shape
+        return resize_volume(volume, (int(depth), int(height), int(width)))
+    return resize_volume(volume, (int(shape),) * 3)
 
 
 def read_images(
@@ -255,10 +257,17 @@ def read_images(
     for position, path in enumerate(paths):
         try:
             if spatial_dims == 3:
-                image = read_one_volume(path, shape=shape, read_params=read_params)  # type: ignore[arg-type]
+                image = read_one_volume(
+                    path,
+                    shape=shape,  # type: ignore[arg-type]
+                    read_params=read_params,
+                )
             else:
                 image = read_one(
-                    path, shape=shape, channels=channels, read_params=read_params
+                    path,
+                    shape=shape,  # type: ignore[arg-type]
+                    channels=channels,
+                    read_params=read_params,
                 )
         except ImageReadError as error:
             if on_error == "raise":

@@ -215,7 +215,7 @@ def _sort(
     _check_same(
         folder,
         paths,
-        [np.round(orientation, 6).tolist() for orientation in orientations],
+        [np.round(np.asarray(value), 6).tolist() for value in orientations],
         lambda a, b: np.allclose(a, b, rtol=0, atol=_ORIENTATION_TOLERANCE),
         "Image Orientation (Patient)",
     )

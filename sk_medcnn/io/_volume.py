@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,6 +31,18 @@ def spatial_dims_of_file(path: str | os.PathLike[str]) -> int:
     if detect_format(path) == "NIfTI":
         return nifti_spatial_dims(path)
     return 2
+
+
+@overload
+def read_volume(
+    path: str | os.PathLike[str], *, return_spacing: Literal[False] = ...
+) -> NDArray[Any]: ...
+
+
+@overload
+def read_volume(
+    path: str | os.PathLike[str], *, return_spacing: Literal[True]
+) -> tuple[NDArray[Any], tuple[float, float, float]]: ...
 
 
 def read_volume(

@@ -117,7 +117,10 @@ class ImageFiles:
         if self.spatial_dims == 2:
             from ..io import ImageLoader
 
-            self._loader = ImageLoader(shape=self._size, channels=self._channels)
+            self._loader = ImageLoader(
+                shape=self._size,  # type: ignore[arg-type]  # (height, width)
+                channels=self._channels,
+            )
         first = self._read(self.paths[:1])
         self.shape: tuple[int, ...] = (len(self.paths), *first.shape[1:])
         self.dtype = first.dtype
