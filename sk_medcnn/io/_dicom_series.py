@@ -86,8 +86,11 @@ def _numbers(dataset: Any, keyword: str, count: int, path: Path) -> NDArray[Any]
     value = dataset.get(keyword)
     if value is None or value == "":
         return None
+    items = (
+        value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+    )
     try:
-        numbers = np.asarray([float(item) for item in value], dtype=np.float64)
+        numbers = np.asarray([float(item) for item in items], dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise ImageReadError(
             f"'{path}' has an unreadable {keyword} ({value!r}).", str(path)
@@ -189,8 +192,13 @@ def _sort(
     """Order the slices along their normal; return the order and the slice step."""
     if len(paths) == 1:
         header = headers[0]
-        thickness = header.get("SpacingBetweenSlices") or header.get("SliceThickness")
-        return [0], float(thickness) if thickness else 1.0
+        for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+            value = (
+                _numbers(header, keyword, 1, paths[0]) if keyword in header else None
+            )
+            if value is not None and value[0] > 0:
+                return [0], float(value[0])
+        return [0], 1.0
     orientations = [
         _numbers(header, "ImageOrientationPatient", 6, path)
         for path, header in zip(paths, headers, strict=True)
@@ -348,7 +356,18 @@ def read_dicom_series(
     )
     order, step = _sort(folder, paths, headers)
     rows, columns, samples = layouts[0]
-    dtype = np.result_type(*(_value_type(header) for header in headers))
+    types = []
+    for path, header in zip(paths, headers, strict=True):
+        try:
+            types.append(_value_type(header))
+        except (AttributeError, TypeError, ValueError, IndexError) as error:
+            raise ImageReadError(
+                f"'{path}' has an unreadable pixel description (Bits Allocated, "
+                f"Bits Stored, Pixel Representation, Rescale Slope / Intercept): "
+                f"{error}",
+                str(path),
+            ) from error
+    dtype = np.result_type(*types)
     shape = (len(paths), rows, columns) + ((samples,) if samples > 1 else ())
     check_memory(
         math.prod(shape) * dtype.itemsize,

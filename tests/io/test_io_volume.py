@@ -224,6 +224,32 @@ def test_a_series_of_one_slice(tmp_path, ct_small, write_series):
     assert spacing == pytest.approx((5.0, 0.661468, 0.661468))  # Slice Thickness
 
 
+def test_a_series_of_one_slice_takes_spacing_between_slices(
+    tmp_path, ct_small, write_series
+):
+    folder = tmp_path / "one"
+    write_series(folder, ct_small, axial(0.0))
+    path = folder / "IM0000.dcm"
+    dataset = pydicom.dcmread(path)
+    dataset.SpacingBetweenSlices = 3.0
+    dataset.save_as(path)
+    _, spacing = read_volume(folder, return_spacing=True)
+    assert spacing[0] == 3.0
+
+
+def test_an_unreadable_pixel_description_names_the_file(
+    tmp_path, ct_small, write_series
+):
+    folder = tmp_path / "series"
+    write_series(folder, ct_small, axial(0.0, 2.5))
+    path = folder / "IM0001.dcm"
+    dataset = pydicom.dcmread(path)
+    del dataset.BitsStored
+    dataset.save_as(path)
+    with pytest.raises(ImageReadError, match=r"IM0001\.dcm' has an unreadable pixel"):
+        read_volume(folder)
+
+
 def test_mixed_series_name_the_folder_and_files(tmp_path, ct_small, write_series):
     folder = tmp_path / "mixed"
     write_series(folder, ct_small, axial(0.0, 5.0), series_uid="1.2.3.4")
