@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from numpy.typing import NDArray
 
 from ..exceptions import ImageReadError
 from ..utils._memory import check_memory
-from ._common import float_type_for, is_dicom_file, is_ignored
+from ._common import float_type_for, is_dicom_file, is_ignored, one_line
 from ._dicom import (
     decode_error,
     has_rescale,
@@ -186,33 +187,70 @@ def _modality_values(
     return modality(image, dataset)
 
 
+@dataclass(frozen=True)
+class _SliceHeader:
+    """What the series checks need of one file's header.
+
+    The dataset itself is let go: pydicom keeps some 90 KB per CT header in
+    memory, 17 MiB for a series of 200 slices of ``CT_small.dcm``.
+    """
+
+    series: str
+    n_frames: int
+    layout: tuple[int, int, int]
+    orientation: NDArray[Any] | None
+    position: NDArray[Any] | None
+    pixel_spacing: NDArray[Any] | None
+    thickness: float | None
+    value_type: np.dtype[Any]
+
+
+def _slice_header(pydicom: Any, path: Path) -> _SliceHeader:
+    """Read the header of ``path`` and keep what the series checks need."""
+    header = read_dataset(pydicom, path, header_only=True)
+    try:
+        layout = (
+            int(header.Rows),
+            int(header.Columns),
+            int(header.get("SamplesPerPixel") or 1),
+        )
+        value_type = _value_type(header)
+        n_frames = int(header.get("NumberOfFrames") or 1)
+    except (AttributeError, TypeError, ValueError, IndexError) as error:
+        raise ImageReadError(
+            f"'{path}' has an unreadable pixel description (Rows, Columns, Bits "
+            "Allocated, Bits Stored, Pixel Representation, Rescale Slope / "
+            f"Intercept, Number of Frames): {one_line(error)}",
+            str(path),
+        ) from error
+    thickness = None
+    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+        value = _numbers(header, keyword, 1, path) if keyword in header else None
+        if value is not None and value[0] > 0:
+            thickness = float(value[0])
+            break
+    return _SliceHeader(
+        series=str(header.get("SeriesInstanceUID", "(none)")),
+        n_frames=n_frames,
+        layout=layout,
+        orientation=_numbers(header, "ImageOrientationPatient", 6, path),
+        position=_numbers(header, "ImagePositionPatient", 3, path),
+        pixel_spacing=_numbers(header, "PixelSpacing", 2, path),
+        thickness=thickness,
+        value_type=value_type,
+    )
+
+
 def _sort(
-    folder: Path, paths: list[Path], headers: list[Any]
+    folder: Path, paths: list[Path], headers: list[_SliceHeader]
 ) -> tuple[list[int], float]:
     """Order the slices along their normal; return the order and the slice step."""
     if len(paths) == 1:
-        header = headers[0]
-        for keyword in ("SpacingBetweenSlices", "SliceThickness"):
-            value = (
-                _numbers(header, keyword, 1, paths[0]) if keyword in header else None
-            )
-            if value is not None and value[0] > 0:
-                return [0], float(value[0])
-        return [0], 1.0
-    orientations = [
-        _numbers(header, "ImageOrientationPatient", 6, path)
-        for path, header in zip(paths, headers, strict=True)
-    ]
-    positions = [
-        _numbers(header, "ImagePositionPatient", 3, path)
-        for path, header in zip(paths, headers, strict=True)
-    ]
+        return [0], headers[0].thickness or 1.0
     lacking = [
         path
-        for path, orientation, position in zip(
-            paths, orientations, positions, strict=True
-        )
-        if orientation is None or position is None
+        for path, header in zip(paths, headers, strict=True)
+        if header.orientation is None or header.position is None
     ]
     if lacking:
         raise _error(
@@ -223,14 +261,13 @@ def _sort(
     _check_same(
         folder,
         paths,
-        [np.round(np.asarray(value), 6).tolist() for value in orientations],
+        [np.round(np.asarray(header.orientation), 6).tolist() for header in headers],
         lambda a, b: np.allclose(a, b, rtol=0, atol=_ORIENTATION_TOLERANCE),
         "Image Orientation (Patient)",
     )
-    first = orientations[0]
-    assert first is not None  # checked above
+    first = np.asarray(headers[0].orientation)
     normal = np.cross(first[:3], first[3:])
-    distances = np.asarray([float(normal @ position) for position in positions])
+    distances = np.asarray([float(normal @ header.position) for header in headers])
     order = np.argsort(distances, kind="stable")
     ordered = distances[order]
     steps = np.diff(ordered)
@@ -294,10 +331,10 @@ def read_dicom_series(
         raise ImageReadError(
             f"The folder '{folder}' holds no DICOM files{hint}.", str(folder)
         )
-    headers = [read_dataset(pydicom, path, header_only=True) for path in paths]
+    headers = [_slice_header(pydicom, path) for path in paths]
     by_series: dict[str, list[Path]] = defaultdict(list)
     for path, header in zip(paths, headers, strict=True):
-        by_series[str(header.get("SeriesInstanceUID", "(none)"))].append(path)
+        by_series[header.series].append(path)
     if len(by_series) > 1:
         listed = "; ".join(
             f"{uid}: {len(files)} file{'s' if len(files) > 1 else ''} ({_names(files)})"
@@ -309,9 +346,7 @@ def read_dicom_series(
             f"- {listed}. Put each series in its own folder.",
         )
     multi_frame = [
-        path
-        for path, header in zip(paths, headers, strict=True)
-        if int(header.get("NumberOfFrames") or 1) > 1
+        path for path, header in zip(paths, headers, strict=True) if header.n_frames > 1
     ]
     if multi_frame:
         raise _error(
@@ -320,54 +355,30 @@ def read_dicom_series(
             "series of single-frame files (read a multi-frame file with "
             "read_image).",
         )
-    try:
-        layouts = [
-            (
-                int(header.Rows),
-                int(header.Columns),
-                int(header.get("SamplesPerPixel") or 1),
-            )
-            for header in headers
-        ]
-    except (AttributeError, TypeError, ValueError) as error:
-        raise _error(folder, f"a file lacks Rows or Columns ({error}).") from error
     _check_same(
         folder,
         paths,
-        layouts,
+        [header.layout for header in headers],
         lambda a, b: a == b,
         "the slice size (rows, columns, samples per pixel)",
     )
-    pixel_spacings = [
-        _numbers(header, "PixelSpacing", 2, path)
-        for path, header in zip(paths, headers, strict=True)
-    ]
     lacking = [
-        path for path, value in zip(paths, pixel_spacings, strict=True) if value is None
+        path
+        for path, header in zip(paths, headers, strict=True)
+        if header.pixel_spacing is None
     ]
     if lacking:
         raise _error(folder, f"no Pixel Spacing in {_names(lacking)}.")
     _check_same(
         folder,
         paths,
-        [value.tolist() for value in pixel_spacings if value is not None],
+        [np.asarray(header.pixel_spacing).tolist() for header in headers],
         lambda a, b: np.allclose(a, b, rtol=_SPACING_TOLERANCE, atol=0),
         "Pixel Spacing",
     )
     order, step = _sort(folder, paths, headers)
-    rows, columns, samples = layouts[0]
-    types = []
-    for path, header in zip(paths, headers, strict=True):
-        try:
-            types.append(_value_type(header))
-        except (AttributeError, TypeError, ValueError, IndexError) as error:
-            raise ImageReadError(
-                f"'{path}' has an unreadable pixel description (Bits Allocated, "
-                f"Bits Stored, Pixel Representation, Rescale Slope / Intercept): "
-                f"{error}",
-                str(path),
-            ) from error
-    dtype = np.result_type(*types)
+    rows, columns, samples = headers[0].layout
+    dtype = np.result_type(*(header.value_type for header in headers))
     shape = (len(paths), rows, columns) + ((samples,) if samples > 1 else ())
     check_memory(
         math.prod(shape) * dtype.itemsize,
@@ -397,6 +408,5 @@ def read_dicom_series(
         if not np.can_cast(image.dtype, volume.dtype, casting="safe"):
             volume = volume.astype(np.result_type(volume.dtype, image.dtype))
         volume[depth] = image
-    spacing = pixel_spacings[0]
-    assert spacing is not None  # checked above
+    spacing = np.asarray(headers[0].pixel_spacing)
     return volume, (step, float(spacing[0]), float(spacing[1]))
