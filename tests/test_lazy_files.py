@@ -83,19 +83,24 @@ def test_path_detection_of_lists_and_columns():
 # --- volume files -------------------------------------------------------------
 
 
-@pytest.fixture
-def nifti_files(tmp_path):
-    """Five 6x5x4 (x, y, z) NIfTI volumes; returns them depth first, and paths."""
+def write_niftis(folder, n_volumes):
+    """Write 6x5x4 (x, y, z) NIfTI volumes; return them depth first, and paths."""
     nibabel = pytest.importorskip("nibabel")
     rng = np.random.default_rng(0)
     volumes, paths = [], []
-    for index in range(5):
+    for index in range(n_volumes):
         data = rng.integers(0, 256, (6, 5, 4), dtype=np.uint8)
-        path = tmp_path / f"{index}.nii.gz"
+        path = folder / f"{index}.nii.gz"
         nibabel.save(nibabel.Nifti1Image(data, np.eye(4)), path)
         volumes.append(data.transpose(2, 1, 0))
         paths.append(str(path))
     return np.stack(volumes), paths
+
+
+@pytest.fixture
+def nifti_files(tmp_path):
+    """Five 6x5x4 (x, y, z) NIfTI volumes; returns them depth first, and paths."""
+    return write_niftis(tmp_path, 5)
 
 
 def test_nifti_paths_are_a_lazy_volume_array(nifti_files, monkeypatch):
@@ -193,3 +198,34 @@ def test_a_single_slice_nifti_is_an_image(tmp_path):
     files = ImageFiles([str(path)])
     assert files.spatial_dims == 2
     assert files.shape == (1, 5, 4, 1)
+
+
+def tiny_3d(in_channels, n_outputs, image_shape):
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv3d(in_channels, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool3d(1),
+        nn.Flatten(),
+        nn.Linear(4, n_outputs),
+    )
+
+
+tiny_3d.spatial_dims = (3,)
+
+
+def test_fit_on_volume_paths_equals_fit_on_the_volumes(tmp_path):
+    volumes, paths = write_niftis(tmp_path, 20)
+    y = np.arange(20) % 2
+    params = {"max_epochs": 1, "random_state": 0, "device": "cpu"}
+    from_files = MedicalCNNClassifier(tiny_3d, **params).fit(paths, y)
+    in_memory = MedicalCNNClassifier(tiny_3d, **params).fit(volumes, y)
+    assert from_files.spatial_dims_ == 3
+    assert from_files.image_shape_ == (4, 5, 6, 1)
+    np.testing.assert_array_equal(
+        from_files.predict_proba(paths), in_memory.predict_proba(volumes)
+    )
+    resized = MedicalCNNClassifier(tiny_3d, image_shape=(3, 3, 3), **params)
+    assert resized.fit(paths, y).image_shape_ == (3, 3, 3, 1)
+    assert resized.predict_proba(paths[:2]).shape == (2, 2)
