@@ -170,11 +170,12 @@ def test_spatial_dims_overrules_the_inference(nifti_files, png_files):
 
     _, paths = nifti_files
     _, _, png_paths = png_files
-    # 2: as before volumes were understood, a NIfTI volume needs a slice index
-    with pytest.raises(ImageReadError, match="pass index="):
-        ImageFiles(paths, spatial_dims=2)
-    # 3: a 2-D image file is not a volume
-    with pytest.raises(ImageReadError, match=r"000\.png' is a PNG image, not a"):
+    # a first file of the other kind is named, with the estimator
+    with pytest.raises(
+        ValueError, match=r"^clf: spatial_dims=2 reads 2-D images, but .*0\.nii\.gz'"
+    ):
+        ImageFiles(paths, spatial_dims=2, estimator_name="clf")
+    with pytest.raises(ValueError, match=r"spatial_dims=3 reads volumes.*000\.png'"):
         ImageFiles(png_paths, spatial_dims=3)
     images = ImageFiles(png_paths, spatial_dims=2)
     assert images.ndim == 4

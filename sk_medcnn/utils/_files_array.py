@@ -72,11 +72,12 @@ class ImageFiles:
         first.
     spatial_dims : {None, 2, 3}, default=None
         2 reads every path as a 2-D image (as :class:`~sk_medcnn.io.ImageLoader`
-        does: a NIfTI volume is then an error asking for a slice index), 3 as
-        a volume (a 2-D image file is an error). None infers it from the
-        first path: a folder (a DICOM series) or a NIfTI file more than one
-        voxel thick on each axis is a volume, any other file an image.
-        ``"auto"`` is the same as None.
+        does), 3 as a volume. None infers it from the first path: a folder (a
+        DICOM series) or a NIfTI file more than one voxel thick on each axis
+        is a volume, any other file an image. ``"auto"`` is the same as None.
+        A first path of the other kind is a ValueError naming it; a later one
+        fails when its batch is read (an
+        :class:`~sk_medcnn.exceptions.ImageReadError` naming the file).
     estimator_name : str, default="estimator"
         Used in error messages.
 
@@ -104,10 +105,13 @@ class ImageFiles:
         self._name = estimator_name
         self.paths = np.array([os.fspath(path) for path in paths], dtype=object)
         dims = _check_spatial_dims(spatial_dims)
-        if dims is None and len(self.paths):
+        if len(self.paths):
             from ..io._volume import spatial_dims_of_file
 
-            dims = spatial_dims_of_file(self.paths[0])
+            found = spatial_dims_of_file(self.paths[0])
+            if dims is not None and dims != found:
+                raise ValueError(self._other_kind_message(dims, self.paths[0]))
+            dims = found
         self.spatial_dims: int = dims or 2
         self.ndim: int = self.spatial_dims + 2
         self._size: tuple[int, ...] | None = None
@@ -124,6 +128,20 @@ class ImageFiles:
         first = self._read(self.paths[:1])
         self.shape: tuple[int, ...] = (len(self.paths), *first.shape[1:])
         self.dtype = first.dtype
+
+    def _other_kind_message(self, dims: int, path: str) -> str:
+        if dims == 2:
+            return (
+                f"{self._name}: spatial_dims=2 reads 2-D images, but {path!r} is a "
+                "volume (a NIfTI volume or a DICOM series folder); pass "
+                "spatial_dims=3 (None infers it), or take one slice of each file "
+                "with sk_medcnn.io.ImageLoader(index=...) in a Pipeline."
+            )
+        return (
+            f"{self._name}: spatial_dims=3 reads volumes (NIfTI files, DICOM "
+            f"series folders), but {path!r} is a 2-D image; pass spatial_dims=2 "
+            "(None infers it)."
+        )
 
     def _split_shape(
         self, image_shape: tuple[int, ...]
