@@ -166,16 +166,24 @@ def read_one_volume(
     path: str | os.PathLike[str],
     *,
     shape: int | tuple[int, int, int] | None,
+    channels: int | None,
     read_params: dict[str, Any],
 ) -> NDArray[Any]:
     """Read ``path`` as one volume, windowed and resized to ``shape`` (D, H, W).
 
     Only the ``window`` of ``read_params`` applies to volumes (a preset name
-    or ``(level, width)``).
+    or ``(level, width)``). ``channels`` is checked, not converted.
     """
     from ..preprocessing._intensity import WINDOW_PRESETS
 
     volume = read_volume(path)
+    n_channels = 1 if volume.ndim == 3 else volume.shape[-1]
+    if channels is not None and n_channels != channels:
+        raise ValueError(
+            f"'{path}' holds a volume of {n_channels} channel(s), but channels="
+            f"{channels} was asked for; volumes are not converted (pass "
+            "channels=None to keep them as they are)."
+        )
     window = read_params.get("window")
     if isinstance(window, str):
         volume = apply_window(volume, *WINDOW_PRESETS[window])
@@ -211,7 +219,7 @@ def read_images(
         height, width)``); None requires one size.
     channels : {1, 3}, default=None
         Convert every image to grayscale or RGB; None requires one layout.
-        Volumes keep their channels (it must be None).
+        Volumes are not converted: each must then have that many channels.
     on_error : {"raise", "skip", "fill"}, default="raise"
         What an unreadable file does: raise its ImageReadError, drop its row,
         or leave its row zero. "skip" and "fill" warn once with
@@ -260,6 +268,7 @@ def read_images(
                 image = read_one_volume(
                     path,
                     shape=shape,  # type: ignore[arg-type]
+                    channels=channels,
                     read_params=read_params,
                 )
             else:

@@ -264,13 +264,12 @@ def _check_volume_options(
             "volumes; pass shape=(depth, height, width), or spatial_dims=2 "
             "(with index=) for one slice of each."
         )
-    for name, value in (("channels", channels), ("index", index)):
-        if value is not None:
-            raise ValueError(
-                f"{name}={value!r} applies to 2-D images, but the files are read "
-                "as volumes (NIfTI files or DICOM series); pass "
-                f"{name}=None, or spatial_dims=2."
-            )
+    if index is not None:
+        raise ValueError(
+            f"index={index!r} takes one slice of each file, as a 2-D image, but "
+            "the files are read as volumes (NIfTI files or DICOM series); pass "
+            "index=None, or spatial_dims=2."
+        )
     if window == "file":
         raise ValueError(
             "window='file' applies to 2-D DICOM images; volumes take a preset "

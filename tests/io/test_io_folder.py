@@ -324,6 +324,8 @@ def test_nifti_volumes_per_class(tmp_path):
     # resized to (depth, height, width); an int is a cube
     assert load_image_folder(tmp_path, shape=(2, 3, 4))[0].shape == (3, 2, 3, 4)
     assert load_image_folder(tmp_path, shape=3)[0].shape == (3, 3, 3, 3)
+    # channels=1 is what grayscale volumes have (as the command line passes it)
+    np.testing.assert_array_equal(load_image_folder(tmp_path, channels=1)[0], X)
     windowed = load_image_folder(tmp_path, window=(128, 256))[0]
     assert windowed.dtype == np.float32
     np.testing.assert_allclose(windowed[0], expected[("aneurysm", "c.nii")] / 256)
@@ -393,7 +395,8 @@ def test_volumes_of_different_sizes_need_a_shape(tmp_path):
     ("params", "match"),
     [
         ({"shape": (4, 4)}, r"shape=\(4, 4\) is an image size"),
-        ({"channels": 1}, "channels=1 applies to 2-D images"),
+        ({"channels": 3}, r"holds a volume of 1 channel\(s\), but channels=3"),
+        ({"index": 0, "spatial_dims": 3}, "index=0 takes one slice of each file"),
         ({"window": "file"}, "window='file' applies to 2-D DICOM"),
         ({"spatial_dims": 1}, r"spatial_dims must be None \(infer\), 2"),
         ({"shape": (0, 4, 4)}, "shape must be >= 1"),
