@@ -1,9 +1,10 @@
-"""Read and download the 2D data sets of the MedMNIST collection.
+"""Read and download the 2D and 3D data sets of the MedMNIST collection.
 
 The download table (file names and MD5 checksums on Zenodo record 10519652) was
 transcribed from ``medmnist/info.py`` of the MedMNIST project
 (https://github.com/MedMNIST/MedMNIST, ``__version__ = "3.0.2"``, commit
-805b742), the version that serves the 28, 64, 128 and 224 pixel files.
+805b742), the version that serves the 28, 64, 128 and 224 pixel 2D files and
+the 28 and 64 voxel 3D files.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 _ZENODO_FILES = "https://zenodo.org/records/10519652/files"
 _SPLITS = ("train", "val", "test")
 _SIZES = (28, 64, 128, 224)
+_SIZES_3D = (28, 64)
 _DATA_HOME_ENV = "SK_MEDCNN_DATA"
 _SUBDIRECTORY = "medmnist"
 
@@ -111,24 +113,59 @@ _MD5: dict[str, dict[int, str | None]] = {
 }
 
 
+# The 3D data sets (volumes of 28 or 64 voxels a side), from the same
+# medmnist/info.py (keys "MD5" and "MD5_64"; MedMNIST+ has no 128 or 224 voxel
+# volumes). Their arrays are (n, size, size, size) uint8, one channel.
+_MD5_3D: dict[str, dict[int, str | None]] = {
+    "organmnist3d": {
+        28: "a0c5a1ff56af4f155c46d46fbb45a2fe",
+        64: "58a2205adf14a9d0a189cb06dc78bf10",
+    },
+    "nodulemnist3d": {
+        28: "8755a7e9e05a4d9ce80a24c3e7a256f3",
+        64: "c47c5b7d457bf6332200d2ea6d64ecd8",
+    },
+    "adrenalmnist3d": {
+        28: "bbd3c5a5576322bc4cdfea780653b1ce",
+        64: "17721accfe9fb005146a47d33bc54b2f",
+    },
+    "fracturemnist3d": {
+        28: "6aa7b0143a6b42da40027a9dda61302f",
+        64: "f01d7e6316aedf4210da0da5b7437b42",
+    },
+    "vesselmnist3d": {
+        28: "b41fd4f7e7e2feedddb201585ecafa1b",
+        64: "6bb274a8846e1097066dcd64e2c4520f",
+    },
+    "synapsemnist3d": {
+        28: "1235b78a3cd6280881dd7850a78eadb6",
+        64: "43bd14ebf3af9d3dd072446fedc14d5e",
+    },
+}
+
+_ALL_MD5 = {**_MD5, **_MD5_3D}
+
+
 def _check_name(name: object) -> str:
     """Return the lower-cased MedMNIST data set name, or raise ValueError."""
-    valid = sorted(_MD5)
-    if not isinstance(name, str) or name.lower() not in _MD5:
+    if not isinstance(name, str) or name.lower() not in _ALL_MD5:
         raise ValueError(
-            f"name must be one of the MedMNIST 2D data sets {valid}; got {name!r}."
+            f"name must be one of the MedMNIST 2D data sets {sorted(_MD5)} or 3D "
+            f"data sets {sorted(_MD5_3D)}; got {name!r}."
         )
     return name.lower()
 
 
-def _check_size(size: object) -> int:
-    """Return ``size`` as an int if it is an available image size."""
+def _check_size(size: object, name: str | None = None) -> int:
+    """Return ``size`` as an int if it is an available size for data set ``name``."""
+    sizes = _SIZES_3D if name in _MD5_3D else _SIZES
     if (
         isinstance(size, bool)
         or not isinstance(size, Integral)
-        or int(size) not in _SIZES
+        or int(size) not in sizes
     ):
-        raise ValueError(f"size must be one of {list(_SIZES)}; got {size!r}.")
+        which = f" for the 3D data set {name!r}" if name in _MD5_3D else ""
+        raise ValueError(f"size must be one of {list(sizes)}{which}; got {size!r}.")
     return int(size)
 
 
@@ -154,7 +191,7 @@ def _looks_like_name(path_or_name: object) -> bool:
         isinstance(path_or_name, str)
         and os.sep not in path_or_name
         and "/" not in path_or_name
-        and path_or_name.lower() in _MD5
+        and path_or_name.lower() in _ALL_MD5
     )
 
 
@@ -171,14 +208,15 @@ def load_medmnist(
     ----------
     path_or_name : str or path-like
         Path to a file in the MedMNIST layout (keys ``{split}_images`` and
-        ``{split}_labels``), or the name of a MedMNIST 2D data set
-        (``"pneumoniamnist"``, ``"chestmnist"``, ...; case-insensitive) already
-        downloaded into the cache by :func:`fetch_medmnist`.
+        ``{split}_labels``), or the name of a MedMNIST 2D or 3D data set
+        (``"pneumoniamnist"``, ``"chestmnist"``, ``"vesselmnist3d"``, ...;
+        case-insensitive) already downloaded into the cache by
+        :func:`fetch_medmnist`.
     split : {"train", "val", "test"}, default="train"
         Which split to read.
     size : {28, 64, 128, 224}, default=28
-        Image size of the cached file to read when ``path_or_name`` is a name;
-        ignored when it is a path.
+        Image size of the cached file to read when ``path_or_name`` is a name
+        (28 or 64 for the 3D data sets); ignored when it is a path.
     data_home : str or path-like, default=None
         Cache folder holding the downloads (in its ``medmnist`` subfolder).
         By default the environment variable ``SK_MEDCNN_DATA``, or else
@@ -186,10 +224,13 @@ def load_medmnist(
 
     Returns
     -------
-    X : ndarray of shape (n_samples, height, width) or \
-(n_samples, height, width, 3)
+    X : ndarray of shape (n_samples, height, width), \
+(n_samples, height, width, 3) or (n_samples, depth, height, width)
         The images as stored in the file (uint8 in the official files);
-        grayscale images have no channel axis, RGB ones a trailing one.
+        grayscale images have no channel axis, RGB ones a trailing one. The
+        3D data sets hold single-channel volumes, ``(n_samples, 28, 28, 28)``
+        or ``(n_samples, 64, 64, 64)``, depth first as the estimators take
+        them (``spatial_dims=3``).
     y : ndarray of shape (n_samples,) or (n_samples, n_labels), dtype int64
         The labels: 1-D for single-label tasks (the file's ``(n, 1)`` column is
         flattened), 2-D for multi-label tasks such as ChestMNIST.
@@ -210,9 +251,9 @@ def load_medmnist(
 
     Notes
     -----
-    MedMNIST v2 [1]_ is a collection of standardised biomedical images, with
-    official train, validation and test splits, distributed under CC BY 4.0
-    (check each data set's source licence as well).
+    MedMNIST v2 [1]_ is a collection of standardised biomedical images and
+    volumes, with official train, validation and test splits, distributed
+    under CC BY 4.0 (check each data set's source licence as well).
 
     References
     ----------
@@ -244,7 +285,7 @@ def load_medmnist(
         raise ValueError(f"split must be one of {list(_SPLITS)}; got {split!r}.")
     if _looks_like_name(path_or_name):
         name = _check_name(path_or_name)
-        size = _check_size(size)
+        size = _check_size(size, name)
         path = _data_home(data_home) / _SUBDIRECTORY / _file_name(name, size)
         if not path.is_file():
             raise FileNotFoundError(
@@ -259,8 +300,8 @@ def load_medmnist(
             hint = ""
             if path.suffix == "":
                 hint = (
-                    f" A data set name must be one of {sorted(_MD5)}, downloaded "
-                    "with fetch_medmnist."
+                    f" A data set name must be one of {sorted(_ALL_MD5)}, "
+                    "downloaded with fetch_medmnist."
                 )
             raise FileNotFoundError(f"No MedMNIST file at {str(path)!r}.{hint}")
     return _read_split(path, split)
@@ -323,10 +364,11 @@ def _read_split(
             "numbers (uint8 pixel values)."
         )
 
-    if images.ndim not in (3, 4):
+    if images.ndim not in (3, 4, 5):
         raise ValueError(
             f"{split}_images in {str(path)!r} has shape {images.shape}; expected "
-            "(n_samples, height, width) or (n_samples, height, width, channels)."
+            "(n_samples, height, width[, channels]) or (n_samples, depth, height, "
+            "width[, channels])."
         )
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels.ravel()
@@ -353,7 +395,7 @@ def fetch_medmnist(
     known_hash: str | None = None,
     progress: bool = False,
 ) -> Path:
-    """Download an official MedMNIST 2D file into the cache, checking its MD5.
+    """Download an official MedMNIST 2D or 3D file into the cache, checking its MD5.
 
     A file already in the cache with the right checksum is not downloaded
     again; one with a wrong checksum is replaced.
@@ -365,10 +407,13 @@ def fetch_medmnist(
         ``"breastmnist"``, ``"chestmnist"``, ``"dermamnist"``, ``"octmnist"``,
         ``"organamnist"``, ``"organcmnist"``, ``"organsmnist"``,
         ``"pathmnist"``, ``"pneumoniamnist"``, ``"retinamnist"`` or
-        ``"tissuemnist"``.
+        ``"tissuemnist"``; or a 3D data set: ``"adrenalmnist3d"``,
+        ``"fracturemnist3d"``, ``"nodulemnist3d"``, ``"organmnist3d"``,
+        ``"synapsemnist3d"`` or ``"vesselmnist3d"``.
     size : {28, 64, 128, 224}, default=28
         Image size. The 28 px files are MedMNIST v2's; the larger ones are
-        those of MedMNIST+ on the same Zenodo record.
+        those of MedMNIST+ on the same Zenodo record. The 3D data sets come
+        at 28 and 64 voxels a side.
     data_home : str or path-like, default=None
         Cache folder; the file is stored in its ``medmnist`` subfolder. By
         default the environment variable ``SK_MEDCNN_DATA``, or else
@@ -418,14 +463,18 @@ def fetch_medmnist(
     >>> X, y = load_medmnist("pneumoniamnist", split="val")  # doctest: +SKIP
     >>> X.shape  # doctest: +SKIP
     (524, 28, 28)
+    >>> path = fetch_medmnist("vesselmnist3d", size=64)  # doctest: +SKIP
+    >>> X, y = load_medmnist(path, split="val")  # doctest: +SKIP
+    >>> X.shape  # doctest: +SKIP
+    (191, 64, 64, 64)
     """
     name = _check_name(name)
-    size = _check_size(size)
+    size = _check_size(size, name)
     file_name = _file_name(name, size)
     if url is None:
         url = f"{_ZENODO_FILES}/{file_name}?download=1"
     if known_hash is None:
-        md5 = _MD5[name][size]
+        md5 = _ALL_MD5[name][size]
         known_hash = None if md5 is None else f"md5:{md5}"
     folder = _data_home(data_home) / _SUBDIRECTORY
 

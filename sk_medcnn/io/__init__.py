@@ -1,6 +1,7 @@
 """Read medical and ordinary image files: DICOM, NIfTI, PNG, JPEG and TIFF.
 
 :func:`read_image` reads one file as a channels-last numpy array,
+:func:`read_volume` a NIfTI file or a DICOM series folder as a depth-first volume,
 :func:`load_image_folder` a folder with one subfolder per class as ``(X, y)``,
 and :class:`ImageLoader` turns file paths into images inside a
 :class:`~sklearn.pipeline.Pipeline`. pydicom and nibabel are imported only
@@ -17,6 +18,7 @@ from ._dicom_results import write_dicom_report
 from ._folder import list_image_files, load_image_folder
 from ._loader import ImageLoader
 from ._readers import SUPPORTED_EXTENSIONS, read_image
+from ._volume import read_volume
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
@@ -27,5 +29,6 @@ __all__ = [
     "list_image_files",
     "load_image_folder",
     "read_image",
+    "read_volume",
     "write_dicom_report",
 ]

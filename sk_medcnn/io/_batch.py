@@ -22,7 +22,8 @@ from ..exceptions import ImageReadError
 from ..preprocessing import Resize, ToGrayscale
 from ..preprocessing._base import size_pair
 from ..utils._memory import check_memory
-from ._readers import read_image_stack
+from ._readers import apply_window, read_image_stack
+from ._volume import read_volume, resize_volume
 
 __all__ = ["UnreadableFilesWarning", "check_channels", "read_images"]
 
@@ -161,25 +162,64 @@ def read_one(
     return conform_size(image, shape)
 
 
+def read_one_volume(
+    path: str | os.PathLike[str],
+    *,
+    shape: int | tuple[int, int, int] | None,
+    channels: int | None,
+    read_params: dict[str, Any],
+) -> NDArray[Any]:
+    """Read ``path`` as one volume, windowed and resized to ``shape`` (D, H, W).
+
+    Only the ``window`` of ``read_params`` applies to volumes (a preset name
+    or ``(level, width)``). ``channels`` is checked, not converted.
+    """
+    from ..preprocessing._intensity import WINDOW_PRESETS
+
+    volume = read_volume(path)
+    n_channels = 1 if volume.ndim == 3 else volume.shape[-1]
+    if channels is not None and n_channels != channels:
+        raise ValueError(
+            f"'{path}' holds a volume of {n_channels} channel(s), but channels="
+            f"{channels} was asked for; volumes are not converted (pass "
+            "channels=None to keep them as they are)."
+        )
+    window = read_params.get("window")
+    if isinstance(window, str):
+        volume = apply_window(volume, *WINDOW_PRESETS[window])
+    elif window is not None:
+        volume = apply_window(volume, float(window[0]), float(window[1]))
+    if shape is None:
+        return volume
+    if isinstance(shape, tuple | list):
+        depth, height, width = shape
+        return resize_volume(volume, (int(depth), int(height), int(width)))
+    return resize_volume(volume, (int(shape),) * 3)
+
+
 def read_images(
     paths: Sequence[str | os.PathLike[str]],
     *,
-    shape: int | tuple[int, int] | None = None,
+    shape: int | tuple[int, ...] | None = None,
     channels: int | None = None,
     on_error: str = "raise",
     read_params: dict[str, Any] | None = None,
     stacklevel: int = 3,
+    spatial_dims: int = 2,
 ) -> tuple[NDArray[Any], NDArray[np.bool_]]:
     """Read every file of ``paths`` into one array of shape (n, H, W[, C]).
 
     Parameters
     ----------
     paths : sequence of str or os.PathLike
-        The files, one image each.
-    shape : int or tuple of (int, int), default=None
-        Resize every image to ``(height, width)``; None requires one size.
+        The files, one image each (or one volume each: NIfTI files and
+        DICOM series folders, with ``spatial_dims=3``).
+    shape : int or tuple of int, default=None
+        Resize every image to ``(height, width)`` (volumes: ``(depth,
+        height, width)``); None requires one size.
     channels : {1, 3}, default=None
         Convert every image to grayscale or RGB; None requires one layout.
+        Volumes are not converted: each must then have that many channels.
     on_error : {"raise", "skip", "fill"}, default="raise"
         What an unreadable file does: raise its ImageReadError, drop its row,
         or leave its row zero. "skip" and "fill" warn once with
@@ -189,11 +229,15 @@ def read_images(
         ``window``).
     stacklevel : int, default=3
         Passed to :func:`warnings.warn`.
+    spatial_dims : {2, 3}, default=2
+        Read images with :func:`read_image`, or volumes with
+        :func:`read_volume`.
 
     Returns
     -------
-    images : ndarray of shape (n_read, height, width) or \
-            (n_read, height, width, channels)
+    images : ndarray of shape (n_read, height, width), \
+            (n_read, height, width, channels) or (n_read, depth, height, \
+            width[, channels])
         ``n_read`` is ``len(paths)`` unless ``on_error="skip"`` dropped files.
         The dtype is the common one of the images (numpy's promotion).
     read : ndarray of shape (len(paths),), dtype bool
@@ -220,9 +264,20 @@ def read_images(
     row = 0
     for position, path in enumerate(paths):
         try:
-            image = read_one(
-                path, shape=shape, channels=channels, read_params=read_params
-            )
+            if spatial_dims == 3:
+                image = read_one_volume(
+                    path,
+                    shape=shape,  # type: ignore[arg-type]
+                    channels=channels,
+                    read_params=read_params,
+                )
+            else:
+                image = read_one(
+                    path,
+                    shape=shape,  # type: ignore[arg-type]
+                    channels=channels,
+                    read_params=read_params,
+                )
         except ImageReadError as error:
             if on_error == "raise":
                 raise
@@ -232,18 +287,22 @@ def read_images(
             continue
         example_of_dtype.setdefault(image.dtype, str(path))
         if out is None:
+            what = "volumes" if spatial_dims == 3 else "images"
+            size = "(depth, height, width)" if spatial_dims == 3 else "(height, width)"
             check_memory(
                 n_files * image.nbytes,
-                f"Reading {n_files} images of shape {image.shape} {image.dtype} "
+                f"Reading {n_files} {what} of shape {image.shape} {image.dtype} "
                 f"(the shape of {str(path)!r})",
-                "Pass a smaller shape=(height, width) to resize them as they are "
+                f"Pass a smaller shape={size} to resize them as they are "
                 "read, or read the files lazily (lazy=True, or sk_medcnn.io."
                 "ImageLoader in a Pipeline).",
             )
             out = np.zeros((n_files, *image.shape), dtype=image.dtype)
             first_path = str(path)
         elif image.shape != out.shape[1:]:
-            raise ValueError(_mismatch_message(first_path, out.shape[1:], path, image))
+            raise ValueError(
+                _mismatch_message(first_path, out.shape[1:], path, image, spatial_dims)
+            )
         elif not np.can_cast(image.dtype, out.dtype, casting="safe"):
             out = out.astype(np.result_type(out.dtype, image.dtype))
         out[row] = image
@@ -265,7 +324,15 @@ def _mismatch_message(
     first_shape: tuple[int, ...],
     path: str | os.PathLike[str],
     image: NDArray[Any],
+    spatial_dims: int = 2,
 ) -> str:
+    if spatial_dims == 3:
+        return (
+            f"Volumes differ in size or channels: '{first_path}' is "
+            f"{first_shape} but '{path}' is {image.shape} (depth, height, "
+            "width[, channels]). Pass shape=(depth, height, width) to resize "
+            "every volume to one size."
+        )
     if first_shape[:2] != image.shape[:2]:
         return (
             f"Images differ in size: '{first_path}' is {_describe(first_shape)} "

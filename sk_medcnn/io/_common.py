@@ -13,9 +13,12 @@ from ..exceptions import ImageReadError
 
 __all__ = [
     "HEADER_BYTES",
+    "IGNORED_NAMES",
     "MAX_DECODED_BYTES",
     "check_decoded_size",
     "float_type_for",
+    "is_dicom_file",
+    "is_ignored",
     "one_line",
     "read_header",
 ]
@@ -34,10 +37,27 @@ MIN_DECODED_BUDGET = 2**26
 HEADER_BYTES = 544
 
 
+#: File names that are never images, whatever their content.
+IGNORED_NAMES = frozenset({"DICOMDIR", "Thumbs.db", "desktop.ini"})
+
+
 def read_header(path: Path) -> bytes:
     """Return the first :data:`HEADER_BYTES` bytes of ``path`` (fewer if shorter)."""
     with open(path, "rb") as handle:
         return handle.read(HEADER_BYTES)
+
+
+def is_ignored(path: Path) -> bool:
+    """Whether ``path`` is hidden (a name starting with ".") or always ignored."""
+    return path.name.startswith(".") or path.name in IGNORED_NAMES
+
+
+def is_dicom_file(path: Path) -> bool:
+    """Whether the file ``path`` holds ``"DICM"`` at byte 128 (a DICOM file)."""
+    try:
+        return read_header(path)[128:132] == b"DICM"
+    except OSError:
+        return False
 
 
 def float_type_for(stored: np.dtype[Any]) -> type[np.floating[Any]]:

@@ -12,12 +12,21 @@ from numpy.typing import NDArray
 from ..exceptions import ImageReadError
 from ._common import check_decoded_size, float_type_for, one_line, read_header
 
-__all__ = ["read_dicom"]
+__all__ = [
+    "decode_error",
+    "has_rescale",
+    "import_pydicom",
+    "invert_monochrome1",
+    "modality",
+    "read_dataset",
+    "read_dicom",
+    "stored_range",
+]
 
 _DICOM_INSTALL = 'pip install "sk-medcnn[dicom]"'
 
 
-def _import_pydicom() -> Any:
+def import_pydicom() -> Any:
     try:
         import pydicom
         import pydicom.pixels
@@ -28,7 +37,7 @@ def _import_pydicom() -> Any:
     return pydicom
 
 
-def _stored_range(dataset: Any) -> tuple[int, int]:
+def stored_range(dataset: Any) -> tuple[int, int]:
     """Smallest and largest stored value allowed by Bits Stored and signedness."""
     bits = int(dataset.BitsStored)
     if int(dataset.get("PixelRepresentation", 0)) == 1:
@@ -36,7 +45,7 @@ def _stored_range(dataset: Any) -> tuple[int, int]:
     return 0, 2**bits - 1
 
 
-def _has_rescale(dataset: Any) -> bool:
+def has_rescale(dataset: Any) -> bool:
     slope = dataset.get("RescaleSlope")
     intercept = dataset.get("RescaleIntercept")
     if slope is None or intercept is None:
@@ -44,13 +53,13 @@ def _has_rescale(dataset: Any) -> bool:
     return not (float(slope) == 1 and float(intercept) == 0)
 
 
-def _modality(image: NDArray[Any], dataset: Any) -> NDArray[Any]:
+def modality(image: NDArray[Any], dataset: Any) -> NDArray[Any]:
     """Apply the Modality LUT or Rescale Slope / Intercept (CT: to HU)."""
     from pydicom.pixels import apply_modality_lut
 
     if dataset.get("ModalityLUTSequence"):
         return np.asarray(apply_modality_lut(image, dataset))
-    if _has_rescale(dataset):
+    if has_rescale(dataset):
         return np.asarray(apply_modality_lut(image, dataset)).astype(
             float_type_for(image.dtype), copy=False
         )
@@ -61,14 +70,14 @@ def _modality_range(dataset: Any) -> tuple[float, float]:
     """Output range of the modality transform for the allowed stored values."""
     from pydicom.pixels import apply_modality_lut
 
-    low, high = _stored_range(dataset)
+    low, high = stored_range(dataset)
     ends = np.asarray([low, high], dtype=np.int64)
-    if dataset.get("ModalityLUTSequence") or _has_rescale(dataset):
+    if dataset.get("ModalityLUTSequence") or has_rescale(dataset):
         ends = np.asarray(apply_modality_lut(ends, dataset))
     return float(ends.min()), float(ends.max())
 
 
-def _invert_monochrome1(image: NDArray[Any], dataset: Any) -> NDArray[Any]:
+def invert_monochrome1(image: NDArray[Any], dataset: Any) -> NDArray[Any]:
     """Invert MONOCHROME1 data (low = white) over the range it can take."""
     low, high = _modality_range(dataset)
     if image.dtype.kind == "f":
@@ -111,7 +120,7 @@ def _file_window(image: NDArray[Any], dataset: Any, path: Path) -> NDArray[Any]:
             depth = int(dataset.ModalityLUTSequence[0].LUTDescriptor[2])
             low, high = 0.0, float(2**depth - 1)
         else:
-            low, high = (float(end) for end in _stored_range(dataset))
+            low, high = (float(end) for end in stored_range(dataset))
             slope = dataset.get("RescaleSlope")
             intercept = dataset.get("RescaleIntercept")
             if slope is not None and intercept is not None:
@@ -168,24 +177,37 @@ def _decoder_problem(pydicom: Any, dataset: Any, path: Path) -> str | None:
     return None
 
 
-def read_dicom(
-    path: Path, *, index: int | None, window: str | tuple[float, float] | None
-) -> tuple[NDArray[Any], bool]:
-    """Read a DICOM file's pixel data as ``read_image`` documents it.
+def read_dataset(pydicom: Any, path: Path, *, header_only: bool = False) -> Any:
+    """Parse the DICOM file ``path``, refusing what holds no decodable image.
+
+    Parameters
+    ----------
+    pydicom : module
+        The imported pydicom (from :func:`import_pydicom`).
+    path : pathlib.Path
+        The file, named in every error.
+    header_only : bool, default=False
+        Stop before the pixel data (``stop_before_pixels``): the checks that
+        need them (pixel data present, decodable, of a plausible size) are
+        then left to the full read.
 
     Returns
     -------
-    image : ndarray
-        The frame ``index``, or every frame stacked along a first axis.
-    is_stack : bool
-        True if ``image`` holds several frames along its first axis.
-    """
-    pydicom = _import_pydicom()
-    from pydicom.pixels import apply_color_lut, pixel_array
+    dataset : pydicom.Dataset
+        With a Transfer Syntax UID in its file meta (one is filled in, from
+        the encoding, for files written without meta information).
 
+    Raises
+    ------
+    ImageReadError
+        If the file is not DICOM, holds no pixel data, or holds pixel data no
+        installed plugin decodes, or more than the file can plausibly hold.
+    """
     preamble = read_header(path)[128:132] == b"DICM"
     try:
-        dataset = pydicom.dcmread(path, force=not preamble)
+        dataset = pydicom.dcmread(
+            path, force=not preamble, stop_before_pixels=header_only
+        )
     except Exception as error:  # any failure of the parser is a bad file
         raise ImageReadError(
             f"Cannot read '{path}' as DICOM: {one_line(error, path)}", str(path)
@@ -205,6 +227,8 @@ def read_dicom(
                 ),
                 str(path),
             )
+        if header_only:
+            return dataset
         pixel_keywords = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
         if not any(keyword in dataset for keyword in pixel_keywords):
             raise ImageReadError(
@@ -241,6 +265,44 @@ def read_dicom(
             f"{dataset.Rows} x {dataset.Columns} pixels x {samples} samples x "
             f"{n_frames} frames",
         )
+    except ImageReadError:
+        raise
+    except Exception as error:  # a corrupt header
+        raise decode_error(dataset, path, error) from error
+    return dataset
+
+
+def decode_error(dataset: Any, path: Path, error: Exception) -> ImageReadError:
+    """Return the ImageReadError for pixel data of ``path`` that failed to decode."""
+    message = f"Cannot decode the pixel data of '{path}': {one_line(error, path)}"
+    uid = getattr(dataset, "file_meta", {}).get("TransferSyntaxUID")
+    if uid is not None and _is_compressed(uid):
+        message += f" (transfer syntax {uid.name})."
+        missing = _missing_plugins(uid)
+        if missing:
+            message += f" Plugins that may decode it: {missing}."
+    return ImageReadError(message, str(path))
+
+
+def read_dicom(
+    path: Path, *, index: int | None, window: str | tuple[float, float] | None
+) -> tuple[NDArray[Any], bool]:
+    """Read a DICOM file's pixel data as ``read_image`` documents it.
+
+    Returns
+    -------
+    image : ndarray
+        The frame ``index``, or every frame stacked along a first axis.
+    is_stack : bool
+        True if ``image`` holds several frames along its first axis.
+    """
+    pydicom = import_pydicom()
+    from pydicom.pixels import apply_color_lut, pixel_array
+
+    dataset = read_dataset(pydicom, path)
+    try:
+        n_frames = int(dataset.get("NumberOfFrames") or 1)
+        samples = int(dataset.get("SamplesPerPixel") or 1)
         frame = None
         if index is not None:
             frame = index + n_frames if index < 0 else index
@@ -262,14 +324,14 @@ def read_dicom(
                     str(path),
                 )
         elif samples == 1:
-            image = _modality(image, dataset)
+            image = modality(image, dataset)
             monochrome1 = photometric == "MONOCHROME1"
             if window == "file":
                 image = _file_window(image, dataset, path)
                 if monochrome1:
                     image = 1 - image
             elif monochrome1:
-                image = _invert_monochrome1(image, dataset)
+                image = invert_monochrome1(image, dataset)
         elif window == "file":
             raise ImageReadError(
                 f"window='file' applies to grayscale DICOM; '{path}' is "
@@ -279,12 +341,5 @@ def read_dicom(
     except ImageReadError:
         raise
     except Exception as error:  # a corrupt header or undecodable pixel data
-        message = f"Cannot decode the pixel data of '{path}': {one_line(error, path)}"
-        uid = getattr(dataset, "file_meta", {}).get("TransferSyntaxUID")
-        if uid is not None and _is_compressed(uid):
-            message += f" (transfer syntax {uid.name})."
-            missing = _missing_plugins(uid)
-            if missing:
-                message += f" Plugins that may decode it: {missing}."
-        raise ImageReadError(message, str(path)) from error
+        raise decode_error(dataset, path, error) from error
     return image, is_stack

@@ -14,7 +14,8 @@ from ..exceptions import ImageReadError
 from ..preprocessing._base import image_size_like
 from ..utils._validation import Checker, boolean, one_of, optional
 from ._batch import check_channels, read_images
-from ._common import missing_path_message, read_header
+from ._common import is_dicom_file, is_ignored, missing_path_message
+from ._nifti import nifti_spatial_dims
 from ._readers import (
     SUPPORTED_EXTENSIONS,
     check_index,
@@ -26,8 +27,7 @@ from ._readers import (
 
 __all__ = ["list_image_files", "load_image_folder"]
 
-#: File names that are never images, whatever their content.
-_IGNORED_NAMES = frozenset({"DICOMDIR", "Thumbs.db", "desktop.ini"})
+_NIFTI_EXTENSIONS = (".nii", ".nii.gz")
 
 
 def check_extensions(value: Any, name: str) -> tuple[str, ...] | None:
@@ -56,21 +56,14 @@ def check_extensions(value: Any, name: str) -> tuple[str, ...] | None:
     return tuple(extensions)
 
 
-def _is_dicom(path: Path) -> bool:
-    try:
-        return read_header(path)[128:132] == b"DICM"
-    except OSError:
-        return False
-
-
 def _selected(path: Path, extensions: tuple[str, ...] | None) -> bool:
     name = path.name
-    if name.startswith(".") or name in _IGNORED_NAMES:
+    if is_ignored(path):
         return False
     if extensions is None:
         # files named by UID ("1.2.840.113619.2.55.3.6") or without extension
         # are common in DICOM exports: keep any file whose content is DICOM
-        return extension_of(path) in SUPPORTED_EXTENSIONS or _is_dicom(path)
+        return extension_of(path) in SUPPORTED_EXTENSIONS or is_dicom_file(path)
     lowered = name.lower()
     return extension_of(path) in extensions or any(
         extension and lowered.endswith(extension) for extension in extensions
@@ -171,15 +164,117 @@ def _check_folder(folder: Any, name: str) -> Path:
     return root
 
 
+def _check_shape(value: Any, name: str) -> None:
+    """Check ``shape``: an int, ``(height, width)`` or ``(depth, height, width)``."""
+    if isinstance(value, tuple | list) and len(value) == 3:
+        image_size_like(tuple(value[1:]), name)
+        image_size_like(value[0], name)
+        return
+    try:
+        image_size_like(value, name)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{error} Volumes take (depth, height, width).") from error
+
+
+def _check_spatial_dims(value: Any, name: str) -> None:
+    if value is not None and (isinstance(value, bool) or value not in (2, 3)):
+        raise ValueError(
+            f"{name} must be None (infer), 2 (images) or 3 (volumes); got {value!r}."
+        )
+
+
+def _infer_spatial_dims(files: list[Path], index: int | None) -> int:
+    """Volumes (3) if the first NIfTI file is a volume and no index is given."""
+    if index is not None:
+        return 2
+    for path in files:
+        if extension_of(path) in _NIFTI_EXTENSIONS:
+            try:
+                return nifti_spatial_dims(path)
+            except ImageReadError:
+                continue  # reported when it is read
+    return 2
+
+
+def _volume_items(class_folder: Path, files: list[Path]) -> list[Path]:
+    """Group the files of a class folder into volumes: NIfTI files, series folders.
+
+    Raises
+    ------
+    ValueError
+        If the class folder also holds 2-D image files (PNG, JPEG, TIFF).
+    """
+    items: set[Path] = set()
+    flat = []
+    for path in files:
+        extension = extension_of(path)
+        if extension in _NIFTI_EXTENSIONS:
+            items.add(path)
+        elif extension in (".dcm", ".dicom") or is_dicom_file(path):
+            items.add(path.parent)  # one DICOM series per folder
+        else:
+            flat.append(path)
+    if flat:
+        what = (
+            "mixes 2-D images and volumes"
+            if items
+            else "holds 2-D images, but the files are read as volumes"
+        )
+        raise ValueError(
+            f"The class folder '{class_folder}' {what}: {len(flat)} image "
+            f"file{'s' if len(flat) > 1 else ''} such as '{flat[0]}'. Keep images "
+            "and volumes in separate folders, or pass spatial_dims=2 (with "
+            "index= for the slice of each volume)."
+        )
+    return sorted(items, key=lambda item: _sort_key(item, class_folder))
+
+
 _FOLDER_PARAMETERS: dict[str, Checker] = {
-    "shape": optional(image_size_like),
+    "shape": optional(_check_shape),
     "channels": check_channels,
     "lazy": boolean,
     "on_error": one_of(("raise", "skip")),
     "index": check_index,
     "slice_axis": check_slice_axis,
     "window": check_window,
+    "spatial_dims": _check_spatial_dims,
 }
+
+
+def _check_volume_options(
+    spatial_dims: int,
+    shape: Any,
+    channels: int | None,
+    index: int | None,
+    window: Any,
+) -> None:
+    """Refuse the options that do not apply to the resolved ``spatial_dims``."""
+    size = shape if isinstance(shape, tuple | list) else ()
+    if spatial_dims == 2:
+        if len(size) == 3:
+            raise ValueError(
+                f"shape={tuple(shape)} is a volume size (depth, height, width), "
+                "but the files are read as 2-D images; pass shape=(height, "
+                "width), or spatial_dims=3 for volumes."
+            )
+        return
+    if len(size) == 2:
+        raise ValueError(
+            f"shape={tuple(shape)} is an image size, but the files are read as "
+            "volumes; pass shape=(depth, height, width), or spatial_dims=2 "
+            "(with index=) for one slice of each."
+        )
+    if index is not None:
+        raise ValueError(
+            f"index={index!r} takes one slice of each file, as a 2-D image, but "
+            "the files are read as volumes (NIfTI files or DICOM series); pass "
+            "index=None, or spatial_dims=2."
+        )
+    if window == "file":
+        raise ValueError(
+            "window='file' applies to 2-D DICOM images; volumes take a preset "
+            "name or (level, width)."
+        )
 
 
 def load_image_folder(
@@ -193,26 +288,35 @@ def load_image_folder(
     index: int | None = None,
     slice_axis: int = 2,
     window: str | tuple[float, float] | None = None,
+    spatial_dims: int | None = None,
 ) -> tuple[NDArray[Any], NDArray[np.str_]]:
-    """Load a folder with one subfolder of images per class as ``(X, y)``.
+    """Load a folder with one subfolder of images (or volumes) per class as ``(X, y)``.
 
     ``root/pneumonia/001.png`` is an image of class ``"pneumonia"``. Class
     folders may hold subfolders (``root/pneumonia/patient_7/IM0001``): every
     image file below a class folder belongs to that class.
 
+    Volumes (``spatial_dims=3``) are NIfTI files (``root/tumour/case_3.nii.gz``)
+    and DICOM series, one per folder holding DICOM files
+    (``root/tumour/patient_7/`` with ``IM0001``, ``IM0002`` ...), each read
+    with :func:`read_volume`.
+
     Parameters
     ----------
     root : str or os.PathLike
         The folder holding one subfolder per class.
-    shape : int or tuple of (int, int), default=None
+    shape : int or tuple of int, default=None
         Resize every image to ``(height, width)`` (an int gives a square)
         with :class:`~sk_medcnn.preprocessing.Resize` (bilinear, anti-aliased;
-        the aspect ratio is not kept). None requires all images to have one
-        size, and names two that differ if they do not.
+        the aspect ratio is not kept), every volume to ``(depth, height,
+        width)`` (an int gives a cube) with :func:`skimage.transform.resize`
+        (linear, anti-aliased when shrinking). None requires all images to
+        have one size, and names two that differ if they do not.
     channels : {1, 3}, default=None
         Convert every image to grayscale (1: RGB by its luminance, alpha
         dropped) or to RGB (3: grayscale repeated). None keeps the files'
-        channels, which must then agree.
+        channels, which must then agree. Volumes keep their channels: it must
+        be None for them.
     lazy : bool, default=False
         If True, read nothing: return the file paths as ``X``, to be read later
         by :class:`ImageLoader` (in a Pipeline, or batch by batch). Unreadable
@@ -232,15 +336,27 @@ def load_image_folder(
         Passed to :func:`read_image`, for NIfTI volumes.
     window : str or tuple of (float, float), default=None
         Passed to :func:`read_image`: ``"file"`` (DICOM), a preset name or
-        ``(level, width)``; the images are then float32 in [0, 1].
+        ``(level, width)``; the images are then float32 in [0, 1]. Volumes
+        take a preset name or ``(level, width)``.
+    spatial_dims : {None, 2, 3}, default=None
+        2 reads every file as a 2-D image (a DICOM file per image, a NIfTI
+        slice with ``index``), 3 reads volumes: NIfTI files and DICOM series
+        folders. None infers it: volumes if ``index`` is None and the first
+        NIfTI file is a volume (more than one voxel thick on each axis),
+        images otherwise. Folders of DICOM files stay images unless
+        ``spatial_dims=3``, since a folder of DICOM slices may hold 2-D images
+        of one patient as well as one series.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, height, width) or \
-            (n_samples, height, width, channels), or of shape (n_samples,)
-        The images, in the common dtype of the files (uint8 for ordinary
-        PNG and JPEG files; see :func:`read_image`), or their paths (str)
-        with ``lazy=True``.
+    X : ndarray of shape (n_samples, height, width), \
+            (n_samples, height, width, channels), (n_samples, depth, height, \
+            width[, channels]), or of shape (n_samples,)
+        The images or volumes, in the common dtype of the files (uint8 for
+        ordinary PNG and JPEG files; see :func:`read_image` and
+        :func:`read_volume`), or their paths (str: files, and folders for
+        DICOM series) with ``lazy=True``, which
+        :class:`~sk_medcnn.MedicalCNNClassifier` reads batch by batch.
     y : ndarray of shape (n_samples,), dtype str
         The class of each image: the name of its class folder.
 
@@ -252,7 +368,8 @@ def load_image_folder(
     ValueError
         If ``root`` holds no class folder, a class folder holds no image, or
         the images differ in size (without ``shape``) or in channels (without
-        ``channels``).
+        ``channels``), or a class folder holds both 2-D images and volumes
+        (``spatial_dims=3``, or inferred).
 
     See Also
     --------
@@ -286,6 +403,19 @@ def load_image_folder(
     >>> load_image_folder(root.name, shape=(2, 3))[0].shape
     (4, 2, 3)
     >>> root.cleanup()
+
+    Volumes, from NIfTI files:
+
+    >>> import nibabel
+    >>> root = tempfile.TemporaryDirectory()
+    >>> for label in ["vessel", "aneurysm"]:
+    ...     (Path(root.name) / label).mkdir()
+    ...     volume = nibabel.Nifti1Image(np.zeros((6, 5, 4), np.uint8), np.eye(4))
+    ...     nibabel.save(volume, Path(root.name) / label / "case.nii.gz")
+    >>> X, y = load_image_folder(root.name)
+    >>> X.shape, y
+    ((2, 4, 5, 6), array(['aneurysm', 'vessel'], dtype='<U8'))
+    >>> root.cleanup()
     """  # noqa: E501
     arguments = {
         "shape": shape,
@@ -295,6 +425,7 @@ def load_image_folder(
         "index": index,
         "slice_axis": slice_axis,
         "window": window,
+        "spatial_dims": spatial_dims,
     }
     for name, checker in _FOLDER_PARAMETERS.items():
         checker(arguments[name], name)
@@ -320,11 +451,8 @@ def load_image_folder(
         else:
             message += " and no images."
         raise ValueError(message)
-    paths: list[Path] = []
-    labels: list[str] = []
-    empty: list[str] = []
-    for class_folder in class_folders:
-        files = sorted(
+    files_of = {
+        class_folder: sorted(
             (
                 path
                 for path in _walk(class_folder, recursive=True)
@@ -332,6 +460,18 @@ def load_image_folder(
             ),
             key=lambda path: _sort_key(path, class_folder),
         )
+        for class_folder in class_folders
+    }
+    if spatial_dims is None:
+        all_files = [path for files in files_of.values() for path in files]
+        spatial_dims = _infer_spatial_dims(all_files, index)
+    _check_volume_options(spatial_dims, shape, channels, index, window)
+    paths: list[Path] = []
+    labels: list[str] = []
+    empty: list[str] = []
+    for class_folder, files in files_of.items():
+        if spatial_dims == 3:
+            files = _volume_items(class_folder, files)
         if not files:
             empty.append(class_folder.name)
         paths.extend(files)
@@ -357,6 +497,7 @@ def load_image_folder(
         on_error=on_error,
         read_params={"index": index, "slice_axis": slice_axis, "window": window},
         stacklevel=3,
+        spatial_dims=spatial_dims,
     )
     y = y[read]
     missing = sorted(set(labels) - set(y.tolist()))

@@ -1,4 +1,4 @@
-"""NIfTI reading through nibabel: canonical (RAS+) orientation, slices."""
+"""NIfTI reading through nibabel: canonical (RAS+) orientation, slices, volumes."""
 
 from __future__ import annotations
 
@@ -12,9 +12,28 @@ from numpy.typing import NDArray
 from ..exceptions import ImageReadError
 from ._common import check_decoded_size, float_type_for, one_line
 
-__all__ = ["read_nifti"]
+__all__ = [
+    "MAX_NIFTI_CHANNELS",
+    "nifti_spatial_dims",
+    "read_nifti",
+    "read_nifti_volume",
+]
 
 _NIFTI_INSTALL = 'pip install "sk-medcnn[nifti]"'
+
+#: Largest 4th axis of a 4-D NIfTI file read as channels by ``read_volume``
+#: (four MRI contrasts, as in BraTS); a longer one is a series (fMRI, DWI).
+MAX_NIFTI_CHANNELS = 4
+
+
+def _import_nibabel() -> Any:
+    try:
+        import nibabel
+    except ImportError as error:
+        raise ImportError(
+            f"Reading NIfTI files needs nibabel: {_NIFTI_INSTALL}"
+        ) from error
+    return nibabel
 
 
 def _check_size(volume: Any, path: Path) -> None:
@@ -32,6 +51,35 @@ def _check_size(volume: Any, path: Path) -> None:
         )
 
 
+def _load(nibabel: Any, path: Path) -> tuple[Any, tuple[int, ...]]:
+    """Open ``path`` (the header only) and return it with its meaningful shape.
+
+    The shape drops the size-1 axes after the third: ``(X, Y, Z, 1)`` is 3-D.
+    """
+    volume: Any = nibabel.load(path)
+    shape = tuple(int(size) for size in volume.shape)
+    shape = shape[:3] + tuple(size for size in shape[3:] if size != 1)
+    return volume, shape
+
+
+def _values(canonical: Any, key: Any) -> NDArray[Any]:
+    """Read ``key`` of a canonical image, in the stored dtype unless scaled.
+
+    Scaled data (``scl_slope``, ``scl_inter``) become float32, or float64 for
+    32 and 64-bit stored integers (:func:`~._common.float_type_for`).
+    """
+    proxy = canonical.dataobj
+    stored = np.dtype(canonical.get_data_dtype())
+    data = np.asarray(proxy[key])
+    slope = getattr(proxy, "slope", 1.0)
+    inter = getattr(proxy, "inter", 0.0)
+    if slope == 1 and inter == 0 and data.dtype == stored:
+        return data  # no scaling: the stored dtype is kept
+    if data.dtype.kind == "f":
+        data = data.astype(float_type_for(stored), copy=False)
+    return data
+
+
 def read_nifti(
     path: Path, *, index: int | None, slice_axis: int
 ) -> tuple[NDArray[Any], bool]:
@@ -45,18 +93,10 @@ def read_nifti(
     is_stack : bool
         True if ``image`` holds every slice.
     """
+    nibabel = _import_nibabel()
     try:
-        import nibabel
-    except ImportError as error:
-        raise ImportError(
-            f"Reading NIfTI files needs nibabel: {_NIFTI_INSTALL}"
-        ) from error
-    try:
-        volume: Any = nibabel.load(path)
-        shape = tuple(int(size) for size in volume.shape)
-        # (X, Y, Z, 1, ...) volumes are 3-D; a 4-D series is not one image
-        while len(shape) > 3 and shape[-1] == 1:
-            shape = shape[:-1]
+        volume, shape = _load(nibabel, path)
+        # a 4-D series is not one image
         if len(shape) != 3:
             raise ImageReadError(
                 f"'{path}' is a NIfTI image of shape {tuple(volume.shape)}; "
@@ -66,8 +106,6 @@ def read_nifti(
             )
         _check_size(volume, path)
         canonical = nibabel.as_closest_canonical(volume)
-        proxy = canonical.dataobj
-        stored = np.dtype(canonical.get_data_dtype())
         # reorienting may permute the axes: count slices on the canonical volume
         n_slices = int(canonical.shape[slice_axis])
         key: list[Any] = [slice(None)] * 3 + [0] * (len(canonical.shape) - 3)
@@ -79,13 +117,7 @@ def read_nifti(
                     f"{n_slices} slices along slice_axis={slice_axis}.",
                     str(path),
                 )
-        data = np.asarray(proxy[tuple(key)])
-        slope = getattr(proxy, "slope", 1.0)
-        inter = getattr(proxy, "inter", 0.0)
-        if slope == 1 and inter == 0 and data.dtype == stored:
-            pass  # no scaling: the stored dtype is kept
-        elif data.dtype.kind == "f":
-            data = data.astype(float_type_for(stored), copy=False)
+        data = _values(canonical, tuple(key))
         if index is None:
             data = np.moveaxis(data, slice_axis, 0)
     except ImageReadError:
@@ -95,3 +127,72 @@ def read_nifti(
             f"Cannot read '{path}' as NIfTI: {one_line(error, path)}", str(path)
         ) from error
     return data, index is None
+
+
+def nifti_spatial_dims(path: Path) -> int:
+    """Return 3 for a NIfTI volume, 2 for an image (one voxel thick on an axis).
+
+    Reads the header only.
+    """
+    nibabel = _import_nibabel()
+    try:
+        _, shape = _load(nibabel, path)
+    except Exception as error:  # any failure of nibabel is a bad file
+        raise ImageReadError(
+            f"Cannot read '{path}' as NIfTI: {one_line(error, path)}", str(path)
+        ) from error
+    return 3 if len(shape) >= 3 and min(shape[:3]) > 1 else 2
+
+
+def read_nifti_volume(
+    path: Path,
+) -> tuple[NDArray[Any], tuple[float, float, float]]:
+    """Read a NIfTI file as a canonical volume, depth (inferior to superior) first.
+
+    Returns
+    -------
+    volume : ndarray of shape (depth, height, width) or \
+            (depth, height, width, channels)
+        ``canonical_data.transpose(2, 1, 0[, 3])``: axial slices, from
+        inferior to superior; rows from posterior to anterior, columns from
+        left to right. A 4th axis of at most :data:`MAX_NIFTI_CHANNELS`
+        entries is channels.
+    spacing : tuple of 3 float
+        The header's zooms of the canonical volume, in the same order (the
+        shortest decimal of each float32 zoom: 0.8, not 0.800000011920929).
+    """
+    nibabel = _import_nibabel()
+    try:
+        volume, shape = _load(nibabel, path)
+        if len(shape) < 3:
+            raise ImageReadError(
+                f"'{path}' is a 2-D NIfTI image of shape {tuple(volume.shape)}, "
+                "not a volume; read it with read_image.",
+                str(path),
+            )
+        if len(shape) > 4 or (len(shape) == 4 and shape[3] > MAX_NIFTI_CHANNELS):
+            raise ImageReadError(
+                f"'{path}' is a NIfTI image of shape {tuple(volume.shape)}: a "
+                f"series of {math.prod(shape[3:])} volumes (fMRI, diffusion ...), "
+                f"not one volume with at most {MAX_NIFTI_CHANNELS} channels; "
+                "select a volume with nibabel first, e.g. image.slicer[..., t].",
+                str(path),
+            )
+        _check_size(volume, path)
+        canonical = nibabel.as_closest_canonical(volume)
+        data = _values(canonical, (Ellipsis,)).reshape(shape)
+        axes = (2, 1, 0, 3) if len(shape) == 4 else (2, 1, 0)
+        data = np.ascontiguousarray(data.transpose(axes))
+        # nibabel's dtypes carry an explicit byte order ('<i2'): a plain one
+        data = data.view(np.dtype(data.dtype.str))
+        # zooms are float32 in NIfTI-1: their shortest decimal (0.8, not
+        # 0.800000011920929) is what was written
+        zooms = [float(str(zoom)) for zoom in canonical.header.get_zooms()[:3]]
+        spacing = (zooms[2], zooms[1], zooms[0])
+    except ImageReadError:
+        raise
+    except Exception as error:  # any failure of nibabel is a bad file
+        raise ImageReadError(
+            f"Cannot read '{path}' as NIfTI: {one_line(error, path)}", str(path)
+        ) from error
+    return data, spacing

@@ -12,15 +12,20 @@ from sk_medcnn.datasets import _medmnist, fetch_medmnist, load_medmnist
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 PNEUMONIAMNIST = SHARED_DATA / "pneumoniamnist_28_trainval.npz"
+VESSELMNIST3D = SHARED_DATA / "vesselmnist3d_28_trainval.npz"
 
 
-def write_npz(path, *, splits=("train", "val", "test"), channels=None, n_labels=1):
+def write_npz(
+    path, *, splits=("train", "val", "test"), channels=None, n_labels=1, volumes=False
+):
     """Write a tiny MedMNIST-layout file; return the arrays written."""
     rng = np.random.RandomState(0)
     arrays = {}
     for offset, split in enumerate(splits):
         n = 5 + offset
         shape = (n, 8, 8) if channels is None else (n, 8, 8, channels)
+        if volumes:
+            shape = (n, 8, 8, 8)
         arrays[f"{split}_images"] = rng.randint(0, 256, shape).astype(np.uint8)
         arrays[f"{split}_labels"] = rng.randint(0, 2, (n, n_labels)).astype(np.uint8)
     np.savez(path, **arrays)
@@ -57,6 +62,16 @@ def test_rgb_images_keep_channel_axis(tmp_path):
     assert X.shape == (5, 8, 8, 3)
     assert X.dtype == np.uint8
     assert y.shape == (5,)
+
+
+def test_volumes_are_read_depth_first_as_stored(tmp_path):
+    path = tmp_path / "volumes.npz"
+    arrays = write_npz(path, volumes=True)
+    X, y = load_medmnist(path, "val")
+    assert X.shape == (6, 8, 8, 8)
+    assert X.dtype == np.uint8
+    np.testing.assert_array_equal(X, arrays["val_images"])
+    assert y.shape == (6,)
 
 
 def test_multi_label_stays_two_dimensional(tmp_path):
@@ -175,13 +190,34 @@ def test_download_table_is_complete():
             assert md5 is not None
             assert len(md5) == 32
             int(md5, 16)
+    volumes = {
+        "organmnist3d",
+        "nodulemnist3d",
+        "adrenalmnist3d",
+        "fracturemnist3d",
+        "vesselmnist3d",
+        "synapsemnist3d",
+    }
+    assert set(_medmnist._MD5_3D) == volumes
+    for hashes in _medmnist._MD5_3D.values():
+        assert set(hashes) == {28, 64}
+        for md5 in hashes.values():
+            assert len(md5) == 32
+            int(md5, 16)
+    every = [
+        md5
+        for table in (_medmnist._MD5, _medmnist._MD5_3D)
+        for md5 in (md5 for hashes in table.values() for md5 in hashes.values())
+    ]
+    assert len(set(every)) == len(every)  # no hash copied twice
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"name": "mnist"}, r"name must be one of .*'pneumoniamnist'"),
-        ({"name": "organmnist3d"}, "name must be one of"),
+        ({"name": "organmnist3d", "size": 128}, r"one of \[28, 64\] for the 3D"),
+        ({"name": "organmnist", "size": 28}, r"3D data sets \['adrenalmnist3d'"),
         ({"name": "pneumoniamnist", "size": 32}, r"size must be one of \[28, 64"),
         ({"name": "pneumoniamnist", "size": 28.0}, "size must be one of"),
     ],
@@ -196,6 +232,8 @@ def test_fetch_rejects_unknown(tmp_path, kwargs, match):
     [
         (28, "pneumoniamnist.npz", "28209eda62fecd6e6a2d98b1501bb15f"),
         (224, "pneumoniamnist_224.npz", "d6a3c71de1b945ea11211b03746c1fe1"),
+        (28, "vesselmnist3d.npz", "b41fd4f7e7e2feedddb201585ecafa1b"),
+        (64, "synapsemnist3d_64.npz", "43bd14ebf3af9d3dd072446fedc14d5e"),
     ],
 )
 def test_fetch_defaults_use_official_file(tmp_path, monkeypatch, size, file_name, md5):
@@ -208,7 +246,8 @@ def test_fetch_defaults_use_official_file(tmp_path, monkeypatch, size, file_name
         return str(Path(path) / fname)
 
     monkeypatch.setattr(pooch, "retrieve", fake_retrieve)
-    path = fetch_medmnist("pneumoniamnist", size=size, data_home=tmp_path)
+    name = file_name.split(".")[0].split("_")[0]
+    path = fetch_medmnist(name, size=size, data_home=tmp_path)
     url = f"https://zenodo.org/records/10519652/files/{file_name}?download=1"
     assert calls == [(url, f"md5:{md5}", file_name, tmp_path / "medmnist", False)]
     assert path == tmp_path / "medmnist" / file_name
@@ -217,9 +256,23 @@ def test_fetch_defaults_use_official_file(tmp_path, monkeypatch, size, file_name
 @pytest.fixture
 def npz_server(tmp_path_factory, monkeypatch):
     """Serve a tiny MedMNIST file over HTTP on 127.0.0.1; count the requests."""
+    yield from serve_npz(
+        tmp_path_factory, monkeypatch, "pneumoniamnist.npz", volumes=False
+    )
+
+
+@pytest.fixture
+def volume_server(tmp_path_factory, monkeypatch):
+    """Serve a tiny 3D MedMNIST file (8x8x8 volumes) over HTTP on 127.0.0.1."""
+    yield from serve_npz(
+        tmp_path_factory, monkeypatch, "vesselmnist3d_64.npz", volumes=True
+    )
+
+
+def serve_npz(tmp_path_factory, monkeypatch, file_name, *, volumes):
     folder = tmp_path_factory.mktemp("served")
-    arrays = write_npz(folder / "pneumoniamnist.npz", splits=("train", "val"))
-    content = (folder / "pneumoniamnist.npz").read_bytes()
+    arrays = write_npz(folder / file_name, splits=("train", "val"), volumes=volumes)
+    content = (folder / file_name).read_bytes()
     requests = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -243,7 +296,7 @@ def npz_server(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     yield {
-        "url": f"http://127.0.0.1:{server.server_address[1]}/pneumoniamnist.npz",
+        "url": f"http://127.0.0.1:{server.server_address[1]}/{file_name}",
         "md5": hashlib.md5(content).hexdigest(),
         "arrays": arrays,
         "requests": requests,
@@ -271,6 +324,22 @@ def test_fetch_from_local_server_then_cache(npz_server, tmp_path):
     )
     assert again == path
     assert len(npz_server["requests"]) == 1  # served from the cache
+
+
+def test_fetch_a_3d_data_set_from_local_server(volume_server, tmp_path):
+    url, md5 = volume_server["url"], volume_server["md5"]
+    path = fetch_medmnist(
+        "VesselMNIST3D", size=64, data_home=tmp_path, url=url, known_hash=f"md5:{md5}"
+    )
+    assert path == tmp_path / "medmnist" / "vesselmnist3d_64.npz"
+    X, y = load_medmnist("vesselmnist3d", "train", size=64, data_home=tmp_path)
+    assert y.shape == (5,)
+    np.testing.assert_array_equal(X, volume_server["arrays"]["train_images"])
+    assert X.shape == (5, 8, 8, 8)
+    with pytest.raises(FileNotFoundError, match=r"fetch_medmnist\('vesselmnist3d'"):
+        load_medmnist("vesselmnist3d", size=28, data_home=tmp_path)
+    with pytest.raises(ValueError, match=r"size must be one of \[28, 64\]"):
+        load_medmnist("vesselmnist3d", size=224, data_home=tmp_path)
 
 
 def test_fetch_wrong_hash_leaves_nothing(npz_server, tmp_path):
@@ -302,6 +371,23 @@ def test_real_pneumoniamnist():
     np.testing.assert_array_equal(np.bincount(y_val), [135, 389])
     with pytest.raises(ValueError, match=r"available splits: \['train', 'val'\]"):
         load_medmnist(PNEUMONIAMNIST, "test")
+
+
+@pytest.mark.skipif(
+    not VESSELMNIST3D.is_file(),
+    reason=f"real VesselMNIST3D file not available at {VESSELMNIST3D}",
+)
+def test_real_vesselmnist3d():
+    X_train, y_train = load_medmnist(VESSELMNIST3D, "train")
+    X_val, y_val = load_medmnist(VESSELMNIST3D, "val")
+    assert X_train.shape == (1335, 28, 28, 28)
+    assert X_val.shape == (191, 28, 28, 28)
+    assert X_train.dtype == X_val.dtype == np.uint8
+    assert set(np.unique(X_val).tolist()) == {0, 255}  # shape masks
+    np.testing.assert_array_equal(np.bincount(y_train), [1185, 150])
+    np.testing.assert_array_equal(np.bincount(y_val), [169, 22])
+    with pytest.raises(ValueError, match=r"available splits: \['train', 'val'\]"):
+        load_medmnist(VESSELMNIST3D, "test")
 
 
 def test_object_arrays_are_refused_naming_the_file(tmp_path):

@@ -19,6 +19,7 @@ from sk_medcnn.io import (
     read_image,
 )
 from sk_medcnn.preprocessing import Resize, ToGrayscale
+from sk_medcnn.utils._files_array import ImageFiles
 
 
 def write_tree(root, layout, *, size=(8, 8), dtype=np.uint8):
@@ -291,3 +292,137 @@ def test_list_image_files(tmp_path):
         list_image_files(tmp_path, recursive=1)
     with pytest.raises(ImageReadError, match="does not exist"):
         list_image_files(tmp_path / "nothere")
+
+
+# --- volumes ------------------------------------------------------------------
+
+
+def write_nifti(path, data):
+    nibabel = pytest.importorskip("nibabel")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nibabel.save(nibabel.Nifti1Image(data, np.eye(4)), path)
+    return data.transpose(2, 1, 0)  # as read_volume returns it
+
+
+def test_nifti_volumes_per_class(tmp_path):
+    rng = np.random.default_rng(0)
+    expected = {}
+    for label, names in {
+        "vessel": ["b.nii.gz", "a.nii"],
+        "aneurysm": ["c.nii"],
+    }.items():
+        for name in names:
+            data = rng.integers(0, 256, (6, 5, 4), dtype=np.uint8)
+            expected[(label, name)] = write_nifti(tmp_path / label / name, data)
+    X, y = load_image_folder(tmp_path)
+    assert X.shape == (3, 4, 5, 6)
+    assert X.dtype == np.uint8
+    np.testing.assert_array_equal(y, ["aneurysm", "vessel", "vessel"])
+    np.testing.assert_array_equal(X[0], expected[("aneurysm", "c.nii")])
+    np.testing.assert_array_equal(X[1], expected[("vessel", "a.nii")])
+    np.testing.assert_array_equal(X[2], expected[("vessel", "b.nii.gz")])
+    # resized to (depth, height, width); an int is a cube
+    assert load_image_folder(tmp_path, shape=(2, 3, 4))[0].shape == (3, 2, 3, 4)
+    assert load_image_folder(tmp_path, shape=3)[0].shape == (3, 3, 3, 3)
+    # channels=1 is what grayscale volumes have (as the command line passes it)
+    np.testing.assert_array_equal(load_image_folder(tmp_path, channels=1)[0], X)
+    windowed = load_image_folder(tmp_path, window=(128, 256))[0]
+    assert windowed.dtype == np.float32
+    np.testing.assert_allclose(windowed[0], expected[("aneurysm", "c.nii")] / 256)
+    # lazily: the paths, which ImageFiles reads as volumes
+    paths, y_lazy = load_image_folder(tmp_path, lazy=True)
+    np.testing.assert_array_equal(y_lazy, y)
+    assert [path.rsplit("/", 1)[-1] for path in paths] == ["c.nii", "a.nii", "b.nii.gz"]
+    np.testing.assert_array_equal(ImageFiles(paths)[:][..., 0], X)
+
+
+def test_dicom_series_per_class(tmp_path, dicom_path, write_series):
+    ct = dicom_path("CT_small.dcm")
+    positions = [(0.0, 0.0, z) for z in (0.0, 2.5, 5.0)]
+    write_series(tmp_path / "tumour" / "patient_2", ct, positions[::-1])
+    write_series(tmp_path / "tumour" / "patient_1", ct, positions)
+    write_series(tmp_path / "healthy" / "patient_3", ct, positions)
+    X, y = load_image_folder(tmp_path, spatial_dims=3, shape=(3, 16, 16))
+    assert X.shape == (3, 3, 16, 16)
+    assert X.dtype.kind == "i"
+    np.testing.assert_array_equal(y, ["healthy", "tumour", "tumour"])
+    paths, _ = load_image_folder(tmp_path, spatial_dims=3, lazy=True)
+    assert [path.rsplit("/", 1)[-1] for path in paths] == [
+        "patient_3",
+        "patient_1",
+        "patient_2",
+    ]
+    # without spatial_dims=3, each DICOM file stays a 2-D image (as before)
+    X_2d, y_2d = load_image_folder(tmp_path)
+    assert X_2d.shape == (9, 128, 128)
+    assert len(y_2d) == 9
+
+
+def test_a_class_folder_mixing_images_and_volumes(tmp_path):
+    write_nifti(tmp_path / "a" / "volume.nii", np.zeros((4, 4, 4), np.uint8))
+    iio.imwrite(tmp_path / "a" / "image.png", np.zeros((4, 4), np.uint8))
+    with pytest.raises(
+        ValueError, match=r"/a' mixes 2-D images and volumes.*image\.png"
+    ):
+        load_image_folder(tmp_path)
+    (tmp_path / "a" / "volume.nii").unlink()
+    write_nifti(tmp_path / "b" / "volume.nii", np.zeros((4, 4, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"/a' holds 2-D images, but the files"):
+        load_image_folder(tmp_path)
+    with pytest.raises(ValueError, match="holds 2-D images"):
+        load_image_folder(tmp_path, spatial_dims=3)
+
+
+def test_volumes_as_slices_with_spatial_dims_2_or_an_index(tmp_path):
+    data = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3)
+    write_nifti(tmp_path / "a" / "volume.nii", data)
+    with pytest.raises(ImageReadError, match="holds 3 images"):
+        load_image_folder(tmp_path, spatial_dims=2)
+    X, _ = load_image_folder(tmp_path, index=1)
+    np.testing.assert_array_equal(X[0], data[:, :, 1])
+
+
+def test_volumes_of_different_sizes_need_a_shape(tmp_path):
+    write_nifti(tmp_path / "a" / "1.nii", np.zeros((4, 4, 4), np.uint8))
+    write_nifti(tmp_path / "a" / "2.nii", np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(
+        ValueError, match=r"Volumes differ.*2\.nii' is \(5, 4, 4\).*shape=\(depth"
+    ):
+        load_image_folder(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"shape": (4, 4)}, r"shape=\(4, 4\) is an image size"),
+        ({"channels": 3}, r"holds a volume of 1 channel\(s\), but channels=3"),
+        ({"index": 0, "spatial_dims": 3}, "index=0 takes one slice of each file"),
+        ({"window": "file"}, "window='file' applies to 2-D DICOM"),
+        ({"spatial_dims": 1}, r"spatial_dims must be None \(infer\), 2"),
+        ({"shape": (0, 4, 4)}, "shape must be >= 1"),
+        ({"shape": (2, 4, 4, 1)}, "Volumes take"),
+    ],
+)
+def test_volume_parameter_errors(tmp_path, params, match):
+    write_nifti(tmp_path / "a" / "1.nii", np.zeros((4, 4, 4), np.uint8))
+    with pytest.raises(ValueError, match=match):
+        load_image_folder(tmp_path, **params)
+
+
+def test_a_volume_shape_for_images_is_refused(tmp_path):
+    write_tree(tmp_path, {"a": ["1.png"]})
+    with pytest.raises(ValueError, match=r"shape=\(2, 4, 4\) is a volume size"):
+        load_image_folder(tmp_path, shape=(2, 4, 4))
+
+
+def test_skip_an_unreadable_series(tmp_path, dicom_path, write_series):
+    ct = dicom_path("CT_small.dcm")
+    positions = [(0.0, 0.0, z) for z in (0.0, 2.5, 5.0)]
+    write_series(tmp_path / "a" / "good", ct, positions)
+    write_series(tmp_path / "a" / "gap", ct, [*positions, (0.0, 0.0, 20.0)])
+    write_series(tmp_path / "b" / "good", ct, positions)
+    with pytest.warns(UnreadableFilesWarning, match="slices are missing") as caught:
+        X, y = load_image_folder(tmp_path, spatial_dims=3, on_error="skip")
+    assert caught[0].message.paths == [str(tmp_path / "a" / "gap")]
+    assert X.shape == (2, 3, 128, 128)
+    np.testing.assert_array_equal(y, ["a", "b"])
