@@ -154,8 +154,8 @@ def test_nan_is_an_error_naming_x(estimator):
 @pytest.mark.parametrize("estimator", _instances(), ids=IDS)
 @pytest.mark.parametrize(
     "X",
-    [np.zeros(16), np.zeros((2, 3, 16, 16, 1)), np.zeros((2, 0, 4))],
-    ids=["1d", "5d", "empty-images"],
+    [np.zeros(16), np.zeros((2, 3, 16, 16, 1, 1)), np.zeros((2, 0, 4))],
+    ids=["1d", "6d", "empty-images"],  # 5-D arrays are volumes (test_volumes.py)
 )
 def test_wrong_ndim_is_a_clear_error(estimator, X):
     with pytest.raises(ValueError, match="X "):
