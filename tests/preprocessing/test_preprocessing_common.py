@@ -27,6 +27,7 @@ from sk_medcnn.preprocessing import (
     IntensityNormalizer,
     IntensityWindow,
     Pad,
+    Resample,
     Resize,
     ToGrayscale,
     ToRGB,
@@ -47,6 +48,7 @@ CHECKED = [
     CLAHE(),
     ToGrayscale(),
     ToRGB(),
+    Resample(0.5, input_spacing=1.0),
 ]
 
 
@@ -78,6 +80,7 @@ def _instances():
         CLAHE(),
         ToGrayscale(),
         ToRGB(),
+        Resample(0.5, input_spacing=1.0),
     ]
 
 
