@@ -366,3 +366,16 @@ def test_default_augmentation_for_volumes():
     assert not torch.equal(out, images)
     with pytest.raises(ValueError, match="spatial_dims must be 2"):
         default_augmentation(spatial_dims=1)
+
+
+def test_inactive_volumes_are_kept_and_active_ones_warped_alike():
+    volumes = torch.rand((4, 2, *SHAPE), generator=torch.Generator().manual_seed(0))
+    affine = RandomAffine((0.2, 0.2, 0.2), degrees=20.0, p=0.5)
+    params = affine._draw(volumes, torch.Generator().manual_seed(1))
+    params["active"] = torch.tensor([True, False, True, False])
+    some = affine._apply(volumes, params)
+    params["active"] = torch.ones(4, dtype=torch.bool)
+    every = affine._apply(volumes, params)
+    assert torch.equal(some[1::2], volumes[1::2])
+    torch.testing.assert_close(some[::2], every[::2])
+    assert not torch.equal(some[::2], volumes[::2])
