@@ -124,7 +124,32 @@ def cast_like(values: NDArray[np.floating[Any]], dtype: np.dtype[Any]) -> NDArra
 
 
 def image_size_like(value: Any, name: str) -> None:
-    """Check an int >= 1, a pair ``(height, width)`` or a triple ``(depth, ...)``."""
+    """Check that ``value`` is an int >= 1 or a pair ``(height, width)`` of them."""
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1; got {value!r}.")
+        return
+    if not isinstance(value, tuple | list):
+        raise TypeError(
+            f"{name} must be an int or a tuple (height, width) of ints; "
+            f"got {value!r} ({type(value).__name__})."
+        )
+    if len(value) != 2 or not all(
+        isinstance(size, Integral) and not isinstance(size, bool) for size in value
+    ):
+        raise ValueError(
+            f"{name} must be an int or a tuple (height, width) of two ints; "
+            f"got {value!r}."
+        )
+    if min(value) < 1:
+        raise ValueError(f"{name} must hold sizes >= 1; got {value!r}.")
+
+
+def spatial_size_like(value: Any, name: str) -> None:
+    """Check an int >= 1, a pair ``(height, width)`` or a triple ``(depth, ...)``.
+
+    :func:`image_size_like` for transformers that also take volumes.
+    """
     if isinstance(value, Integral) and not isinstance(value, bool):
         if value < 1:
             raise ValueError(f"{name} must be >= 1; got {value!r}.")
@@ -358,7 +383,9 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
         if getattr(X, "shape", None) is None:
             X = np.asarray(X)  # lists and other array-likes
         ndim = len(X.shape)  # type: ignore[union-attr]
-        spatial_dims = resolve_spatial_dims(getattr(self, "spatial_dims", "auto"), X)
+        # subclasses without a spatial_dims parameter (the corruptions of
+        # sk_medcnn.robustness) read 2-D images, as they always did
+        spatial_dims = resolve_spatial_dims(getattr(self, "spatial_dims", 2), X)
         image_shape: tuple[int, ...] | None = None
         expected_n_features = None
         if ndim == 2:

@@ -21,9 +21,9 @@ from ._base import (
     cast_like,
     finite_number,
     float_dtype_for,
-    image_size_like,
     iter_chunks,
     spatial_size,
+    spatial_size_like,
     spline_order,
 )
 
@@ -303,7 +303,7 @@ class Resize(_ImageTransformer):
     """
 
     _parameter_constraints: ClassVar[dict[str, Checker]] = {
-        "shape": image_size_like,
+        "shape": spatial_size_like,
         "anti_aliasing": boolean,
         "order": spline_order,
         "preserve_range": boolean,
@@ -428,7 +428,7 @@ class CenterCrop(_ImageTransformer):
     """
 
     _parameter_constraints: ClassVar[dict[str, Checker]] = {
-        "shape": image_size_like,
+        "shape": spatial_size_like,
         "spatial_dims": spatial_dims_like,
     }
 
@@ -519,7 +519,7 @@ class Pad(_ImageTransformer):
     """
 
     _parameter_constraints: ClassVar[dict[str, Checker]] = {
-        "shape": image_size_like,
+        "shape": spatial_size_like,
         "mode": one_of(PAD_MODES),
         "constant_values": finite_number,
         "spatial_dims": spatial_dims_like,

@@ -21,9 +21,9 @@ from ..utils._validation import (
 from ._base import (
     _ImageTransformer,
     finite_number,
-    image_size_like,
     iter_chunks,
     spatial_size,
+    spatial_size_like,
 )
 from ._clahe import equalize_adapthist_batch
 
@@ -559,7 +559,7 @@ class CLAHE(_ImageTransformer):
 
     _parameter_constraints: ClassVar[dict[str, Checker]] = {
         "clip_limit": closed_fraction,
-        "kernel_size": optional(image_size_like),
+        "kernel_size": optional(spatial_size_like),
         "spatial_dims": spatial_dims_like,
     }
     _keeps_dtype = False

@@ -13,9 +13,9 @@ from sklearn.utils.validation import check_is_fitted
 from ..utils._validation import Checker, boolean, optional, spatial_dims_like
 from ._base import (
     _ImageTransformer,
-    image_size_like,
     restore_layout,
     spatial_size,
+    spatial_size_like,
     spline_order,
 )
 from ._geometry import _resize_batch, _resize_volumes
@@ -180,7 +180,7 @@ class Resample(_ImageTransformer):
     _parameter_constraints: ClassVar[dict[str, Checker]] = {
         "spacing": spacing_like,
         "input_spacing": optional(spacing_like),
-        "shape": optional(image_size_like),
+        "shape": optional(spatial_size_like),
         "order": spline_order,
         "anti_aliasing": boolean,
         "spatial_dims": spatial_dims_like,
