@@ -272,7 +272,7 @@ def affine_grid_3d(
 
     The broadcast sum of a per-column, a per-row and a per-slice term, as
     :func:`affine_grid` does in 2-D (equal to ``F.affine_grid`` to float
-    rounding; ``tests/augmentation/test_volumes.py`` checks it): measured
+    rounding; ``tests/augmentation/test_augmentation_volumes.py`` checks it): measured
     about 18x faster than ``F.affine_grid`` on a batch of 32 volumes of
     28x28x28 (2.8 ms against 50 ms, 2 threads), where ``F.affine_grid``
     costs twice the ``grid_sample`` call itself.

@@ -155,10 +155,11 @@ def test_nan_is_an_error_naming_x(estimator):
 
 
 @pytest.mark.parametrize("estimator", _instances(), ids=IDS)
+# 5-D arrays are volumes (test_preprocessing_volumes.py); 6-D ones are an error
 @pytest.mark.parametrize(
     "X",
     [np.zeros(16), np.zeros((2, 3, 16, 16, 1, 1)), np.zeros((2, 0, 4))],
-    ids=["1d", "6d", "empty-images"],  # 5-D arrays are volumes (test_volumes.py)
+    ids=["1d", "6d", "empty-images"],
 )
 def test_wrong_ndim_is_a_clear_error(estimator, X):
     with pytest.raises(ValueError, match="X "):
