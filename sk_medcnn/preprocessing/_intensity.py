@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
@@ -580,9 +581,11 @@ class CLAHE(_ImageTransformer):
             spatial_size(self.kernel_size, images, "kernel_size", "CLAHE")
         if images.ndim == 5:
             return self._equalize_volumes(images)
-        kernel_size = self.kernel_size
-        if isinstance(kernel_size, list):
-            kernel_size = (kernel_size[0], kernel_size[1])
+        kernel_size: int | tuple[int, int] | None = None
+        if isinstance(self.kernel_size, Integral):
+            kernel_size = int(self.kernel_size)
+        elif self.kernel_size is not None:  # two sizes, checked above
+            kernel_size = (int(self.kernel_size[0]), int(self.kernel_size[1]))
         return equalize_adapthist_batch(
             images, kernel_size=kernel_size, clip_limit=float(self.clip_limit)
         )
