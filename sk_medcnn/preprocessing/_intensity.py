@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
@@ -582,10 +581,11 @@ class CLAHE(_ImageTransformer):
         if images.ndim == 5:
             return self._equalize_volumes(images)
         kernel_size: int | tuple[int, int] | None = None
-        if isinstance(self.kernel_size, Integral):
-            kernel_size = int(self.kernel_size)
-        elif self.kernel_size is not None:  # two sizes, checked above
-            kernel_size = (int(self.kernel_size[0]), int(self.kernel_size[1]))
+        if self.kernel_size is not None:  # an int or two sizes, checked above
+            height, width = spatial_size(
+                self.kernel_size, images, "kernel_size", "CLAHE"
+            )
+            kernel_size = (height, width)
         return equalize_adapthist_batch(
             images, kernel_size=kernel_size, clip_limit=float(self.clip_limit)
         )
