@@ -379,3 +379,40 @@ def test_inactive_volumes_are_kept_and_active_ones_warped_alike():
     assert torch.equal(some[1::2], volumes[1::2])
     torch.testing.assert_close(some[::2], every[::2])
     assert not torch.equal(some[::2], volumes[::2])
+
+
+def test_affine_within_slices_equals_the_2d_affine_slice_by_slice():
+    # no zoom, no depth shift, rotation about the depth axis only: every slice
+    # is warped as the 2-D RandomAffine warps an image with the same numbers
+    X = np.random.default_rng(2).random((2, *SHAPE))
+    X[:, :, 0, 0] = 0.0  # every slice holds the volume's minimum (the fill)
+    angle = torch.tensor([12.0, -25.0], dtype=torch.float64)
+    shear = torch.tensor([8.0, -4.0], dtype=torch.float64)
+    shift_y = torch.tensor([1.5, -0.7], dtype=torch.float64)
+    shift_x = torch.tensor([-2.0, 0.4], dtype=torch.float64)
+    zeros = torch.zeros(2, dtype=torch.float64)
+    volumes = RandomAffine()._apply(
+        _ncdhw(X),
+        {
+            "shift": torch.stack([zeros, shift_y, shift_x]),
+            "angles": torch.stack([angle, zeros, zeros]),
+            "zoom": torch.ones(2, dtype=torch.float64),
+            "shear": shear,
+            "active": _all(2),
+        },
+    )[:, 0]
+    for sample in range(2):
+        slices = torch.from_numpy(np.ascontiguousarray(X[sample][:, None]))
+        depth = SHAPE[0]
+        expected = RandomAffine()._apply(
+            slices,
+            {
+                "shift_x": shift_x[sample].repeat(depth),
+                "shift_y": shift_y[sample].repeat(depth),
+                "zoom": torch.ones(depth, dtype=torch.float64),
+                "shear": shear[sample].repeat(depth),
+                "angle": angle[sample].repeat(depth),
+                "active": _all(depth),
+            },
+        )[:, 0]
+        np.testing.assert_allclose(volumes[sample].numpy(), expected.numpy(), atol=1e-9)
