@@ -416,3 +416,51 @@ def test_affine_within_slices_equals_the_2d_affine_slice_by_slice():
             },
         )[:, 0]
         np.testing.assert_allclose(volumes[sample].numpy(), expected.numpy(), atol=1e-9)
+
+
+# --- inside the classifier --------------------------------------------------------
+def _tiny_3d(in_channels, n_outputs, image_shape):
+    return torch.nn.Sequential(
+        torch.nn.Conv3d(in_channels, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool3d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4, n_outputs),
+    )
+
+
+_tiny_3d.spatial_dims = (3,)
+
+
+def _fit(augmentation, X, y):
+    from sk_medcnn import MedicalCNNClassifier
+
+    return MedicalCNNClassifier(
+        _tiny_3d,
+        augmentation=augmentation,
+        max_epochs=1,
+        batch_size=8,
+        device="cpu",
+        random_state=0,
+    ).fit(X, y)
+
+
+# eight volumes leave no room for a stratified validation split; it is not used
+@pytest.mark.filterwarnings("ignore:the held-out validation split cannot be stratified")
+def test_the_classifier_trains_volumes_with_every_augmenter():
+    X = _volumes(n=8, dtype=np.uint8)
+    y = np.arange(8) % 2
+    augmentation = make_pipeline(
+        MixUp(0.2),
+        RandomFlip(("horizontal", "depth")),
+        RandomRotation(0.0, plane=("height", "width"), quarter_turns=True),
+        *(step for _, step in default_augmentation(spatial_dims=3).steps),
+        RandomErasing(),
+    )
+    first = _fit(augmentation, X, y).predict_proba(X)
+    again = _fit(clone(augmentation), X, y).predict_proba(X)
+    plain = _fit(None, X, y).predict_proba(X)
+    np.testing.assert_array_equal(first, again)  # seeded by random_state
+    assert not np.array_equal(first, plain)  # the batches were augmented
+    with pytest.raises(ValueError, match=r"spatial_dims=2.*shape \(\d+, 1, 6, 8, 10\)"):
+        _fit(RandomFlip(spatial_dims=2), X, y)
