@@ -21,6 +21,13 @@ With ``--accuracy``, it also trains the reference CNN for up to 30 epochs
 with early stopping (patience 5) without augmentation and with each variant,
 and reports AUC and accuracy on the official validation split (slow: minutes).
 
+3. The per-batch cost of the default augmentation
+   (:func:`sk_medcnn.augmentation.default_augmentation`, as
+   ``MedicalCNNClassifier(augmentation="auto")`` trains with): batches of 32
+   images of 28x28 (``spatial_dims=2``) next to 32 volumes of 28x28x28
+   (``spatial_dims=3``), float32, through ``augment_batch`` as the
+   classifier calls it.
+
 Both also report the single-resampling variant ``RandomFlip()``,
 ``RandomAffine(degrees=10)``, ``RandomIntensity(gamma=0.2)``, which rotates,
 shifts and zooms in one ``grid_sample`` instead of two.
@@ -56,6 +63,8 @@ from benchmarks._common import DEFAULT_DATA, save_results  # noqa: E402
 
 #: (image size, batch size) of the throughput measurements
 THROUGHPUT_CASES = ((28, 32), (28, 256), (224, 32))
+#: (spatial dims, size, batch size) of the default augmentation's per-batch cost
+DEFAULT_CASES = ((2, 28, 32), (3, 28, 32))
 EPOCH_TIME_RATIO_MAX = 1.25
 
 # the augmentation, as parameters shared by the torch and scikit-image sides
@@ -249,6 +258,44 @@ def measure_throughput(
     return rows
 
 
+def measure_default_per_batch(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Milliseconds per batch of ``default_augmentation``, 2-D next to 3-D."""
+    from sk_medcnn.augmentation import default_augmentation
+
+    rows = []
+    for spatial_dims, size, batch_size in DEFAULT_CASES:
+        shape = (batch_size, 1, *([size] * spatial_dims))
+        batch = torch.rand(shape, generator=torch.Generator().manual_seed(args.seed))
+        batch = batch * 255
+
+        def make(spatial_dims: int = spatial_dims) -> Callable[[Any], Any]:
+            steps = [step for _, step in default_augmentation(spatial_dims).steps]
+            generator = torch.Generator().manual_seed(args.seed)
+
+            def run(images: Any) -> Any:
+                for step in steps:
+                    images = step.augment_batch(images, generator)
+                return images
+
+            return run
+
+        runs = [
+            images_per_second(make(), batch, min_time=args.min_time)
+            for _ in range(args.repeats)
+        ]
+        per_second = statistics.median(runs)
+        rows.append(
+            {
+                "spatial_dims": spatial_dims,
+                "shape": list(shape[2:]),
+                "batch_size": batch_size,
+                "images_per_s": per_second,
+                "ms_per_batch": 1000 * batch_size / per_second,
+            }
+        )
+    return rows
+
+
 # --- epoch-time overhead --------------------------------------------------------
 #: seconds spent in augment_batch during the current fit (see _TimedAugmentation)
 _AUGMENT_SECONDS: list[float] = []
@@ -400,6 +447,15 @@ def print_report(results: dict[str, Any]) -> None:
             f"{row['skimage_images_per_s']:>13,.0f} {row['speedup']:>7.1f}x "
             f"{row['torch_single_resampling_images_per_s']:>20,.0f}"
         )
+    print("default_augmentation() per batch (affine + intensity + noise), float32:")
+    for row in results["default_per_batch"]:
+        kind = "images" if row["spatial_dims"] == 2 else "volumes"
+        size = "x".join(map(str, row["shape"]))
+        print(
+            f"  spatial_dims={row['spatial_dims']}: {row['batch_size']} {kind} of "
+            f"{size}: {row['ms_per_batch']:.2f} ms per batch "
+            f"({row['images_per_s']:,.0f} {kind}/s)"
+        )
     overhead = results["overhead"]
     print(
         f"training MedicalCNNClassifier (simple_cnn, batch 32) on {config['data']}, "
@@ -487,6 +543,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         None if args.synthetic else args.data, n_train=args.n_train, seed=args.seed
     )
     throughput = measure_throughput(X, args)
+    default_per_batch = measure_default_per_batch(args)
     overhead = measure_overhead(X, y, args)
     accuracy = (
         measure_accuracy(None if args.synthetic else args.data, args)
@@ -508,6 +565,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "machine": platform.machine(),
         },
         "throughput": throughput,
+        "default_per_batch": default_per_batch,
         "overhead": overhead,
         "accuracy": accuracy,
         "targets": {

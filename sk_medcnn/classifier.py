@@ -152,10 +152,8 @@ def _axes(spatial_dims: int) -> str:
 
 
 def _default_augmentation(spatial_dims: int) -> Any:
-    """``augmentation="auto"``: the default pipeline for images or volumes."""
-    if spatial_dims == 3:
-        return None  # the 3-D default lands with the volume augmenters
-    return default_augmentation()
+    """Return ``augmentation="auto"``'s pipeline for images or volumes."""
+    return default_augmentation(spatial_dims=spatial_dims)
 
 
 def check_architecture_supports(factory: Any, name: str, spatial_dims: int) -> None:

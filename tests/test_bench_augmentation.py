@@ -52,6 +52,15 @@ def test_bench_augmentation_runs_and_reports(tmp_path, capsys):
         ):
             assert math.isfinite(row[key])
             assert row[key] > 0
+    assert "default_augmentation() per batch" in out
+    rows = results["default_per_batch"]
+    assert [(row["spatial_dims"], row["shape"]) for row in rows] == [
+        (2, [28, 28]),
+        (3, [28, 28, 28]),
+    ]
+    for row in rows:
+        assert math.isfinite(row["ms_per_batch"])
+        assert row["ms_per_batch"] > 0
     overhead = results["overhead"]
     assert overhead["plain_epoch_s"] > 0
     assert overhead["augmented_epoch_s"] > 0

@@ -2,7 +2,8 @@
 
 Each augmenter is a scikit-learn estimator. Inside
 ``MedicalCNNClassifier(augmentation=...)`` it runs on every training batch,
-fresh every epoch, through ``augment_batch``; in a ``Pipeline``,
+fresh every epoch, through ``augment_batch`` on images ``(n, C, H, W)`` or
+volumes ``(n, C, D, H, W)``; in a ``Pipeline``,
 ``fit_transform`` returns one augmented copy and ``transform`` returns the
 input unchanged, so inference is never augmented. :func:`default_augmentation`
 builds the pipeline ``MedicalCNNClassifier(augmentation="auto")``, the default,

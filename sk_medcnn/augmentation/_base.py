@@ -20,7 +20,12 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..utils._torch import draw_seeds
-from ..utils._validation import check_feature_names, check_images, check_params
+from ..utils._validation import (
+    check_feature_names,
+    check_images,
+    check_params,
+    resolve_spatial_dims,
+)
 
 Checker = Callable[[Any, str], None]
 
@@ -133,25 +138,35 @@ def bounded_float(high: float, *, unit: str = "", include_high: bool = True) -> 
     return check
 
 
-def check_batch(images: Any, generator: Any) -> None:
-    """Check the arguments of ``augment_batch``: a 4-D float tensor, a generator.
+def check_batch(images: Any, generator: Any, spatial_dims: Any = "auto") -> None:
+    """Check the arguments of ``augment_batch``: a 4-D or 5-D float tensor, a generator.
 
     Parameters
     ----------
     images : object
-        Should be a floating-point ``torch.Tensor`` of shape ``(n, C, H, W)``.
+        Should be a floating-point ``torch.Tensor`` of shape ``(n, C, H, W)``
+        (images) or ``(n, C, D, H, W)`` (volumes).
     generator : object
         Should be a ``torch.Generator``.
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        The augmenter's ``spatial_dims``: 2 refuses volumes, 3 refuses images.
     """
     if not isinstance(images, torch.Tensor):
         raise TypeError(
-            f"images must be a torch.Tensor of shape (n, C, H, W); got "
-            f"{type(images).__name__}."
+            f"images must be a torch.Tensor of shape (n, C, H, W) or (n, C, D, H, "
+            f"W); got {type(images).__name__}."
         )
-    if images.ndim != 4:
+    if images.ndim not in (4, 5):
         raise ValueError(
-            "images must have shape (n_samples, channels, height, width); got a "
-            f"tensor of shape {tuple(images.shape)}."
+            "images must have shape (n_samples, channels, height, width) or "
+            "(n_samples, channels, depth, height, width); got a tensor of shape "
+            f"{tuple(images.shape)}."
+        )
+    if spatial_dims in (2, 3) and images.ndim != spatial_dims + 2:
+        kind = "images (n, C, H, W)" if spatial_dims == 2 else "volumes (n, C, D, H, W)"
+        raise ValueError(
+            f"the augmenter has spatial_dims={spatial_dims}, so it takes {kind}; got "
+            f"a tensor of shape {tuple(images.shape)}."
         )
     if not images.is_floating_point():
         raise TypeError(
@@ -189,11 +204,25 @@ def draw_uniforms(
     return uniforms.to(images.dtype)
 
 
+def per_image(values: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Reshape per-image ``values`` ``(n,)`` to broadcast over ``images``.
+
+    ``(n, 1, 1, 1)`` for images ``(n, C, H, W)``, ``(n, 1, 1, 1, 1)`` for
+    volumes ``(n, C, D, H, W)``.
+    """
+    return values.reshape(-1, *([1] * (images.ndim - 1)))
+
+
 def image_range(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image minimum and maximum over channels and pixels, ``(n, 1, 1, 1)``."""
+    """Per-image minimum and maximum over channels and voxels, broadcastable."""
     # amin and amax: torch.aminmax(dim=1) measured 7-20x slower on CPU
     flat = images.flatten(1)
-    return flat.amin(dim=1).reshape(-1, 1, 1, 1), flat.amax(dim=1).reshape(-1, 1, 1, 1)
+    return per_image(flat.amin(dim=1), images), per_image(flat.amax(dim=1), images)
+
+
+def spatial_shape(images: torch.Tensor) -> str:
+    """``"HxW"`` or ``"DxHxW"`` of a channels-first batch, for messages."""
+    return "x".join(str(size) for size in images.shape[2:])
 
 
 def _compute_dtype(dtype: np.dtype[Any]) -> torch.dtype:
@@ -226,16 +255,20 @@ class ImageTransformerMixin(TransformerMixin, BaseEstimator):
     ) -> tuple[NDArray[Any], tuple[int, ...], np.dtype[Any]]:
         """Validate ``X``; return it channels-last, its shape and its dtype.
 
-        Flat rows ``(n_samples, n_pixels)`` are square images when
-        ``n_pixels`` is a perfect square and one-row images otherwise.
+        Images or volumes are told apart by ``spatial_dims`` (``"auto"``:
+        :func:`~sk_medcnn.utils._validation.infer_spatial_dims`). Flat rows
+        ``(n_samples, n_pixels)`` are square images when ``n_pixels`` is a
+        perfect square and one-row images otherwise (cubes with
+        ``spatial_dims=3``).
         """
         original_dtype = getattr(X, "dtype", None)
         ndim = getattr(X, "ndim", None)
         if ndim is None:
             X = np.asarray(X)
             ndim = X.ndim
+        spatial_dims = resolve_spatial_dims(getattr(self, "spatial_dims", "auto"), X)
         image_shape: tuple[int, int] | None = None
-        if ndim == 2:
+        if ndim == 2 and spatial_dims == 2:
             n_pixels = int(np.shape(X)[1])
             side = math.isqrt(n_pixels)
             if side * side == n_pixels:
@@ -253,7 +286,10 @@ class ImageTransformerMixin(TransformerMixin, BaseEstimator):
         if reset or hasattr(self, "n_features_in_"):  # transform may come first
             check_feature_names(self, X, reset=reset)
         images = check_images(
-            X, image_shape=image_shape, estimator_name=type(self).__name__
+            X,
+            image_shape=image_shape,
+            estimator_name=type(self).__name__,
+            spatial_dims=spatial_dims,
         )
         n_features = math.prod(images.shape[1:])
         if reset:
@@ -265,8 +301,8 @@ class ImageTransformerMixin(TransformerMixin, BaseEstimator):
             )
         if ndim == 2:
             shape: tuple[int, ...] = (images.shape[0], n_features)
-        elif ndim == 3:
-            shape = images.shape[:3]
+        elif ndim == spatial_dims + 1:  # no channel axis
+            shape = images.shape[:-1]
         else:
             shape = images.shape
         dtype = np.dtype(bool) if original_dtype == np.bool_ else images.dtype
@@ -278,7 +314,8 @@ class ImageTransformerMixin(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, height, width), \
-                (n_samples, height, width, channels) or (n_samples, n_pixels)
+                (n_samples, height, width, channels), (n_samples, depth, \
+                height, width[, channels]) or (n_samples, n_pixels)
             Images.
         y : None
             Ignored.
@@ -298,7 +335,8 @@ class ImageTransformerMixin(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, height, width), \
-                (n_samples, height, width, channels) or (n_samples, n_pixels)
+                (n_samples, height, width, channels), (n_samples, depth, \
+                height, width[, channels]) or (n_samples, n_pixels)
             Images.
 
         Returns
@@ -313,7 +351,7 @@ class ImageTransformerMixin(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.requires_fit = False  # nothing is learned from the data
-        tags.input_tags.three_d_array = True  # (n, H, W) and (n, H, W, C) images
+        tags.input_tags.three_d_array = True  # images (n, H, W[, C]), volumes
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
@@ -345,8 +383,10 @@ class BaseAugmenter(ImageTransformerMixin):
 
         Parameters
         ----------
-        images : torch.Tensor of shape (n_samples, channels, height, width)
-            Floating-point images in their raw intensity units, on any device.
+        images : torch.Tensor of shape (n_samples, channels, height, width) \
+                or (n_samples, channels, depth, height, width)
+            Floating-point images or volumes in their raw intensity units, on
+            any device.
             They are not modified.
         generator : torch.Generator
             Every random draw reads it; it must be on the device of ``images``.
@@ -358,7 +398,7 @@ class BaseAugmenter(ImageTransformerMixin):
             May be ``images`` itself when nothing changes (e.g. ``p=0``).
         """
         check_params(self)
-        check_batch(images, generator)
+        check_batch(images, generator, getattr(self, "spatial_dims", "auto"))
         with torch.no_grad():
             params = self._draw(images, generator)
             return self._apply(images, params)
@@ -369,7 +409,8 @@ class BaseAugmenter(ImageTransformerMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, height, width), \
-                (n_samples, height, width, channels) or (n_samples, n_pixels)
+                (n_samples, height, width, channels), (n_samples, depth, \
+                height, width[, channels]) or (n_samples, n_pixels)
             Images in any real dtype and intensity scale.
         y : None
             Ignored.
@@ -389,13 +430,16 @@ class BaseAugmenter(ImageTransformerMixin):
         n_samples = images.shape[0]
         out = np.empty(images.shape, dtype=dtype)
         chunk = max(1, _CHUNK_VALUES // max(1, math.prod(images.shape[1:])))
+        # channels-last (n, *spatial, C) to torch's (n, C, *spatial) and back
+        to_torch = (0, images.ndim - 1, *range(1, images.ndim - 1))
+        to_numpy = (0, *range(2, images.ndim), 1)
         for start in range(0, n_samples, chunk):
             batch = np.array(
-                images[start : start + chunk].transpose(0, 3, 1, 2),
+                images[start : start + chunk].transpose(to_torch),
                 dtype=np.float64 if compute_dtype == torch.float64 else np.float32,
                 order="C",
             )
             augmented = self.augment_batch(torch.from_numpy(batch), generator)
-            values = augmented.cpu().numpy().transpose(0, 2, 3, 1)
+            values = augmented.cpu().numpy().transpose(to_numpy)
             out[start : start + chunk] = _to_dtype(values, dtype)
         return out.reshape(shape)

@@ -17,8 +17,16 @@ from ..utils._validation import (
     non_negative_float,
     one_of,
     random_state_like,
+    spatial_dims_like,
 )
-from ._base import BaseAugmenter, Checker, draw_uniforms, image_range, range_pair
+from ._base import (
+    BaseAugmenter,
+    Checker,
+    draw_uniforms,
+    image_range,
+    per_image,
+    range_pair,
+)
 
 __all__ = ["RandomErasing", "RandomIntensity", "RandomNoise"]
 
@@ -47,6 +55,12 @@ class RandomIntensity(BaseAugmenter):
         mapped back to its range.
     p : float, default=1.0
         Probability, per image, of the change; in [0, 1].
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        How :meth:`fit_transform` reads ``X``: 2 for images, 3 for volumes,
+        ``"auto"`` by its shape (5 axes, or 4 whose last is not 1, 3 or 4, are
+        volumes; see ``sk_medcnn.utils.infer_spatial_dims``). Inside
+        ``MedicalCNNClassifier`` the batch's shape decides; 2 or 3 then
+        refuses the other kind with an error naming the shape.
     random_state : int, RandomState instance or None, default=None
         Seeds :meth:`fit_transform`; inside ``MedicalCNNClassifier`` the
         classifier's generator is used instead.
@@ -85,6 +99,7 @@ class RandomIntensity(BaseAugmenter):
         "contrast": closed_fraction,
         "gamma": non_negative_float,
         "p": closed_fraction,
+        "spatial_dims": spatial_dims_like,
         "random_state": random_state_like,
     }
 
@@ -95,12 +110,14 @@ class RandomIntensity(BaseAugmenter):
         contrast: float = 0.1,
         gamma: float = 0.0,
         p: float = 1.0,
+        spatial_dims: int | str = "auto",
         random_state: Any = None,
     ) -> None:
         self.brightness = brightness
         self.contrast = contrast
         self.gamma = gamma
         self.p = p
+        self.spatial_dims = spatial_dims
         self.random_state = random_state
 
     def _draw(
@@ -130,15 +147,16 @@ class RandomIntensity(BaseAugmenter):
             # a constant image (spread 0) is its minimum: low + 0 * ... = x
             scale = spread.clamp_min(torch.finfo(spread.dtype).tiny).reciprocal_()
             normalised = ((out - low) * scale).clamp_(0, 1)
-            normalised.pow_(params["gamma"].reshape(-1, 1, 1, 1))
+            normalised.pow_(per_image(params["gamma"], images))
             out = torch.addcmul(low, normalised, spread)
         # contrast about the mean, then the shift, as one multiply-add
         factor = offset = None
         if self.contrast > 0:
-            factor = params["factor"].reshape(-1, 1, 1, 1)
-            offset = out.mean(dim=(1, 2, 3), keepdim=True) * (1 - factor)
+            factor = per_image(params["factor"], images)
+            dims = tuple(range(1, images.ndim))
+            offset = out.mean(dim=dims, keepdim=True) * (1 - factor)
         if self.brightness > 0:
-            shift = params["shift"].reshape(-1, 1, 1, 1) * spread
+            shift = per_image(params["shift"], images) * spread
             offset = shift if offset is None else offset + shift
         if factor is not None and offset is not None:
             out = torch.addcmul(offset, out, factor)
@@ -146,7 +164,7 @@ class RandomIntensity(BaseAugmenter):
             out = out + offset
         if n_active == len(images):
             return out
-        return torch.where(active.reshape(-1, 1, 1, 1), out, images)
+        return torch.where(per_image(active, images), out, images)
 
 
 class RandomNoise(BaseAugmenter):
@@ -163,6 +181,12 @@ class RandomNoise(BaseAugmenter):
         intensity range (maximum - minimum), >= 0.
     p : float, default=1.0
         Probability, per image, of noise; in [0, 1].
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        How :meth:`fit_transform` reads ``X``: 2 for images, 3 for volumes,
+        ``"auto"`` by its shape (5 axes, or 4 whose last is not 1, 3 or 4, are
+        volumes; see ``sk_medcnn.utils.infer_spatial_dims``). Inside
+        ``MedicalCNNClassifier`` the batch's shape decides; 2 or 3 then
+        refuses the other kind with an error naming the shape.
     random_state : int, RandomState instance or None, default=None
         Seeds :meth:`fit_transform`; inside ``MedicalCNNClassifier`` the
         classifier's generator is used instead.
@@ -207,6 +231,7 @@ class RandomNoise(BaseAugmenter):
         "kind": one_of(("gaussian", "rician")),
         "std": non_negative_float,
         "p": closed_fraction,
+        "spatial_dims": spatial_dims_like,
         "random_state": random_state_like,
     }
 
@@ -216,11 +241,13 @@ class RandomNoise(BaseAugmenter):
         *,
         std: float = 0.05,
         p: float = 1.0,
+        spatial_dims: int | str = "auto",
         random_state: Any = None,
     ) -> None:
         self.kind = kind
         self.std = std
         self.p = p
+        self.spatial_dims = spatial_dims
         self.random_state = random_state
 
     def _draw(
@@ -250,19 +277,26 @@ class RandomNoise(BaseAugmenter):
             noisy = low + torch.sqrt(real * real + imaginary * imaginary)
         else:
             noisy = images + sigma * noise[0]
-        return torch.where(active.reshape(-1, 1, 1, 1), noisy, images)
+        return torch.where(per_image(active, images), noisy, images)
 
 
 class RandomErasing(BaseAugmenter):
-    """Replace a random rectangle of each image with random intensities.
+    """Replace a random rectangle (volumes: a box) of each image with random values.
 
     Parameters
     ----------
     p : float, default=0.5
         Probability, per image, of erasing a rectangle; in [0, 1].
     scale : tuple of (float, float), default=(0.02, 0.2)
-        Range of the rectangle's area as a fraction of the image's, drawn
-        uniformly; ``0 <= low <= high <= 1``.
+        Range of the rectangle's area as a fraction of the image's (of a
+        box's volume as a fraction of the volume's), drawn uniformly;
+        ``0 <= low <= high <= 1``.
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        How :meth:`fit_transform` reads ``X``: 2 for images, 3 for volumes,
+        ``"auto"`` by its shape (5 axes, or 4 whose last is not 1, 3 or 4, are
+        volumes; see ``sk_medcnn.utils.infer_spatial_dims``). Inside
+        ``MedicalCNNClassifier`` the batch's shape decides; 2 or 3 then
+        refuses the other kind with an error naming the shape.
     random_state : int, RandomState instance or None, default=None
         Seeds :meth:`fit_transform`; inside ``MedicalCNNClassifier`` the
         classifier's generator is used instead.
@@ -287,6 +321,10 @@ class RandomErasing(BaseAugmenter):
     erased with the rest: keep ``scale`` well below the lesion size where the
     label depends on a small finding.
 
+    On volumes the box's two aspect ratios, height / depth and width /
+    depth, are each drawn log-uniformly in [0.3, 1 / 0.3], and its sides
+    are cut to the volume as a rectangle's are.
+
     References
     ----------
     Z. Zhong, L. Zheng, G. Kang, S. Li and Y. Yang, "Random erasing data
@@ -306,6 +344,7 @@ class RandomErasing(BaseAugmenter):
     _parameter_constraints: ClassVar[dict[str, Checker]] = {
         "p": closed_fraction,
         "scale": range_pair(low=0.0, high=1.0),
+        "spatial_dims": spatial_dims_like,
         "random_state": random_state_like,
     }
 
@@ -314,15 +353,19 @@ class RandomErasing(BaseAugmenter):
         p: float = 0.5,
         *,
         scale: tuple[float, float] = (0.02, 0.2),
+        spatial_dims: int | str = "auto",
         random_state: Any = None,
     ) -> None:
         self.p = p
         self.scale = scale
+        self.spatial_dims = spatial_dims
         self.random_state = random_state
 
     def _draw(
         self, images: torch.Tensor, generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
+        if images.ndim == 5:
+            return self._draw_box(images, generator)
         _, _, height, width = images.shape
         low, high = (float(value) for value in self.scale)
         uniforms = draw_uniforms(images, generator, 5)
@@ -343,10 +386,37 @@ class RandomErasing(BaseAugmenter):
             "active": uniforms[4] < self.p,
         }
 
+    def _draw_box(
+        self, volumes: torch.Tensor, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        sizes = volumes.shape[2:]
+        low, high = (float(value) for value in self.scale)
+        uniforms = draw_uniforms(volumes, generator, 7)
+        volume = (uniforms[0] * (high - low) + low) * math.prod(sizes)
+        log_low, log_high = (math.log(value) for value in _ERASING_RATIO)
+        ratios = torch.exp(uniforms[1:3] * (log_high - log_low) + log_low)
+        # depth * (depth * ratio_h) * (depth * ratio_w) = volume
+        depth = torch.pow(volume / (ratios[0] * ratios[1]), 1 / 3)
+        sides = torch.stack([depth, depth * ratios[0], depth * ratios[1]])
+        params: dict[str, torch.Tensor] = {}
+        for axis, (name, size) in enumerate(
+            zip(("depth", "height", "width"), sizes, strict=True)
+        ):
+            side = torch.floor(sides[axis] + 0.5).clamp(0, size)
+            start = torch.floor(uniforms[3 + axis] * (size - side + 1))
+            params[name] = side
+            params[f"{name}_start"] = start.clamp(max=size - side)
+        fill = torch.rand(volumes.shape, generator=generator, device=volumes.device)
+        params["fill"] = fill.to(volumes.dtype)
+        params["active"] = uniforms[6] < self.p
+        return params
+
     def _apply(
         self, images: torch.Tensor, params: dict[str, torch.Tensor]
     ) -> torch.Tensor:
         active = params["active"] & (params["height"] > 0) & (params["width"] > 0)
+        if images.ndim == 5:
+            return self._apply_box(images, params, active & (params["depth"] > 0))
         if not bool(active.any()):
             return images
         _, _, height, width = images.shape
@@ -363,3 +433,23 @@ class RandomErasing(BaseAugmenter):
         low, high = image_range(images)
         fill = low + params["fill"] * (high - low)
         return torch.where(mask, fill, images)
+
+    @staticmethod
+    def _apply_box(
+        volumes: torch.Tensor, params: dict[str, torch.Tensor], active: torch.Tensor
+    ) -> torch.Tensor:
+        if not bool(active.any()):
+            return volumes
+        mask = active.reshape(-1, 1, 1, 1, 1)
+        for axis, name in enumerate(("depth", "height", "width")):
+            positions = torch.arange(
+                volumes.shape[2 + axis], device=volumes.device, dtype=volumes.dtype
+            )
+            start = params[f"{name}_start"][:, None]
+            inside = (positions >= start) & (positions < start + params[name][:, None])
+            shape = [-1, 1, 1, 1, 1]
+            shape[2 + axis] = volumes.shape[2 + axis]
+            mask = mask & inside.reshape(shape)
+        low, high = image_range(volumes)
+        fill = low + params["fill"] * (high - low)
+        return torch.where(mask, fill, volumes)

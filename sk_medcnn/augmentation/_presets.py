@@ -10,7 +10,7 @@ from ._intensity import RandomIntensity, RandomNoise
 __all__ = ["default_augmentation"]
 
 
-def default_augmentation() -> Pipeline:
+def default_augmentation(spatial_dims: int = 2) -> Pipeline:
     """Build the default training augmentation: small affine maps, intensity, noise.
 
     ``MedicalCNNClassifier(augmentation="auto")``, the default, trains with a
@@ -19,6 +19,14 @@ def default_augmentation() -> Pipeline:
     prevalence) on PneumoniaMNIST and RetinaMNIST, trained on all, 10% or 300
     images of their training splits (user guide, "Defaults and a recipe",
     from ``benchmarks/eval_generalisation.py``).
+
+    Parameters
+    ----------
+    spatial_dims : {2, 3}, default=2
+        2 for images, 3 for volumes. The two pipelines differ only in the
+        shift: volumes are shifted along their depth too,
+        ``RandomAffine(translate=(0.05, 0.05, 0.05), ...)``; the 2-D pipeline
+        also runs on volumes, shifting them within their slices.
 
     Returns
     -------
@@ -46,17 +54,25 @@ def default_augmentation() -> Pipeline:
     There are no flips: a mirrored chest radiograph has its heart on the
     wrong side, and the laterality of many images is part of what they show.
     Add :class:`RandomFlip` for images without one (fundus photographs,
-    histology). All three steps work on gray or colour images of any size
-    and intensity unit.
+    histology). All three steps work on gray or colour images and volumes of
+    any size and intensity unit. The 3-D pipeline was not tuned: it is the
+    2-D one with the same strengths along the depth.
 
     Examples
     --------
     >>> from sk_medcnn.augmentation import default_augmentation
     >>> [name for name, _ in default_augmentation().steps]
     ['randomaffine', 'randomintensity', 'randomnoise']
+    >>> default_augmentation(spatial_dims=3)[0].translate
+    (0.05, 0.05, 0.05)
     """
+    if isinstance(spatial_dims, bool) or spatial_dims not in (2, 3):
+        raise ValueError(
+            f"spatial_dims must be 2 (images) or 3 (volumes); got {spatial_dims!r}."
+        )
+    translate = (0.05, 0.05) if spatial_dims == 2 else (0.05, 0.05, 0.05)
     return make_pipeline(
-        RandomAffine(translate=(0.05, 0.05), degrees=10.0, scale=(0.95, 1.05), p=0.5),
+        RandomAffine(translate=translate, degrees=10.0, scale=(0.95, 1.05), p=0.5),
         RandomIntensity(brightness=0.2, contrast=0.4, gamma=0.4),
         RandomNoise(std=0.04, p=0.5),
     )

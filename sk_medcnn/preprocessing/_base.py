@@ -1,9 +1,11 @@
 """Shared machinery of the image transformers: validation, layouts and chunks.
 
 Every transformer of :mod:`sk_medcnn.preprocessing` works on channels-last
-batches ``(n_samples, height, width, channels)``; this module turns what the
+batches ``(n_samples, height, width, channels)`` of images or ``(n_samples,
+depth, height, width, channels)`` of volumes; this module turns what the
 user passes into that form and the result back into the user's layout
-(flat rows stay flat rows, ``(n, H, W)`` stays ``(n, H, W)``).
+(flat rows stay flat rows, ``(n, H, W)`` stays ``(n, H, W)`` and ``(n, D, H,
+W)`` stays ``(n, D, H, W)``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..utils._validation import (
     check_images,
     check_params,
     one_of,
+    resolve_spatial_dims,
 )
 
 #: Bytes of float temporaries a transformer allocates per chunk of images:
@@ -66,6 +69,30 @@ def size_pair(value: Any) -> tuple[int, int]:
         return int(value), int(value)
     height, width = value
     return int(height), int(width)
+
+
+def spatial_size(
+    value: Any, images: NDArray[Any], name: str, owner: str
+) -> tuple[int, ...]:
+    """Return the output size for ``images`` from an int or a tuple of sizes.
+
+    An int is a square (images) or a cube (volumes); a tuple must have one
+    size per spatial axis of ``images`` ``(n, *spatial, C)``, else a
+    ``ValueError`` names both shapes.
+    """
+    n_axes = images.ndim - 2
+    if isinstance(value, Integral):
+        return (int(value),) * n_axes
+    sizes = tuple(int(size) for size in value)
+    if len(sizes) != n_axes:
+        kind = "volumes" if n_axes == 3 else "images"
+        axes = "(depth, height, width)" if n_axes == 3 else "(height, width)"
+        found = "x".join(str(size) for size in images.shape[1:-1])
+        raise ValueError(
+            f"{owner}: {name}={tuple(value)!r} has {len(sizes)} sizes, but X holds "
+            f"{kind} of {found}; give {axes} or an int."
+        )
+    return sizes
 
 
 def float_dtype_for(dtype: np.dtype[Any]) -> type[np.floating[Any]]:
@@ -118,6 +145,31 @@ def image_size_like(value: Any, name: str) -> None:
         raise ValueError(f"{name} must hold sizes >= 1; got {value!r}.")
 
 
+def spatial_size_like(value: Any, name: str) -> None:
+    """Check an int >= 1, a pair ``(height, width)`` or a triple ``(depth, ...)``.
+
+    :func:`image_size_like` for transformers that also take volumes.
+    """
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1; got {value!r}.")
+        return
+    if not isinstance(value, tuple | list):
+        raise TypeError(
+            f"{name} must be an int, a tuple (height, width) or (depth, height, "
+            f"width) of ints; got {value!r} ({type(value).__name__})."
+        )
+    if len(value) not in (2, 3) or not all(
+        isinstance(size, Integral) and not isinstance(size, bool) for size in value
+    ):
+        raise ValueError(
+            f"{name} must be an int, a tuple (height, width) of two ints or "
+            f"(depth, height, width) of three; got {value!r}."
+        )
+    if min(value) < 1:
+        raise ValueError(f"{name} must hold sizes >= 1; got {value!r}.")
+
+
 def finite_number(value: Any, name: str) -> None:
     """Check that ``value`` is a finite real number (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, Real):
@@ -150,12 +202,14 @@ def restore_layout(images: NDArray[Any], ndim: int) -> NDArray[Any]:
 
     Parameters
     ----------
-    images : ndarray of shape (n_samples, height, width, channels)
-        Transformed images.
-    ndim : {2, 3, 4}
+    images : ndarray of shape (n_samples, height, width, channels) or \
+            (n_samples, depth, height, width, channels)
+        Transformed images or volumes.
+    ndim : {2, 3, 4, 5}
         Dimensions of the input: flat rows come back as flat rows
-        ``(n_samples, height * width * channels)``, ``(n, H, W)`` images as
-        ``(n, H, W)`` when a single channel is left.
+        ``(n_samples, n_values)``; an input without a channel axis, ``(n, H,
+        W)`` or ``(n, D, H, W)``, comes back without one when a single
+        channel is left.
 
     Returns
     -------
@@ -163,7 +217,7 @@ def restore_layout(images: NDArray[Any], ndim: int) -> NDArray[Any]:
     """
     if ndim == 2:
         return images.reshape(images.shape[0], -1)
-    if ndim == 3 and images.shape[-1] == 1:
+    if ndim == images.ndim - 1 and images.shape[-1] == 1:
         return images[..., 0]
     return images
 
@@ -210,7 +264,8 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, height, width), \
-                (n_samples, height, width, channels) or (n_samples, n_pixels)
+                (n_samples, height, width, channels), (n_samples, depth, \
+                height, width[, channels]) or (n_samples, n_pixels)
             Images; flat rows are taken as square single-channel images.
         y : None
             Ignored; present for :class:`~sklearn.pipeline.Pipeline`.
@@ -232,7 +287,8 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, height, width), \
-                (n_samples, height, width, channels) or (n_samples, n_pixels)
+                (n_samples, height, width, channels), (n_samples, depth, \
+                height, width[, channels]) or (n_samples, n_pixels)
             Images; flat rows are taken as images of the shape seen in ``fit``
             (square single-channel images if the transformer was not fitted).
 
@@ -255,7 +311,8 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, height, width), \
-                (n_samples, height, width, channels) or (n_samples, n_pixels)
+                (n_samples, height, width, channels), (n_samples, depth, \
+                height, width[, channels]) or (n_samples, n_pixels)
             Images.
         y : None
             Ignored.
@@ -296,7 +353,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True  # (n, H, W) and (n, H, W, C) images
+        tags.input_tags.three_d_array = True  # images (n, H, W[, C]) and volumes
         tags.requires_fit = self._fitted_attributes() is not None
         tags.transformer_tags.preserves_dtype = (
             ["float64", "float32"] if self._keeps_dtype else ["float32"]
@@ -326,6 +383,9 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
         if getattr(X, "shape", None) is None:
             X = np.asarray(X)  # lists and other array-likes
         ndim = len(X.shape)  # type: ignore[union-attr]
+        # subclasses without a spatial_dims parameter (the corruptions of
+        # sk_medcnn.robustness) read 2-D images, as they always did
+        spatial_dims = resolve_spatial_dims(getattr(self, "spatial_dims", 2), X)
         image_shape: tuple[int, ...] | None = None
         expected_n_features = None
         if ndim == 2:
@@ -334,7 +394,8 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
                 expected_n_features = self.n_features_in_
                 if n_pixels == self.n_features_in_:
                     image_shape = self.image_shape_
-            if image_shape is None:
+                    spatial_dims = len(image_shape) - 1
+            if image_shape is None and spatial_dims == 2:
                 side = math.isqrt(n_pixels)
                 if side * side == n_pixels:
                     image_shape = (side, side)
@@ -353,11 +414,13 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
             image_shape=image_shape,
             estimator_name=name,
             expected_n_features=expected_n_features,
+            spatial_dims=spatial_dims,
         )
         if 0 in images.shape[1:]:
+            axes = "depth, height, width" if images.ndim == 5 else "height, width"
             raise ValueError(
                 f"X holds empty images of shape {tuple(images.shape[1:])} "
-                "(height, width, channels); every size must be >= 1."
+                f"({axes}, channels); every size must be >= 1."
             )
         if reset:
             self.image_shape_ = tuple(int(size) for size in images.shape[1:])

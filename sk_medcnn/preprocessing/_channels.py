@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..utils._validation import Checker
+from ..utils._validation import Checker, spatial_dims_like
 from ._base import _ImageTransformer, cast_like, float_dtype_for, iter_chunks
 
 __all__ = ["ToGrayscale", "ToRGB"]
@@ -55,13 +56,15 @@ class ToGrayscale(_ImageTransformer):
     array([[[  0, 237]]], dtype=uint8)
     """
 
-    _parameter_constraints: ClassVar[dict[str, Checker]] = {}
+    _parameter_constraints: ClassVar[dict[str, Checker]] = {
+        "spatial_dims": spatial_dims_like,
+    }
 
-    def __init__(self) -> None:
-        pass
+    def __init__(self, *, spatial_dims: int | str = "auto") -> None:
+        self.spatial_dims = spatial_dims
 
     def _transform_images(self, images: NDArray[Any]) -> NDArray[Any]:
-        n_samples, height, width, channels = images.shape
+        n_samples, channels = images.shape[0], images.shape[-1]
         if channels == 1:
             return images.copy()
         if channels != 3:
@@ -71,9 +74,10 @@ class ToGrayscale(_ImageTransformer):
             )
         compute = float_dtype_for(images.dtype)
         weights = np.asarray(LUMINANCE_WEIGHTS, dtype=compute)
-        out = np.empty((n_samples, height, width, 1), dtype=images.dtype)
+        out = np.empty((*images.shape[:-1], 1), dtype=images.dtype)
         itemsize = np.dtype(compute).itemsize
-        for chunk in iter_chunks(n_samples, 4 * height * width * itemsize):
+        n_values = math.prod(images.shape[1:-1])
+        for chunk in iter_chunks(n_samples, 4 * n_values * itemsize):
             luminance = images[chunk].astype(compute) @ weights
             out[chunk, ..., 0] = cast_like(luminance, images.dtype)
         return out
@@ -83,6 +87,14 @@ class ToRGB(_ImageTransformer):
     """Repeat a single channel three times, for networks that expect RGB.
 
     Three-channel images pass through unchanged (copied).
+
+    Parameters
+    ----------
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels.
 
     Attributes
     ----------
@@ -102,6 +114,7 @@ class ToRGB(_ImageTransformer):
     ``(n, H, W)`` and ``(n, H, W, 1)`` both become ``(n, H, W, 3)``; flat
     rows become flat rows of ``height * width * 3`` channels-last values. The
     dtype is kept. The result is a new array three times the input's size.
+    Volumes ``(n, D, H, W)`` become ``(n, D, H, W, 3)`` likewise.
 
     Examples
     --------
@@ -113,10 +126,12 @@ class ToRGB(_ImageTransformer):
              [20, 20, 20]]]], dtype=uint8)
     """
 
-    _parameter_constraints: ClassVar[dict[str, Checker]] = {}
+    _parameter_constraints: ClassVar[dict[str, Checker]] = {
+        "spatial_dims": spatial_dims_like,
+    }
 
-    def __init__(self) -> None:
-        pass
+    def __init__(self, *, spatial_dims: int | str = "auto") -> None:
+        self.spatial_dims = spatial_dims
 
     def _transform_images(self, images: NDArray[Any]) -> NDArray[Any]:
         channels = images.shape[-1]

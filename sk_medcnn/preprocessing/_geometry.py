@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from numbers import Integral
 from typing import Any, ClassVar
 
@@ -13,16 +14,16 @@ from skimage.util import img_as_float32
 from threadpoolctl import ThreadpoolController
 
 from ..utils._memory import check_memory
-from ..utils._validation import Checker, boolean, one_of
+from ..utils._validation import Checker, boolean, one_of, spatial_dims_like
 from ._base import (
     CHUNK_BYTES,
     _ImageTransformer,
     cast_like,
     finite_number,
     float_dtype_for,
-    image_size_like,
     iter_chunks,
-    size_pair,
+    spatial_size,
+    spatial_size_like,
     spline_order,
 )
 
@@ -169,6 +170,52 @@ def _resize_chunk(
     out[...] = cast_like(result, out.dtype)
 
 
+def _resize_volumes(
+    volumes: NDArray[Any],
+    shape: tuple[int, int, int],
+    *,
+    order: int,
+    anti_aliasing: bool,
+    preserve_range: bool,
+) -> NDArray[Any]:
+    """Resize channels-last volumes ``(n, D, H, W, C)`` to ``(n, d, h, w, C)``.
+
+    The same separable computation as for images, one axis at a time: each
+    axis is a product with the matrix of :func:`_resize_matrix` over a chunk
+    of volumes (``np.tensordot``), then splines of order > 1 are clipped to
+    each volume's input range, as :func:`skimage.transform.resize` does.
+    """
+    n_samples, *sizes, channels = volumes.shape
+    rescale = not preserve_range and volumes.dtype.kind in "iub"
+    out_dtype = np.dtype(np.float32) if rescale else volumes.dtype
+    compute = float_dtype_for(volumes.dtype)
+    matrices = [
+        None
+        if size_out == size_in
+        else _resize_matrix(size_in, size_out, order, anti_aliasing).astype(compute)
+        for size_in, size_out in zip(sizes, shape, strict=True)
+    ]
+    out = np.empty((n_samples, *shape, channels), dtype=out_dtype)
+    largest = max(math.prod(sizes), math.prod(shape)) * 4  # every intermediate shape
+    per_volume = 2 * largest * channels * np.dtype(compute).itemsize
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        for chunk in iter_chunks(n_samples, per_volume):
+            source = volumes[chunk]
+            if rescale:
+                source = img_as_float32(source)
+            block = source.astype(compute)
+            for axis, matrix in enumerate(matrices, start=1):
+                if matrix is not None:
+                    product = np.tensordot(matrix, block, ([1], [axis]))
+                    block = np.moveaxis(product, 0, axis)
+            if order > 1:
+                low = source.min(axis=(1, 2, 3, 4), keepdims=True)
+                high = source.max(axis=(1, 2, 3, 4), keepdims=True)
+                block = np.clip(block, low, high)
+            out[chunk] = cast_like(np.array(block, dtype=compute), out_dtype)
+    return out
+
+
 class Resize(_ImageTransformer):
     """Resize images to ``shape`` with scikit-image's interpolation, batched.
 
@@ -185,8 +232,10 @@ class Resize(_ImageTransformer):
 
     Parameters
     ----------
-    shape : int or tuple of (int, int)
-        Output ``(height, width)``; an int gives a square.
+    shape : int or tuple of (int, int) or of (int, int, int)
+        Output ``(height, width)`` of images or ``(depth, height, width)`` of
+        volumes; an int gives a square or a cube. A tuple of the other
+        length is an error naming the shape of ``X``.
     anti_aliasing : bool, default=True
         Smooth with a Gaussian of standard deviation ``(factor - 1) / 2``
         along each axis that shrinks, before interpolating, as
@@ -198,6 +247,11 @@ class Resize(_ImageTransformer):
         Keep the intensities as they are. If False, integer images are
         scaled to [0, 1] (``skimage.util.img_as_float32``) and returned as
         float32; float images are unchanged.
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels.
 
     Attributes
     ----------
@@ -229,6 +283,9 @@ class Resize(_ImageTransformer):
     images: ``resize`` then filters in the integer dtype, rounding after each
     axis, where ``Resize`` filters in float (up to 2 grey levels apart).
 
+    Volumes are resized the same way along their three axes (``resize`` on
+    each volume, to float rounding): one matrix product per axis.
+
     Examples
     --------
     >>> import numpy as np
@@ -240,31 +297,40 @@ class Resize(_ImageTransformer):
     >>> Resize(2, anti_aliasing=False).fit_transform(np.eye(4)[np.newaxis])
     array([[[0.5, 0. ],
             [0. , 0.5]]])
+    >>> volumes = np.zeros((2, 28, 28, 28), dtype=np.uint8)  # (n, D, H, W)
+    >>> Resize((14, 32, 32)).fit_transform(volumes).shape
+    (2, 14, 32, 32)
     """
 
     _parameter_constraints: ClassVar[dict[str, Checker]] = {
-        "shape": image_size_like,
+        "shape": spatial_size_like,
         "anti_aliasing": boolean,
         "order": spline_order,
         "preserve_range": boolean,
+        "spatial_dims": spatial_dims_like,
     }
 
     def __init__(
         self,
-        shape: int | tuple[int, int],
+        shape: int | tuple[int, ...],
         *,
         anti_aliasing: bool = True,
         order: int = 1,
         preserve_range: bool = True,
+        spatial_dims: int | str = "auto",
     ) -> None:
         self.shape = shape
         self.anti_aliasing = anti_aliasing
         self.order = order
         self.preserve_range = preserve_range
+        self.spatial_dims = spatial_dims
 
     def _transform_images(self, images: NDArray[Any]) -> NDArray[Any]:
+        size = spatial_size(self.shape, images, "shape", "Resize")
+        if images.ndim == 5:
+            return self._transform_volumes(images, size)
         n_samples, height, width, channels = images.shape
-        out_height, out_width = size_pair(self.shape)
+        out_height, out_width = size
         rescale = not self.preserve_range and images.dtype.kind in "iub"
         out_itemsize = 4 if rescale else images.dtype.itemsize
         per_image = _resize_temporaries(
@@ -285,7 +351,27 @@ class Resize(_ImageTransformer):
         )
         return _resize_batch(
             images,
-            size_pair(self.shape),
+            (out_height, out_width),
+            order=int(self.order),
+            anti_aliasing=bool(self.anti_aliasing),
+            preserve_range=bool(self.preserve_range),
+        )
+
+    def _transform_volumes(
+        self, volumes: NDArray[Any], size: tuple[int, ...]
+    ) -> NDArray[Any]:
+        n_samples, *sizes, channels = volumes.shape
+        rescale = not self.preserve_range and volumes.dtype.kind in "iub"
+        out_itemsize = 4 if rescale else volumes.dtype.itemsize
+        check_memory(
+            n_samples * math.prod(size) * channels * out_itemsize + CHUNK_BYTES,
+            f"Resize(shape={self.shape!r}) on {n_samples} volume(s) of "
+            f"{'x'.join(map(str, sizes))}x{channels} {volumes.dtype}",
+            "Ask for a smaller shape, or resize fewer volumes at a time.",
+        )
+        return _resize_volumes(
+            volumes,
+            (size[0], size[1], size[2]),
             order=int(self.order),
             anti_aliasing=bool(self.anti_aliasing),
             preserve_range=bool(self.preserve_range),
@@ -297,9 +383,15 @@ class CenterCrop(_ImageTransformer):
 
     Parameters
     ----------
-    shape : int or tuple of (int, int)
-        ``(height, width)`` of the crop; an int gives a square. Every image
-        must be at least this large (use :class:`Pad` first otherwise).
+    shape : int or tuple of (int, int) or of (int, int, int)
+        ``(height, width)`` of the crop, or ``(depth, height, width)`` for
+        volumes; an int gives a square or a cube. Every image must be at
+        least this large (use :class:`Pad` first otherwise).
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels.
 
     Attributes
     ----------
@@ -319,8 +411,9 @@ class CenterCrop(_ImageTransformer):
     -----
     When ``height - shape[0]`` is odd, the extra row is cut from the bottom
     (the top offset is ``(height - shape[0]) // 2``), and likewise the extra
-    column from the right, so that ``CenterCrop`` undoes :class:`Pad` exactly.
-    The result is a new array of the input's dtype, never a view of ``X``.
+    column from the right, so that ``CenterCrop`` undoes :class:`Pad` exactly
+    (volumes: the extra slice from the back). The result is a new array of
+    the input's dtype, never a view of ``X``.
 
     Examples
     --------
@@ -330,37 +423,52 @@ class CenterCrop(_ImageTransformer):
     >>> CenterCrop(2).fit_transform(X)[0]
     array([[ 5,  6],
            [ 9, 10]])
+    >>> CenterCrop((4, 6, 6)).fit_transform(np.zeros((1, 8, 10, 10))).shape
+    (1, 4, 6, 6)
     """
 
-    _parameter_constraints: ClassVar[dict[str, Checker]] = {"shape": image_size_like}
+    _parameter_constraints: ClassVar[dict[str, Checker]] = {
+        "shape": spatial_size_like,
+        "spatial_dims": spatial_dims_like,
+    }
 
-    def __init__(self, shape: int | tuple[int, int]) -> None:
+    def __init__(
+        self, shape: int | tuple[int, ...], *, spatial_dims: int | str = "auto"
+    ) -> None:
         self.shape = shape
+        self.spatial_dims = spatial_dims
 
     def _transform_images(self, images: NDArray[Any]) -> NDArray[Any]:
-        out_height, out_width = size_pair(self.shape)
-        height, width = images.shape[1:3]
-        if height < out_height or width < out_width:
+        size = spatial_size(self.shape, images, "shape", "CenterCrop")
+        sizes = images.shape[1:-1]
+        if any(have < want for have, want in zip(sizes, size, strict=True)):
+            unit = "voxels" if len(sizes) == 3 else "pixels"
+            kind = "volumes" if len(sizes) == 3 else "images"
             raise ValueError(
-                f"CenterCrop(shape={self.shape!r}) needs images of at least "
-                f"{out_height}x{out_width} pixels; X holds {height}x{width} images. "
+                f"CenterCrop(shape={self.shape!r}) needs {kind} of at least "
+                f"{'x'.join(map(str, size))} {unit}; X holds "
+                f"{'x'.join(map(str, sizes))} {kind}. "
                 "Pad them first (sk_medcnn.preprocessing.Pad) or crop less."
             )
-        top = (height - out_height) // 2
-        left = (width - out_width) // 2
-        return images[:, top : top + out_height, left : left + out_width].copy()
+        region = tuple(
+            slice((have - want) // 2, (have - want) // 2 + want)
+            for have, want in zip(sizes, size, strict=True)
+        )
+        return images[(slice(None), *region)].copy()
 
 
 class Pad(_ImageTransformer):
     """Pad each image, centred, to at least ``shape`` pixels.
 
     Images already that large along an axis are left alone along it, so the
-    output is ``(max(height, shape[0]), max(width, shape[1]))``.
+    output is ``(max(height, shape[0]), max(width, shape[1]))`` (volumes
+    likewise along their three axes).
 
     Parameters
     ----------
-    shape : int or tuple of (int, int)
-        Minimum ``(height, width)``; an int gives a square.
+    shape : int or tuple of (int, int) or of (int, int, int)
+        Minimum ``(height, width)``, or ``(depth, height, width)`` for
+        volumes; an int gives a square or a cube.
     mode : str, default="constant"
         A :func:`numpy.pad` mode: ``"constant"``, ``"edge"``,
         ``"linear_ramp"``, ``"maximum"``, ``"mean"``, ``"median"``,
@@ -370,6 +478,11 @@ class Pad(_ImageTransformer):
         Fill value of ``mode="constant"`` and end value of
         ``mode="linear_ramp"``; it must fit the images' dtype (e.g. -1024
         for CT in HU, but not -1 for uint8 images).
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels.
 
     Attributes
     ----------
@@ -400,47 +513,49 @@ class Pad(_ImageTransformer):
     array([[0, 1, 1, 0],
            [0, 1, 1, 0],
            [0, 0, 0, 0]], dtype=uint8)
+    >>> volumes = np.zeros((1, 2, 3, 5))  # (n, D, H, W)
+    >>> Pad((4, 4, 4), constant_values=-1024).fit_transform(volumes).shape
+    (1, 4, 4, 5)
     """
 
     _parameter_constraints: ClassVar[dict[str, Checker]] = {
-        "shape": image_size_like,
+        "shape": spatial_size_like,
         "mode": one_of(PAD_MODES),
         "constant_values": finite_number,
+        "spatial_dims": spatial_dims_like,
     }
 
     def __init__(
         self,
-        shape: int | tuple[int, int],
+        shape: int | tuple[int, ...],
         mode: str = "constant",
         constant_values: float = 0,
+        *,
+        spatial_dims: int | str = "auto",
     ) -> None:
         self.shape = shape
         self.mode = mode
         self.constant_values = constant_values
+        self.spatial_dims = spatial_dims
 
     def _transform_images(self, images: NDArray[Any]) -> NDArray[Any]:
-        out_height, out_width = size_pair(self.shape)
-        height, width = images.shape[1:3]
-        extra_rows = max(0, out_height - height)
-        extra_columns = max(0, out_width - width)
-        if extra_rows == 0 and extra_columns == 0:
+        size = spatial_size(self.shape, images, "shape", "Pad")
+        sizes = images.shape[1:-1]
+        extra = [max(0, want - have) for have, want in zip(sizes, size, strict=True)]
+        if not any(extra):
             return images.copy()
         self._check_fill_value(images.dtype)
-        n_samples, _, _, channels = images.shape
+        n_samples, channels = images.shape[0], images.shape[-1]
+        out_sizes = [have + more for have, more in zip(sizes, extra, strict=True)]
         check_memory(  # the output of numpy.pad
-            n_samples
-            * (height + extra_rows)
-            * (width + extra_columns)
-            * channels
-            * images.dtype.itemsize,
+            n_samples * math.prod(out_sizes) * channels * images.dtype.itemsize,
             f"Pad(shape={self.shape!r}) on {_images(n_samples)} of "
-            f"{height}x{width}x{channels} {images.dtype}",
+            f"{'x'.join(map(str, sizes))}x{channels} {images.dtype}",
             "Ask for a smaller shape, or pad fewer images at a time.",
         )
         widths = (
             (0, 0),
-            (extra_rows // 2, extra_rows - extra_rows // 2),
-            (extra_columns // 2, extra_columns - extra_columns // 2),
+            *((more // 2, more - more // 2) for more in extra),
             (0, 0),
         )
         options: dict[str, Any] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -15,12 +16,14 @@ from ..utils._validation import (
     one_of,
     optional,
     positive_float,
+    spatial_dims_like,
 )
 from ._base import (
     _ImageTransformer,
     finite_number,
-    image_size_like,
     iter_chunks,
+    spatial_size,
+    spatial_size_like,
 )
 from ._clahe import equalize_adapthist_batch
 
@@ -80,6 +83,11 @@ class IntensityWindow(_ImageTransformer):
         A standard window as (level, width) in HU: lung (-600, 1500),
         mediastinum (50, 350), abdomen (40, 400), bone (400, 1800),
         brain (40, 80).
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels.
 
     Attributes
     ----------
@@ -102,7 +110,9 @@ class IntensityWindow(_ImageTransformer):
     C.11.2.1.2.1) differs by half a unit at the edges, which is negligible
     for windows hundreds of HU wide. Apply it to HU values: pixel data
     rescaled with the DICOM ``rescale_slope`` and ``rescale_intercept``.
-    Preset sources are given in ``WINDOW_PRESETS`` in the source.
+    Preset sources are given in ``WINDOW_PRESETS`` in the source. The
+    window is applied voxel by voxel, so CT volumes ``(n, D, H, W)`` in HU
+    are windowed the same way.
 
     Examples
     --------
@@ -119,6 +129,7 @@ class IntensityWindow(_ImageTransformer):
         "level": optional(finite_number),
         "width": optional(positive_float),
         "preset": optional(one_of(tuple(WINDOW_PRESETS))),
+        "spatial_dims": spatial_dims_like,
     }
     _keeps_dtype = False
 
@@ -128,10 +139,12 @@ class IntensityWindow(_ImageTransformer):
         width: float | None = None,
         *,
         preset: str | None = None,
+        spatial_dims: int | str = "auto",
     ) -> None:
         self.level = level
         self.width = width
         self.preset = preset
+        self.spatial_dims = spatial_dims
 
     def _check_param_combination(self) -> None:
         if self.preset is not None:
@@ -179,6 +192,11 @@ class IntensityNormalizer(_ImageTransformer):
     percentiles : tuple of (float, float), default=(1, 99)
         Lower and upper percentiles of ``method="percentile"``,
         ``0 <= low < high <= 100``.
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels.
 
     Attributes
     ----------
@@ -216,6 +234,9 @@ class IntensityNormalizer(_ImageTransformer):
     :class:`~sklearn.preprocessing.MinMaxScaler` does); ``"percentile"``
     clips. Images in ``transform`` must have as many channels as in ``fit``.
 
+    Volumes are normalised the same way, their statistics taken over all
+    their voxels (per volume and channel with ``per_image=True``).
+
     Memory: images are processed in chunks of a few tens of MB, with float32
     temporaries and float64 accumulators; no float64 copy of ``X`` is made.
     Data-set percentiles of integer images come exactly from a histogram;
@@ -242,6 +263,7 @@ class IntensityNormalizer(_ImageTransformer):
         "method": one_of(_METHODS),
         "per_image": boolean,
         "percentiles": _percentile_pair,
+        "spatial_dims": spatial_dims_like,
     }
     _keeps_dtype = False
 
@@ -251,10 +273,12 @@ class IntensityNormalizer(_ImageTransformer):
         *,
         per_image: bool = True,
         percentiles: tuple[float, float] = (1, 99),
+        spatial_dims: int | str = "auto",
     ) -> None:
         self.method = method
         self.per_image = per_image
         self.percentiles = percentiles
+        self.spatial_dims = spatial_dims
 
     def _fitted_attributes(self) -> list[str] | None:
         if self.per_image:
@@ -273,8 +297,9 @@ class IntensityNormalizer(_ImageTransformer):
             self.mean_ = mean
             self.scale_ = np.where(_is_zero_scale(scale, mean), 1.0, scale)
         elif self.method == "minmax":
-            self.low_ = images.min(axis=(0, 1, 2)).astype(np.float64)
-            self.high_ = images.max(axis=(0, 1, 2)).astype(np.float64)
+            all_but_channels = tuple(range(images.ndim - 1))
+            self.low_ = images.min(axis=all_but_channels).astype(np.float64)
+            self.high_ = images.max(axis=all_but_channels).astype(np.float64)
         else:
             low, high = self.percentiles
             self.low_, self.high_ = _channel_percentiles(
@@ -283,7 +308,7 @@ class IntensityNormalizer(_ImageTransformer):
 
     # --- transform --------------------------------------------------------------
     def _transform_images(self, images: NDArray[Any]) -> NDArray[np.float32]:
-        n_samples, height, width, channels = images.shape
+        n_samples, channels = images.shape[0], images.shape[-1]
         if not self.per_image:
             fitted_channels = self.image_shape_[-1]
             if channels != fitted_channels:
@@ -293,20 +318,21 @@ class IntensityNormalizer(_ImageTransformer):
                     f"{fitted_channels}; its statistics are per channel."
                 )
         out = np.empty(images.shape, dtype=np.float32)
-        bytes_per_image = 3 * height * width * channels * 4
+        bytes_per_image = 3 * math.prod(images.shape[1:]) * 4
         for chunk in iter_chunks(n_samples, bytes_per_image):
             out[chunk] = self._normalize(images[chunk])
         return out
 
     def _normalize(self, block: NDArray[Any]) -> NDArray[np.float32]:
-        """Normalise a chunk ``(m, H, W, C)``; returns float32."""
+        """Normalise a chunk ``(m, H, W, C)`` or ``(m, D, H, W, C)``; float32 out."""
         values = block.astype(np.float32)
+        spatial = tuple(range(1, block.ndim - 1))  # per image and channel
         if self.method == "zscore":
             if self.per_image:
-                mean = values.mean(axis=(1, 2), keepdims=True, dtype=np.float64)
+                mean = values.mean(axis=spatial, keepdims=True, dtype=np.float64)
                 values -= mean.astype(np.float32)
                 variance = np.mean(
-                    np.square(values), axis=(1, 2), keepdims=True, dtype=np.float64
+                    np.square(values), axis=spatial, keepdims=True, dtype=np.float64
                 )
                 scale = np.sqrt(variance)
                 scale[_is_zero_scale(scale, mean)] = 1.0
@@ -317,11 +343,11 @@ class IntensityNormalizer(_ImageTransformer):
             return values
         if self.per_image:
             if self.method == "minmax":
-                low = block.min(axis=(1, 2), keepdims=True).astype(np.float64)
-                high = block.max(axis=(1, 2), keepdims=True).astype(np.float64)
+                low = block.min(axis=spatial, keepdims=True).astype(np.float64)
+                high = block.max(axis=spatial, keepdims=True).astype(np.float64)
             else:
                 low, high = np.percentile(
-                    block, self.percentiles, axis=(1, 2), keepdims=True
+                    block, self.percentiles, axis=spatial, keepdims=True
                 )
         else:
             low, high = self.low_, self.high_
@@ -369,18 +395,20 @@ def _channel_moments(
     Chunks are combined with Chan et al.'s pairwise update, so no float64
     copy of the images is made and the variance is numerically stable.
     """
-    n_samples, height, width, channels = images.shape
+    n_samples, channels = images.shape[0], images.shape[-1]
+    n_values = math.prod(images.shape[1:-1])  # per image and channel
+    all_but_channels = tuple(range(images.ndim - 1))
     count = 0
     mean = np.zeros(channels)
     sum_squares = np.zeros(channels)  # sum of squared deviations from mean
-    for chunk in iter_chunks(n_samples, 2 * height * width * channels * 4):
+    for chunk in iter_chunks(n_samples, 2 * n_values * channels * 4):
         values = images[chunk].astype(np.float32)
-        chunk_count = values.shape[0] * height * width
-        chunk_mean = values.mean(axis=(0, 1, 2), dtype=np.float64)
+        chunk_count = values.shape[0] * n_values
+        chunk_mean = values.mean(axis=all_but_channels, dtype=np.float64)
         values -= chunk_mean.astype(np.float32)
-        chunk_squares = np.square(values).sum(axis=(0, 1, 2), dtype=np.float64)
+        chunk_squares = np.square(values).sum(axis=all_but_channels, dtype=np.float64)
         # the mean was rounded to float32; correct the sum of squares for it
-        residual = values.mean(axis=(0, 1, 2), dtype=np.float64)
+        residual = values.mean(axis=all_but_channels, dtype=np.float64)
         chunk_squares -= chunk_count * residual**2
         total = count + chunk_count
         delta = chunk_mean - mean
@@ -467,9 +495,14 @@ class CLAHE(_ImageTransformer):
     clip_limit : float, default=0.01
         Clipping limit of the local histograms, in [0, 1]; higher gives more
         contrast, 0 gives unclipped adaptive equalisation.
-    kernel_size : int or tuple of (int, int), default=None
-        ``(height, width)`` of the contextual regions; ``None`` is 1/8 of the
-        image height and width.
+    kernel_size : int or tuple of (int, int) or of (int, int, int), default=None
+        ``(height, width)`` of the contextual regions, ``(depth, height,
+        width)`` for volumes; ``None`` is 1/8 of each size.
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels.
 
     Attributes
     ----------
@@ -502,6 +535,12 @@ class CLAHE(_ImageTransformer):
     z-scores, are accepted (it refuses them); negative integers (int16 CT)
     are stretched from their values (it first clips them to 0).
 
+    Volumes are equalised in 3-D, with 3-D contextual regions, one volume and
+    channel at a time by ``equalize_adapthist`` itself (which supports
+    n-dimensional images): each is stretched over its own range to [0, 1]
+    first, and a constant one maps to 0. This is not batched, so it is
+    slower per voxel than the 2-D path.
+
     References
     ----------
     .. [1] K. Zuiderveld, "Contrast Limited Adaptive Histogram Equalization",
@@ -520,22 +559,59 @@ class CLAHE(_ImageTransformer):
 
     _parameter_constraints: ClassVar[dict[str, Checker]] = {
         "clip_limit": closed_fraction,
-        "kernel_size": optional(image_size_like),
+        "kernel_size": optional(spatial_size_like),
+        "spatial_dims": spatial_dims_like,
     }
     _keeps_dtype = False
 
     def __init__(
         self,
         clip_limit: float = 0.01,
-        kernel_size: int | tuple[int, int] | None = None,
+        kernel_size: int | tuple[int, ...] | None = None,
+        *,
+        spatial_dims: int | str = "auto",
     ) -> None:
         self.clip_limit = clip_limit
         self.kernel_size = kernel_size
+        self.spatial_dims = spatial_dims
 
     def _transform_images(self, images: NDArray[Any]) -> NDArray[np.float32]:
-        kernel_size = self.kernel_size
-        if isinstance(kernel_size, list):
-            kernel_size = (kernel_size[0], kernel_size[1])
+        if self.kernel_size is not None:
+            spatial_size(self.kernel_size, images, "kernel_size", "CLAHE")
+        if images.ndim == 5:
+            return self._equalize_volumes(images)
+        kernel_size: int | tuple[int, int] | None = None
+        if self.kernel_size is not None:  # an int or two sizes, checked above
+            height, width = spatial_size(
+                self.kernel_size, images, "kernel_size", "CLAHE"
+            )
+            kernel_size = (height, width)
         return equalize_adapthist_batch(
             images, kernel_size=kernel_size, clip_limit=float(self.clip_limit)
         )
+
+    def _equalize_volumes(self, volumes: NDArray[Any]) -> NDArray[np.float32]:
+        from skimage.exposure import equalize_adapthist
+
+        # the function without its RGB adapter, which would take a volume
+        # whose last axis has 3 or 4 voxels for an RGB image
+        equalize = getattr(equalize_adapthist, "__wrapped__", equalize_adapthist)
+        kernel = (
+            None
+            if self.kernel_size is None
+            else spatial_size(self.kernel_size, volumes, "kernel_size", "CLAHE")
+        )
+        out = np.empty(volumes.shape, dtype=np.float32)
+        for index in np.ndindex(volumes.shape[0], volumes.shape[-1]):
+            sample, channel = index
+            volume = volumes[sample, ..., channel].astype(np.float64)
+            low, high = volume.min(), volume.max()
+            if high == low:
+                out[sample, ..., channel] = 0
+                continue
+            out[sample, ..., channel] = equalize(
+                (volume - low) / (high - low),
+                kernel_size=kernel,
+                clip_limit=float(self.clip_limit),
+            )
+        return out

@@ -297,8 +297,9 @@ def test_bad_batches(augmenter):
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: cls.__name__)
 def test_bad_images(cls):
+    # 5-D arrays are volumes now (test_augmentation_volumes.py); 6-D are not
     with pytest.raises(ValueError, match="X must be"):
-        cls().fit(np.zeros((2, 3, 4, 4, 1)))
+        cls().fit(np.zeros((2, 3, 4, 4, 1, 1)))
     with pytest.raises(ValueError, match="X must be"):
         cls().transform(np.zeros(5))
     with pytest.raises(ValueError, match="NaN"):

@@ -362,6 +362,7 @@ def test_the_allow_list_is_what_we_reviewed():
         "preprocessing.IntensityNormalizer",
         "preprocessing.IntensityWindow",
         "preprocessing.Pad",
+        "preprocessing.Resample",  # numbers, tuples, None and a str; fitted: shapes
         "preprocessing.Resize",
         "preprocessing.ToGrayscale",
         "preprocessing.ToRGB",

@@ -62,4 +62,5 @@ def test_round_trip_of_grey_images():
 
 def test_to_rgb_refuses_other_channel_counts():
     with pytest.raises(ValueError, match="ToRGB takes single-channel images; X has 2"):
-        ToRGB().fit_transform(np.zeros((1, 2, 2, 2)))
+        # 2-D images of 2 channels: (1, 2, 2, 2) alone would be read as a volume
+        ToRGB(spatial_dims=2).fit_transform(np.zeros((1, 2, 2, 2)))

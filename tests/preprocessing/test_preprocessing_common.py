@@ -27,6 +27,7 @@ from sk_medcnn.preprocessing import (
     IntensityNormalizer,
     IntensityWindow,
     Pad,
+    Resample,
     Resize,
     ToGrayscale,
     ToRGB,
@@ -47,6 +48,7 @@ CHECKED = [
     CLAHE(),
     ToGrayscale(),
     ToRGB(),
+    Resample(0.5, input_spacing=1.0),
 ]
 
 
@@ -78,6 +80,7 @@ def _instances():
         CLAHE(),
         ToGrayscale(),
         ToRGB(),
+        Resample(0.5, input_spacing=1.0),
     ]
 
 
@@ -152,10 +155,11 @@ def test_nan_is_an_error_naming_x(estimator):
 
 
 @pytest.mark.parametrize("estimator", _instances(), ids=IDS)
+# 5-D arrays are volumes (test_preprocessing_volumes.py); 6-D ones are an error
 @pytest.mark.parametrize(
     "X",
-    [np.zeros(16), np.zeros((2, 3, 16, 16, 1)), np.zeros((2, 0, 4))],
-    ids=["1d", "5d", "empty-images"],
+    [np.zeros(16), np.zeros((2, 3, 16, 16, 1, 1)), np.zeros((2, 0, 4))],
+    ids=["1d", "6d", "empty-images"],
 )
 def test_wrong_ndim_is_a_clear_error(estimator, X):
     with pytest.raises(ValueError, match="X "):

@@ -86,6 +86,8 @@ def test_window_parameter_errors(params, error, match):
 # --- IntensityNormalizer, per image ---------------------------------------------
 
 
+# 2-D images of 2 channels: the normalisers below say spatial_dims=2, since
+# (n, 10, 12, 2) alone is read as volumes (sk_medcnn.utils.infer_spatial_dims)
 def _images(seed=0, shape=(6, 10, 12, 2), dtype=np.float64):
     rng = np.random.default_rng(seed)
     return (
@@ -96,7 +98,7 @@ def _images(seed=0, shape=(6, 10, 12, 2), dtype=np.float64):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_per_image_zscore(seed):
     X = _images(seed)
-    out = IntensityNormalizer("zscore").fit_transform(X)
+    out = IntensityNormalizer("zscore", spatial_dims=2).fit_transform(X)
     mean = X.mean(axis=(1, 2), keepdims=True)
     std = X.std(axis=(1, 2), keepdims=True)
     assert out.dtype == np.float32
@@ -105,7 +107,7 @@ def test_per_image_zscore(seed):
 
 def test_per_image_minmax():
     X = _images(dtype=np.uint16)
-    out = IntensityNormalizer("minmax").fit_transform(X)
+    out = IntensityNormalizer("minmax", spatial_dims=2).fit_transform(X)
     low = X.min(axis=(1, 2), keepdims=True)
     high = X.max(axis=(1, 2), keepdims=True)
     np.testing.assert_allclose(out, (X - low) / (high - low), atol=1e-6)
@@ -114,7 +116,10 @@ def test_per_image_minmax():
 @pytest.mark.parametrize("percentiles", [(1, 99), (0, 100), (2.5, 60)])
 def test_per_image_percentile(percentiles):
     X = _images(dtype=np.uint8)
-    out = IntensityNormalizer("percentile", percentiles=percentiles).fit_transform(X)
+    normalizer = IntensityNormalizer(
+        "percentile", percentiles=percentiles, spatial_dims=2
+    )
+    out = normalizer.fit_transform(X)
     for image, result in zip(X, out, strict=True):
         for channel in range(X.shape[-1]):
             low, high = np.percentile(image[..., channel], percentiles)
@@ -146,7 +151,7 @@ def test_coinciding_percentiles_threshold():
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64])
 def test_dataset_statistics_per_channel(dtype):
     X = _images(dtype=dtype) - (100 if dtype == np.int16 else 0)
-    zscore = IntensityNormalizer("zscore", per_image=False).fit(X)
+    zscore = IntensityNormalizer("zscore", per_image=False, spatial_dims=2).fit(X)
     values = X.astype(np.float64).reshape(-1, 2)
     np.testing.assert_allclose(zscore.mean_, values.mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(zscore.scale_, values.std(axis=0), rtol=1e-5)
@@ -154,11 +159,11 @@ def test_dataset_statistics_per_channel(dtype):
     np.testing.assert_allclose(
         out, (values - values.mean(axis=0)) / values.std(axis=0), atol=1e-5
     )
-    minmax = IntensityNormalizer("minmax", per_image=False).fit(X)
+    minmax = IntensityNormalizer("minmax", per_image=False, spatial_dims=2).fit(X)
     np.testing.assert_array_equal(minmax.low_, values.min(axis=0))
     np.testing.assert_array_equal(minmax.high_, values.max(axis=0))
     percentile = IntensityNormalizer(
-        "percentile", per_image=False, percentiles=(3, 97.5)
+        "percentile", per_image=False, percentiles=(3, 97.5), spatial_dims=2
     ).fit(X)
     expected = np.percentile(X.reshape(-1, 2), (3, 97.5), axis=0)
     np.testing.assert_allclose(percentile.low_, expected[0], rtol=1e-12)
