@@ -556,7 +556,10 @@ class _BaseMedicalCNN(BaseEstimator):
             )
         elif is_path_array(X):
             images = ImageFiles(
-                X, image_shape=self.image_shape, estimator_name=estimator_name
+                X,
+                image_shape=self.image_shape,
+                spatial_dims=self.spatial_dims,
+                estimator_name=estimator_name,
             )
         else:
             images = check_images(
@@ -1490,7 +1493,12 @@ class _BaseMedicalCNN(BaseEstimator):
         name = type(self).__name__
         if is_path_array(X):
             # files are read batch by batch, resized to the fitted image shape
-            files = ImageFiles(X, image_shape=self.image_shape_, estimator_name=name)
+            files = ImageFiles(
+                X,
+                image_shape=self.image_shape_,
+                spatial_dims=len(self.image_shape_) - 1,
+                estimator_name=name,
+            )
             self._warn_if_other_intensity_scale(files, n_check=8)
             return files  # type: ignore[return-value]
         if is_dataset(X):

@@ -230,3 +230,14 @@ def test_explanation_scores_refuse_volumes_clearly(fitted, volumes):
     X, y = volumes
     with pytest.raises(ValueError, match="defined for 2-D images"):
         explanation_score(fitted, X[:4], y[:4], metric="road")
+
+
+def test_volume_files_given_to_an_image_model_name_the_file(tmp_path, volumes):
+    nibabel = pytest.importorskip("nibabel")
+    X, y = volumes
+    path = tmp_path / "volume.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(X[0].astype(np.int16), np.eye(4)), path)
+    clf = MedicalCNNClassifier(tiny_2d, max_epochs=1, device="cpu", random_state=0)
+    clf.fit(X[:, 0], y)
+    with pytest.raises(ValueError, match="volume"):
+        clf.predict([str(path)])
