@@ -11,11 +11,14 @@ architecture (``list_architectures(spatial_dims=3)``) at 28^3 and 64^3.
 Every case runs the registry's network, two outputs, in a plain PyTorch loop
 (fp32, contiguous NCHW/NCDHW, random inputs preloaded as one float tensor,
 Adam, cross-entropy): the architectures' own cost, independent of the
-estimator. Training throughput is over ``--steps`` timed steps after one
-warm-up step (which builds oneDNN's kernels for the shapes); prediction over
-``--steps`` batches in eval mode under ``torch.inference_mode()``, after one
-warm-up batch. Batches: 32 for 2-D, ``--batch-28`` (default 16) at 28^3 and
-``--batch-64`` (default 4) at 64^3. Each case runs in a fresh process, so its
+estimator. Training throughput is over at least ``--steps`` timed steps and
+``--min-seconds`` after one warm-up step (which builds oneDNN's kernels for
+the shapes); prediction likewise, in eval mode under
+``torch.inference_mode()``. The table also gives the share of the machine's
+CPU that other processes used during each case (``/proc/stat`` minus this
+process's CPU time): figures taken beside busy processes are low. Batches:
+32 for 2-D, ``--batch-28`` (default 16) at 28^3 and ``--batch-64`` (default 4)
+at 64^3. Each case runs in a fresh process, so its
 peak RSS (``VmHWM``, imports included) is its own; ``--in-process`` runs them
 in this process instead (the tests do), where the RSS column is each case's
 growth of the high-water mark.
@@ -23,7 +26,7 @@ growth of the high-water mark.
 Run from the project root, alone on the machine::
 
     python benchmarks/bench_architectures_3d.py               # all cases, ~10 min
-    python benchmarks/bench_architectures_3d.py --quick       # 1 step each
+    python benchmarks/bench_architectures_3d.py --quick       # 1 step each, ~3 min
     python benchmarks/bench_architectures_3d.py --cases acs_resnet18 --sizes 28
 """
 
@@ -86,6 +89,22 @@ def _reset_peak() -> float | None:
     return _status_mb("VmRSS")
 
 
+def _machine_busy_seconds() -> float | None:
+    """Busy CPU seconds of the whole machine so far (``/proc/stat``), else None."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _, _, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def build(architecture: str, shape: tuple[int, ...]) -> nn.Module:
     """The architecture from sk_medcnn's registry, one channel, two outputs."""
     from sk_medcnn import get_architecture
@@ -103,8 +122,24 @@ def forward_flops(model: nn.Module, shape: tuple[int, ...]) -> float:
     return float(counter.get_total_flops())
 
 
+def _timed(step: Any, steps: int, min_seconds: float) -> tuple[int, float]:
+    """Run ``step`` at least ``steps`` times and ``min_seconds``; (count, seconds)."""
+    count = 0
+    start = time.perf_counter()
+    while True:
+        step()
+        count += 1
+        seconds = time.perf_counter() - start
+        if count >= steps and seconds >= min_seconds:
+            return count, seconds
+
+
 def train_per_s(
-    model: nn.Module, shape: tuple[int, ...], batch: int, steps: int
+    model: nn.Module,
+    shape: tuple[int, ...],
+    batch: int,
+    steps: int,
+    min_seconds: float = 0.0,
 ) -> float:
     """Images or volumes per second of training steps (after one warm-up step)."""
     generator = torch.Generator().manual_seed(0)
@@ -120,25 +155,24 @@ def train_per_s(
         optimizer.step()
 
     step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return batch * steps / (time.perf_counter() - start)
+    count, seconds = _timed(step, steps, min_seconds)
+    return batch * count / seconds
 
 
 def predict_per_s(
-    model: nn.Module, shape: tuple[int, ...], batch: int, steps: int
+    model: nn.Module,
+    shape: tuple[int, ...],
+    batch: int,
+    steps: int,
+    min_seconds: float = 0.0,
 ) -> float:
     """Images or volumes per second in eval mode (after one warm-up batch)."""
     inputs = torch.rand(batch, 1, *shape, generator=torch.Generator().manual_seed(1))
     model.eval()
     with torch.inference_mode():
         model(inputs)
-        start = time.perf_counter()
-        for _ in range(steps):
-            model(inputs)
-        seconds = time.perf_counter() - start
-    return batch * steps / seconds
+        count, seconds = _timed(lambda: model(inputs), steps, min_seconds)
+    return batch * count / seconds
 
 
 def run_case(
@@ -147,10 +181,12 @@ def run_case(
     *,
     batch: int,
     steps: int,
+    min_seconds: float = 0.0,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Measure one architecture at one input shape in this process."""
     start_mb = _reset_peak()
+    busy, own, wall = _machine_busy_seconds(), _own_cpu_seconds(), time.monotonic()
     torch.manual_seed(seed)
     model = build(architecture, shape)
     row: dict[str, Any] = {
@@ -160,9 +196,16 @@ def run_case(
         "batch": batch,
         "parameters": sum(parameter.numel() for parameter in model.parameters()),
         "forward_gflops": forward_flops(model, shape) / 1e9,
-        "train_per_s": train_per_s(model, shape, batch, steps),
-        "predict_per_s": predict_per_s(model, shape, batch, steps),
+        "train_per_s": train_per_s(model, shape, batch, steps, min_seconds),
+        "predict_per_s": predict_per_s(model, shape, batch, steps, min_seconds),
     }
+    busy_after = _machine_busy_seconds()
+    row["other_cpu_share"] = (
+        None
+        if busy is None or busy_after is None
+        else max(0.0, (busy_after - busy) - (_own_cpu_seconds() - own))
+        / ((time.monotonic() - wall) * (os.cpu_count() or 1))
+    )
     row["peak_rss_mb"] = _peak_rss_mb()
     row["rss_growth_mb"] = None if start_mb is None else row["peak_rss_mb"] - start_mb
     return row
@@ -196,6 +239,8 @@ def run_in_child(
         json.dumps({"architecture": architecture, "shape": shape, "batch": batch}),
         "--steps",
         str(args.steps),
+        "--min-seconds",
+        str(args.min_seconds),
         "--threads",
         str(args.threads),
     ]
@@ -216,10 +261,12 @@ def format_results(results: dict[str, Any]) -> str:
     rss = "RSS growth MB" if config["in_process"] else "peak RSS MB"
     lines = [
         f"torch {config['torch']}, {config['threads']} threads, fp32, plain loop "
-        f"(Adam); {config['steps']} timed steps after one warm-up",
+        f"(Adam); >= {config['steps']} timed steps and {config['min_seconds']} s "
+        "after one warm-up",
         "",
         f"{'architecture':<13} {'input':>9} {'batch':>5} {'params':>11} "
-        f"{'fwd GFLOP':>10} {'train /s':>9} {'predict /s':>10} {rss:>13}",
+        f"{'fwd GFLOP':>10} {'train /s':>9} {'predict /s':>10} {rss:>13} "
+        f"{'others':>6}",
     ]
     lines.append("-" * len(lines[-1]))
     for row in results["rows"]:
@@ -230,10 +277,16 @@ def format_results(results: dict[str, Any]) -> str:
             f"{row['parameters']:>11,} {row['forward_gflops']:>10.3f} "
             f"{row['train_per_s']:>9.1f} {row['predict_per_s']:>10.1f} "
             + (f"{memory:>13.0f}" if memory is not None else f"{'n/a':>13}")
+            + (
+                f" {row['other_cpu_share']:>6.0%}"
+                if row.get("other_cpu_share") is not None
+                else f" {'n/a':>6}"
+            )
         )
     lines.append(
         "/s: images (2-D) or volumes (3-D) per second; fwd GFLOP per image or "
-        "volume; training costs about 3x the forward"
+        "volume; training costs about 3x the forward; others: the CPU share "
+        "other processes used during the case"
     )
     return "\n".join(lines)
 
@@ -246,6 +299,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
     parser.add_argument("--steps", type=int, default=3, help="timed steps per case")
+    parser.add_argument(
+        "--min-seconds", type=float, default=2.0, help="timed seconds per figure"
+    )
     parser.add_argument("--batch-28", type=int, default=16, help="batch at 28^3")
     parser.add_argument("--batch-64", type=int, default=4, help="batch at 64^3")
     parser.add_argument("--threads", type=int, default=2)
@@ -265,8 +321,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--sizes must be >= 1")
     if args.batch_64 > 32:
         parser.error("--batch-64 must be <= 32")
+    if args.min_seconds < 0:
+        parser.error("--min-seconds must be >= 0")
     if args.quick:
         args.steps = 1
+        args.min_seconds = 0.0
         args.batch_64 = min(args.batch_64, 2)
     return args
 
@@ -282,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             tuple(case["shape"]),
             batch=case["batch"],
             steps=args.steps,
+            min_seconds=args.min_seconds,
         )
         print(json.dumps(row))
         return row
@@ -292,6 +352,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
             "steps": args.steps,
+            "min_seconds": args.min_seconds,
             "quick": args.quick,
             "in_process": args.in_process,
         },
@@ -299,7 +360,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     for architecture, shape, batch in cases(args):
         if args.in_process:
-            row = run_case(architecture, shape, batch=batch, steps=args.steps)
+            row = run_case(
+                architecture,
+                shape,
+                batch=batch,
+                steps=args.steps,
+                min_seconds=args.min_seconds,
+            )
         else:
             row = run_in_child(architecture, shape, batch, args)
         results["rows"].append(row)

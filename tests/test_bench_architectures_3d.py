@@ -73,7 +73,8 @@ def test_every_3d_architecture_is_a_case():
 
 
 @pytest.mark.parametrize(
-    "argv", [["--steps", "0"], ["--batch-64", "64"], ["--sizes", "0"]]
+    "argv",
+    [["--steps", "0"], ["--batch-64", "64"], ["--sizes", "0"], ["--min-seconds", "-1"]],
 )
 def test_bad_options_exit(argv):
     bench = _load_bench()
