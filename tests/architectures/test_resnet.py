@@ -288,3 +288,28 @@ def test_resnet_checkpoint_params_read_a_3d_first_convolution():
 def test_bad_spatial_dims():
     with pytest.raises(ValueError, match="spatial_dims must be 2 or 3"):
         ResNet(1, 2, (1, 1, 1, 1), spatial_dims=1)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "simple_cnn"])
+def test_weight_loader_adapts_a_3d_first_convolution(name):
+    from sk_medcnn import get_architecture, get_weight_loader
+    from sk_medcnn.pretrained import load_weights
+
+    loader = get_weight_loader(name)
+    source = get_architecture(name)(3, 5, (16, 16, 16), width=4)
+    target = get_architecture(name)(1, 2, (16, 16, 16), width=4)
+    state = source.state_dict()
+    load_weights(target, state, loader, source="a 3-D checkpoint", architecture=name)
+    loaded = target.state_dict()
+    first = loader.input_convolution
+    assert state[first].ndim == 5
+    torch.testing.assert_close(loaded[first], state[first].sum(1, keepdim=True))
+    for key, tensor in state.items():
+        head = any(key.startswith(part + ".") for part in loader.head)
+        if key == first or head:
+            continue
+        torch.testing.assert_close(loaded[key], tensor, rtol=0, atol=0)
+    # the head is the module's own: 2 outputs, not the checkpoint's 5
+    head_weight = loaded[f"{loader.head[0]}.weight"]
+    assert head_weight.shape[0] == 2
+    assert isinstance(target.get_submodule(loader.head[0]), nn.Linear)
