@@ -109,7 +109,7 @@ def _as_spatial_dims(value: Any, what: str) -> tuple[int, ...]:
 def register_architecture(
     name: str,
     *,
-    spatial_dims: Sequence[int] = _DEFAULT_DIMS,
+    spatial_dims: Sequence[int] | None = None,
 ) -> Callable[[ArchitectureFactory], ArchitectureFactory]:
     """Register an architecture factory under ``name`` (a decorator).
 
@@ -118,23 +118,27 @@ def register_architecture(
     name : str
         The name users pass as ``architecture=``. It must not be registered
         already.
-    spatial_dims : tuple of int, default=(2,)
+    spatial_dims : tuple of int, default=None
         The spatial dimensions the factory builds networks for: ``(2,)`` for
         images ``(n, C, H, W)`` only, ``(3,)`` for volumes ``(n, C, D, H, W)``
         only, ``(2, 3)`` for both (the factory then reads
-        ``len(image_shape)``). The default keeps factories written before
-        volumes were supported 2-D.
+        ``len(image_shape)``). None takes the factory's own ``spatial_dims``
+        attribute, as plugins declare it, and ``(2,)`` without one: factories
+        written before volumes were supported stay 2-D.
 
     Returns
     -------
     decorator : callable
-        Registers the factory and returns it unchanged.
+        Registers the factory and returns it, with the dimensions recorded in
+        its ``spatial_dims`` attribute (what plugins set by hand), so that
+        code holding the factory reads them too.
 
     Raises
     ------
     ValueError
-        If ``name`` is empty or already registered, or ``spatial_dims`` is not
-        a non-empty tuple of 2 and/or 3.
+        If ``name`` is empty or already registered, ``spatial_dims`` is not a
+        non-empty tuple of 2 and/or 3, or the factory already declares other
+        dimensions in its attribute.
 
     Examples
     --------
@@ -153,7 +157,8 @@ def register_architecture(
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string; got {name!r}.")
-    dims = _as_spatial_dims(spatial_dims, f"architecture {name!r}")
+    what = f"architecture {name!r}"
+    given = None if spatial_dims is None else _as_spatial_dims(spatial_dims, what)
 
     def add(factory: ArchitectureFactory) -> ArchitectureFactory:
         if not callable(factory):
@@ -164,8 +169,20 @@ def register_architecture(
         if name in _ARCHITECTURES:
             owner = getattr(_ARCHITECTURES[name], "__module__", "?")
             raise ValueError(f"architecture {name!r} is already registered by {owner}.")
+        attribute = getattr(factory, SPATIAL_DIMS_ATTRIBUTE, None)
+        declared = None if attribute is None else _as_spatial_dims(attribute, what)
+        if given is not None and declared is not None and given != declared:
+            raise ValueError(
+                f"architecture {name!r}: the factory already declares "
+                f"{SPATIAL_DIMS_ATTRIBUTE}={declared}, not {given}."
+            )
+        dims = given or declared or _DEFAULT_DIMS
         _ARCHITECTURES[name] = factory
         _SPATIAL_DIMS[name] = dims
+        try:  # the attribute plugins set, for code that holds the factory
+            setattr(factory, SPATIAL_DIMS_ATTRIBUTE, dims)
+        except (AttributeError, TypeError):  # e.g. a builtin; the registry knows
+            logger.debug("cannot record spatial_dims on %r", factory)
         return factory
 
     return add
@@ -348,9 +365,9 @@ def architecture_spatial_dims(
     ----------
     architecture : str or callable
         A registered name (built in or from a plugin, which is then imported),
-        or a factory. A factory registered under a name has that name's
-        dimensions; another callable declares them with a ``spatial_dims``
-        attribute, and without one supports 2-D images only.
+        or a factory. A factory declares its dimensions with a
+        ``spatial_dims`` attribute (which :func:`register_architecture` sets);
+        without one it supports 2-D images only.
 
     Returns
     -------
@@ -379,18 +396,23 @@ def architecture_spatial_dims(
     (3,)
     """
     if isinstance(architecture, str):
-        get_architecture(architecture)
-        return _SPATIAL_DIMS[architecture]
+        factory = get_architecture(architecture)
+        attribute = getattr(factory, SPATIAL_DIMS_ATTRIBUTE, None)
+        if attribute is None:
+            return _SPATIAL_DIMS[architecture]
+        return _as_spatial_dims(attribute, f"architecture {architecture!r}")
     if not callable(architecture):
         raise TypeError(
             "architecture must be a registered name or a factory callable; got "
             f"{type(architecture).__name__}."
         )
-    _ensure_builtins()
-    for name, factory in (*_ARCHITECTURES.items(), *_LOADED_PLUGINS.items()):
-        if factory is architecture:
-            return _SPATIAL_DIMS[name]
-    declared = getattr(architecture, SPATIAL_DIMS_ATTRIBUTE, _DEFAULT_DIMS)
+    declared = getattr(architecture, SPATIAL_DIMS_ATTRIBUTE, None)
+    if declared is None:
+        _ensure_builtins()
+        for name, factory in (*_ARCHITECTURES.items(), *_LOADED_PLUGINS.items()):
+            if factory is architecture:
+                return _SPATIAL_DIMS[name]
+        declared = _DEFAULT_DIMS
     return _as_spatial_dims(
         declared, f"the architecture factory {_label(architecture)}"
     )

@@ -86,7 +86,10 @@ def test_registered_dimensions_and_the_default(forget):
     def volume(in_channels, n_outputs, image_shape):
         raise NotImplementedError
 
-    register_architecture("_test_both", spatial_dims=[3, 2])(volume)
+    def both(in_channels, n_outputs, image_shape):
+        raise NotImplementedError
+
+    register_architecture("_test_both", spatial_dims=[3, 2])(both)
     assert architecture_spatial_dims("_test_flat") == (2,)
     assert architecture_spatial_dims("_test_volume") == (3,)
     assert architecture_spatial_dims("_test_both") == (2, 3)
@@ -94,10 +97,30 @@ def test_registered_dimensions_and_the_default(forget):
     assert "_test_flat" not in list_architectures(spatial_dims=3)
     assert "_test_volume" not in list_architectures(spatial_dims=2)
     assert "_test_volume" in list_architectures(spatial_dims=3)
-    assert not hasattr(flat, "spatial_dims")  # the decorator leaves it unchanged
+    # recorded on the factories, where code holding a factory (and plugins) read it
+    assert (flat.spatial_dims, volume.spatial_dims, both.spatial_dims) == (
+        (2,),
+        (3,),
+        (2, 3),
+    )
+    assert architecture_spatial_dims(both) == (2, 3)
 
 
-@pytest.mark.parametrize("spatial_dims", [(), (4,), (2, 2), "2", (True,), 1, None])
+def test_a_factory_attribute_is_the_declaration(forget):
+    forget += ["_test_declared", "_test_conflict"]
+
+    def declared(in_channels, n_outputs, image_shape):
+        raise NotImplementedError
+
+    declared.spatial_dims = (3,)
+    register_architecture("_test_declared")(declared)  # no keyword: the attribute
+    assert architecture_spatial_dims("_test_declared") == (3,)
+    with pytest.raises(ValueError, match=r"already declares spatial_dims=\(3,\)"):
+        register_architecture("_test_conflict", spatial_dims=(2,))(declared)
+    assert "_test_conflict" not in list_architectures()
+
+
+@pytest.mark.parametrize("spatial_dims", [(), (4,), (2, 2), "2", (True,), 1, 2.0])
 def test_invalid_declarations_are_refused(spatial_dims, forget):
     forget.append("_test_invalid")
     with pytest.raises(
@@ -109,7 +132,11 @@ def test_invalid_declarations_are_refused(spatial_dims, forget):
 
 def test_an_unsupported_combination_names_the_choices(forget):
     forget.append("_test_flat_only")
-    register_architecture("_test_flat_only")(build_resnet18)
+
+    @register_architecture("_test_flat_only")
+    def flat_only(in_channels, n_outputs, image_shape):
+        raise NotImplementedError
+
     message = (
         r"architecture '_test_flat_only' supports 2-D images only; for 3-D volumes "
         r"choose one of \['acs_resnet18', 'acs_resnet34', 'resnet18', 'resnet34', "

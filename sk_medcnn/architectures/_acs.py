@@ -241,6 +241,27 @@ class ACSConv(nn.Module):
         acs.train(conv.training)
         return acs
 
+    def _apply(self, fn: Any, recurse: bool = True) -> ACSConv:
+        """Apply ``fn`` to the tensors, letting the 2-D weight take 3-D layouts.
+
+        ``Module.to(memory_format=torch.channels_last_3d)``, which a 3-D
+        network is given for speed, converts every 4- and 5-dim parameter and
+        fails on a 4-dim one; the weight then takes the layout as a 5-dim view
+        ``(out, in, 1, k, k)`` and keeps its shape.
+        """
+
+        def any_rank(tensor: torch.Tensor) -> torch.Tensor:
+            if tensor.ndim != 4:
+                return fn(tensor)
+            try:
+                return fn(tensor)
+            except RuntimeError as error:
+                if "rank 5" not in str(error):
+                    raise
+                return fn(tensor.unsqueeze(2)).squeeze(2)
+
+        return super()._apply(any_rank, recurse)
+
     def _thin_margins(self, size: int) -> tuple[int, int]:
         """Return the (before, after) padding of the axis a kernel leaves out.
 
@@ -269,6 +290,11 @@ class ACSConv(nn.Module):
             padding: Any = (
                 self.padding if isinstance(self.padding, str) else self.padding[0]
             )
+            if step > 1 and padding == 0:
+                # the same as stride ``step`` on every ``step``-th voxel; the
+                # estimators avoid oneDNN's strided pointwise backward in
+                # channels-last layouts (heap corruption with torch 2.13 in 2-D)
+                x, step = x[:, :, ::step, ::step, ::step], 1
             return F.conv3d(
                 x, self.weight[:, :, :, :, None], self.bias, step, padding, spread
             )

@@ -375,3 +375,55 @@ def test_a_3d_checkpoint_does_not_load_into_acs_resnet18():
             source="a 3-D checkpoint",
             architecture="acs_resnet18",
         )
+
+
+@pytest.mark.parametrize(
+    "memory_format", [torch.channels_last_3d, torch.channels_last, None]
+)
+def test_memory_formats_and_dtypes(memory_format):
+    torch.manual_seed(0)
+    net = get_architecture("acs_resnet18")(1, 2, (12, 12, 12), width=4).eval()
+    x = torch.rand(2, 1, 12, 12, 12, generator=generator(12))
+    with torch.inference_mode():
+        expected = net(x)
+    shapes = {key: tensor.shape for key, tensor in net.state_dict().items()}
+    if memory_format is not None:
+        net = net.to(memory_format=memory_format)
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    assert {key: tensor.shape for key, tensor in net.state_dict().items()} == shapes
+    with torch.inference_mode():
+        torch.testing.assert_close(net(x), expected, rtol=1e-4, atol=1e-5)
+    net = net.to(torch.float64)
+    assert net.conv1.weight.dtype == torch.float64
+    assert net.conv1.weight.shape == (4, 1, 3, 3)
+    # training works in the new layout
+    net.train()
+    net(x.double()).sum().backward()
+    assert net.conv1.weight.grad.shape == (4, 1, 3, 3)
+
+
+@pytest.mark.slow  # about 7 s: a fit of acs_resnet18 on volumes
+def test_the_estimator_fine_tunes_acs_resnet18_from_a_2d_checkpoint(tmp_path):
+    from sk_medcnn import MedicalCNNClassifier
+    from sk_medcnn.datasets import make_lesion_phantoms
+
+    X, y = make_lesion_phantoms(16, image_size=16, spatial_dims=3, random_state=0)
+    source = torchvision_resnet18()
+    path = tmp_path / "resnet18.pth"
+    torch.save(source.state_dict(), path)
+    clf = MedicalCNNClassifier(
+        "acs_resnet18",
+        pretrained=path,
+        max_epochs=1,
+        freeze_epochs=1,  # the body keeps the checkpoint's weights
+        random_state=0,
+        tta=None,
+        calibration=None,
+    ).fit(X, y)
+    body = clf.net_.module_.body
+    assert isinstance(body.conv1, ACSConv)
+    assert body.stem == "imagenet"  # read from the checkpoint's 7x7 kernel
+    torch.testing.assert_close(
+        body.layer1[0].conv1.weight, source.layer1[0].conv1.weight
+    )
+    assert clf.predict_proba(X).shape == (16, 2)
