@@ -266,7 +266,7 @@ class ACSConv(nn.Module):
         """Return the (before, after) padding of the axis a kernel leaves out.
 
         A ``(k, k, k)`` kernel at output position ``o`` has its centre tap at
-        input ``o * stride - padding + dilation * (k // 2)``; padding (or,
+        input ``o * stride - padding + dilation * ((k - 1) // 2)``; padding (or,
         when negative, cropping) the left-out axis by ``before`` and ``after``
         makes a size-1 kernel read that voxel, with the same output length.
         """
