@@ -9,6 +9,8 @@ from .export import export_onnx
 from .persistence import load_model, save_model
 from .pretrained import fetch_weights
 from .registry import (
+    architecture_spatial_dims,
+    check_architecture_dims,
     get_architecture,
     get_weight_loader,
     list_architectures,
@@ -22,6 +24,8 @@ __all__ = [
     "MedicalCNNClassifier",
     "MedicalCNNRegressor",
     "__version__",
+    "architecture_spatial_dims",
+    "check_architecture_dims",
     "export_onnx",
     "fetch_weights",
     "get_architecture",

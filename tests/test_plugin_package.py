@@ -25,9 +25,10 @@ SCRIPT = PLUGIN / "train_with_tinynet.py"
 def _environment(extra_path: Path | None) -> dict[str, str]:
     env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     env.pop("SK_MEDCNN_EXAMPLES_QUICK", None)
-    env.pop("PYTHONPATH", None)
-    if extra_path is not None:
-        env["PYTHONPATH"] = str(extra_path)
+    # this checkout's sk_medcnn, not whichever the environment has installed (a
+    # git worktree's venv may hold an editable install of another checkout)
+    paths = [str(ROOT)] if extra_path is None else [str(extra_path), str(ROOT)]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
 
 
@@ -94,6 +95,8 @@ def test_installed_plugin_trains_by_name_in_a_fresh_process(installed, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
     assert summary["factory"] == "sk_medcnn_tinynet.build_tinynet"
+    # declared through the factory's attribute, read through the entry point
+    assert summary["spatial_dims"] == [2, 3]
     # the installed copy, found through its entry point, not the source folder
     assert Path(summary["factory_file"]).is_relative_to(installed)
     assert summary["network"] == "TinyNet"
@@ -116,3 +119,26 @@ def test_without_the_plugin_the_example_says_how_to_install_it(tmp_path):
     assert result.returncode == 1
     assert "pip install --no-deps ./examples/plugin_package" in result.stderr
     assert not (tmp_path / "summary.json").exists()
+
+
+def test_the_template_builds_images_and_volumes_networks():
+    """The template's factory, imported from the source folder (no install)."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location(
+        "sk_medcnn_tinynet_source", PLUGIN / "src" / "sk_medcnn_tinynet" / "__init__.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    factory = module.build_tinynet
+    assert factory.spatial_dims == (2, 3)
+    flat = factory(1, 2, (28, 28))
+    assert sum(p.numel() for p in flat.parameters()) == 1306
+    volume = factory(1, 2, (12, 14, 16)).eval()
+    assert isinstance(volume.features[0], torch.nn.Conv3d)
+    with torch.inference_mode():
+        assert volume(torch.zeros(3, 1, 12, 14, 16)).shape == (3, 2)
+    with pytest.raises(ValueError, match="image_shape must be"):
+        factory(1, 2, (28,))

@@ -11,15 +11,29 @@ import torch
 
 from sk_medcnn import (
     MedicalCNNClassifier,
+    architecture_spatial_dims,
+    check_architecture_dims,
     get_architecture,
     list_architectures,
     register_architecture,
 )
+from sk_medcnn import registry as registry_module
+from sk_medcnn.architectures import build_resnet18
 from sk_medcnn.exceptions import ArchitectureNotFoundError, PluginLoadError
 from sk_medcnn.registry import _ARCHITECTURES
 
 
-@pytest.mark.parametrize("name", list_architectures())
+@pytest.fixture
+def forget():
+    """Names registered by a test, removed from the registry afterwards."""
+    names = []
+    yield names
+    for name in names:
+        _ARCHITECTURES.pop(name, None)
+        registry_module._SPATIAL_DIMS.pop(name, None)
+
+
+@pytest.mark.parametrize("name", list_architectures(spatial_dims=2))
 @pytest.mark.parametrize("in_channels", [1, 3])
 def test_every_architecture_maps_images_to_outputs(name, in_channels):
     net = get_architecture(name)(
@@ -28,6 +42,156 @@ def test_every_architecture_maps_images_to_outputs(name, in_channels):
     net.eval()
     with torch.inference_mode():
         assert net(torch.zeros(2, in_channels, 28, 28)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", list_architectures(spatial_dims=3))
+@pytest.mark.parametrize("in_channels", [1, 2])
+def test_every_volume_architecture_maps_volumes_to_outputs(name, in_channels):
+    shape = (10, 12, 14)  # unequal sides: an axis mix-up fails somewhere
+    net = get_architecture(name)(in_channels, 3, shape, width=4)
+    net.eval()
+    with torch.inference_mode():
+        assert net(torch.zeros(2, in_channels, *shape)).shape == (2, 3)
+
+
+def test_builtin_dimensions():
+    assert architecture_spatial_dims("simple_cnn") == (2, 3)
+    assert architecture_spatial_dims("resnet18") == (2, 3)
+    assert architecture_spatial_dims("resnet34") == (2, 3)
+    assert architecture_spatial_dims("acs_resnet18") == (3,)
+    assert architecture_spatial_dims("acs_resnet34") == (3,)
+    assert set(list_architectures(spatial_dims=3)) >= {
+        "simple_cnn",
+        "resnet18",
+        "resnet34",
+        "acs_resnet18",
+        "acs_resnet34",
+    }
+    volume_only = set(list_architectures(spatial_dims=3)) - set(
+        list_architectures(spatial_dims=2)
+    )
+    assert {"acs_resnet18", "acs_resnet34"} <= volume_only
+    assert list_architectures("acs_*", spatial_dims=2) == []
+    assert list_architectures("*34", spatial_dims=3) == ["acs_resnet34", "resnet34"]
+
+
+def test_registered_dimensions_and_the_default(forget):
+    forget += ["_test_flat", "_test_volume", "_test_both"]
+
+    @register_architecture("_test_flat")
+    def flat(in_channels, n_outputs, image_shape):
+        raise NotImplementedError
+
+    @register_architecture("_test_volume", spatial_dims=(3,))
+    def volume(in_channels, n_outputs, image_shape):
+        raise NotImplementedError
+
+    def both(in_channels, n_outputs, image_shape):
+        raise NotImplementedError
+
+    register_architecture("_test_both", spatial_dims=[3, 2])(both)
+    assert architecture_spatial_dims("_test_flat") == (2,)
+    assert architecture_spatial_dims("_test_volume") == (3,)
+    assert architecture_spatial_dims("_test_both") == (2, 3)
+    assert "_test_flat" in list_architectures(spatial_dims=2)
+    assert "_test_flat" not in list_architectures(spatial_dims=3)
+    assert "_test_volume" not in list_architectures(spatial_dims=2)
+    assert "_test_volume" in list_architectures(spatial_dims=3)
+    # recorded on the factories, where code holding a factory (and plugins) read it
+    assert (flat.spatial_dims, volume.spatial_dims, both.spatial_dims) == (
+        (2,),
+        (3,),
+        (2, 3),
+    )
+    assert architecture_spatial_dims(both) == (2, 3)
+
+
+def test_a_factory_attribute_is_the_declaration(forget):
+    forget += ["_test_declared", "_test_conflict"]
+
+    def declared(in_channels, n_outputs, image_shape):
+        raise NotImplementedError
+
+    declared.spatial_dims = (3,)
+    register_architecture("_test_declared")(declared)  # no keyword: the attribute
+    assert architecture_spatial_dims("_test_declared") == (3,)
+    with pytest.raises(ValueError, match=r"already declares spatial_dims=\(3,\)"):
+        register_architecture("_test_conflict", spatial_dims=(2,))(declared)
+    assert "_test_conflict" not in list_architectures()
+
+
+@pytest.mark.parametrize("spatial_dims", [(), (4,), (2, 2), "2", (True,), 1, 2.0])
+def test_invalid_declarations_are_refused(spatial_dims, forget):
+    forget.append("_test_invalid")
+    with pytest.raises(
+        ValueError, match="spatial_dims of architecture '_test_invalid'"
+    ):
+        register_architecture("_test_invalid", spatial_dims=spatial_dims)
+    assert "_test_invalid" not in list_architectures()
+
+
+def test_an_unsupported_combination_names_the_choices(forget):
+    forget.append("_test_flat_only")
+
+    @register_architecture("_test_flat_only")
+    def flat_only(in_channels, n_outputs, image_shape):
+        raise NotImplementedError
+
+    message = (
+        r"architecture '_test_flat_only' supports 2-D images only; for 3-D volumes "
+        r"choose one of \['acs_resnet18', 'acs_resnet34', 'resnet18', 'resnet34', "
+        r"'simple_cnn'"
+    )
+    with pytest.raises(ValueError, match=message):
+        check_architecture_dims("_test_flat_only", 3)
+    check_architecture_dims("_test_flat_only", 2)  # supported: no error
+    with pytest.raises(
+        ValueError,
+        match=r"'acs_resnet18' supports 3-D volumes only; for 2-D images choose "
+        r"one of \[.*'_test_flat_only'.*'resnet18'",
+    ):
+        check_architecture_dims("acs_resnet18", 2)
+    for name in list_architectures(spatial_dims=3):
+        check_architecture_dims(name, 3)
+
+
+@pytest.mark.parametrize("spatial_dims", [1, 4, "3", 3.0, True, None])
+def test_requested_dimensions_are_checked(spatial_dims):
+    with pytest.raises(ValueError, match=r"spatial_dims must be 2 \(images\) or 3"):
+        check_architecture_dims("resnet18", spatial_dims)
+    with pytest.raises(ValueError, match=r"spatial_dims must be 2 \(images\) or 3"):
+        list_architectures(spatial_dims=spatial_dims or 0)
+
+
+def test_unknown_names_in_the_dimension_helpers():
+    with pytest.raises(ArchitectureNotFoundError, match=r"available: .*acs_resnet18"):
+        architecture_spatial_dims("vgg_nonexistent")
+    with pytest.raises(ArchitectureNotFoundError):
+        check_architecture_dims("vgg_nonexistent", 3)
+
+
+def test_dimensions_of_factory_callables():
+    assert architecture_spatial_dims(build_resnet18) == (2, 3)  # registered
+
+    def flat(in_channels, n_outputs, image_shape):
+        raise NotImplementedError
+
+    def volume(in_channels, n_outputs, image_shape):
+        raise NotImplementedError
+
+    volume.spatial_dims = (3,)
+    assert architecture_spatial_dims(flat) == (2,)
+    assert architecture_spatial_dims(volume) == (3,)
+    with pytest.raises(ValueError, match=r"flat supports 2-D images only \(a factory"):
+        check_architecture_dims(flat, 3)
+    with pytest.raises(ValueError, match=r"spatial_dims = \(2, 3\)"):
+        check_architecture_dims(flat, 3)
+    check_architecture_dims(volume, 3)
+    volume.spatial_dims = "3-D"
+    with pytest.raises(ValueError, match="spatial_dims of the architecture factory"):
+        architecture_spatial_dims(volume)
+    with pytest.raises(TypeError, match="registered name or a factory callable"):
+        architecture_spatial_dims(3)
 
 
 @pytest.mark.parametrize("size", [1, 8, 13])
@@ -71,7 +235,8 @@ def test_register_and_refuse_duplicates():
     try:
         assert get_architecture("_test_linear") is build
         with pytest.raises(ValueError, match="already registered by"):
-            register_architecture("_test_linear")(build)
+            register_architecture("_test_linear", spatial_dims=(3,))(build)
+        assert architecture_spatial_dims("_test_linear") == (2,)
         with pytest.raises(ValueError, match="non-empty string"):
             register_architecture("")
         X = np.random.RandomState(0).rand(8, 4, 4)
@@ -81,6 +246,7 @@ def test_register_and_refuse_duplicates():
         assert clf.predict(X).shape == (8,)
     finally:
         del _ARCHITECTURES["_test_linear"]
+        del registry_module._SPATIAL_DIMS["_test_linear"]
 
 
 def _install_distribution(root, dist_name, module_name, source, entry_points):
@@ -109,6 +275,26 @@ PLUGIN_SOURCE = """
         )
 """
 
+VOLUME_PLUGIN_SOURCE = """
+    import math
+
+    import torch
+
+    def build_volnet(in_channels, n_outputs, image_shape):
+        return torch.nn.Sequential(
+            torch.nn.Flatten(),
+            torch.nn.Linear(in_channels * math.prod(image_shape), n_outputs),
+        )
+
+    build_volnet.spatial_dims = (2, 3)
+
+    def build_badnet(in_channels, n_outputs, image_shape):
+        raise NotImplementedError
+
+    build_badnet.spatial_dims = (4,)
+"""
+PLUGIN_NAMES = ("tinynet", "brokennet", "volnet", "badnet")
+
 
 @pytest.fixture
 def plugin_path(tmp_path, monkeypatch):
@@ -126,12 +312,26 @@ def plugin_path(tmp_path, monkeypatch):
         "raise ImportError('needs a library that is not installed')\n",
         {"brokennet": "skmed_broken_plugin:build"},
     )
+    _install_distribution(
+        tmp_path,
+        "skmed_volnet",
+        "skmed_volnet_plugin",
+        VOLUME_PLUGIN_SOURCE,
+        {
+            "volnet": "skmed_volnet_plugin:build_volnet",
+            "badnet": "skmed_volnet_plugin:build_badnet",
+        },
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
-    from sk_medcnn import registry
-
-    registry._LOADED_PLUGINS.pop("tinynet", None)
-    for module in ("skmed_tinynet_plugin", "skmed_broken_plugin"):
+    for name in PLUGIN_NAMES:
+        registry_module._LOADED_PLUGINS.pop(name, None)
+        registry_module._SPATIAL_DIMS.pop(name, None)
+    for module in (
+        "skmed_tinynet_plugin",
+        "skmed_broken_plugin",
+        "skmed_volnet_plugin",
+    ):
         sys.modules.pop(module, None)
 
 
@@ -155,3 +355,34 @@ def test_broken_plugin_fails_only_when_asked_for(plugin_path):
         get_architecture("brokennet")
     assert get_architecture("simple_cnn") is not None
     assert get_architecture("tinynet") is not None
+
+
+def test_plugins_declare_their_dimensions_on_the_factory(plugin_path):
+    assert {"tinynet", "volnet", "badnet", "brokennet"} <= set(list_architectures())
+    assert "skmed_volnet_plugin" not in sys.modules  # plain listing imports nothing
+    assert architecture_spatial_dims("tinynet") == (2,)  # no attribute: 2-D only
+    assert architecture_spatial_dims("volnet") == (2, 3)
+    net = get_architecture("volnet")(1, 2, (4, 5, 6))
+    assert net(torch.zeros(3, 1, 4, 5, 6)).shape == (3, 2)
+    with pytest.raises(
+        PluginLoadError, match=r"'badnet'.*skmed_volnet.*invalid spatial dimensions"
+    ):
+        architecture_spatial_dims("badnet")
+
+
+def test_filtering_by_dimensions_leaves_out_broken_plugins(plugin_path, caplog):
+    volumes = list_architectures(spatial_dims=3)
+    assert "volnet" in volumes
+    assert "tinynet" not in volumes
+    # a plugin that fails to import, or declares nonsense, cannot be used: not listed
+    assert "brokennet" not in volumes
+    assert "badnet" not in volumes
+    assert "brokennet" not in list_architectures(spatial_dims=2)
+    assert "architecture 'brokennet' left out of the list" in caplog.text
+    assert {"tinynet", "volnet"} <= set(list_architectures(spatial_dims=2))
+    with pytest.raises(
+        ValueError,
+        match=r"'tinynet' supports 2-D images only; for 3-D volumes choose one of "
+        r"\[.*'volnet'",
+    ):
+        check_architecture_dims("tinynet", 3)

@@ -32,6 +32,7 @@ from sklearn.model_selection import train_test_split
 
 from sk_medcnn import (
     MedicalCNNClassifier,
+    architecture_spatial_dims,
     get_architecture,
     list_architectures,
     load_model,
@@ -62,6 +63,8 @@ if "tinynet" not in list_architectures():
     )
 factory = get_architecture("tinynet")
 print(f"tinynet is {factory.__module__}.{factory.__name__}")
+# the factory's ``spatial_dims`` attribute: (2, 3), images and volumes
+print("tinynet takes spatial dimensions", architecture_spatial_dims("tinynet"))
 
 # %%
 # Training by name
@@ -97,6 +100,7 @@ assert np.array_equal(loaded.predict_proba(X_test), clf.predict_proba(X_test))
 summary = {
     "factory": f"{factory.__module__}.{factory.__name__}",
     "factory_file": sys.modules[factory.__module__].__file__,
+    "spatial_dims": list(architecture_spatial_dims("tinynet")),
     "network": type(network).__name__,
     "n_parameters": n_parameters,
     "n_epochs": clf.n_epochs_,

@@ -1,11 +1,14 @@
-"""The reference CNN of the project's design document."""
+"""The reference CNN of the project's design document, for images and volumes."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 from ..registry import register_architecture, register_weight_loader
+from ._layers import layers_for, spatial_dims_of
 
 __all__ = ["SimpleCNN", "build_simple_cnn"]
 
@@ -16,7 +19,10 @@ class SimpleCNN(nn.Module):
     The PyTorch form of the Keras ``Sequential`` model the project grew from
     (``Conv2D(32) -> MaxPool -> Conv2D(64) -> MaxPool -> Conv2D(128) -> MaxPool
     -> Flatten -> Dense(128) -> Dense(n_outputs)``); the output layer returns
-    raw scores, the loss applies the softmax or sigmoid.
+    raw scores, the loss applies the softmax or sigmoid. Given a volume's
+    ``(depth, height, width)`` it is the same design in 3-D: 3x3x3
+    convolutions, 2x2x2 max-pools and 3-D batch normalisation, every parameter
+    meaning the same.
 
     Parameters
     ----------
@@ -25,7 +31,9 @@ class SimpleCNN(nn.Module):
     n_outputs : int
         Size of the output layer.
     image_shape : tuple of int
-        ``(height, width)`` of the input images; fixes the dense layer's size.
+        ``(height, width)`` of the input images, or ``(depth, height, width)``
+        of volumes; fixes the dense layer's size and whether the network is
+        2-D or 3-D.
     width : int, default=32
         Filters of the first block; the second and third have 2x and 4x.
     hidden_units : int, default=128
@@ -35,23 +43,36 @@ class SimpleCNN(nn.Module):
     padding : {"same", "valid"}, default="same"
         ``"same"`` keeps the size through each 3x3 convolution and pools with
         ``ceil_mode``, so any image of at least 1x1 pixel works. ``"valid"`` is
-        the Keras model exactly and needs images of at least 22x22 pixels.
+        the Keras model exactly and needs images of at least 22x22 pixels
+        (volumes of at least 22x22x22 voxels).
     batch_norm : bool, default=False
         Add batch normalisation after each convolution.
 
     Attributes
     ----------
+    spatial_dims : int
+        2 for images, 3 for volumes.
     features : torch.nn.Sequential
-        The convolutional blocks; the last ``Conv2d`` is Grad-CAM's default layer.
+        The convolutional blocks (``Conv2d`` or ``Conv3d``); the last
+        convolution is Grad-CAM's default layer.
     classifier : torch.nn.Sequential
         Flatten, dense layer, dropout and output layer.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = SimpleCNN(1, 2, (16, 28, 28), width=4)
+    >>> net.spatial_dims, type(net.features[0]).__name__
+    (3, 'Conv3d')
+    >>> net(torch.zeros(2, 1, 16, 28, 28)).shape
+    torch.Size([2, 2])
     """
 
     def __init__(
         self,
         in_channels: int,
         n_outputs: int,
-        image_shape: tuple[int, int],
+        image_shape: tuple[int, ...],
         *,
         width: int = 32,
         hidden_units: int = 128,
@@ -68,13 +89,15 @@ class SimpleCNN(nn.Module):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); got {dropout}.")
+        self.spatial_dims = spatial_dims_of(image_shape, "simple_cnn")
+        conv, batch_norm_layer, max_pool = layers_for(self.spatial_dims)
         layers: list[nn.Module] = []
         channels = in_channels
-        height, width_px = image_shape
+        sizes = [int(size) for size in image_shape]
         for multiplier in (1, 2, 4):
             out = width * multiplier
             layers.append(
-                nn.Conv2d(
+                conv(
                     channels,
                     out,
                     3,
@@ -83,44 +106,46 @@ class SimpleCNN(nn.Module):
                 )
             )
             if batch_norm:
-                layers.append(nn.BatchNorm2d(out))
+                layers.append(batch_norm_layer(out))
             layers += [
                 nn.ReLU(inplace=True),
-                nn.MaxPool2d(2, ceil_mode=padding == "same"),
+                max_pool(2, ceil_mode=padding == "same"),
             ]
             channels = out
             if padding == "same":
-                height, width_px = -(-height // 2), -(-width_px // 2)
+                sizes = [-(-size // 2) for size in sizes]
             else:
-                height, width_px = (height - 2) // 2, (width_px - 2) // 2
-            if height < 1 or width_px < 1:
+                sizes = [(size - 2) // 2 for size in sizes]
+            if min(sizes) < 1:
                 # "same" keeps every size >= 1 from 1 on; "valid" needs
                 # (h - 2) // 2 >= 1 after the third block: 4, 10, then 22 pixels
                 minimum = 1 if padding == "same" else 22
+                what = "images" if self.spatial_dims == 2 else "volumes"
+                unit = "pixels" if self.spatial_dims == 2 else "voxels"
                 raise ValueError(
                     f"image_shape {tuple(image_shape)} is too small for simple_cnn "
-                    f"with padding={padding!r}; it needs images of at least "
-                    f"{minimum}x{minimum} pixels."
+                    f"with padding={padding!r}; it needs {what} of at least "
+                    f"{'x'.join([str(minimum)] * self.spatial_dims)} {unit}."
                 )
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(channels * height * width_px, hidden_units),
+            nn.Linear(channels * math.prod(sizes), hidden_units),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(hidden_units, n_outputs),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map a batch ``(n, in_channels, height, width)`` to ``(n, n_outputs)``."""
+        """Map ``(n, in_channels, *image_shape)`` to ``(n, n_outputs)`` raw scores."""
         return self.classifier(self.features(x))
 
 
-@register_architecture("simple_cnn")
+@register_architecture("simple_cnn", spatial_dims=(2, 3))
 def build_simple_cnn(
     in_channels: int,
     n_outputs: int,
-    image_shape: tuple[int, int],
+    image_shape: tuple[int, ...],
     *,
     width: int = 32,
     hidden_units: int = 128,
@@ -128,7 +153,7 @@ def build_simple_cnn(
     padding: str = "same",
     batch_norm: bool = False,
 ) -> nn.Module:
-    """Build the reference 3-block CNN (see :class:`SimpleCNN`).
+    """Build the reference 3-block CNN (see :class:`SimpleCNN`), 2-D or 3-D.
 
     Parameters
     ----------
@@ -137,7 +162,8 @@ def build_simple_cnn(
     n_outputs : int
         Size of the output layer.
     image_shape : tuple of int
-        ``(height, width)`` of the input images.
+        ``(height, width)`` of the input images, or ``(depth, height, width)``
+        of volumes (a 3-D network).
     width, hidden_units, dropout, padding, batch_norm
         See :class:`SimpleCNN`.
 
@@ -151,6 +177,9 @@ def build_simple_cnn(
     >>> net = build_simple_cnn(1, 2, (28, 28))
     >>> net(torch.zeros(4, 1, 28, 28)).shape
     torch.Size([4, 2])
+    >>> net = build_simple_cnn(1, 2, (28, 28, 28), width=4)
+    >>> net(torch.zeros(2, 1, 28, 28, 28)).shape
+    torch.Size([2, 2])
     """
     return SimpleCNN(
         in_channels,

@@ -178,3 +178,138 @@ def test_eval_mode_is_deterministic(factory):
     with torch.inference_mode():
         alone = net(x[:1])
     assert torch.allclose(alone, first[:1], atol=1e-6)
+
+
+# --- 3-D ---------------------------------------------------------------------------
+@pytest.mark.parametrize("factory", FACTORIES)
+@pytest.mark.parametrize("in_channels", [1, 2])
+@pytest.mark.parametrize("shape", [(8, 8, 8), (7, 12, 17), (64, 64, 64)])
+def test_output_shape_3d(factory, in_channels, shape):
+    net = factory(in_channels, 4, shape, width=2).eval()
+    assert net.spatial_dims == 3
+    with torch.inference_mode():
+        assert net(torch.zeros(1, in_channels, *shape)).shape == (1, 4)
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+def test_3d_network_is_3d_throughout(factory):
+    flat = factory(1, 2, (28, 28), width=4)
+    volume = factory(1, 2, (28, 28, 28), width=4)
+    assert flat.spatial_dims == 2
+    assert not any(
+        isinstance(m, nn.Conv2d | nn.BatchNorm2d | nn.MaxPool2d | nn.AdaptiveAvgPool2d)
+        for m in volume.modules()
+    )
+    assert isinstance(volume.avgpool, nn.AdaptiveAvgPool3d)
+    # the same modules and keys; each kernel gains a depth axis of its own size
+    flat_state, volume_state = flat.state_dict(), volume.state_dict()
+    assert list(flat_state) == list(volume_state)
+    for key, tensor in flat_state.items():
+        if tensor.ndim == 4:
+            assert volume_state[key].shape == (*tensor.shape, tensor.shape[-1])
+        else:
+            assert volume_state[key].shape == tensor.shape
+    assert "spatial_dims=3" in repr(volume)
+    assert "spatial_dims" not in repr(flat)
+
+
+@pytest.mark.parametrize(
+    ("image_shape", "expected"),
+    [
+        ((28, 28, 28), "small"),
+        ((63, 64, 64), "small"),  # the smallest side decides
+        ((64, 64, 64), "imagenet"),
+        ((64, 128, 96), "imagenet"),
+    ],
+)
+def test_auto_stem_3d(image_shape, expected):
+    net = build_resnet18(1, 2, image_shape, width=4)
+    assert net.stem == expected
+    if expected == "small":
+        assert net.conv1.kernel_size == (3, 3, 3)
+        assert net.conv1.stride == (1, 1, 1)
+        assert isinstance(net.maxpool, nn.Identity)
+    else:
+        assert net.conv1.kernel_size == (7, 7, 7)
+        assert net.conv1.stride == (2, 2, 2)
+        assert isinstance(net.maxpool, nn.MaxPool3d)
+
+
+def test_small_stem_keeps_resolution_into_first_stage_3d():
+    net = build_resnet18(1, 2, (28, 28, 28), width=4)
+    x = torch.zeros(1, 1, 28, 28, 28)
+    features = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    assert features.shape == (1, 4, 28, 28, 28)
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+@pytest.mark.parametrize("shape", [(28,), (4, 28, 28, 28), (28, 0), "28"])
+def test_bad_image_shape(factory, shape):
+    with pytest.raises(ValueError, match=r"image_shape of resnet\d\d must be"):
+        factory(1, 2, shape)
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+def test_gradients_flow_3d(factory):
+    net = factory(1, 3, (10, 11, 12), width=2, zero_init_residual=False)
+    x = torch.randn(4, 1, 10, 11, 12, generator=torch.Generator().manual_seed(0))
+    loss = nn.functional.cross_entropy(net(x), torch.tensor([0, 1, 2, 0]))
+    loss.backward()
+    for parameter in (net.conv1.weight, net.layer4[-1].conv2.weight, net.fc.weight):
+        assert parameter.grad is not None
+        assert torch.isfinite(parameter.grad).all()
+        assert parameter.grad.abs().sum() > 0
+
+
+def test_3d_initialisation():
+    net = build_resnet18(1, 2, (16, 16, 16), width=8)
+    weight = net.layer4[0].conv1.weight  # kaiming normal, fan_out: 2 / (out * k^3)
+    expected_std = (2 / (weight.shape[0] * 27)) ** 0.5
+    assert weight.std().item() == pytest.approx(expected_std, rel=0.05)
+    assert all(
+        torch.all(block.bn2.weight == 0)
+        for block in net.modules()
+        if isinstance(block, BasicBlock)
+    )
+
+
+def test_resnet_checkpoint_params_read_a_3d_first_convolution():
+    from sk_medcnn import get_weight_loader
+
+    loader = get_weight_loader("resnet18")
+    for shape, stem in (((28, 28, 28), "small"), ((64, 64, 64), "imagenet")):
+        net = build_resnet18(1, 2, shape, width=4)
+        assert loader.architecture_params(net.state_dict()) == {
+            "stem": stem,
+            "width": 4,
+        }
+
+
+def test_bad_spatial_dims():
+    with pytest.raises(ValueError, match="spatial_dims must be 2 or 3"):
+        ResNet(1, 2, (1, 1, 1, 1), spatial_dims=1)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "simple_cnn"])
+def test_weight_loader_adapts_a_3d_first_convolution(name):
+    from sk_medcnn import get_architecture, get_weight_loader
+    from sk_medcnn.pretrained import load_weights
+
+    loader = get_weight_loader(name)
+    source = get_architecture(name)(3, 5, (16, 16, 16), width=4)
+    target = get_architecture(name)(1, 2, (16, 16, 16), width=4)
+    state = source.state_dict()
+    load_weights(target, state, loader, source="a 3-D checkpoint", architecture=name)
+    loaded = target.state_dict()
+    first = loader.input_convolution
+    assert state[first].ndim == 5
+    torch.testing.assert_close(loaded[first], state[first].sum(1, keepdim=True))
+    for key, tensor in state.items():
+        head = any(key.startswith(part + ".") for part in loader.head)
+        if key == first or head:
+            continue
+        torch.testing.assert_close(loaded[key], tensor, rtol=0, atol=0)
+    # the head is the module's own: 2 outputs, not the checkpoint's 5
+    head_weight = loaded[f"{loader.head[0]}.weight"]
+    assert head_weight.shape[0] == 2
+    assert isinstance(target.get_submodule(loader.head[0]), nn.Linear)

@@ -10,6 +10,12 @@ so that ``MedicalCNNClassifier("tinynet")`` works once the package is installed.
 The module does not import sk_medcnn: a factory only has to build a
 ``torch.nn.Module``.
 
+The factory declares the spatial dimensions it builds networks for with an
+attribute, ``build_tinynet.spatial_dims = (2, 3)``: 2-D images ``(n, C, H, W)``
+and 3-D volumes ``(n, C, D, H, W)``. Without it, sk_medcnn takes a factory to be
+2-D only and refuses volumes for it with a message naming the architectures
+that take them.
+
 A second entry point declares how pretrained checkpoints map onto the network
 (for ``pretrained=`` and ``ImageEmbedder``), as the dict :data:`WEIGHTS`::
 
@@ -30,6 +36,7 @@ class TinyNet(nn.Module):
     """Two convolution blocks, global average pooling and a linear output layer.
 
     Global average pooling makes the network independent of the image size.
+    With ``spatial_dims=3`` the layers are their 3-D forms, for volumes.
 
     Parameters
     ----------
@@ -41,6 +48,8 @@ class TinyNet(nn.Module):
         Filters of the first block; the second has twice as many.
     dropout : float, default=0.0
         Dropout probability before the output layer.
+    spatial_dims : {2, 3}, default=2
+        2 for images, 3 for volumes.
     """
 
     def __init__(
@@ -50,31 +59,36 @@ class TinyNet(nn.Module):
         *,
         width: int = 8,
         dropout: float = 0.0,
+        spatial_dims: int = 2,
     ) -> None:
         super().__init__()
+        conv, batch_norm, max_pool, pool = {
+            2: (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d),
+            3: (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d, nn.AdaptiveAvgPool3d),
+        }[spatial_dims]
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
-            nn.BatchNorm2d(width),
+            conv(in_channels, width, 3, padding=1, bias=False),
+            batch_norm(width),
             nn.ReLU(inplace=True),
-            nn.MaxPool2d(2, ceil_mode=True),
-            nn.Conv2d(width, 2 * width, 3, padding=1, bias=False),
-            nn.BatchNorm2d(2 * width),
+            max_pool(2, ceil_mode=True),
+            conv(width, 2 * width, 3, padding=1, bias=False),
+            batch_norm(2 * width),
             nn.ReLU(inplace=True),
         )
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = pool(1)
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * width, n_outputs)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map a batch ``(n, in_channels, height, width)`` to ``(n, n_outputs)``."""
+        """Map a batch ``(n, in_channels, *image_shape)`` to ``(n, n_outputs)``."""
         return self.classifier(self.pool(self.features(x)))
 
 
 def build_tinynet(
     in_channels: int,
     n_outputs: int,
-    image_shape: tuple[int, int],
+    image_shape: tuple[int, ...],
     *,
     width: int = 8,
     dropout: float = 0.0,
@@ -88,8 +102,9 @@ def build_tinynet(
     n_outputs : int
         Size of the output layer.
     image_shape : tuple of int
-        ``(height, width)`` of the input images; unused, since the network pools
-        globally, but every factory receives it.
+        ``(height, width)`` of images or ``(depth, height, width)`` of volumes:
+        its length chooses a 2-D or a 3-D network (the sizes are unused, since
+        the network pools globally).
     width : int, default=8
         Filters of the first block (``architecture_params={"width": ...}``).
     dropout : float, default=0.0
@@ -102,13 +117,30 @@ def build_tinynet(
     Raises
     ------
     ValueError
-        If ``width`` is below 1 or ``dropout`` is outside [0, 1).
+        If ``image_shape`` has neither 2 nor 3 sizes, ``width`` is below 1 or
+        ``dropout`` is outside [0, 1).
     """
+    if len(image_shape) not in (2, 3):
+        raise ValueError(
+            "image_shape must be (height, width) or (depth, height, width); got "
+            f"{tuple(image_shape)}."
+        )
     if width < 1:
         raise ValueError(f"width must be >= 1; got {width}.")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1); got {dropout}.")
-    return TinyNet(in_channels, n_outputs, width=width, dropout=dropout)
+    return TinyNet(
+        in_channels,
+        n_outputs,
+        width=width,
+        dropout=dropout,
+        spatial_dims=len(image_shape),
+    )
+
+
+#: The spatial dimensions the factory builds networks for, read by sk_medcnn
+#: (``sk_medcnn.architecture_spatial_dims("tinynet")``); absent means ``(2,)``.
+build_tinynet.spatial_dims = (2, 3)  # type: ignore[attr-defined]
 
 
 def map_checkpoint_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
