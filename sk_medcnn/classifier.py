@@ -56,7 +56,12 @@ from .augmentation import default_augmentation
 from .exceptions import OutOfDistributionWarning
 from .losses import FocalLoss
 from .pretrained import load_weights, read_weights, resolve_input_statistics
-from .registry import WeightLoader, get_architecture, get_weight_loader
+from .registry import (
+    WeightLoader,
+    check_architecture_dims,
+    get_architecture,
+    get_weight_loader,
+)
 from .utils._dataset_array import DatasetImages, dataset_targets, is_dataset
 from .utils._files_array import ImageFiles, is_path_array
 from .utils._memory import check_memory, training_memory, worth_estimating
@@ -154,16 +159,6 @@ def _axes(spatial_dims: int) -> str:
 def _default_augmentation(spatial_dims: int) -> Any:
     """Return ``augmentation="auto"``'s pipeline for images or volumes."""
     return default_augmentation(spatial_dims=spatial_dims)
-
-
-def check_architecture_supports(factory: Any, name: str, spatial_dims: int) -> None:
-    """Refuse images for a volume-only architecture, or volumes for a 2-D one."""
-    supported = tuple(getattr(factory, "spatial_dims", (2,)))
-    if spatial_dims not in supported:
-        raise ValueError(
-            f"architecture {name!r} supports {_kind(supported[0])} "
-            f"(spatial_dims={supported}), but X holds {_kind(spatial_dims)}."
-        )
 
 
 def _inference_batch_size(batch_size: int, image_shape: tuple[int, ...]) -> int:
@@ -1440,7 +1435,7 @@ class _BaseMedicalCNN(BaseEstimator):
     ) -> nn.Module:
         factory, name = self._factory()
         *spatial, channels = image_shape
-        check_architecture_supports(factory, name, len(spatial))
+        check_architecture_dims(factory, len(spatial))
         if params is None:
             params = dict(self.architecture_params or {})
         with seeded_torch(seed, torch.device("cpu")):

@@ -19,6 +19,7 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ..architectures import ACSConv
 from ..classifier import MedicalCNNClassifier
 from ..preprocessing import CenterCrop, Pad
 from ..utils._validation import check_images
@@ -252,8 +253,8 @@ def _conv_layers(architecture: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _is_convolution(module: nn.Module) -> bool:
-    """Tell whether ``module`` is a 2-D or 3-D convolution."""
-    return isinstance(module, nn.Conv2d | nn.Conv3d)
+    """Tell whether ``module`` is a 2-D, 3-D or ACS convolution."""
+    return isinstance(module, nn.Conv2d | nn.Conv3d | ACSConv)
 
 
 def default_layer(model: Model) -> nn.Module:

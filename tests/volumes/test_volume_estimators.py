@@ -101,9 +101,9 @@ def test_spatial_dims_overrules_the_inference(volumes):
         tiny_2d, spatial_dims=2, max_epochs=1, device="cpu", random_state=0
     ).fit(X, y)
     assert clf.image_shape_ == (6, 8, 10)
-    with pytest.raises(ValueError, match="supports images"):
+    with pytest.raises(ValueError, match="supports 2-D images only"):
         MedicalCNNClassifier(tiny_2d, max_epochs=1, device="cpu").fit(X, y)
-    with pytest.raises(ValueError, match="supports volumes"):
+    with pytest.raises(ValueError, match="supports 3-D volumes only"):
         MedicalCNNClassifier(tiny_3d, max_epochs=1, device="cpu").fit(X[:, 0], y)
 
 
@@ -241,3 +241,50 @@ def test_volume_files_given_to_an_image_model_name_the_file(tmp_path, volumes):
     clf.fit(X[:, 0], y)
     with pytest.raises(ValueError, match="volume"):
         clf.predict([str(path)])
+
+
+def test_volume_model_round_trips_through_skmed(tmp_path):
+    from sk_medcnn.datasets import make_lesion_phantoms
+    from sk_medcnn.persistence import load_model, save_model
+
+    X, y = make_lesion_phantoms(16, image_size=16, spatial_dims=3, random_state=0)
+    clf = MedicalCNNClassifier(max_epochs=1, device="cpu", random_state=0).fit(X, y)
+    assert clf.spatial_dims_ == 3
+    save_model(clf, tmp_path / "volumes.skmed")
+    loaded = load_model(tmp_path / "volumes.skmed")
+    assert loaded.spatial_dims_ == 3
+    np.testing.assert_array_equal(loaded.predict_proba(X[:3]), clf.predict_proba(X[:3]))
+
+
+def test_too_small_volumes_get_a_clear_error():
+    def unpadded_3d(in_channels, n_outputs, image_shape):
+        return nn.Sequential(
+            nn.Conv3d(in_channels, 2, 5), nn.Flatten(), nn.LazyLinear(n_outputs)
+        )
+
+    unpadded_3d.spatial_dims = (3,)
+    X = np.zeros((4, 3, 3, 3), dtype=np.float32)
+    with pytest.raises(
+        ValueError, match=r"volumes of shape \(3, 3, 3, 1\) do not fit architecture"
+    ):
+        MedicalCNNClassifier(unpadded_3d, spatial_dims=3, device="cpu").fit(
+            X, [0, 0, 1, 1]
+        )
+
+
+def test_grad_cam_finds_the_last_acs_convolution():
+    from sk_medcnn.architectures import ACSConv
+    from sk_medcnn.inspection._base import default_layer, resolve_model
+
+    X = np.random.default_rng(0).random((8, 16, 16, 16)).astype(np.float32)
+    y = np.arange(8) % 2
+    clf = MedicalCNNClassifier(
+        "acs_resnet18",
+        architecture_params={"width": 4},
+        max_epochs=1,
+        device="cpu",
+        random_state=0,
+    ).fit(X, y)
+    layer = default_layer(resolve_model(clf))
+    assert any(isinstance(m, ACSConv) for m in layer.modules())
+    assert grad_cam(clf, X[:2], target=1).shape == (2, 16, 16, 16)
