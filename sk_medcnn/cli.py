@@ -327,6 +327,8 @@ def _images_for(
             paths = readable
         return np.asarray(paths, dtype=object), list(paths)
     estimator = _final_estimator(model)
+    if _takes_volumes(model):
+        return _volumes_for(estimator, paths, on_error=on_error)
     height, width, channels = estimator.image_shape_
     images, read = read_images(
         paths, shape=(height, width), channels=channels, on_error=on_error
@@ -337,13 +339,67 @@ def _images_for(
     return images, kept
 
 
-def _collect_files(inputs: Sequence[str]) -> list[str]:
+def _takes_volumes(model: Any) -> bool:
+    """Whether the model's network takes volumes (CT or MRI stacks)."""
+    return len(getattr(_final_estimator(model), "image_shape_", ())) == 4
+
+
+def _volumes_for(
+    estimator: Any, paths: Sequence[str], *, on_error: str
+) -> tuple[Any, list[str]]:
+    """Read volume files and series folders for a model of volumes, one at a time."""
+    from .exceptions import ImageReadError
+    from .utils._files_array import ImageFiles
+
+    volumes, kept = [], []
+    for path in paths:
+        try:
+            files = ImageFiles(
+                [path], image_shape=estimator.image_shape_, spatial_dims=3
+            )
+            volumes.append(files[:])
+        except (ImageReadError, ValueError) as error:
+            if on_error != "skip":
+                raise
+            _warn(f"skipped {path}: {str(error).splitlines()[0]}")
+        else:
+            kept.append(path)
+    if not volumes:
+        return np.zeros((0, *estimator.image_shape_), dtype=np.float32), kept
+    return np.concatenate(volumes), kept
+
+
+def _is_series_folder(path: Path) -> bool:
+    """Whether a folder holds DICOM files directly (one series, one volume)."""
+    from .io._dicom_series import list_series_files
+
+    return bool(list_series_files(path))
+
+
+def _collect_files(inputs: Sequence[str], *, volumes: bool = False) -> list[str]:
+    """Expand folders into the files (volumes: and series folders) they hold."""
     from .io import list_image_files
+    from .io._volume import spatial_dims_of_file
 
     files: list[str] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        if path.is_dir() and volumes:
+            if _is_series_folder(path):
+                files.append(str(path))
+                continue
+            found = sorted(
+                child
+                for child in path.iterdir()
+                if (child.is_file() and spatial_dims_of_file(child) == 3)
+                or (child.is_dir() and _is_series_folder(child))
+            )
+            if not found:
+                raise CommandError(
+                    f"{item}: the folder holds no NIfTI files and no DICOM series"
+                )
+            files.extend(str(found_path) for found_path in found)
+        elif path.is_dir():
             found = list_image_files(path)
             if not found:
                 raise CommandError(f"{item}: the folder holds no image files")
@@ -865,7 +921,7 @@ def command_predict(args: argparse.Namespace) -> int:
     estimator = _final_estimator(model)
     if not hasattr(estimator, "classes_"):
         raise CommandError(f"{args.model}: not a classifier")
-    paths = _collect_files(args.inputs)
+    paths = _collect_files(args.inputs, volumes=_takes_volumes(model))
     X, paths = _images_for(model, paths, on_error=args.on_error)
     if not paths:
         raise CommandError("no image could be read (every file was skipped)")
@@ -976,7 +1032,12 @@ def _class_label(classes: NDArray[Any], text: str) -> Any:
 
 def command_explain(args: argparse.Namespace) -> int:
     """Write explanation-map overlays of image files (``sk-medcnn explain``)."""
-    from .inspection import grad_cam, plot_overlay, saliency_map
+    from .inspection import (
+        grad_cam,
+        plot_overlay,
+        plot_volume_overlay,
+        saliency_map,
+    )
     from .utils._files import atomic_path
 
     out_dir = _check_output("--output", args.output, folder=True)
@@ -986,7 +1047,7 @@ def command_explain(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.model}: not a classifier")
     classes = _final_estimator(model).classes_
     target = None if args.target is None else _class_label(classes, args.target)
-    paths = _collect_files(args.inputs)
+    paths = _collect_files(args.inputs, volumes=_takes_volumes(model))
     X, paths = _images_for(model, paths, on_error=args.on_error)
     if not paths:
         raise CommandError("no image could be read (every file was skipped)")
@@ -1014,17 +1075,23 @@ def command_explain(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)  # only now: a failure leaves none
     written = []
     for index, path in enumerate(paths):
-        figure, axis = plt.subplots(figsize=(4.6, 4))
-        plot_overlay(np.asarray(images[index]), maps[index], ax=axis)
+        title = (
+            f"{Path(path).name}\npredicted {classes[best[index]]} "
+            f"(P = {proba[index, best[index]]:.3f})"
+        )
+        if maps.ndim == 4:  # a volume: three orthogonal slices through the peak
+            figure, axes = plt.subplots(1, 3, figsize=(10, 3.6), layout="constrained")
+            plot_volume_overlay(np.asarray(images[index]), maps[index], axes=axes)
+            figure.suptitle(title, fontsize=9)
+            axis = axes
+        else:
+            figure, axis = plt.subplots(figsize=(4.6, 4))
+            plot_overlay(np.asarray(images[index]), maps[index], ax=axis)
+            axis.set_title(title, fontsize=9)
         colour_bar = figure.colorbar(
             ScalarMappable(Normalize(0, 1), cmap="jet"), ax=axis, fraction=0.046
         )
         colour_bar.set_label(f"{name}: evidence for {classes[explained[index]]}")
-        axis.set_title(
-            f"{Path(path).name}\npredicted {classes[best[index]]} "
-            f"(P = {proba[index, best[index]]:.3f})",
-            fontsize=9,
-        )
         target_file = out_dir / f"{index:04d}_{Path(path).stem}_{args.method}.png"
         with atomic_path(target_file) as tmp:
             figure.savefig(tmp, dpi=100, bbox_inches="tight")
