@@ -42,8 +42,11 @@ from sklearn.model_selection import StratifiedKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sklearn.pipeline import make_pipeline
+
 from benchmarks._common import DATA_FILES, save_results
 from sk_medcnn import MedicalCNNClassifier
+from sk_medcnn.augmentation import RandomFlip, default_augmentation
 from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
 
 VESSEL = DATA_FILES["vesselmnist3d"]
@@ -98,7 +101,9 @@ def parse_model(spec: str) -> dict[str, Any]:
 
     ``resnet18:stem=imagenet,width=32`` is ``architecture="resnet18"`` with those
     ``architecture_params``; ``defaults:augmentation=none`` changes an estimator
-    parameter (``none`` is None; numbers are read as numbers).
+    parameter (``none`` is None; numbers are read as numbers;
+    ``augmentation=flips`` is the default augmentation after random flips on
+    every axis).
     """
     name, _, options = spec.partition(":")
     values: dict[str, Any] = {}
@@ -113,6 +118,11 @@ def parse_model(spec: str) -> dict[str, Any]:
             except ValueError:
                 pass
         values[key] = value
+    if values.get("augmentation") == "flips":  # the default, after flips on every axis
+        values["augmentation"] = make_pipeline(
+            RandomFlip(axes=("horizontal", "vertical", "depth")),
+            default_augmentation(spatial_dims=3),
+        )
     if name == "defaults":
         return values
     return {"architecture": name, "architecture_params": values or None}

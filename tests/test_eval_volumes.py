@@ -25,6 +25,8 @@ def test_model_specifications_parse():
         "augmentation": None,
         "max_epochs": 30,
     }
+    flips = bench.parse_model("defaults:augmentation=flips")["augmentation"]
+    assert flips.steps[0][1].axes == ("horizontal", "vertical", "depth")
     assert bench.parse_model("resnet18:stem=imagenet,width=32") == {
         "architecture": "resnet18",
         "architecture_params": {"stem": "imagenet", "width": 32},
