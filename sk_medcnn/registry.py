@@ -399,7 +399,7 @@ def architecture_spatial_dims(
         factory = get_architecture(architecture)
         attribute = getattr(factory, SPATIAL_DIMS_ATTRIBUTE, None)
         if attribute is None:
-            return _SPATIAL_DIMS[architecture]
+            return _SPATIAL_DIMS.get(architecture, _DEFAULT_DIMS)
         return _as_spatial_dims(attribute, f"architecture {architecture!r}")
     if not callable(architecture):
         raise TypeError(
@@ -411,7 +411,7 @@ def architecture_spatial_dims(
         _ensure_builtins()
         for name, factory in (*_ARCHITECTURES.items(), *_LOADED_PLUGINS.items()):
             if factory is architecture:
-                return _SPATIAL_DIMS[name]
+                return _SPATIAL_DIMS.get(name, _DEFAULT_DIMS)
         declared = _DEFAULT_DIMS
     return _as_spatial_dims(
         declared, f"the architecture factory {_label(architecture)}"

@@ -395,7 +395,7 @@ def test_non_finite_pixels(value):
         MedicalCNNClassifier(**FAST).fit(X, y)
 
 
-@pytest.mark.parametrize("shape", [(8,), (2, 2, 8, 8, 1)])
+@pytest.mark.parametrize("shape", [(8,), (2, 2, 8, 8, 1, 1)])  # 5-D: volumes
 def test_wrong_ndim(shape):
     X = np.zeros(shape)
     with pytest.raises(ValueError, match="X"):
