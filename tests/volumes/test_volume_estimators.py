@@ -288,3 +288,20 @@ def test_grad_cam_finds_the_last_acs_convolution():
     layer = default_layer(resolve_model(clf))
     assert any(isinstance(m, ACSConv) for m in layer.modules())
     assert grad_cam(clf, X[:2], target=1).shape == (2, 16, 16, 16)
+
+
+def test_a_volume_model_exports_to_onnx(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from sk_medcnn.datasets import make_lesion_phantoms
+    from sk_medcnn.export import export_onnx
+
+    X, y = make_lesion_phantoms(16, image_size=16, spatial_dims=3, random_state=0)
+    clf = MedicalCNNClassifier(
+        max_epochs=1, tta=None, device="cpu", random_state=0
+    ).fit(X, y)
+    path = export_onnx(clf, tmp_path / "volumes.onnx")
+    session = ort.InferenceSession(str(path))
+    name = session.get_inputs()[0].name
+    proba = session.run(None, {name: X[:3, ..., None].astype(np.float32)})[0]
+    np.testing.assert_allclose(proba, clf.predict_proba(X[:3]), atol=1e-5)
