@@ -39,6 +39,7 @@ NOT_RUN = {
     'read_image("chest_ct/': "reads the reader's own DICOM, NIfTI and JPEG files",
     'load_image_folder("data"': "reads the reader's own image folder",
     'load_image_folder("ct_slices"': "reads the reader's own image folder",
+    'read_volume("ct_series/"': "reads the reader's own DICOM series folder",
     'Client("tcp://': "needs a running Dask scheduler",
     "fetch_weights(": "downloads weights from the internet, which tests cannot reach",
     "X_adult": "stands for the reader's two data sets (see tests/test_pretrained.py)",
