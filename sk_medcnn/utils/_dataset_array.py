@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from ._validation import CHANNEL_SIZES
+
 __all__ = ["DatasetImages", "dataset_targets", "is_dataset"]
 
 
@@ -37,7 +39,7 @@ def _item_spatial_dims(image: Any) -> int:
     if ndim == 4:
         return 3
     if ndim == 3 and not isinstance(image, torch.Tensor):
-        return 2 if int(np.shape(image)[-1]) in (1, 3, 4) else 3
+        return 2 if int(np.shape(image)[-1]) in CHANNEL_SIZES else 3
     return 2
 
 
