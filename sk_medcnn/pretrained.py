@@ -206,7 +206,8 @@ def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     if in_channels == source:
         return weight
     dtype = weight.dtype
-    work = weight.float()
+    # half-precision kernels are summed in float32; float64 stays float64
+    work = weight.to(torch.promote_types(dtype, torch.float32))
     if in_channels == 1:
         adapted = work.sum(dim=1, keepdim=True)
     else:
