@@ -20,11 +20,15 @@ Run from the project root::
     python benchmarks/eval_volumes.py --json reports/eval_volumes.json
     python benchmarks/eval_volumes.py --seeds 0 --folds 0   # validation only
     python benchmarks/eval_volumes.py --quick               # phantoms, seconds
+
+``--json FILE --resume`` keeps the fits already saved in FILE (it is written after
+every fit) and runs the others: a long run can stop and go on.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -139,6 +144,12 @@ def load(args: argparse.Namespace) -> tuple[np.ndarray, ...]:
     return X_train, y_train.ravel(), X_val, y_val.ravel()
 
 
+def run_key(architecture: str, seed: int, split: str, fold: int | None) -> str:
+    """The key of one fitted model in the saved results (what ``--resume`` skips)."""
+    where = "validation" if split == "validation" else f"cv fold {fold}"
+    return f"{architecture} | seed {seed} | {where}"
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=VESSEL)
@@ -152,18 +163,50 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--folds", type=int, default=5, help="0: validation only")
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        choices=("cv", "validation"),
+        default=["cv", "validation"],
+        help="cross-validation on the train split, the validation split, or both",
+    )
     parser.add_argument("--max-epochs", type=int, default=None)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     parser.add_argument("--quick", action="store_true", help="phantoms, seconds")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the fits already saved in --json and run only the others",
+    )
     args = parser.parse_args(argv)
     if not args.quick and not args.data.exists():
         parser.error(f"{args.data} is absent (see ../shared/data/README.md)")
+    if args.resume and args.json is None:
+        parser.error("--resume needs --json (the file whose fits are kept)")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     X_train, y_train, X_val, y_val = load(args)
     print(
         f"train {X_train.shape} ({y_train.mean():.1%} positive), "
         f"validation {X_val.shape} ({y_val.mean():.1%} positive)"
     )
+    done: dict[str, dict[str, float]] = {}
+    if args.resume and args.json.exists():
+        done = json.loads(args.json.read_text()).get("runs", {})
+        print(f"resuming: {len(done)} fits kept from {args.json}")
     results: dict[str, Any] = {"data": str(args.data), "quick": args.quick}
+    results["runs"] = done
+
+    def run_once(key: str, *data: np.ndarray) -> dict[str, float]:
+        if key not in done:
+            done[key] = fit_and_score(params, *data)
+            save_results(results, args.json)  # after every fit: a stop loses one
+            print(f"{key}: {done[key]}", flush=True)
+        return done[key]
+
     for architecture in args.architectures:
         params: dict[str, Any] = {"device": "cpu", **parse_model(architecture)}
         if args.max_epochs is not None:
@@ -173,25 +216,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cv_runs, val_runs = [], []
         for seed in args.seeds:
             params["random_state"] = seed
-            if args.folds >= 2:
+            if "cv" in args.splits and args.folds >= 2:
                 folds = StratifiedKFold(args.folds, shuffle=True, random_state=seed)
                 for fold, (train, test) in enumerate(folds.split(X_train, y_train)):
-                    run = fit_and_score(
-                        params,
-                        X_train[train],
-                        y_train[train],
-                        X_train[test],
-                        y_train[test],
+                    key = run_key(architecture, seed, "cv", fold)
+                    cv_runs.append(
+                        run_once(
+                            key,
+                            X_train[train],
+                            y_train[train],
+                            X_train[test],
+                            y_train[test],
+                        )
                     )
-                    cv_runs.append(run)
-                    print(f"{architecture} seed {seed} fold {fold}: {run}", flush=True)
-            run = fit_and_score(params, X_train, y_train, X_val, y_val)
-            val_runs.append(run)
-            print(f"{architecture} seed {seed} validation: {run}", flush=True)
+            if "validation" in args.splits:
+                key = run_key(architecture, seed, "validation", None)
+                val_runs.append(run_once(key, X_train, y_train, X_val, y_val))
         results[architecture] = {
             "cv": summarise(cv_runs) if cv_runs else None,
             "cv_runs": cv_runs,
-            "validation": summarise(val_runs),
+            "validation": summarise(val_runs) if val_runs else None,
             "validation_runs": val_runs,
         }
     print()
@@ -205,12 +249,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             summary = results[architecture][split]
             if summary is None:
                 continue
+            runs = len(results[architecture][f"{split}_runs"])
             cells = " | ".join(
                 f"{summary[key][0]:.3f} ± {summary[key][1]:.3f}"
                 for key in ("auc", "acc", "balanced_acc", "sensitivity", "specificity")
             )
             print(
-                f"| {architecture} | {split} | {cells} | "
+                f"| {architecture} | {split} ({runs} fits) | {cells} | "
                 f"{summary['fit_seconds'][0]:.0f} |"
             )
     save_results(results, args.json)

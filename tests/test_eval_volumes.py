@@ -52,4 +52,42 @@ def test_eval_volumes_quick(tmp_path, capsys):
         assert run["balanced_acc"] == pytest.approx(
             (run["sensitivity"] + run["specificity"]) / 2
         )
-    assert "| defaults | validation |" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "| defaults | validation (1 fits) |" in out_text
+    assert "| defaults | cv (2 fits) |" in out_text
+
+
+def test_resume_keeps_saved_fits_and_runs_the_others(tmp_path, monkeypatch):
+    bench = _load()
+    out = tmp_path / "volumes.json"
+    fitted = []
+
+    def fake_fit(params, X_train, y_train, X_test, y_test):
+        fitted.append((params["random_state"], len(X_train), len(X_test)))
+        score = float(len(fitted))  # distinct per fit, to see which were kept
+        keys = ("auc", "acc", "balanced_acc", "sensitivity", "specificity")
+        return {**dict.fromkeys(keys, score), "fit_seconds": 1.0}
+
+    monkeypatch.setattr(bench, "fit_and_score", fake_fit)
+    argv = ["--quick", "--folds", "2", "--json", str(out)]
+    first = bench.main([*argv, "--seeds", "0"])
+    assert len(fitted) == 3  # two folds and the validation fit
+    # every fit was saved as it finished
+    saved = json.loads(out.read_text())["runs"]
+    assert sorted(saved) == sorted(first["runs"])
+    second = bench.main([*argv, "--seeds", "0", "1", "--resume"])
+    assert len(fitted) == 6  # only seed 1 ran
+    assert all(seed == 1 for seed, *_ in fitted[3:])
+    for key, run in first["runs"].items():
+        assert second["runs"][key] == run
+    assert second["defaults"]["validation"]["auc"][0] == pytest.approx((3 + 6) / 2)
+    # only one split
+    third = bench.main([*argv, "--seeds", "2", "--splits", "validation"])
+    assert third["defaults"]["cv"] is None
+    assert len(third["defaults"]["validation_runs"]) == 1
+
+
+def test_resume_needs_a_json_file():
+    bench = _load()
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--resume"])
