@@ -9,10 +9,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ..preprocessing._base import _OUTPUT_CONTAINERS, image_size_like
+from ..preprocessing._base import _OUTPUT_CONTAINERS
 from ..utils._validation import Checker, check_params, one_of, optional
 from ._batch import check_channels, read_images
+from ._folder import _check_shape, _check_spatial_dims, _check_volume_options
 from ._readers import check_index, check_slice_axis, check_window
+from ._volume import spatial_dims_of_file
 
 __all__ = ["ImageLoader"]
 
@@ -60,6 +62,16 @@ def _check_paths(X: Any) -> list[str | os.PathLike[str]]:
     return list(paths)
 
 
+def _first_dims(paths: list[str | os.PathLike[str]]) -> int:
+    """Return the spatial dimensions of the first readable path (2 if none is)."""
+    for path in paths:
+        try:
+            return spatial_dims_of_file(path)
+        except (OSError, ValueError):  # unreadable: reported when it is read
+            continue
+    return 2
+
+
 class ImageLoader(TransformerMixin, BaseEstimator):
     """Read image files: turn file paths into an image array, in a Pipeline.
 
@@ -67,15 +79,18 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     pipeline is fitted on, and predicts from, file paths, and a saved model
     predicts straight from files. Each path is read with :func:`read_image`
     (PNG, JPEG, TIFF, DICOM, NIfTI), converted to ``channels`` and resized to
-    ``shape``.
+    ``shape``; or, for volumes, with :func:`read_volume` (a NIfTI volume, or
+    a folder holding one DICOM series) and resized to ``(depth, height,
+    width)``.
 
     Parameters
     ----------
-    shape : int or tuple of (int, int), default=None
-        Resize every image to ``(height, width)`` (an int gives a square)
-        with :class:`~sk_medcnn.preprocessing.Resize`; images of that size are
-        left as they are. None requires all images of one call to have one
-        size.
+    shape : int or tuple of int, default=None
+        Resize every image to ``(height, width)`` (an int gives a square; for
+        volumes an int gives a cube) with
+        :class:`~sk_medcnn.preprocessing.Resize`, every volume to ``(depth,
+        height, width)``; images of that size are left as they are. None
+        requires all images of one call to have one size.
     channels : {1, 3}, default=None
         Convert every image to grayscale (1) or RGB (3); None keeps the
         files' channels, which must then agree.
@@ -89,6 +104,12 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         files are errors.
     slice_axis : {0, 1, 2}, default=2
         Passed to :func:`read_image`, for NIfTI volumes.
+    spatial_dims : {None, 2, 3}, default=None
+        Read 2-D images (2) or volumes (3). None decides from the first path
+        of each call, reading at most its header: a folder (a DICOM series)
+        and a NIfTI file holding a volume are volumes, unless ``index`` takes
+        one slice of each; every other file is an image. Volumes keep their
+        intensities (``channels`` and ``window="file"`` do not apply).
     on_error : {"raise", "fill"}, default="raise"
         An unreadable file raises its
         :class:`~sk_medcnn.exceptions.ImageReadError` (naming it), or becomes
@@ -110,7 +131,8 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     no image. ``transform`` returns ``(n_samples, height, width)`` for
     grayscale images and ``(n_samples, height, width, channels)`` for colour,
     in the files' common dtype (see :func:`read_image`; uint8 for ordinary
-    PNG and JPEG files).
+    PNG and JPEG files); ``(n_samples, depth, height, width)`` for volumes,
+    depth first as the estimators take them.
 
     Examples
     --------
@@ -130,22 +152,24 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict[str, Checker]] = {
-        "shape": optional(image_size_like),
+        "shape": optional(_check_shape),
         "channels": check_channels,
         "window": check_window,
         "index": check_index,
         "slice_axis": check_slice_axis,
+        "spatial_dims": _check_spatial_dims,
         "on_error": one_of(("raise", "fill")),
     }
 
     def __init__(
         self,
-        shape: int | tuple[int, int] | None = None,
+        shape: int | tuple[int, ...] | None = None,
         *,
         channels: int | None = None,
         window: str | tuple[float, float] | None = None,
         index: int | None = None,
         slice_axis: int = 2,
+        spatial_dims: int | None = None,
         on_error: str = "raise",
     ) -> None:
         self.shape = shape
@@ -153,6 +177,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         self.window = window
         self.index = index
         self.slice_axis = slice_axis
+        self.spatial_dims = spatial_dims
         self.on_error = on_error
 
     def fit(self, X: ArrayLike, y: Any = None) -> ImageLoader:
@@ -185,9 +210,10 @@ class ImageLoader(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        images : ndarray of shape (n_samples, height, width) or \
-                (n_samples, height, width, channels)
-            One image per path, in the order of ``X``.
+        images : ndarray of shape (n_samples, height, width), \
+                (n_samples, height, width, channels) or (n_samples, depth, \
+                height, width[, channels])
+            One image or volume per path, in the order of ``X``.
 
         Raises
         ------
@@ -195,11 +221,13 @@ class ImageLoader(TransformerMixin, BaseEstimator):
             If a file cannot be read (``on_error="raise"``), or none can.
         ValueError
             If the images differ in size (without ``shape``) or channels
-            (without ``channels``), or a file holds several images (without
-            ``index``).
+            (without ``channels``), a file holds several images (without
+            ``index``, read as images), or ``shape``, ``index``, ``channels``
+            or ``window`` do not apply to the files read as volumes.
         """
         check_params(self)
         paths = _check_paths(X)
+        spatial_dims = self._spatial_dims_of(paths)
         images, _ = read_images(
             paths,
             shape=self.shape,
@@ -211,8 +239,19 @@ class ImageLoader(TransformerMixin, BaseEstimator):
                 "window": self.window,
             },
             stacklevel=3,
+            spatial_dims=spatial_dims,
         )
         return images
+
+    def _spatial_dims_of(self, paths: list[str | os.PathLike[str]]) -> int:
+        """Resolve ``spatial_dims`` for ``paths`` and check the options against it."""
+        spatial_dims = self.spatial_dims
+        if spatial_dims is None:
+            spatial_dims = 2 if self.index is not None else _first_dims(paths)
+        _check_volume_options(
+            spatial_dims, self.shape, self.channels, self.index, self.window
+        )
+        return spatial_dims
 
     def set_output(self, *, transform: str | None = None) -> ImageLoader:
         """Accept scikit-learn's output configuration; images stay numpy arrays.

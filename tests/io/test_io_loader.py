@@ -43,6 +43,7 @@ def test_get_set_params_clone_and_pickle():
         "window": "lung",
         "index": 3,
         "slice_axis": 2,
+        "spatial_dims": None,
         "on_error": "fill",
     }
     twin = clone(loader)
@@ -133,6 +134,8 @@ def test_input_errors(X, error, match):
         ({"channels": 4}, ValueError, "channels must be None, 1"),
         ({"window": (40, -1)}, ValueError, "window width"),
         ({"slice_axis": -1}, ValueError, "slice_axis must be 0, 1 or 2"),
+        ({"spatial_dims": 1}, ValueError, "spatial_dims must be None"),
+        ({"shape": (4, 0, 4)}, ValueError, "shape must hold sizes >= 1"),
     ],
 )
 def test_parameter_errors(png_paths, params, error, match):
@@ -211,3 +214,74 @@ def test_pipeline_fits_and_predicts_from_paths(tmp_path):
     loaded = joblib.load(tmp_path / "model.joblib")
     np.testing.assert_allclose(loaded.predict_proba(paths[:3]), probabilities)
     assert X_images.shape == (20, 16, 16)
+
+
+# --- volumes ------------------------------------------------------------------
+
+
+@pytest.fixture
+def nifti_paths(tmp_path):
+    """Three NIfTI volumes of 6x5x4 voxels (x, y, z), constant 0, 10, 20."""
+    nibabel = pytest.importorskip("nibabel")
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"case_{i}.nii.gz"
+        data = np.full((6, 5, 4), 10 * i, dtype=np.int16)
+        data[0, 0, 0] = 7  # a marker voxel, to check the orientation
+        nibabel.save(nibabel.Nifti1Image(data, np.eye(4)), path)
+        paths.append(path)
+    return paths
+
+
+def test_volumes_are_read_depth_first(nifti_paths):
+    from sk_medcnn.io import read_volume
+
+    X = ImageLoader().fit_transform(nifti_paths)  # spatial_dims inferred
+    assert X.shape == (3, 4, 5, 6)  # (n, z, y, x)
+    np.testing.assert_array_equal(X[1], read_volume(nifti_paths[1]))
+    assert X[2, 0, 0, 0] == 7 and X[2, 1, 1, 1] == 20
+    same = ImageLoader(spatial_dims=3).transform(nifti_paths)
+    np.testing.assert_array_equal(same, X)
+
+
+def test_volumes_resized_to_a_shape(nifti_paths):
+    X = ImageLoader(shape=(8, 8, 8)).transform(nifti_paths)
+    assert X.shape == (3, 8, 8, 8)
+    cube = ImageLoader(shape=6, spatial_dims=3).transform(nifti_paths)
+    assert cube.shape == (3, 6, 6, 6)
+
+
+def test_index_takes_one_slice_of_each_volume(nifti_paths):
+    X = ImageLoader(index=1).transform(nifti_paths)
+    assert X.ndim == 3 and len(X) == 3  # three 2-D images
+    with pytest.raises(ValueError, match="index=1 takes one slice"):
+        ImageLoader(index=1, spatial_dims=3).transform(nifti_paths)
+
+
+def test_a_volume_shape_for_images_is_an_error(png_paths):
+    # fit reads no file, so it cannot tell; transform can
+    with pytest.raises(ValueError, match=r"shape=\(4, 4, 4\) is a volume size"):
+        ImageLoader(shape=(4, 4, 4)).transform(png_paths)
+
+
+def test_images_given_as_volumes_name_the_file(png_paths):
+    with pytest.raises(ValueError, match="2-D images|volume"):
+        ImageLoader(spatial_dims=3).transform(png_paths)
+
+
+def test_volume_pipeline_from_paths(nifti_paths):
+    from sk_medcnn.preprocessing import Resize
+
+    paths = nifti_paths * 4
+    y = np.array([0, 1, 1] * 4)
+    pipe = make_pipeline(
+        ImageLoader(),
+        Resize((8, 8, 8)),
+        MedicalCNNClassifier(max_epochs=1, batch_size=4, device="cpu", random_state=0),
+    )
+    pipe.fit(paths, y)
+    assert pipe[-1].spatial_dims_ == 3
+    assert pipe[-1].image_shape_ == (8, 8, 8, 1)
+    proba = pipe.predict_proba(paths[:3])
+    assert proba.shape == (3, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
