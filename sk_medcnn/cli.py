@@ -1168,7 +1168,7 @@ def command_info(args: argparse.Namespace) -> int:
     import skorch
     import torch
 
-    from . import __version__, list_architectures
+    from . import __version__, architecture_spatial_dims, list_architectures
     from .utils._torch import resolve_device
 
     if args.model is not None:
@@ -1201,9 +1201,10 @@ def command_info(args: argparse.Namespace) -> int:
     for module, use in extras.items():
         state = "installed" if _installed(module) else "missing"
         print(f"  {module:<12} {state:<10} ({use})")
-    print("architectures:")
+    print("architectures (the spatial dimensions they build networks for):")
     for name in list_architectures():
-        print(f"  {name}")
+        dims = ", ".join(f"{dim}-D" for dim in architecture_spatial_dims(name))
+        print(f"  {name:<16} {dims}")
     return EXIT_OK
 
 

@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -126,8 +127,9 @@ def test_train_predict_evaluate_explain(folder, tmp_path):
 def test_info_lists_architectures(tmp_path):
     result = run("info", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "simple_cnn" in result.stdout
-    assert "resnet18" in result.stdout
+    assert re.search(r"^  simple_cnn +2-D, 3-D$", result.stdout, re.MULTILINE)
+    assert re.search(r"^  resnet18 +2-D, 3-D$", result.stdout, re.MULTILINE)
+    assert re.search(r"^  acs_resnet18 +3-D$", result.stdout, re.MULTILINE)
     assert "torch" in result.stdout
 
 
