@@ -301,6 +301,72 @@ def _sort(
     return order.tolist(), step
 
 
+def _canonical_axes(
+    directions: NDArray[Any],
+) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
+    """Map the array axes to the canonical ``(S, A, R)`` order of :func:`read_volume`.
+
+    Parameters
+    ----------
+    directions : ndarray of shape (3, 3)
+        Row ``k``: the unit vector, in DICOM's patient coordinates (LPS: x to
+        the patient's left, y posterior, z superior), along which array axis
+        ``k`` (depth, rows, columns) runs.
+
+    Returns
+    -------
+    order : tuple of 3 int
+        The array axis to put first (along superior), second (anterior) and
+        third (right): ``volume.transpose(order)``.
+    flips : tuple of 3 bool
+        Whether each axis of the transposed volume must then be reversed.
+
+    Notes
+    -----
+    The closest canonical orientation, as :func:`nibabel.as_closest_canonical`
+    finds it for NIfTI files: each array axis is paired greedily with the
+    patient axis it is most parallel to, the largest cosine first, so an
+    oblique series is not resampled, only permuted and flipped.
+    """
+    # RAS+ components of each axis direction, in the order (S, A, R)
+    ras = directions * np.array([-1.0, -1.0, 1.0])  # LPS -> RAS
+    cosines = ras[:, [2, 1, 0]]
+    order = [0, 0, 0]
+    flips = [False, False, False]
+    free_axes, free_targets = {0, 1, 2}, {0, 1, 2}
+    for _ in range(3):
+        axis, target = max(
+            ((a, t) for a in free_axes for t in free_targets),
+            key=lambda pair: abs(cosines[pair]),
+        )
+        order[target] = axis
+        flips[target] = bool(cosines[axis, target] < 0)
+        free_axes.discard(axis)
+        free_targets.discard(target)
+    return (order[0], order[1], order[2]), (flips[0], flips[1], flips[2])
+
+
+def _to_canonical(
+    volume: NDArray[Any],
+    spacing: tuple[float, float, float],
+    orientation: NDArray[Any] | None,
+) -> tuple[NDArray[Any], tuple[float, float, float]]:
+    """Permute and flip a series sorted along its normal into ``(S, A, R)``."""
+    if orientation is None:  # a single slice without orientation: as stored
+        return volume, spacing
+    row, column = np.asarray(orientation[:3]), np.asarray(orientation[3:])
+    # depth runs along the normal (sorted increasing); rows down the column
+    # direction; columns along the row direction
+    directions = np.stack([np.cross(row, column), column, row])
+    order, flips = _canonical_axes(directions)
+    volume = volume.transpose(*order, *range(3, volume.ndim))
+    flipped = tuple(axis for axis in range(3) if flips[axis])
+    if flipped:
+        volume = np.flip(volume, axis=flipped)
+    step = (spacing[order[0]], spacing[order[1]], spacing[order[2]])
+    return np.ascontiguousarray(volume), step
+
+
 def read_dicom_series(
     folder: Path,
 ) -> tuple[NDArray[Any], tuple[float, float, float]]:
@@ -308,14 +374,17 @@ def read_dicom_series(
 
     Returns
     -------
-    volume : ndarray of shape (depth, rows, columns) or \
-            (depth, rows, columns, samples)
+    volume : ndarray of shape (depth, height, width) or \
+            (depth, height, width, samples)
         The slices sorted by their position along the slice normal (the
         cross product of the row and column direction cosines of Image
-        Orientation (Patient)), in modality values (HU for CT).
+        Orientation (Patient)), in modality values (HU for CT), then
+        permuted and flipped into the closest canonical orientation, as
+        NIfTI volumes are read: depth from inferior to superior, rows from
+        posterior to anterior, columns from the patient's left to right.
     spacing : tuple of 3 float
-        The median step between slice positions, then Pixel Spacing (between
-        rows, between columns), in mm.
+        The median step between slice positions and Pixel Spacing (between
+        rows, between columns), in mm, in the order of the returned axes.
     """
     pydicom = import_pydicom()
     from pydicom.pixels import pixel_array
@@ -409,4 +478,6 @@ def read_dicom_series(
             volume = volume.astype(np.result_type(volume.dtype, image.dtype))
         volume[depth] = image
     spacing = np.asarray(headers[0].pixel_spacing)
-    return volume, (step, float(spacing[0]), float(spacing[1]))
+    return _to_canonical(
+        volume, (step, float(spacing[0]), float(spacing[1])), headers[0].orientation
+    )

@@ -180,7 +180,10 @@ def read_nifti_volume(
             )
         _check_size(volume, path)
         canonical = nibabel.as_closest_canonical(volume)
-        data = _values(canonical, (Ellipsis,)).reshape(shape)
+        # the canonical image may permute the stored axes: take its own shape
+        # (dropping size-1 axes after the third), not the stored one
+        data = _values(canonical, (Ellipsis,))
+        data = data.reshape(data.shape[:3] + shape[3:])
         axes = (2, 1, 0, 3) if len(shape) == 4 else (2, 1, 0)
         data = np.ascontiguousarray(data.transpose(axes))
         # nibabel's dtypes carry an explicit byte order ('<i2'): a plain one

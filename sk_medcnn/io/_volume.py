@@ -78,12 +78,16 @@ def read_volume(
           (float64 for 32-bit stored integers).
         - DICOM series: slices sorted by the projection of Image Position
           (Patient) on the slice normal (the cross product of Image
-          Orientation (Patient)'s row and column directions), increasing:
-          for axial CT, from foot to head. Rows and columns are those of the
-          stored slices (for axial CT, anterior to posterior and right to
-          left: the radiological view). Values are modality values (HU for
-          CT), through each slice's Rescale Slope and Intercept or Modality
-          LUT: integers stay integers when slope and intercept are integers
+          Orientation (Patient)'s row and column directions), increasing,
+          then permuted and flipped into the closest canonical orientation,
+          as a NIfTI file is read (only permuted and flipped: an oblique
+          series is not resampled). The same anatomy stored as a series or
+          converted to NIfTI gives the same array; for axial CT each stored
+          slice is flipped up-down and left-right (it is stored anterior to
+          posterior, patient's right to left: the radiological view).
+          Values are modality values (HU for CT), through each slice's
+          Rescale Slope and Intercept or Modality LUT: integers stay
+          integers when slope and intercept are integers
           (in the smallest integer dtype holding every value Bits Stored
           allows: int32 for signed 16-bit CT), else float32. MONOCHROME1
           slices are inverted; colour slices keep their samples last.

@@ -239,7 +239,8 @@ def test_volumes_are_read_depth_first(nifti_paths):
     X = ImageLoader().fit_transform(nifti_paths)  # spatial_dims inferred
     assert X.shape == (3, 4, 5, 6)  # (n, z, y, x)
     np.testing.assert_array_equal(X[1], read_volume(nifti_paths[1]))
-    assert X[2, 0, 0, 0] == 7 and X[2, 1, 1, 1] == 20
+    assert X[2, 0, 0, 0] == 7
+    assert X[2, 1, 1, 1] == 20
     same = ImageLoader(spatial_dims=3).transform(nifti_paths)
     np.testing.assert_array_equal(same, X)
 
@@ -253,7 +254,8 @@ def test_volumes_resized_to_a_shape(nifti_paths):
 
 def test_index_takes_one_slice_of_each_volume(nifti_paths):
     X = ImageLoader(index=1).transform(nifti_paths)
-    assert X.ndim == 3 and len(X) == 3  # three 2-D images
+    assert X.ndim == 3
+    assert len(X) == 3
     with pytest.raises(ValueError, match="index=1 takes one slice"):
         ImageLoader(index=1, spatial_dims=3).transform(nifti_paths)
 
@@ -265,7 +267,7 @@ def test_a_volume_shape_for_images_is_an_error(png_paths):
 
 
 def test_images_given_as_volumes_name_the_file(png_paths):
-    with pytest.raises(ValueError, match="2-D images|volume"):
+    with pytest.raises(ImageReadError, match=r"is a PNG image, not a volume"):
         ImageLoader(spatial_dims=3).transform(png_paths)
 
 

@@ -139,20 +139,26 @@ def test_series_is_sorted_by_position_not_name_or_instance_number(
     )
     volume, spacing = read_volume(folder, return_spacing=True)
     assert volume.shape == (5, 128, 128)
-    # sorted by z (the normal of an axial slice): files 1, 3, 4, 2, 0
-    np.testing.assert_array_equal(volume[:, 0, 0], np.array([1, 3, 4, 2, 0]) - 1024)
-    np.testing.assert_array_equal(volume[0, 1:], stored[1:].astype(np.int32) - 1024)
+    # sorted by z (the normal of an axial slice): files 1, 3, 4, 2, 0; rows and
+    # columns of an axial slice run posterior and to the patient's left, so the
+    # canonical volume (anterior, right) holds each stored slice flipped twice
+    np.testing.assert_array_equal(volume[:, -1, -1], np.array([1, 3, 4, 2, 0]) - 1024)
+    np.testing.assert_array_equal(
+        volume[0, ::-1, ::-1][1:], stored[1:].astype(np.int32) - 1024
+    )
     assert spacing == pytest.approx((2.5, 0.661468, 0.661468))
 
 
 def test_series_is_sorted_along_the_slice_normal(tmp_path, ct_small, write_series):
-    # columns run towards -y: the normal is -z, so the slices run from head to foot
+    # columns run towards -y: the normal is -z, so the slices sorted along it
+    # run from head to foot, and the canonical volume reverses them (foot to
+    # head); rows already run anteriorly, columns to the left (flipped)
     folder = tmp_path / "flipped"
     write_series(
         folder, ct_small, axial(0.0, 3.0, 6.0), orientation=(1, 0, 0, 0, -1, 0)
     )
     volume = read_volume(folder)
-    np.testing.assert_array_equal(volume[:, 0, 0], np.array([2, 1, 0]) - 1024)
+    np.testing.assert_array_equal(volume[:, 0, -1], np.array([0, 1, 2]) - 1024)
     # an oblique series: positions along the normal (0, -sin, cos), not along z
     angle = np.deg2rad(30)
     row, column = (1, 0, 0), (0, np.cos(angle), np.sin(angle))
@@ -162,8 +168,47 @@ def test_series_is_sorted_along_the_slice_normal(tmp_path, ct_small, write_serie
     positions = [origin + distance * normal for distance in distances]
     write_series(tmp_path / "oblique", ct_small, positions, orientation=row + column)
     volume, spacing = read_volume(tmp_path / "oblique", return_spacing=True)
-    np.testing.assert_array_equal(volume[:, 0, 0], np.array([1, 3, 0, 4, 2]) - 1024)
+    np.testing.assert_array_equal(volume[:, -1, -1], np.array([1, 3, 0, 4, 2]) - 1024)
     assert spacing[0] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    "orientation",
+    [
+        (1, 0, 0, 0, 1, 0),  # axial, as CT is stored
+        (0, 1, 0, 0, 0, -1),  # sagittal
+        (1, 0, 0, 0, 0, -1),  # coronal
+        (0.866025, 0.5, 0, -0.5, 0.866025, 0),  # axial, rotated 30 degrees
+    ],
+)
+def test_a_series_and_its_nifti_read_the_same(
+    tmp_path, ct_small, write_series, orientation
+):
+    """One geometry written as a DICOM series and as NIfTI gives one volume."""
+    nibabel = pytest.importorskip("nibabel")
+    row, column = np.array(orientation[:3]), np.array(orientation[3:])
+    normal = np.cross(row, column)
+    origin = np.array([-20.0, 30.0, 12.0])
+    steps = [0.0, 2.5, 5.0]
+    folder = tmp_path / "series"
+    positions = [origin + step * normal for step in steps]
+    write_series(folder, ct_small, positions, orientation=orientation)
+    slices = [pydicom.dcmread(folder / f"IM{k:04d}.dcm") for k in range(3)]
+    row_spacing, column_spacing = (float(v) for v in slices[0].PixelSpacing)
+    hu = np.stack([s.pixel_array.astype(np.int32) - 1024 for s in slices], axis=-1)
+    # NIfTI voxel (i, j, k) = (column, row, slice); its affine maps to RAS+
+    lps = np.eye(4)
+    lps[:3, 0] = row * column_spacing
+    lps[:3, 1] = column * row_spacing
+    lps[:3, 2] = normal * 2.5
+    lps[:3, 3] = origin
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+    path = tmp_path / "same.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(hu.transpose(1, 0, 2), affine), path)
+    from_nifti, nifti_spacing = read_volume(path, return_spacing=True)
+    from_dicom, dicom_spacing = read_volume(folder, return_spacing=True)
+    np.testing.assert_array_equal(from_dicom, from_nifti)
+    assert dicom_spacing == pytest.approx(nifti_spacing, rel=1e-5)
 
 
 def test_series_spacing_is_depth_rows_columns(tmp_path, ct_small, write_series):
@@ -182,7 +227,9 @@ def test_series_rescale_keeps_integers_or_goes_float(tmp_path, ct_small, write_s
     stored = write_series(folder, ct_small, axial(0.0, 5.0))
     volume = read_volume(folder)
     assert volume.dtype.kind == "i"  # slope 1, intercept -1024: integer HU
-    np.testing.assert_array_equal(volume[1, 1:], stored[1:].astype(np.int64) - 1024)
+    np.testing.assert_array_equal(
+        volume[1, ::-1, ::-1][1:], stored[1:].astype(np.int64) - 1024
+    )
     # 12 bits stored: the HU fit int16
     for path in folder.iterdir():
         dataset = pydicom.dcmread(path)
@@ -200,7 +247,7 @@ def test_series_rescale_keeps_integers_or_goes_float(tmp_path, ct_small, write_s
     volume = read_volume(folder)
     assert volume.dtype == np.float32
     expected = np.clip(stored[1:], 0, 4095) * 0.5 - 1024
-    np.testing.assert_allclose(volume[1, 1:], expected)
+    np.testing.assert_allclose(volume[1, ::-1, ::-1][1:], expected)
 
 
 def test_other_files_in_the_folder_are_ignored(tmp_path, ct_small, write_series):
