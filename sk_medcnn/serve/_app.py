@@ -166,14 +166,35 @@ class _Service:
                     return self.model.steps[0][1].transform(
                         np.asarray([str(path)], dtype=object)
                     ), self.model[1:]
-                height, width, channels = self.final.image_shape_
-                images, _ = read_images(
-                    [path], shape=(height, width), channels=channels
-                )
+                *spatial, channels = self.final.image_shape_
+                if len(spatial) == 3:  # a volume model reads one NIfTI file
+                    if not _suffix(filename).startswith(".nii"):
+                        raise _HTTPError(
+                            400,
+                            f"this model takes volumes of {tuple(spatial)} "
+                            f"voxels; upload a NIfTI file (.nii, .nii.gz), not "
+                            f"{filename or 'this file'!r} (a DICOM series is "
+                            "many files: convert it to NIfTI, e.g. with "
+                            "dcm2niix, or use sk-medcnn predict on its folder)",
+                        )
+                    images, _ = read_images(
+                        [path], shape=tuple(spatial), spatial_dims=3
+                    )
+                    found = images.shape[4] if images.ndim == 5 else 1
+                    if found != channels:
+                        raise _HTTPError(
+                            400,
+                            f"this model takes volumes of {channels} "
+                            f"channel(s); {filename or 'the upload'!r} has {found}",
+                        )
+                else:
+                    images, _ = read_images(
+                        [path], shape=tuple(spatial), channels=channels
+                    )
             except ImageReadError as error:
                 message = str(error).replace(str(path), filename or "the upload")
                 raise _HTTPError(400, message) from None
-        if images.ndim == 3:
+        if images.ndim == len(self.final.image_shape_):  # no channel axis
             images = images[..., np.newaxis]
         return images, self.model
 
@@ -212,7 +233,7 @@ class _Service:
         from matplotlib.cm import ScalarMappable
         from matplotlib.colors import Normalize
 
-        from ..inspection import grad_cam, plot_overlay
+        from ..inspection import grad_cam, plot_overlay, plot_volume_overlay
 
         images, model = self.images(filename, content)
         with self.lock, warnings.catch_warnings():  # /predict says it
@@ -221,14 +242,28 @@ class _Service:
             proba = model.predict_proba(images)[0]
         classes = self.final.classes_
         best = int(np.argmax(proba))
-        figure, axis = plt.subplots(figsize=(4.6, 4))
+        volume = maps[0].ndim == 3
+        figure, axes = plt.subplots(
+            1, 3 if volume else 1, figsize=(9.5, 3.6) if volume else (4.6, 4)
+        )
         try:
-            plot_overlay(np.asarray(images[0]), maps[0], ax=axis)
+            if volume:  # three orthogonal slices through the map's peak
+                plot_volume_overlay(np.asarray(images[0]), maps[0], axes=axes)
+                axis = axes[-1]
+            else:
+                plot_overlay(np.asarray(images[0]), maps[0], ax=axes)
+                axis = axes
             bar = figure.colorbar(
-                ScalarMappable(Normalize(0, 1), cmap="jet"), ax=axis, fraction=0.046
+                ScalarMappable(Normalize(0, 1), cmap="jet"),
+                ax=axes,
+                fraction=0.046,
             )
             bar.set_label(f"Grad-CAM: evidence for {classes[best]}")
-            axis.set_title(f"predicted {classes[best]} (P = {proba[best]:.3f})")
+            title = f"predicted {classes[best]} (P = {proba[best]:.3f})"
+            if volume:
+                figure.suptitle(title)
+            else:
+                axis.set_title(title)
             buffer = io.BytesIO()
             figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
         finally:
