@@ -728,8 +728,11 @@ def command_train(args: argparse.Namespace) -> int:
         )
     elif _has_split(args.data, "val"):
         valid = load_data(args.data, split="val", image_size=args.image_size)
+    from .utils._validation import infer_spatial_dims
+
+    noun = "volume" if infer_spatial_dims(X) == 3 else "image"
     print(
-        f"Training {args.architecture} on {_count(len(X), 'image')} of shape "
+        f"Training {args.architecture} on {_count(len(X), noun)} of shape "
         f"{tuple(X.shape[1:])} from {args.data} "
         f"({_count(args.epochs, 'epoch')} at most)",
         flush=True,

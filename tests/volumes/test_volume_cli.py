@@ -72,3 +72,27 @@ def test_explain_draws_orthogonal_slices(trained):
     )  # fmt: skip
     assert code == 0
     assert any(path.suffix == ".png" for path in maps.iterdir())
+
+
+def test_train_on_a_folder_of_nifti_volumes(tmp_path, capsys):
+    from sk_medcnn.persistence import load_model
+
+    X, y = make_lesion_phantoms(
+        12, image_size=12, spatial_dims=3, lesion_radius=(2, 3), random_state=1
+    )
+    for index, (volume, label) in enumerate(zip(X, y, strict=True)):
+        folder = tmp_path / "data" / ("lesion" if label else "normal")
+        folder.mkdir(parents=True, exist_ok=True)
+        image = nibabel.Nifti1Image(volume.T.astype(np.int16), np.eye(4))
+        nibabel.save(image, folder / f"case{index}.nii.gz")
+    code = main(
+        [
+            "train", str(tmp_path / "data"), "--output", str(tmp_path / "m.skmed"),
+            "--epochs", "1", "--batch-size", "4",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    assert "on 12 volumes of shape (12, 12, 12)" in capsys.readouterr().out
+    model = load_model(tmp_path / "m.skmed")
+    assert model.spatial_dims_ == 3
+    assert list(model.classes_) == ["lesion", "normal"]
