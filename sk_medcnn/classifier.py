@@ -64,6 +64,7 @@ from .registry import (
 )
 from .utils._dataset_array import DatasetImages, dataset_targets, is_dataset
 from .utils._files_array import ImageFiles, is_path_array
+from .utils._image_source import ImageSource
 from .utils._memory import check_memory, training_memory, worth_estimating
 from .utils._torch import (
     MEMORY_FORMATS,
@@ -704,7 +705,7 @@ class _BaseMedicalCNN(BaseEstimator):
             if valid_index is None
             else ArrayDataset(images, targets, indices=valid_index)
         )
-        sampler = None
+        sampler: torch.utils.data.DistributedSampler[int] | None = None
         if self.distributed:
             rank, world_size = _distributed.rank_and_world_size()
             sampler = torch.utils.data.DistributedSampler(
@@ -891,7 +892,7 @@ class _BaseMedicalCNN(BaseEstimator):
 
     def _features(
         self,
-        images: NDArray[Any],
+        images: ImageSource,
         capture: tuple[nn.Module, str],
         rows: NDArray[np.intp] | None = None,
         reduce: Any = None,
@@ -970,13 +971,19 @@ class _BaseMedicalCNN(BaseEstimator):
 
     def _mahalanobis(self, features: NDArray[np.float32]) -> NDArray[np.float64]:
         """Score features for being unlike the training images (:meth:`ood_score`)."""
-        return mahalanobis_score(features, self.ood_location_, self.ood_precision_)
+        # only called with a learned score: fit sets (and the loader checks)
+        # ood_location_, ood_precision_ and ood_threshold_ together
+        location, precision = self.ood_location_, self.ood_precision_
+        assert location is not None
+        assert precision is not None
+        return mahalanobis_score(features, location, precision)
 
     def _warn_if_out_of_distribution(self, score: NDArray[np.float64]) -> None:
         """Warn when ``predict`` meets images unlike the training images."""
-        message = ood_warning(
-            score, float(self.ood_threshold_), float(self.ood_false_alarm_rate_)
-        )
+        threshold, rate = self.ood_threshold_, self.ood_false_alarm_rate_
+        assert threshold is not None  # as in _mahalanobis
+        assert rate is not None
+        message = ood_warning(score, float(threshold), float(rate))
         if message is not None:
             warn_user(message, OutOfDistributionWarning)
 
@@ -1483,7 +1490,7 @@ class _BaseMedicalCNN(BaseEstimator):
         return body
 
     # --- predict --------------------------------------------------------------
-    def _check_predict_images(self, X: ArrayLike) -> NDArray[Any]:
+    def _check_predict_images(self, X: ArrayLike) -> ImageSource:
         check_is_fitted(self, "net_")
         name = type(self).__name__
         if is_path_array(X):
@@ -1495,7 +1502,8 @@ class _BaseMedicalCNN(BaseEstimator):
                 estimator_name=name,
             )
             self._warn_if_other_intensity_scale(files, n_check=8)
-            return files  # type: ignore[return-value]
+            return files
+        images: ImageSource
         if is_dataset(X):
             images = DatasetImages(
                 X, estimator_name=name, spatial_dims=len(self.image_shape_) - 1

@@ -1300,7 +1300,11 @@ def _subcommand_parser(
     """Return the parser of subcommand ``name``, or ``parser`` when there is none."""
     for action in parser._actions:  # argparse keeps no public handle on them
         choices = getattr(action, "choices", None)
-        if isinstance(action, argparse._SubParsersAction) and name in (choices or {}):
+        if (
+            isinstance(action, argparse._SubParsersAction)
+            and choices
+            and name in choices
+        ):
             return cast(argparse.ArgumentParser, choices[name])
     return parser
 

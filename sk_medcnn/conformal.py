@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -216,7 +216,7 @@ class ConformalClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(
                 "ConformalClassifier requires y to be passed, but the target y is None."
             )
-        y = column_or_1d(y, warn=True)
+        y = cast("NDArray[Any]", column_or_1d(y, warn=True))
         check_classification_targets(y)
         if self.cv == "prefit":
             if self.estimator is None:

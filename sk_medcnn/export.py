@@ -75,6 +75,9 @@ class _Crop(nn.Module):
 class _Normalizer(nn.Module):
     """IntensityNormalizer's "zscore" and "minmax", per image or fitted."""
 
+    low: torch.Tensor
+    inverse: torch.Tensor
+
     def __init__(self, step: IntensityNormalizer) -> None:
         super().__init__()
         self.method = step.method
@@ -111,6 +114,11 @@ def _channels(values: Any) -> torch.Tensor:
 
 class _Exported(nn.Module):
     """Preprocessing, standardisation, network and output head, for export."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    target_scale: torch.Tensor
+    target_mean: torch.Tensor
 
     def __init__(self, steps: list[nn.Module], estimator: _BaseMedicalCNN) -> None:
         super().__init__()
@@ -306,6 +314,7 @@ def export_onnx(
             )
     finally:
         quiet.setLevel(level)
+    assert program is not None  # torch.onnx.export returns it when dynamo=True
     proto = program.model_proto
     classes = getattr(final, "classes_", None)
     metadata = {

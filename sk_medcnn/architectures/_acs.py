@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -235,9 +235,11 @@ class ACSConv(nn.Module):
                 dilation=_square(conv.dilation, "dilation", where),
                 bias=conv.bias is not None,
             )
-        acs.weight = conv.weight
+        # a module's registered parameters are Parameters (Module.__setattr__
+        # enforces it); torch types Conv2d's as plain tensors
+        acs.weight = cast(nn.Parameter, conv.weight)
         if conv.bias is not None:
-            acs.bias = conv.bias
+            acs.bias = cast(nn.Parameter, conv.bias)
         acs.train(conv.training)
         return acs
 
@@ -270,7 +272,7 @@ class ACSConv(nn.Module):
         when negative, cropping) the left-out axis by ``before`` and ``after``
         makes a size-1 kernel read that voxel, with the same output length.
         """
-        if self.padding == "same":
+        if isinstance(self.padding, str):  # "same": "valid" is kept as (0, 0)
             return 0, 0
         padding = self.padding[0]
         total = 2 * padding - self.dilation[0] * (size - 1)
@@ -359,9 +361,12 @@ def _batch_norm_3d(
     return new
 
 
-def _pool_3d(layer: nn.Module, name: str) -> nn.Module:
+def _pool_3d(
+    layer: nn.MaxPool2d | nn.AvgPool2d | nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d,
+    name: str,
+) -> nn.Module:
     where = f"pool {name!r}"
-    if type(layer) is nn.MaxPool2d:
+    if isinstance(layer, nn.MaxPool2d):
         new: nn.Module = nn.MaxPool3d(
             _square(layer.kernel_size, "kernel_size", where),
             stride=_square(layer.stride, "stride", where),
@@ -370,7 +375,7 @@ def _pool_3d(layer: nn.Module, name: str) -> nn.Module:
             return_indices=layer.return_indices,
             ceil_mode=layer.ceil_mode,
         )
-    elif type(layer) is nn.AvgPool2d:
+    elif isinstance(layer, nn.AvgPool2d):
         new = nn.AvgPool3d(
             _square(layer.kernel_size, "kernel_size", where),
             stride=_square(layer.stride, "stride", where),
@@ -390,16 +395,10 @@ def _pool_3d(layer: nn.Module, name: str) -> nn.Module:
                     "all three)."
                 )
             output_size = sizes[0]
-        cls = (
-            nn.AdaptiveAvgPool3d
-            if type(layer) is nn.AdaptiveAvgPool2d
-            else nn.AdaptiveMaxPool3d
-        )
-        new = (
-            cls(output_size, return_indices=layer.return_indices)
-            if cls is nn.AdaptiveMaxPool3d
-            else cls(output_size)
-        )
+        if isinstance(layer, nn.AdaptiveMaxPool2d):
+            new = nn.AdaptiveMaxPool3d(output_size, return_indices=layer.return_indices)
+        else:
+            new = nn.AdaptiveAvgPool3d(output_size)
     new.train(layer.training)
     return new
 

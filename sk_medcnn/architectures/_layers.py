@@ -10,7 +10,14 @@ from torch import nn
 
 __all__ = ["layers_for", "spatial_dims_of"]
 
-_LAYERS: dict[int, tuple[type[nn.Module], type[nn.Module], type[nn.Module]]] = {
+#: The convolution, batch-norm and max-pool classes of 2-D or 3-D networks.
+Layers = tuple[
+    type[nn.Conv2d] | type[nn.Conv3d],
+    type[nn.BatchNorm2d] | type[nn.BatchNorm3d],
+    type[nn.MaxPool2d] | type[nn.MaxPool3d],
+]
+
+_LAYERS: dict[int, Layers] = {
     2: (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d),
     3: (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d),
 }
@@ -46,7 +53,7 @@ def spatial_dims_of(
         or not isinstance(image_shape, Sequence)
         or len(image_shape) not in supported
         or not all(
-            isinstance(size, Integral) and not isinstance(size, bool) and size >= 1
+            isinstance(size, Integral) and not isinstance(size, bool) and int(size) >= 1
             for size in image_shape
         )
     ):
@@ -57,9 +64,7 @@ def spatial_dims_of(
     return len(image_shape)
 
 
-def layers_for(
-    spatial_dims: int,
-) -> tuple[type[nn.Module], type[nn.Module], type[nn.Module]]:
+def layers_for(spatial_dims: int) -> Layers:
     """Return the convolution, batch-norm and max-pool classes for 2 or 3 dims.
 
     Parameters

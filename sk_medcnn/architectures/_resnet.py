@@ -306,7 +306,7 @@ def _create_resnet(
         spatial_dims=2 if acs else spatial_dims,
     )
     if acs:
-        net = acs_convert(net)
+        acs_convert(net)  # in place: only a converted layer itself is replaced
         net.spatial_dims = 3
     return net
 

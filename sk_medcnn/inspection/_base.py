@@ -151,7 +151,8 @@ def model_inputs(model: Model, X: Any) -> NDArray[Any]:
     """Return the images ``(n, H, W, C)`` the classifier sees for ``X``."""
     if model.preprocessing is not None:
         X = model.preprocessing.transform(X)
-    return model.classifier._check_predict_images(X)
+    # file paths and datasets come back as a source read by rows: read them
+    return np.asarray(model.classifier._check_predict_images(X))
 
 
 def display_images(model: Model, X: Any) -> NDArray[Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -235,11 +235,10 @@ def plot_volume_overlay(
         )
     if position is None:
         if heat.max() > 0:
-            position = tuple(
-                int(i) for i in np.unravel_index(heat.argmax(), heat.shape)
-            )
+            centre = tuple(int(i) for i in np.unravel_index(heat.argmax(), heat.shape))
         else:
-            position = tuple(side // 2 for side in heat.shape)
+            centre = tuple(side // 2 for side in heat.shape)
+        position = cast("tuple[int, int, int]", centre)  # heat.ndim == 3
     if len(position) != 3 or not all(
         0 <= int(index) < side for index, side in zip(position, heat.shape, strict=True)
     ):
@@ -254,7 +253,7 @@ def plot_volume_overlay(
     if len(axes) != 3:
         raise ValueError(f"axes must hold 3 axes; got {len(axes)}.")
     d, r, c = (int(index) for index in position)
-    cuts = (
+    cuts: tuple[tuple[int | slice, int | slice, int | slice], ...] = (
         (d, slice(None), slice(None)),
         (slice(None), r, slice(None)),
         (slice(None), slice(None), c),

@@ -123,6 +123,7 @@ def write_dicom_report(
         from highdicom.sr import (
             CodeContentItem,
             ContainerContentItem,
+            ContentSequence,
             ImageContentItem,
             NumContentItem,
             TextContentItem,
@@ -200,7 +201,7 @@ def write_dicom_report(
             relationship_type=contains,
         )
     )
-    root.ContentSequence = items
+    root.ContentSequence = ContentSequence(items)
     report = hd.sr.ComprehensiveSR(
         evidence=[dataset],
         content=root,

@@ -107,7 +107,7 @@ def remove_stale_partial_files(target: str | os.PathLike[str]) -> list[Path]:
         STALE_AFTER_SECONDS if fcntl is not None else STALE_AFTER_SECONDS_WITHOUT_LOCKS
     )
     now = time.time()
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(directory))
     except OSError:
@@ -226,7 +226,9 @@ def check_output_path(path: str | os.PathLike[str], *, folder: bool = False) -> 
             )
         existing = existing.parent
     try:
-        fd, probe = tempfile.mkstemp(prefix=".sk_medcnn-", suffix=".part", dir=existing)
+        fd, probe_name = tempfile.mkstemp(
+            prefix=".sk_medcnn-", suffix=".part", dir=existing
+        )
     except OSError as error:
         reason = error.strerror or str(error)
         what = "write into" if existing == target else "create the folder"
@@ -236,7 +238,7 @@ def check_output_path(path: str | os.PathLike[str], *, folder: bool = False) -> 
         ) from error
     os.close(fd)
     with contextlib.suppress(OSError):
-        os.unlink(probe)
+        os.unlink(probe_name)
 
 
 @contextlib.contextmanager

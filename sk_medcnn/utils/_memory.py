@@ -146,7 +146,7 @@ def check_memory(n_bytes: float, what: str, fix: str) -> None:
 def training_memory(
     factory: Any,
     params: dict[str, Any],
-    image_shape: tuple[int, int, int],
+    image_shape: tuple[int, ...],
     n_outputs: int,
     batch_size: int,
 ) -> int | None:

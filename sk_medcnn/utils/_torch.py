@@ -19,6 +19,8 @@ from numpy.typing import NDArray
 from sklearn.utils import check_random_state
 from torch import nn
 
+from ._image_source import ImageSource
+
 BatchAugmenter = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -136,7 +138,7 @@ def _file_rows(array: Any) -> tuple[str, int, int] | None:
     # the deepest memmap in the chain owns the mapping: its data start is the
     # file position ``offset`` (a sliced memmap keeps its parent's ``offset``)
     base = None
-    link = array
+    link: Any = array
     while link is not None:
         if isinstance(link, np.memmap):
             base = link
@@ -178,9 +180,10 @@ class RowReader:
         return state
 
     def __del__(self) -> None:
-        if getattr(self, "_fd", None) is not None and self._pid == os.getpid():
+        fd = getattr(self, "_fd", None)
+        if fd is not None and self._pid == os.getpid():
             with contextlib.suppress(OSError):
-                os.close(self._fd)
+                os.close(fd)
 
     def _descriptor(self, filename: str) -> int:
         if self._fd is None or self._pid != os.getpid():  # new, or a forked worker
@@ -215,7 +218,7 @@ class RowReader:
     def _read_into(self, out: NDArray[Any], filename: str, offset: int) -> None:
         if out.nbytes == 0:
             return
-        view = memoryview(out).cast("B")
+        view = out.data.cast("B")  # ``out`` is C-contiguous: a new array or its row
         done = 0
         fd = self._descriptor(filename)
         while done < len(view):
@@ -353,7 +356,7 @@ class ImageNetwork(nn.Module):
         self.memory_format = memory_format
         self.spatial_dims = spatial_dims
         if memory_format == "channels_last":
-            body = body.to(
+            body = body.to(  # type: ignore[call-overload]  # stubs lack memory_format
                 memory_format=_torch_memory_format(memory_format, spatial_dims)
             )
             _avoid_strided_pointwise_convolutions(body)
@@ -380,7 +383,7 @@ class ImageNetwork(nn.Module):
         """
         if self.memory_format == "channels_last":
             return
-        self.body = self.body.to(
+        self.body = self.body.to(  # type: ignore[call-overload]  # stubs lack memory_format
             memory_format=_torch_memory_format("channels_last", self.spatial_dims)
         )
         _avoid_strided_pointwise_convolutions(self.body)
@@ -636,7 +639,7 @@ def apply_view(images: torch.Tensor, view: View) -> torch.Tensor:
 
 def predict_raw(
     module: nn.Module,
-    images: NDArray[Any],
+    images: ImageSource,
     *,
     device: torch.device,
     batch_size: int,
@@ -652,7 +655,7 @@ def predict_raw(
     ----------
     module : torch.nn.Module
         Usually an :class:`ImageNetwork`.
-    images : ndarray of shape (n_samples, height, width, channels)
+    images : ndarray or ImageSource of shape (n_samples, height, width, channels)
     device : torch.device
     batch_size : int
     views : sequence of View, optional
@@ -671,7 +674,7 @@ def predict_raw(
 
 def predict_raw_with_features(
     module: nn.Module,
-    images: NDArray[Any],
+    images: ImageSource,
     *,
     device: torch.device,
     batch_size: int,
@@ -730,7 +733,7 @@ def _pooled(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _inference_batches(
-    module: nn.Module, images: NDArray[Any], device: torch.device, batch_size: int
+    module: nn.Module, images: ImageSource, device: torch.device, batch_size: int
 ) -> Iterator[torch.Tensor]:
     """Yield float32 batches of ``images`` on ``device`` for ``module``.
 
@@ -766,7 +769,7 @@ class _Captured(Exception):
 
 def embed_raw(
     module: nn.Module,
-    images: NDArray[Any],
+    images: ImageSource,
     *,
     target: nn.Module,
     capture: str,

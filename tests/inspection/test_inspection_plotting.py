@@ -124,6 +124,30 @@ def test_plot_explanations_through_a_pipeline_and_saved(fitted, phantoms, tmp_pa
     assert target.read_bytes().startswith(b"\x89PNG")
 
 
+def test_plot_explanations_on_file_paths_draws_the_images_read(
+    fitted, phantoms, tmp_path
+):
+    # a bare classifier reads paths lazily (ImageFiles); the panels used to
+    # index that source one image at a time, reading a path's characters
+    import imageio.v3 as iio
+
+    X, y = phantoms
+    paths = []
+    for index, image in enumerate(X[:3]):
+        paths.append(str(tmp_path / f"{index}.png"))
+        iio.imwrite(paths[-1], image)
+    from_paths = plot_explanations(fitted, paths, y_true=y[:3])
+    from_arrays = plot_explanations(fitted, X[:3], y_true=y[:3])
+    drawn = [ax for ax in from_paths.axes if ax.images]
+    expected = [ax for ax in from_arrays.axes if ax.images]
+    assert len(drawn) == 3
+    for ax, reference in zip(drawn, expected, strict=True):
+        np.testing.assert_array_equal(
+            ax.images[0].get_array(), reference.images[0].get_array()
+        )
+        assert ax.get_title() == reference.get_title()
+
+
 def test_plot_explanations_rejects_bad_input(fitted, phantoms):
     X, y = phantoms
     with pytest.raises(ValueError, match="method must be one of"):
