@@ -42,14 +42,20 @@ browser:
 	      echo "could not install chromium: the browser test will be skipped"; \
 	  else echo "no chromedriver and not root: the browser test will be skipped"; fi; }
 
+# the type check first (about a second with mypy's cache in .mypy_cache), so a type
+# error fails CI (.ci/run) as a test does
+MYPY := $(VENV)/bin/mypy sk_medcnn
+
 test: $(VENV)/.installed browser
+	$(MYPY)
 	$(PY) -m pytest -q -n 2
 
 test-all: $(VENV)/.installed browser
+	$(MYPY)
 	$(PY) -m pytest -q -n 2 -m "slow or not slow"
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(MYPY)
 
 # the performance suite (~30 min, alone on the machine); BENCH_ARGS=--smoke for a check
 bench: $(VENV)/.installed
