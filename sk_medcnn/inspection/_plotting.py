@@ -170,27 +170,28 @@ _VOLUME_VIEWS = ("axial", "coronal", "sagittal")
 
 def plot_volume_overlay(
     volume: ArrayLike,
-    heatmap: ArrayLike,
+    heatmap: ArrayLike | None,
     *,
     position: tuple[int, int, int] | None = None,
     axes: Sequence[Axes] | None = None,
     alpha: float = 0.4,
     cmap: str = "jet",
+    origin: str = "lower",
 ) -> list[Axes]:
     """Draw a 3-D heat map over a volume as three orthogonal slices.
 
     The slices cross at ``position``: by default the voxel where the heat
-    map peaks (the centre of the volume if the map is all zero), so the
-    slices show what the explanation points at.
+    map peaks (the centre of the volume if the map is all zero or None), so
+    the slices show what the explanation points at.
 
     Parameters
     ----------
     volume : array-like of shape (depth, height, width) or \
             (depth, height, width, channels)
         The volume, depth first as the estimators take it.
-    heatmap : array-like of shape (depth, height, width)
+    heatmap : array-like of shape (depth, height, width) or None
         Values in [0, 1], as :func:`grad_cam` and :func:`saliency_map` give
-        for volumes.
+        for volumes. None draws the volume's slices alone.
     position : tuple of int, default=None
         ``(depth, row, column)`` index of the voxel where the slices cross.
     axes : sequence of 3 matplotlib.axes.Axes, default=None
@@ -200,11 +201,13 @@ def plot_volume_overlay(
         Opacity of the heat map, in [0, 1].
     cmap : str, default="jet"
         Colormap of the heat map.
-
-    Returns
-    -------
-    axes : list of matplotlib.axes.Axes
-        The three axes, titled with the slice each shows.
+    origin : {"lower", "upper"}, default="lower"
+        Where the first row of each drawn slice goes. ``"lower"`` (the
+        bottom) shows volumes read by :func:`~sk_medcnn.io.read_volume`
+        (NIfTI files and DICOM series, in their canonical orientation) the
+        right way up: anterior at the top of the axial view, superior at the
+        top of the coronal and sagittal views, the patient's left on the
+        left. ``"upper"`` draws each slice as ``imshow`` draws an array.
 
     Raises
     ------
@@ -222,7 +225,13 @@ def plot_volume_overlay(
     >>> axes = plot_volume_overlay(np.zeros((8, 8, 8)), heat)  # doctest: +SKIP
     """
     closed_fraction(alpha, "alpha")
+    one_of(("lower", "upper"))(origin, "origin")
     data = np.asarray(volume)
+    if heatmap is None and data.ndim in (3, 4):
+        heatmap = np.zeros(data.shape[:3])
+        bare = True
+    else:
+        bare = False
     heat = np.asarray(heatmap, dtype=np.float64)
     if heat.ndim != 3:
         raise ValueError(
@@ -260,7 +269,15 @@ def plot_volume_overlay(
     )
     labels = (f"axial, depth {d}", f"coronal, row {r}", f"sagittal, column {c}")
     for ax, cut, label in zip(axes, cuts, labels, strict=True):
-        plot_overlay(data[cut], heat[cut], ax=ax, alpha=alpha, cmap=cmap)
+        image, heat_slice = data[cut], heat[cut]
+        if origin == "lower":  # the first row at the bottom
+            image, heat_slice = image[::-1], heat_slice[::-1]
+        if bare:
+            shown, image_cmap = _displayable(image)
+            ax.imshow(shown, cmap=image_cmap, interpolation="nearest")
+            ax.set_axis_off()
+        else:
+            plot_overlay(image, heat_slice, ax=ax, alpha=alpha, cmap=cmap)
         ax.set_title(label, fontsize=8)
     return axes
 

@@ -69,9 +69,11 @@ def read_volume(
         - NIfTI: reoriented with :func:`nibabel.as_closest_canonical` (RAS+),
           then ``canonical_data.transpose(2, 1, 0)``: depth runs along the
           inferior-to-superior axis (axial slices, foot to head), rows from
-          posterior to anterior, columns from left to right (patient's left
-          on the right of ``volume[k]`` shown as an image, with row 0, the
-          posterior side, at the top). A 4-D file whose 4th axis has at most
+          posterior to anterior, columns from the patient's left to right
+          (``volume[k]`` shown as an image has the patient's left on the
+          left and row 0, the posterior side, at the top;
+          :func:`~sk_medcnn.inspection.plot_volume_overlay` draws it with
+          anterior at the top). A 4-D file whose 4th axis has at most
           4 entries (MRI contrasts) gives ``(depth, height, width,
           channels)``; a longer 4th axis (fMRI, diffusion) is refused. The
           stored dtype is kept, or float32 when the header scales the data

@@ -204,6 +204,34 @@ def test_explanation_figures_of_volumes(fitted, volumes):
         plot_volume_overlay(X[0, :5], heat)
     with pytest.raises(ValueError, match="position must be"):
         plot_volume_overlay(X[0], heat, position=(6, 0, 0))
+    with pytest.raises(ValueError, match="origin must be one of"):
+        plot_volume_overlay(X[0], heat, origin="top")
+    matplotlib.pyplot.close("all")
+
+
+def test_volume_slices_are_drawn_the_right_way_up():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sk_medcnn.inspection import plot_volume_overlay
+
+    # a ramp along each axis: depth (superior), rows (anterior), columns
+    volume = np.zeros((6, 8, 10))
+    volume += np.arange(6)[:, None, None] * 100
+    volume += np.arange(8)[None, :, None] * 10
+    volume += np.arange(10)[None, None, :]
+    axes = plot_volume_overlay(volume, None, position=(2, 3, 4))
+    drawn = [ax.get_images()[0].get_array() for ax in axes]
+    assert len(axes[0].get_images()) == 1  # no heat map over a bare volume
+    # "lower": the first row of each slice at the bottom, so anterior (the
+    # last row) at the top of the axial view and superior (the last depth)
+    # at the top of the coronal and sagittal views
+    np.testing.assert_array_equal(drawn[0], volume[2][::-1])
+    np.testing.assert_array_equal(drawn[1], volume[:, 3][::-1])
+    np.testing.assert_array_equal(drawn[2], volume[:, :, 4][::-1])
+    upper = plot_volume_overlay(volume, None, position=(2, 3, 4), origin="upper")
+    np.testing.assert_array_equal(upper[0].get_images()[0].get_array(), volume[2])
     matplotlib.pyplot.close("all")
 
 
