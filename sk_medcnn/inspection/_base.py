@@ -137,12 +137,20 @@ def iter_batches(
     n_samples = n_images(X)
     if n_samples == 0:
         raise ValueError("X holds no images; pass at least one.")
+    source = None
+    if model.preprocessing is None and isinstance(X, torch.utils.data.Dataset):
+        # a dataset is indexed by item, not by a slice of rows: its image
+        # source reads a batch of items
+        source = model.classifier._check_predict_images(X)
     for start in range(0, n_samples, batch_size):
         rows = slice(start, min(start + batch_size, n_samples))
-        batch = _safe_indexing(X, rows)
-        if model.preprocessing is not None:
-            batch = model.preprocessing.transform(batch)
-        images = model.classifier._check_predict_images(batch)
+        if source is not None:
+            images = source[rows]
+        else:
+            batch = _safe_indexing(X, rows)
+            if model.preprocessing is not None:
+                batch = model.preprocessing.transform(batch)
+            images = model.classifier._check_predict_images(batch)
         array = np.array(images, dtype=np.float32)  # a writeable float copy
         yield rows, torch.from_numpy(array).to(model.device)
 

@@ -370,3 +370,15 @@ def test_all_zero_maps_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _warn_if_blank(maps[:1], "grad_cam")  # nothing blank, no warning
+
+
+@pytest.mark.parametrize("method", ["grad_cam", "saliency"])
+def test_maps_of_a_torch_dataset_equal_those_of_the_array(fitted, phantoms, method):
+    # a Dataset is indexed by item: the maps read batches of its items
+    X, _ = phantoms
+    images = torch.from_numpy(X[:5, None].astype(np.float32))  # (n, C, H, W)
+    dataset = torch.utils.data.TensorDataset(images)
+    explain = grad_cam if method == "grad_cam" else saliency_map
+    np.testing.assert_allclose(
+        explain(fitted, dataset, batch_size=2), explain(fitted, X[:5], batch_size=2)
+    )
