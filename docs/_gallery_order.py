@@ -8,6 +8,7 @@ EXAMPLES = (
     "plot_augmentation_gallery.py",
     "plot_grid_search.py",
     "plot_dicom_pipeline.py",
+    "plot_volume_pipeline.py",
     "plot_explanations.py",
     "plot_calibration.py",
     "train_pneumoniamnist.py",

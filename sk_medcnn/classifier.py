@@ -1490,7 +1490,8 @@ class _BaseMedicalCNN(BaseEstimator):
         return body
 
     # --- predict --------------------------------------------------------------
-    def _check_predict_images(self, X: ArrayLike) -> ImageSource:
+    def _check_predict_images(self, X: Any) -> ImageSource:
+        # X: an array, memmap or tensor, file paths, or a torch Dataset
         check_is_fitted(self, "net_")
         name = type(self).__name__
         if is_path_array(X):

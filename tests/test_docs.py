@@ -69,6 +69,7 @@ PAGES = (
     "auto_examples/plot_keras_to_sk_medcnn.html",
     "auto_examples/plot_grid_search.html",
     "auto_examples/plot_dicom_pipeline.html",
+    "auto_examples/plot_volume_pipeline.html",
     "auto_examples/plot_explanations.html",
     "auto_examples/plot_calibration.html",
     "auto_examples/plot_augmentation_gallery.html",

@@ -283,6 +283,7 @@ def test_every_example_has_a_gallery_title_and_a_test():
         "plot_explanations.py",
         "plot_calibration.py",
         "plot_augmentation_gallery.py",
+        "plot_volume_pipeline.py",
         "train_with_tinynet.py",  # tests/test_plugin_package.py
     }
     assert {script.name for script in scripts} - {"__init__.py"} == tested
@@ -403,6 +404,57 @@ def test_dicom_pipeline_learns_the_discs(tmp_path):
     found = re.search(r"test AUC: abdomen window ([\d.]+), full range", stdout)
     assert found is not None, stdout[-2000:]
     assert float(found.group(1)) >= 0.75  # 0.85 measured; 0.49 with augmentation
+
+
+def test_volume_pipeline(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    from nibabel.testing import data_path
+
+    from sk_medcnn import load_model
+    from sk_medcnn.io import read_volume
+
+    stdout = run_example(EXAMPLES / "plot_volume_pipeline.py", tmp_path)
+    assert files_in(tmp_path) == {
+        "nifti",
+        "masks",
+        "scan.png",
+        "grad_cam.png",
+        "report.md",
+        "volume_model.skmed",
+    }
+    source = nib.load(Path(data_path) / "anatomical.nii")
+    lesions = sorted((tmp_path / "nifti" / "lesion").glob("*.nii.gz"))
+    normals = sorted((tmp_path / "nifti" / "no_lesion").glob("*.nii.gz"))
+    assert len(lesions) == len(normals) == 24  # 48 files in quick mode
+    for path in (lesions[0], normals[0]):
+        written = nib.load(path)
+        assert written.shape == source.shape
+        np.testing.assert_allclose(written.affine, source.affine)
+    # a mask per file, empty exactly for the files without a lesion
+    assert read_volume(tmp_path / "masks" / lesions[0].name).sum() > 0
+    assert read_volume(tmp_path / "masks" / normals[0].name).sum() == 0
+    assert "spatial_dims_ = 3, image_shape_ = (25, 41, 33, 1)" in stdout
+    assert "Clinical report: 15 samples" in stdout  # 30% of 48 files
+    assert re.search(r"peaks in the ball in \d+ of 8 volumes", stdout)
+    for name in ("scan.png", "grad_cam.png"):
+        assert_png(tmp_path / name)
+    # the saved model predicts straight from a NIfTI path, as a volume model
+    model = load_model(tmp_path / "volume_model.skmed")
+    assert model.spatial_dims_ == 3
+    proba = model.predict_proba([str(lesions[0]), str(normals[0])])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_volume_pipeline_finds_the_balls(tmp_path):
+    """The full run finds the painted balls, and Grad-CAM points at them."""
+    pytest.importorskip("nibabel")
+    stdout = run_example(EXAMPLES / "plot_volume_pipeline.py", tmp_path, quick=False)
+    auc = re.search(r"^AUC +([\d.]+)", stdout, re.MULTILINE)
+    hits = re.search(r"peaks in the ball in (\d+) of (\d+) volumes", stdout)
+    assert auc is not None and hits is not None, stdout[-2000:]
+    assert float(auc.group(1)) >= THRESHOLD_AUC
+    assert int(hits.group(1)) / int(hits.group(2)) >= THRESHOLD_POINTING
 
 
 def test_explanations(tmp_path):

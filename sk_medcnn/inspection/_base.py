@@ -22,6 +22,7 @@ from torch import nn
 from ..architectures import ACSConv
 from ..classifier import MedicalCNNClassifier
 from ..preprocessing import CenterCrop, Pad
+from ..utils._image_source import ImageSource
 from ..utils._validation import check_images
 
 #: A layer given by name (as in ``named_modules()`` of the architecture), as
@@ -137,7 +138,8 @@ def iter_batches(
     n_samples = n_images(X)
     if n_samples == 0:
         raise ValueError("X holds no images; pass at least one.")
-    source = None
+    source: ImageSource | None = None
+    images: NDArray[Any] | ImageSource
     if model.preprocessing is None and isinstance(X, torch.utils.data.Dataset):
         # a dataset is indexed by item, not by a slice of rows: its image
         # source reads a batch of items
