@@ -435,7 +435,8 @@ def test_volume_pipeline(tmp_path):
     assert read_volume(tmp_path / "masks" / normals[0].name).sum() == 0
     assert "spatial_dims_ = 3, image_shape_ = (25, 41, 33, 1)" in stdout
     assert "Clinical report: 15 samples" in stdout  # 30% of 48 files
-    assert re.search(r"peaks in the ball in \d+ of 8 volumes", stdout)
+    # three maps scored by the pointing game on the 8 test volumes with a lesion
+    assert len(re.findall(r"peaks in the ball in \d+ of 8 volumes", stdout)) == 3
     for name in ("scan.png", "grad_cam.png"):
         assert_png(tmp_path / name)
     # the saved model predicts straight from a NIfTI path, as a volume model
@@ -451,10 +452,16 @@ def test_volume_pipeline_finds_the_balls(tmp_path):
     pytest.importorskip("nibabel")
     stdout = run_example(EXAMPLES / "plot_volume_pipeline.py", tmp_path, quick=False)
     auc = re.search(r"^AUC +([\d.]+)", stdout, re.MULTILINE)
-    hits = re.search(r"peaks in the ball in (\d+) of (\d+) volumes", stdout)
-    assert auc is not None and hits is not None, stdout[-2000:]
-    assert float(auc.group(1)) >= THRESHOLD_AUC
-    assert int(hits.group(1)) / int(hits.group(2)) >= THRESHOLD_POINTING
+    hits = re.search(
+        r"^HiResCAM, layer features.4 +peaks in the ball in (\d+) of (\d+) volumes",
+        stdout,
+        re.MULTILINE,
+    )
+    assert auc is not None, stdout[-2000:]
+    assert hits is not None, stdout[-2000:]
+    assert float(auc.group(1)) >= 0.9  # 1.00 measured; 0.63 with augmentation
+    # the half-resolution HiResCAM points at the ball (30 of 30 measured)
+    assert int(hits.group(1)) >= 0.8 * int(hits.group(2))
 
 
 def test_explanations(tmp_path):
