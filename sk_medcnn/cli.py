@@ -1003,7 +1003,7 @@ def _write_dicom_reports(
         try:
             write_dicom_report(
                 path,
-                out_dir / f"{index:04d}_{Path(path).stem}_sr.dcm",
+                out_dir / f"{index:04d}_{_file_stem(path)}_sr.dcm",
                 label=labels[index],
                 probabilities={
                     str(label): float(p)
@@ -1095,7 +1095,7 @@ def command_explain(args: argparse.Namespace) -> int:
             ScalarMappable(Normalize(0, 1), cmap="jet"), ax=axis, fraction=0.046
         )
         colour_bar.set_label(f"{name}: evidence for {classes[explained[index]]}")
-        target_file = out_dir / f"{index:04d}_{Path(path).stem}_{args.method}.png"
+        target_file = out_dir / f"{index:04d}_{_file_stem(path)}_{args.method}.png"
         with atomic_path(target_file) as tmp:
             figure.savefig(tmp, dpi=100, bbox_inches="tight")
         plt.close(figure)
@@ -1209,6 +1209,15 @@ def command_info(args: argparse.Namespace) -> int:
         dims = ", ".join(f"{dim}-D" for dim in architecture_spatial_dims(name))
         print(f"  {name:<16} {dims}")
     return EXIT_OK
+
+
+def _file_stem(path: str | Path) -> str:
+    """Return the name of ``path`` without its extension (``.nii.gz`` as one)."""
+    from .io._readers import extension_of
+
+    name = Path(path).name
+    extension = extension_of(path)
+    return name[: len(name) - len(extension)] if extension else name
 
 
 # --- parser ------------------------------------------------------------------

@@ -71,7 +71,8 @@ def test_explain_draws_orthogonal_slices(trained):
          str(trained / "scans" / "scan0.nii.gz"), "--output", str(maps)]
     )  # fmt: skip
     assert code == 0
-    assert any(path.suffix == ".png" for path in maps.iterdir())
+    # named after the file without its whole extension, '.nii.gz'
+    assert [path.name for path in maps.iterdir()] == ["0000_scan0_hires_cam.png"]
 
 
 def test_train_on_a_folder_of_nifti_volumes(tmp_path, capsys):
