@@ -11,11 +11,21 @@ of the images seen in ``fit`` (their minimum to their maximum; ``fit_transform``
 on the images to corrupt is the usual call). The random corruptions seed each
 image's draw from ``random_state`` and the image's own content, so an image gets
 the same corruption whatever batch it comes in.
+
+Volumes ``(n, depth, height, width[, channels])`` are corrupted in 3-D where the
+corruption is physical in 3-D (noise, blur, resolution, pixelation, the MRI bias
+field; contrast around each volume's mean), and slice by slice along the depth
+axis where it arises in 2-D acquisition or storage (JPEG compression of a DICOM
+series, CT ring artefacts, detector stripes). ``spatial_dims`` tells images from
+volumes, as in :mod:`sk_medcnn.augmentation` and :mod:`sk_medcnn.preprocessing`.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import itertools
+import operator
 import zlib
 from collections.abc import Iterator
 from numbers import Integral
@@ -28,7 +38,13 @@ from skimage.transform import resize
 from sklearn.utils import check_random_state
 
 from ..preprocessing._base import _ImageTransformer, cast_like
-from ..utils._validation import Checker, random_state_like
+from ..preprocessing._resample import spacing_like
+from ..utils._validation import (
+    Checker,
+    optional,
+    random_state_like,
+    spatial_dims_like,
+)
 
 __all__ = [
     "BiasField",
@@ -64,14 +80,25 @@ def _value_range(images: NDArray[Any]) -> tuple[float, float]:
 
 
 class _Corruption(_ImageTransformer):
-    """Scale to [0, 1], corrupt, scale back and cast to the input's dtype."""
+    """Scale to [0, 1], corrupt, scale back and cast to the input's dtype.
+
+    ``_corrupt`` gets channels-last images ``(n, H, W, C)`` or volumes ``(n,
+    D, H, W, C)``; a subclass with ``_per_slice = True`` gets the axial slices
+    of volumes as images ``(n * D, H, W, C)`` instead.
+    """
 
     #: The corruption's strength at severities 1 to 5.
     _levels: ClassVar[tuple[float, ...]] = ()
-    _parameter_constraints: ClassVar[dict[str, Checker]] = {"severity": _severity}
+    #: True for 2-D acquisition artefacts, applied to each slice of a volume.
+    _per_slice: ClassVar[bool] = False
+    _parameter_constraints: ClassVar[dict[str, Checker]] = {
+        "severity": _severity,
+        "spatial_dims": spatial_dims_like,
+    }
 
-    def __init__(self, severity: int = 3) -> None:
+    def __init__(self, severity: int = 3, *, spatial_dims: int | str = "auto") -> None:
         self.severity = severity
+        self.spatial_dims = spatial_dims
 
     @property
     def _level(self) -> float:
@@ -91,7 +118,12 @@ class _Corruption(_ImageTransformer):
             _value_range(images) if images.dtype.kind in "iub" else self.value_range_
         )
         unit = (images.astype(np.float64) - low) / (high - low)
-        corrupted = np.clip(self._corrupt(unit), 0.0, 1.0)
+        if self._per_slice and unit.ndim == 5:
+            slices = unit.reshape(-1, *unit.shape[2:])  # (n * D, H, W, C)
+            corrupted = self._corrupt(slices).reshape(unit.shape)
+        else:
+            corrupted = self._corrupt(unit)
+        corrupted = np.clip(corrupted, 0.0, 1.0)
         return cast_like(corrupted * (high - low) + low, images.dtype)
 
 
@@ -100,6 +132,7 @@ class _RandomCorruption(_Corruption):
 
     _parameter_constraints: ClassVar[dict[str, Checker]] = {
         "severity": _severity,
+        "spatial_dims": spatial_dims_like,
         "random_state": random_state_like,
     }
 
@@ -107,9 +140,11 @@ class _RandomCorruption(_Corruption):
         self,
         severity: int = 3,
         *,
+        spatial_dims: int | str = "auto",
         random_state: int | np.random.RandomState | None = None,
     ) -> None:
         self.severity = severity
+        self.spatial_dims = spatial_dims
         self.random_state = random_state
 
     def _image_rngs(self, unit: NDArray[np.float64]) -> Iterator[np.random.Generator]:
@@ -129,6 +164,11 @@ class GaussianNoise(_RandomCorruption):
     ----------
     severity : int, default=3
         1 to 5: a standard deviation of 2%, 4%, 6%, 8% or 10% of the range.
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels. Volumes get independent noise in every voxel.
     random_state : int, RandomState instance or None, default=None
         Seeds the noise; an int gives the same noise on every call.
 
@@ -160,7 +200,22 @@ class GaussianBlur(_Corruption):
     severity : int, default=3
         1 to 5: a standard deviation of 0.5, 0.75, 1, 1.5 or 2 pixels per 28
         pixels of the image's shorter side (so 28 px and 224 px images blur
-        alike).
+        alike). Volumes are blurred along their three axes, by the same
+        standard deviation in voxels, set by the shorter in-plane side
+        (height or width).
+    spacing : float or tuple of float, default=None
+        The pixel or voxel spacing of the input, ``(height, width)`` or
+        ``(depth, height, width)`` (any unit, e.g. mm; as ``Resample``'s
+        ``input_spacing``), for anisotropic data such as CT volumes of 5 mm
+        slices and 0.8 mm pixels: the blur is then the same in physical
+        units along every axis, the axis of the finest spacing taking the
+        severity's standard deviation and coarser axes proportionally less
+        (``sigma * min(spacing) / spacing``). None: isotropic pixels.
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels.
 
     Examples
     --------
@@ -170,15 +225,57 @@ class GaussianBlur(_Corruption):
     >>> X[0, 14, 14] = 255
     >>> int(GaussianBlur(severity=5).fit_transform(X).max()) < 255
     True
+    >>> volumes = np.zeros((1, 8, 28, 28), dtype=np.uint8)  # (n, D, H, W)
+    >>> volumes[0, 4, 14, 14] = 255
+    >>> blurred = GaussianBlur(severity=5, spacing=(4.0, 1.0, 1.0)).fit_transform(
+    ...     volumes
+    ... )
+    >>> bool(blurred[0, 3, 14, 14] > 0)  # spread to the neighbouring slices
+    True
     """
 
     _levels = (0.5, 0.75, 1.0, 1.5, 2.0)
+    _parameter_constraints: ClassVar[dict[str, Checker]] = {
+        "severity": _severity,
+        "spacing": optional(spacing_like),
+        "spatial_dims": spatial_dims_like,
+    }
+
+    def __init__(
+        self,
+        severity: int = 3,
+        *,
+        spacing: float | tuple[float, ...] | None = None,
+        spatial_dims: int | str = "auto",
+    ) -> None:
+        self.severity = severity
+        self.spacing = spacing
+        self.spatial_dims = spatial_dims
+
+    def _sigmas(self, unit: NDArray[np.float64]) -> tuple[float, ...]:
+        """Return the standard deviation along each spatial axis, in voxels."""
+        n_axes = unit.ndim - 2
+        sigma = self._level * min(unit.shape[-3:-1]) / 28  # in-plane: H, W
+        if self.spacing is None:
+            return (sigma,) * n_axes
+        if not isinstance(self.spacing, tuple | list):
+            return (sigma,) * n_axes  # one spacing for all axes: isotropic
+        spacing = tuple(float(size) for size in self.spacing)
+        if len(spacing) != n_axes:
+            found = "x".join(str(size) for size in unit.shape[1:-1])
+            kind = "volumes" if n_axes == 3 else "images"
+            axes = "(depth, height, width)" if n_axes == 3 else "(height, width)"
+            raise ValueError(
+                f"GaussianBlur: spacing={self.spacing!r} has {len(spacing)} values, "
+                f"but X holds {kind} of {found}; give {axes} or one number."
+            )
+        finest = min(spacing)
+        return tuple(sigma * finest / size for size in spacing)
 
     def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
-        sigma = self._level * min(unit.shape[1:3]) / 28
         # one call on the batch, not smoothed across images or channels: equal to
         # a loop over images, 3x faster on 512 RGB 28x28 images
-        return gaussian(unit, sigma=(0, sigma, sigma, 0))
+        return gaussian(unit, sigma=(0, *self._sigmas(unit), 0))
 
 
 class Contrast(_Corruption):
@@ -188,6 +285,12 @@ class Contrast(_Corruption):
     ----------
     severity : int, default=3
         1 to 5: deviations from the mean scaled by 0.75, 0.6, 0.45, 0.3 or 0.2.
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels. The mean is each image's or each volume's (over
+        all its voxels and channels), not each slice's.
 
     Examples
     --------
@@ -201,7 +304,8 @@ class Contrast(_Corruption):
     _levels = (0.75, 0.6, 0.45, 0.3, 0.2)
 
     def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
-        mean = unit.mean(axis=(1, 2, 3), keepdims=True)
+        # per image or volume: every axis but the first (channels included)
+        mean = unit.mean(axis=tuple(range(1, unit.ndim)), keepdims=True)
         return mean + self._level * (unit - mean)
 
 
@@ -212,6 +316,11 @@ class Brightness(_Corruption):
     ----------
     severity : int, default=3
         1 to 5: add 5%, 10%, 15%, 20% or 30% of the range.
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels.
 
     Examples
     --------
@@ -235,6 +344,11 @@ class Gamma(_Corruption):
     severity : int, default=3
         1 to 5: gamma 1.2, 1.4, 1.7, 2.0 or 2.5 on the range scaled to [0, 1]
         (mid-tones darken; black and white stay).
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels.
 
     Examples
     --------
@@ -258,6 +372,12 @@ class JPEGCompression(_Corruption):
     severity : int, default=3
         1 to 5: JPEG quality 60, 40, 25, 15 or 8 (Pillow's encoder, on the
         image scaled to 8 bits; 1 or 3 channels).
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels. Each axial slice of a volume (along its depth
+        axis) is compressed as one image, as a DICOM series is stored.
 
     Examples
     --------
@@ -271,13 +391,14 @@ class JPEGCompression(_Corruption):
     """
 
     _levels = (60, 40, 25, 15, 8)
+    _per_slice = True
 
     def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
         from PIL import Image
 
         if unit.shape[-1] not in (1, 3):
             raise ValueError(
-                "JPEGCompression takes images of 1 or 3 channels; got "
+                "JPEGCompression takes images or volumes of 1 or 3 channels; got "
                 f"{unit.shape[-1]}."
             )
         out = np.empty_like(unit)
@@ -294,9 +415,9 @@ class JPEGCompression(_Corruption):
 
 
 def _down_up(unit: NDArray[np.float64], factor: float, order: int) -> NDArray[Any]:
-    """Resample each image to ``factor`` of its size and back."""
-    height, width, channels = unit.shape[1:]
-    small = (max(1, round(height * factor)), max(1, round(width * factor)), channels)
+    """Resample each image or volume to ``factor`` of its size and back."""
+    *sizes, channels = unit.shape[1:]
+    small = (*(max(1, round(size * factor)) for size in sizes), channels)
     out = np.empty_like(unit)
     for index, image in enumerate(unit):
         reduced = resize(image, small, order=order, anti_aliasing=order > 0)
@@ -312,6 +433,12 @@ class Pixelate(_Corruption):
     severity : int, default=3
         1 to 5: blocks of 1/0.8, 1/0.65, 2, 2.5 or 3.3 pixels (sampled to
         80%, 65%, 50%, 40% or 30% of the size and back).
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels. Volumes are sampled along their three axes
+        (blocks of voxels).
 
     Examples
     --------
@@ -339,6 +466,12 @@ class ResolutionChange(_Corruption):
     ----------
     severity : int, default=3
         1 to 5: sampled to 80%, 65%, 50%, 40% or 30% of the size and back.
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels. Volumes are sampled along their three axes
+        (trilinear up-sampling).
 
     Examples
     --------
@@ -361,13 +494,19 @@ class BiasField(_RandomCorruption):
 
     The field is ``exp(a * p(y, x))`` for a random polynomial ``p`` of degree 3
     in the normalised coordinates, scaled to span [-1, 1] (as TorchIO's
-    ``RandomBiasField``), one draw per image.
+    ``RandomBiasField``), one draw per image; volumes get a 3-D field,
+    ``exp(a * p(z, y, x))``, as MRI's bias field is.
 
     Parameters
     ----------
     severity : int, default=3
         1 to 5: ``a`` = 0.1, 0.2, 0.3, 0.4 or 0.5 (the field varies by up to a
         factor ``exp(2a)`` across the image).
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels.
     random_state : int, RandomState instance or None, default=None
         Seeds the fields.
 
@@ -384,11 +523,19 @@ class BiasField(_RandomCorruption):
     _levels = (0.1, 0.2, 0.3, 0.4, 0.5)
 
     def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
-        height, width = unit.shape[1:3]
-        y, x = np.meshgrid(
-            np.linspace(-1, 1, height), np.linspace(-1, 1, width), indexing="ij"
+        coordinates = np.meshgrid(
+            *(np.linspace(-1, 1, size) for size in unit.shape[1:-1]), indexing="ij"
         )
-        terms = [y**i * x**j for i in range(4) for j in range(4 - i)]
+        # the monomials of degree <= 3: (y^i x^j) for images, (z^i y^j x^k) for
+        # volumes, in the order of the exponents
+        terms = [
+            functools.reduce(
+                operator.mul,
+                (axis**power for axis, power in zip(coordinates, powers, strict=True)),
+            )
+            for powers in itertools.product(range(4), repeat=len(coordinates))
+            if sum(powers) <= 3
+        ]
         out = np.empty_like(unit)
         for index, (image, rng) in enumerate(
             zip(unit, self._image_rngs(unit), strict=True)
@@ -408,6 +555,13 @@ class RingArtifact(_Corruption):
     severity : int, default=3
         1 to 5: rings of an amplitude of 3%, 5%, 8%, 11% or 15% of the range,
         with a period of 4 pixels per 28 of the shorter side.
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels. Each axial slice of a volume (along its depth
+        axis) gets the same rings, as CT's rings come from a detector element
+        and sit at one radius in every slice.
 
     Examples
     --------
@@ -419,6 +573,7 @@ class RingArtifact(_Corruption):
     """
 
     _levels = (0.03, 0.05, 0.08, 0.11, 0.15)
+    _per_slice = True
 
     def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
         height, width = unit.shape[1:3]
@@ -437,6 +592,12 @@ class StripeArtifact(_Corruption):
     severity : int, default=3
         1 to 5: stripes of an amplitude of 3%, 5%, 8%, 11% or 15% of the range,
         with a period of 3 pixels per 28 of the width.
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        2 for images, 3 for volumes; ``"auto"`` tells them apart by the shape
+        of ``X``: 5 axes, or 4 whose last is not 1, 3 or 4, are volumes
+        (``sk_medcnn.utils.infer_spatial_dims``). Pass 2 for 2-D images of 2
+        or more than 4 channels. Each axial slice of a volume (along its depth
+        axis) gets the same stripes, as from one miscalibrated detector.
 
     Examples
     --------
@@ -449,6 +610,7 @@ class StripeArtifact(_Corruption):
     """
 
     _levels = (0.03, 0.05, 0.08, 0.11, 0.15)
+    _per_slice = True
 
     def _corrupt(self, unit: NDArray[np.float64]) -> NDArray[np.float64]:
         width = unit.shape[2]

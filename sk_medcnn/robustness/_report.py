@@ -13,7 +13,11 @@ from sklearn.base import clone
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from ..exceptions import OutOfDistributionWarning
-from ..utils._validation import random_state_like
+from ..utils._validation import (
+    CHANNEL_SIZES,
+    random_state_like,
+    spatial_dims_like,
+)
 from ._corruptions import (
     BiasField,
     Brightness,
@@ -33,6 +37,8 @@ __all__ = ["RobustnessReport", "default_corruptions", "robustness_report"]
 
 def default_corruptions(
     random_state: int | np.random.RandomState | None = 0,
+    *,
+    spatial_dims: int | str = "auto",
 ) -> dict[str, Any]:
     """Return the corruptions :func:`robustness_report` applies by default.
 
@@ -40,6 +46,10 @@ def default_corruptions(
     ----------
     random_state : int, RandomState instance or None, default=0
         Seeds the random corruptions (noise, bias field).
+    spatial_dims : {"auto", 2, 3}, default="auto"
+        Given to every corruption: 2 for images, 3 for volumes, ``"auto"``
+        to tell them apart by the shape of ``X``
+        (``sk_medcnn.utils.infer_spatial_dims``).
 
     Returns
     -------
@@ -53,20 +63,72 @@ def default_corruptions(
     >>> from sk_medcnn.robustness import default_corruptions
     >>> sorted(default_corruptions())[:3]
     ['bias_field', 'blur', 'brightness']
+    >>> default_corruptions(spatial_dims=3)["blur"]
+    GaussianBlur(spatial_dims=3)
     """
+    random_state_like(random_state, "random_state")
+    spatial_dims_like(spatial_dims, "spatial_dims")
+    dims = {"spatial_dims": spatial_dims}
     return {
-        "noise": GaussianNoise(random_state=random_state),
-        "blur": GaussianBlur(),
-        "contrast": Contrast(),
-        "brightness": Brightness(),
-        "gamma": Gamma(),
-        "jpeg": JPEGCompression(),
-        "pixelate": Pixelate(),
-        "resolution": ResolutionChange(),
-        "bias_field": BiasField(random_state=random_state),
-        "rings": RingArtifact(),
-        "stripes": StripeArtifact(),
+        "noise": GaussianNoise(**dims, random_state=random_state),
+        "blur": GaussianBlur(**dims),
+        "contrast": Contrast(**dims),
+        "brightness": Brightness(**dims),
+        "gamma": Gamma(**dims),
+        "jpeg": JPEGCompression(**dims),
+        "pixelate": Pixelate(**dims),
+        "resolution": ResolutionChange(**dims),
+        "bias_field": BiasField(**dims, random_state=random_state),
+        "rings": RingArtifact(**dims),
+        "stripes": StripeArtifact(**dims),
     }
+
+
+def _final_estimator(model: Any) -> Any:
+    """Return the estimator that predicts: the last step, the best estimator."""
+    for _ in range(16):  # nested pipelines and searches; no cycles expected
+        if hasattr(model, "best_estimator_"):
+            model = model.best_estimator_
+        elif hasattr(model, "steps"):
+            model = model.steps[-1][1]
+        else:
+            break
+    return model
+
+
+def _model_spatial_dims(model: Any, images: NDArray[Any]) -> int | None:
+    """Return the model's ``spatial_dims_`` after checking ``images`` against it.
+
+    None when the model does not say (a scikit-learn pipeline of other
+    estimators): the corruptions then infer it from the shape, as usual.
+    """
+    final = _final_estimator(model)
+    spatial_dims = getattr(final, "spatial_dims_", None)
+    if spatial_dims not in (2, 3):
+        return None
+    shape = tuple(images.shape)
+    fitted = getattr(final, "image_shape_", None)
+    fitted_text = f" of shape {tuple(fitted)}" if fitted is not None else ""
+    if spatial_dims == 3:
+        if images.ndim not in (2, 4, 5):
+            raise ValueError(
+                f"model takes volumes{fitted_text} (depth, height, width, channels) "
+                f"(spatial_dims_=3), but X has shape {shape}: pass volumes of "
+                "shape (n_samples, depth, height, width[, channels])."
+            )
+        return 3
+    looks_like_volumes = images.ndim == 5 or (
+        images.ndim == 4
+        and shape[-1] not in CHANNEL_SIZES
+        and (fitted is None or int(fitted[-1]) != shape[-1])
+    )
+    if looks_like_volumes:
+        raise ValueError(
+            f"model takes 2-D images{fitted_text} (height, width, channels) "
+            f"(spatial_dims_=2), but X of shape {shape} holds volumes (n_samples, "
+            "depth, height, width[, channels]): score a model fitted on volumes."
+        )
+    return 2
 
 
 class RobustnessReport:
@@ -221,14 +283,21 @@ def robustness_report(
         A fitted classifier with ``predict_proba`` and ``classes_`` (a
         :class:`~sk_medcnn.MedicalCNNClassifier`, or a Pipeline ending in one,
         that takes image arrays).
-    X : array-like of shape (n_samples, height, width[, channels])
-        Images, uncorrupted, as the model takes them.
+    X : array-like of shape (n_samples, height, width[, channels]) or \
+            (n_samples, depth, height, width[, channels])
+        Images or volumes, uncorrupted, as the model takes them. A model that
+        records its ``spatial_dims_`` (:class:`~sk_medcnn.MedicalCNNClassifier`,
+        or a Pipeline or search ending in one) decides which: each
+        corruption whose ``spatial_dims`` is ``"auto"`` is given the model's,
+        so ``(n, D, H, W)`` volumes are never read as images of ``W``
+        channels; ``X`` of the other kind is an error naming both shapes.
     y : array-like of shape (n_samples,)
         True labels; every class of the model should be present for the AUC.
     corruptions : dict of str to transformer, list of transformers or None
         Transformers with a ``severity`` parameter (those of
         :mod:`sk_medcnn.robustness`, or your own); a list is named by class.
-        None takes :func:`default_corruptions`.
+        None takes :func:`default_corruptions`. A corruption whose
+        ``spatial_dims`` is 2 or 3 must agree with the model's.
     severities : iterable of int, default=(1, 3, 5)
         Severities to try, each from 1 to 5.
     random_state : int, RandomState instance or None, default=0
@@ -291,11 +360,30 @@ def robustness_report(
         raise ValueError(
             f"X and y must have the same length; got {len(images)} and {len(labels)}."
         )
+    spatial_dims = _model_spatial_dims(model, images)
+    # the spatial_dims each corruption is cloned with: the model's, never inferred
+    dims_of: dict[str, dict[str, int]] = {}
+    for name, corruption in named.items():
+        params = corruption.get_params()
+        if spatial_dims is None or "spatial_dims" not in params:
+            continue
+        if params["spatial_dims"] in (2, 3):
+            own = int(params["spatial_dims"])
+            if own != spatial_dims:
+                raise ValueError(
+                    f"corruption {name!r} has spatial_dims={own}, but the model "
+                    f"has spatial_dims_={spatial_dims} (X of shape "
+                    f"{tuple(images.shape)}): give it spatial_dims={spatial_dims} "
+                    "or 'auto'."
+                )
+        dims_of[name] = {"spatial_dims": spatial_dims}
     clean = _scores(model, images, labels, classes)
     rows = []
     for name, corruption in named.items():
         for severity in levels:
-            corrupted = clone(corruption).set_params(severity=severity)
+            corrupted = clone(corruption).set_params(
+                severity=severity, **dims_of.get(name, {})
+            )
             scores = _scores(model, corrupted.fit_transform(images), labels, classes)
             rows.append(
                 {

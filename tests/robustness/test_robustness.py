@@ -95,8 +95,12 @@ def test_a_bad_severity_is_named(severity, images):
 
 def test_jpeg_needs_one_or_three_channels(images):
     two = np.stack([images, images], axis=-1)
+    # (n, H, W, 2) is read as volumes by default (infer_spatial_dims), so 2-D
+    # images of two channels need spatial_dims=2
     with pytest.raises(ValueError, match="1 or 3 channels; got 2"):
-        JPEGCompression().fit_transform(two)
+        JPEGCompression(spatial_dims=2).fit_transform(two)
+    with pytest.raises(ValueError, match="1 or 3 channels; got 2"):
+        JPEGCompression().fit_transform(np.stack([two[:, :8, :8]] * 4, axis=1))
 
 
 def test_random_corruptions_follow_a_random_state_instance(images):
