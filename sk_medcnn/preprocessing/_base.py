@@ -383,8 +383,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
         if getattr(X, "shape", None) is None:
             X = np.asarray(X)  # lists and other array-likes
         ndim = len(X.shape)  # type: ignore[union-attr]
-        # subclasses without a spatial_dims parameter (the corruptions of
-        # sk_medcnn.robustness) read 2-D images, as they always did
+        # a subclass without a spatial_dims parameter reads 2-D images
         spatial_dims = resolve_spatial_dims(getattr(self, "spatial_dims", 2), X)
         image_shape: tuple[int, ...] | None = None
         expected_n_features = None

@@ -68,19 +68,18 @@ def default_corruptions(
     """
     random_state_like(random_state, "random_state")
     spatial_dims_like(spatial_dims, "spatial_dims")
-    dims = {"spatial_dims": spatial_dims}
     return {
-        "noise": GaussianNoise(**dims, random_state=random_state),
-        "blur": GaussianBlur(**dims),
-        "contrast": Contrast(**dims),
-        "brightness": Brightness(**dims),
-        "gamma": Gamma(**dims),
-        "jpeg": JPEGCompression(**dims),
-        "pixelate": Pixelate(**dims),
-        "resolution": ResolutionChange(**dims),
-        "bias_field": BiasField(**dims, random_state=random_state),
-        "rings": RingArtifact(**dims),
-        "stripes": StripeArtifact(**dims),
+        "noise": GaussianNoise(spatial_dims=spatial_dims, random_state=random_state),
+        "blur": GaussianBlur(spatial_dims=spatial_dims),
+        "contrast": Contrast(spatial_dims=spatial_dims),
+        "brightness": Brightness(spatial_dims=spatial_dims),
+        "gamma": Gamma(spatial_dims=spatial_dims),
+        "jpeg": JPEGCompression(spatial_dims=spatial_dims),
+        "pixelate": Pixelate(spatial_dims=spatial_dims),
+        "resolution": ResolutionChange(spatial_dims=spatial_dims),
+        "bias_field": BiasField(spatial_dims=spatial_dims, random_state=random_state),
+        "rings": RingArtifact(spatial_dims=spatial_dims),
+        "stripes": StripeArtifact(spatial_dims=spatial_dims),
     }
 
 

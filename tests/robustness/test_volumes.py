@@ -385,3 +385,23 @@ def test_report_on_a_fitted_volume_model():
         assert 0 <= row["auc"] <= 1
     with pytest.raises(ValueError, match="model takes volumes"):
         robustness_report(clf, X[24:, 6], y[24:], corruptions=[Contrast()])
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_chunks_change_no_result(cls, volumes, monkeypatch):
+    import sk_medcnn.robustness._corruptions as module
+
+    floats = volumes.astype(np.float32) / 255
+    whole = [make(cls).fit_transform(X) for X in (volumes, floats)]
+    random = "random_state" in cls().get_params()
+    if random:
+        drawn = make(cls, random_state=np.random.RandomState(0)).fit_transform(volumes)
+    original = module.iter_chunks
+    monkeypatch.setattr(  # one volume per chunk
+        module, "iter_chunks", lambda n, size: original(n, size, chunk_bytes=1)
+    )
+    for X, expected in zip((volumes, floats), whole, strict=True):
+        np.testing.assert_array_equal(make(cls).fit_transform(X), expected)
+    if random:  # one draw per call, not one per chunk
+        corruption = make(cls, random_state=np.random.RandomState(0))
+        np.testing.assert_array_equal(corruption.fit_transform(volumes), drawn)
