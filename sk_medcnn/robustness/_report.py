@@ -144,15 +144,22 @@ class RobustnessReport:
         ``accuracy``, ``auc_drop`` and ``accuracy_drop`` (relative to clean:
         ``(clean - corrupted) / clean``).
     n_samples : int
-        Images scored.
+        Images (or volumes) scored.
+    noun : str
+        What was scored, ``"images"`` or ``"volumes"``, for the text.
     """
 
     def __init__(
-        self, clean: dict[str, float], rows: list[dict[str, Any]], n_samples: int
+        self,
+        clean: dict[str, float],
+        rows: list[dict[str, Any]],
+        n_samples: int,
+        noun: str = "images",
     ) -> None:
         self.clean = clean
         self.rows = rows
         self.n_samples = n_samples
+        self.noun = noun
 
     def worst(self, metric: str = "auc") -> dict[str, Any]:
         """Return the row where ``metric`` is lowest.
@@ -229,7 +236,7 @@ class RobustnessReport:
 
     def __str__(self) -> str:
         lines = [
-            f"Robustness report: {self.n_samples} images; clean AUC "
+            f"Robustness report: {self.n_samples} {self.noun}; clean AUC "
             f"{self.clean['auc']:.3f}, accuracy {self.clean['accuracy']:.3f}",
             "",
             f"{'corruption':<14}{'severity':>9}{'AUC':>8}{'drop':>8}"
@@ -399,4 +406,5 @@ def robustness_report(
                     },
                 }
             )
-    return RobustnessReport(clean, rows, len(labels))
+    noun = "volumes" if spatial_dims == 3 else "images"
+    return RobustnessReport(clean, rows, len(labels), noun=noun)

@@ -308,6 +308,7 @@ def test_report_gives_the_model_spatial_dims_to_the_corruptions():
     )
     assert _Recorder.seen == [3, 3, 3]
     assert len(report.rows) == 6
+    assert str(report).startswith("Robustness report: 20 volumes;")
     # the report's JPEG row is per slice of volumes, not RGB compression
     expected = JPEGCompression(5, spatial_dims=3).fit_transform(X)
     assert report.rows[-1]["auc"] == pytest.approx(
