@@ -140,9 +140,9 @@ def iter_batches(
         raise ValueError("X holds no images; pass at least one.")
     source: ImageSource | None = None
     images: NDArray[Any] | ImageSource
-    if model.preprocessing is None and isinstance(X, torch.utils.data.Dataset):
-        # a dataset is indexed by item, not by a slice of rows: its image
-        # source reads a batch of items
+    if model.preprocessing is None:
+        # checked once; arrays, file paths and datasets (indexed by item, not
+        # by a slice of rows) are then read a batch of rows at a time
         source = model.classifier._check_predict_images(X)
     for start in range(0, n_samples, batch_size):
         rows = slice(start, min(start + batch_size, n_samples))
