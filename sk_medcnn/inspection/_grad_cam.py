@@ -28,7 +28,7 @@ from ._base import (
 
 __all__ = ["grad_cam"]
 
-_VARIANTS = ("grad_cam", "hires_cam")
+_VARIANTS = ("hires_cam", "grad_cam")
 
 
 def _layer_output_hook(
@@ -60,7 +60,7 @@ def grad_cam(
     *,
     target: Any = None,
     layer: LayerLike = None,
-    variant: str = "grad_cam",
+    variant: str = "hires_cam",
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> NDArray[np.float32]:
     """Compute Grad-CAM maps: the image regions whose features raise a class score.
@@ -68,9 +68,11 @@ def grad_cam(
     The gradient of the class score (the logit) with respect to a
     convolutional layer's feature maps, averaged over each map, weights the
     maps; their weighted sum, rectified, marks the regions that raise the
-    class score (Selvaraju et al., 2017). With ``variant="hires_cam"`` each
-    position keeps its own gradient instead of the map's average (HiResCAM,
-    Draelos and Carin, 2020).
+    class score (Selvaraju et al., 2017). With ``variant="hires_cam"``, the
+    default, each position keeps its own gradient instead of the map's average
+    (HiResCAM, Draelos and Carin, 2020): the same maps for networks that
+    average their feature maps globally, and maps that follow the model where
+    the head flattens them (``simple_cnn``).
 
     Parameters
     ----------
@@ -99,13 +101,14 @@ def grad_cam(
         to where the maps are pooled or flattened. That is ``"features.7"``
         (the ReLU after the last convolution) for ``simple_cnn`` and
         ``"layer4"`` for ``resnet18`` and ``resnet34``.
-    variant : {"grad_cam", "hires_cam"}, default="grad_cam"
-        ``"grad_cam"`` weights each feature map by its average gradient;
+    variant : {"hires_cam", "grad_cam"}, default="hires_cam"
         ``"hires_cam"`` multiplies gradient and feature map position by
-        position. They agree for architectures that average the maps
+        position; ``"grad_cam"`` weights each feature map by its average
+        gradient. They agree for architectures that average the maps
         globally (the ResNets); for a head that flattens the maps into a
-        dense layer (``simple_cnn``), HiResCAM follows what the model
-        computes more closely (see Notes).
+        dense layer (``simple_cnn``, the default architecture), HiResCAM
+        follows what the model computes and Grad-CAM's averaged gradients
+        can cancel, leaving all-zero maps (see Notes).
     batch_size : int, default=32
         Images processed at once (bounds memory; the result does not depend
         on it).
@@ -158,7 +161,7 @@ def grad_cam(
     means the same wherever it is, as global average pooling makes it; a
     flatten-and-dense head breaks that, and on 24x24 phantoms
     ``simple_cnn``'s Grad-CAM put 2.4 times the chance share of its mass
-    inside the lesions, HiResCAM 4.9 times.
+    inside the lesions, HiResCAM 4.9 times: hence HiResCAM is the default.
 
     The score differentiated is the target class's logit, before the
     softmax, as in the paper. A fitted temperature (``calibration=

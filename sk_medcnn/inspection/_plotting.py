@@ -286,7 +286,7 @@ def plot_explanations(
     estimator: Any,
     X: ArrayLike,
     *,
-    method: str = "grad_cam",
+    method: str = "hires_cam",
     target: Any = None,
     layer: LayerLike = None,
     y_true: ArrayLike | None = None,
@@ -304,10 +304,11 @@ def plot_explanations(
         A fitted classifier, or a fitted Pipeline ending in one.
     X : array-like of images
         The images to explain (a handful: one panel each).
-    method : {"grad_cam", "hires_cam", "gradient", "smoothgrad", \
-            "integrated_gradients"}, default="grad_cam"
-        :func:`grad_cam` (with its ``variant``), or a method of
-        :func:`saliency_map`.
+    method : {"hires_cam", "grad_cam", "gradient", "smoothgrad", \
+            "integrated_gradients"}, default="hires_cam"
+        :func:`grad_cam` (with its ``variant``; HiResCAM, its default, equals
+        Grad-CAM for the ResNets and follows ``simple_cnn``'s flattening head),
+        or a method of :func:`saliency_map`.
     target : label or array-like of shape (n_samples,), default=None
         The class to explain; None explains each image's predicted class.
     layer : str, torch.nn.Module or callable, default=None

@@ -258,7 +258,7 @@ class _Service:
                 ax=axes,
                 fraction=0.046,
             )
-            bar.set_label(f"Grad-CAM: evidence for {classes[best]}")
+            bar.set_label(f"HiResCAM: evidence for {classes[best]}")
             title = f"predicted {classes[best]} (P = {proba[best]:.3f})"
             if volume:
                 figure.suptitle(title)
@@ -283,9 +283,10 @@ def create_app(
     Routes: ``GET /`` (the page), ``GET /health``, ``GET /model`` (name,
     classes, image shape and the model card), ``POST /predict`` and
     ``POST /explain`` (a multipart form with the image file in the field
-    ``file``; JSON, and a PNG of the Grad-CAM overlay). Errors are JSON
-    ``{"error": ...}`` with the status: 400 a bad or unreadable file, 413 too
-    large, 503 too slow, 500 anything else (logged, never sent).
+    ``file``; JSON, and a PNG of the HiResCAM overlay, Grad-CAM's
+    position-wise variant). Errors are JSON ``{"error": ...}`` with the
+    status: 400 a bad or unreadable file, 413 too large, 503 too slow, 500
+    anything else (logged, never sent).
 
     Parameters
     ----------

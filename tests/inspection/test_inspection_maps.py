@@ -84,6 +84,20 @@ def test_default_layer_is_the_last_convolutional_feature_maps(fitted, phantoms):
     # which only feeds the residual branch
     assert _layer_name(resnet, default_layer(resolve_model(resnet))) == "layer4"
     assert grad_cam(resnet, X[:3]).shape == (3, 16, 16)
+    # global average pooling: every position of layer4 gets the same gradient,
+    # so HiResCAM (the default) and Grad-CAM are the same maps
+    np.testing.assert_allclose(
+        grad_cam(resnet, X[:6]), grad_cam(resnet, X[:6], variant="grad_cam"), atol=1e-5
+    )
+
+
+def test_default_variant_is_hires_cam(fitted, phantoms):
+    # simple_cnn flattens its maps into a dense layer: the variants differ, and
+    # the default (for grad_cam and plot_explanations) follows the model
+    X, _ = phantoms
+    default = grad_cam(fitted, X[:8])
+    np.testing.assert_array_equal(default, grad_cam(fitted, X[:8], variant="hires_cam"))
+    assert not np.allclose(default, grad_cam(fitted, X[:8], variant="grad_cam"))
 
 
 def test_layer_by_name_module_or_callable(fitted, phantoms):

@@ -120,8 +120,8 @@ def test_maps_fail_to_survive_cascading_randomisation(learned):
 
     def explain(model):
         return {
-            "grad_cam": grad_cam(model, images, target=1),
-            "hires_cam": grad_cam(model, images, target=1, variant="hires_cam"),
+            "grad_cam": grad_cam(model, images, target=1, variant="grad_cam"),
+            "hires_cam": grad_cam(model, images, target=1),
             "gradient": saliency_map(model, images, target=1),
         }
 
@@ -151,7 +151,7 @@ def test_maps_fail_to_survive_cascading_randomisation(learned):
         assert np.mean(values) < 0.4, (name, values)
         assert values[-1] < 0.35, (name, values)
     # the trained model itself is untouched
-    np.testing.assert_array_equal(grad_cam(clf, images, target=1), trained["grad_cam"])
+    np.testing.assert_array_equal(grad_cam(clf, images, target=1), trained["hires_cam"])
 
 
 @pytest.mark.slow
@@ -168,4 +168,9 @@ def test_resnet_grad_cam_of_the_last_stage_falls_on_the_lesions():
         random_state=0,
     ).fit(*train)
     assert clf.score(*test) >= 0.85
-    assert _mass_inside(grad_cam(clf, images), masks) > 2.5
+    assert _mass_inside(grad_cam(clf, images, variant="grad_cam"), masks) > 2.5
+    # with global average pooling HiResCAM is Grad-CAM (the gradient is the
+    # same at every position), so the default variant gives the same maps
+    np.testing.assert_allclose(
+        grad_cam(clf, images), grad_cam(clf, images, variant="grad_cam"), atol=1e-5
+    )
