@@ -426,6 +426,40 @@ class _BaseMedicalCNN(BaseEstimator):
 
     _is_classifier = False
 
+    #: the parameters both estimators take; each adds its own (``loss``, ``tta``, ...)
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        "architecture": _architecture_like,
+        "architecture_params": optional_dict,
+        "pretrained": _pretrained_like,
+        "input_normalization": _normalization_like,
+        "freeze_epochs": non_negative_int,
+        "body_lr_factor": positive_float,
+        "optimizer": _optimizer_like,
+        "lr": positive_float,
+        "weight_decay": non_negative_float,
+        "momentum": non_negative_float,
+        "batch_size": positive_int,
+        "max_epochs": positive_int,
+        "lr_schedule": one_of(LR_SCHEDULES),
+        "early_stopping": boolean,
+        "validation_fraction": open_fraction,
+        "patience": positive_int,
+        "augmentation": _augmentation_like,
+        "ood_false_alarm_rate": optional(open_fraction),
+        "num_workers": int_in_range(0, MAX_WORKERS),
+        "checkpoint_dir": _path_like,
+        "resume": boolean,
+        "image_shape": image_shape_like,
+        "spatial_dims": spatial_dims_like,
+        "device": _device_like,
+        "precision": one_of(PRECISIONS),
+        "memory_format": one_of(MEMORY_FORMATS),
+        "n_threads": optional(int_in_range(1, MAX_THREADS)),
+        "distributed": boolean,
+        "random_state": random_state_like,
+        "verbose": non_negative_int,
+    }
+
     # --- helpers subclasses provide -------------------------------------------
     def _encode_targets(
         self, y: ArrayLike, *, sample_weight: NDArray[np.float64] | None = None
@@ -1981,41 +2015,12 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     _is_classifier = True
 
     _parameter_constraints: ClassVar[dict[str, Any]] = {
-        "architecture": _architecture_like,
-        "architecture_params": optional_dict,
-        "pretrained": _pretrained_like,
-        "input_normalization": _normalization_like,
-        "freeze_epochs": non_negative_int,
-        "body_lr_factor": positive_float,
+        **_BaseMedicalCNN._parameter_constraints,
         "loss": one_of(("cross_entropy", "focal"), allow=(nn.Module,)),
         "gamma": non_negative_float,
-        "optimizer": _optimizer_like,
-        "lr": positive_float,
-        "weight_decay": non_negative_float,
-        "momentum": non_negative_float,
-        "batch_size": positive_int,
-        "max_epochs": positive_int,
-        "lr_schedule": one_of(LR_SCHEDULES),
-        "early_stopping": boolean,
-        "validation_fraction": open_fraction,
-        "patience": positive_int,
         "class_weight": _class_weight_like,
-        "augmentation": _augmentation_like,
         "calibration": one_of((None, "temperature")),
         "tta": _classifier_tta_like,
-        "ood_false_alarm_rate": optional(open_fraction),
-        "num_workers": int_in_range(0, MAX_WORKERS),
-        "checkpoint_dir": _path_like,
-        "resume": boolean,
-        "image_shape": image_shape_like,
-        "spatial_dims": spatial_dims_like,
-        "device": _device_like,
-        "precision": one_of(PRECISIONS),
-        "memory_format": one_of(MEMORY_FORMATS),
-        "n_threads": optional(int_in_range(1, MAX_THREADS)),
-        "distributed": boolean,
-        "random_state": random_state_like,
-        "verbose": non_negative_int,
     }
 
     def __init__(
@@ -2563,38 +2568,9 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
     """
 
     _parameter_constraints: ClassVar[dict[str, Any]] = {
-        "architecture": _architecture_like,
-        "architecture_params": optional_dict,
-        "pretrained": _pretrained_like,
-        "input_normalization": _normalization_like,
-        "freeze_epochs": non_negative_int,
-        "body_lr_factor": positive_float,
+        **_BaseMedicalCNN._parameter_constraints,
         "loss": one_of(("mse", "huber"), allow=(nn.Module,)),
-        "optimizer": _optimizer_like,
-        "lr": positive_float,
-        "weight_decay": non_negative_float,
-        "momentum": non_negative_float,
-        "batch_size": positive_int,
-        "max_epochs": positive_int,
-        "lr_schedule": one_of(LR_SCHEDULES),
-        "early_stopping": boolean,
-        "validation_fraction": open_fraction,
-        "patience": positive_int,
-        "augmentation": _augmentation_like,
         "tta": _tta_like,
-        "ood_false_alarm_rate": optional(open_fraction),
-        "num_workers": int_in_range(0, MAX_WORKERS),
-        "checkpoint_dir": _path_like,
-        "resume": boolean,
-        "image_shape": image_shape_like,
-        "spatial_dims": spatial_dims_like,
-        "device": _device_like,
-        "precision": one_of(PRECISIONS),
-        "memory_format": one_of(MEMORY_FORMATS),
-        "n_threads": optional(int_in_range(1, MAX_THREADS)),
-        "distributed": boolean,
-        "random_state": random_state_like,
-        "verbose": non_negative_int,
     }
 
     def __init__(
