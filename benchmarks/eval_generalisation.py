@@ -29,9 +29,10 @@ shift             what is done to every validation image (uint8, 0-255)
 ================  ==========================================================
 
 Every shift is deterministic (noise seeded with 0). Data sets:
-PneumoniaMNIST (binary, gray) and RetinaMNIST (5 grades, RGB); VesselMNIST3D is
-skipped (sk_medcnn has no 3-D networks yet). Subsets of the training split:
-``all``, ``10%`` and ``300`` images, stratified and drawn with the seed (so the
+PneumoniaMNIST (binary, gray), RetinaMNIST (5 grades, RGB) and VesselMNIST3D
+(binary, 28x28x28 volumes; blur and resolution shifts act in 3-D, and the
+candidates' affine maps shift along the depth too). Subsets of the training
+split: ``all``, ``10%`` and ``300`` images, stratified and drawn with the seed (so the
 spread over seeds includes the draw of the subset; every configuration sees
 the same subset for a seed). Metrics: AUC (binary: of the positive class;
 multi-class: macro one-vs-rest), accuracy and balanced accuracy. The table
@@ -81,7 +82,10 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = {
     "pneumonia": DATA / "pneumoniamnist_28_trainval.npz",
     "retina": DATA / "retinamnist_28_trainval.npz",
+    "vessel": DATA / "vesselmnist3d_28_trainval.npz",
 }
+#: spatial dimensions of each data set's images (the others are 2)
+SPATIAL_DIMS = {"vessel": 3}
 SUBSETS = ("all", "10%", "300")
 METRICS = ("auc", "acc", "balanced_accuracy")
 
@@ -110,10 +114,12 @@ def shift_brightness(images: np.ndarray, offset: float = 0.1) -> np.ndarray:
     return _as_uint8(images.astype(np.float64) + offset * 255.0)
 
 
-def shift_blur(images: np.ndarray, sigma: float = 0.8) -> np.ndarray:
-    """Gaussian blur of every image and channel, ``sigma`` in pixels."""
-    sigmas = [0.0] * images.ndim
-    sigmas[1] = sigmas[2] = sigma  # (n, height, width[, channels])
+def shift_blur(
+    images: np.ndarray, sigma: float = 0.8, spatial_dims: int = 2
+) -> np.ndarray:
+    """Gaussian blur of every image and channel, ``sigma`` in pixels (voxels)."""
+    sigmas = [0.0] * images.ndim  # (n, [depth,] height, width[, channels])
+    sigmas[1 : 1 + spatial_dims] = [sigma] * spatial_dims
     return _as_uint8(ndimage.gaussian_filter(images.astype(np.float64), sigmas))
 
 
@@ -124,13 +130,18 @@ def shift_noise(images: np.ndarray, std: float = 0.05, seed: int = 0) -> np.ndar
     return _as_uint8(values + rng.normal(0.0, std * 255.0, values.shape))
 
 
-def shift_resolution(images: np.ndarray, factor: float = 0.5) -> np.ndarray:
-    """Down-sample by ``factor`` (anti-aliased), then up-sample back (bilinear)."""
-    height, width = images.shape[1:3]
-    small = (max(1, round(height * factor)), max(1, round(width * factor)))
+def shift_resolution(
+    images: np.ndarray, factor: float = 0.5, spatial_dims: int = 2
+) -> np.ndarray:
+    """Down-sample by ``factor`` (anti-aliased), then up-sample back (linear)."""
+    small = tuple(
+        max(1, round(size * factor)) for size in images.shape[1 : 1 + spatial_dims]
+    )
     out = np.empty(images.shape, dtype=np.float64)
     for i, image in enumerate(images.astype(np.float64)):
-        low = resize(image, small + image.shape[2:], order=1, anti_aliasing=True)
+        low = resize(
+            image, small + image.shape[spatial_dims:], order=1, anti_aliasing=True
+        )
         out[i] = resize(low, image.shape, order=1, anti_aliasing=False)
     return _as_uint8(out)
 
@@ -141,6 +152,7 @@ def shift_scanner(images: np.ndarray) -> np.ndarray:
 
 
 #: name -> function of the images; "prevalence" reweights instead (see score).
+#: Blur and resolution act on the spatial axes: ``shifts(3)`` gives the volumes'.
 SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray] | None] = {
     "none": lambda images: images,
     "contrast": shift_contrast,
@@ -156,32 +168,73 @@ SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray] | None] = {
 }
 
 
+def shifts(
+    spatial_dims: int = 2,
+) -> dict[str, Callable[[np.ndarray], np.ndarray] | None]:
+    """:data:`SHIFTS` for images (2) or volumes (3, blurred and resampled in 3-D)."""
+    if spatial_dims == 2:
+        return SHIFTS
+    return {
+        **SHIFTS,
+        "blur": lambda images: shift_blur(images, spatial_dims=spatial_dims),
+        "lowres": lambda images: shift_resolution(images, spatial_dims=spatial_dims),
+    }
+
+
 # --- candidates ---------------------------------------------------------------
 
 
-def _affine() -> Any:
-    # the recipe's geometric part: small maps on half the images
-    return RandomAffine(translate=(0.05, 0.05), degrees=10.0, scale=(0.95, 1.05), p=0.5)
-
-
-def _recipe_aug() -> Any:
-    # sk_medcnn.recipes._radiograph_augmentation
-    return make_pipeline(
-        _affine(), RandomIntensity(brightness=0.1, contrast=0.2, gamma=0.2)
+def _affine(spatial_dims: int = 2) -> Any:
+    # the recipe's geometric part: small maps on half the images (volumes: and
+    # shifts along the depth)
+    return RandomAffine(
+        translate=(0.05,) * spatial_dims, degrees=10.0, scale=(0.95, 1.05), p=0.5
     )
 
 
-def _strong() -> Any:
+def _recipe_aug(spatial_dims: int = 2) -> Any:
+    # sk_medcnn.recipes._radiograph_augmentation
+    return make_pipeline(
+        _affine(spatial_dims), RandomIntensity(brightness=0.1, contrast=0.2, gamma=0.2)
+    )
+
+
+def _strong(spatial_dims: int = 2) -> Any:
     # wider intensity changes and noise on half the images; no flips (laterality)
     return make_pipeline(
-        _affine(),
+        _affine(spatial_dims),
         RandomIntensity(brightness=0.2, contrast=0.4, gamma=0.4),
         RandomNoise(std=0.04, p=0.5),
     )
 
 
+def _moderate(spatial_dims: int = 2) -> Any:
+    # half-way between recipe_aug's and strong's intensity changes, half the noise
+    return make_pipeline(
+        _affine(spatial_dims),
+        RandomIntensity(brightness=0.15, contrast=0.3, gamma=0.3),
+        RandomNoise(std=0.02, p=0.5),
+    )
+
+
+def _recipe_noise(spatial_dims: int = 2) -> Any:
+    return make_pipeline(
+        _affine(spatial_dims),
+        RandomIntensity(brightness=0.1, contrast=0.2, gamma=0.2),
+        RandomNoise(std=0.04, p=0.5),
+    )
+
+
+def _strong_half(spatial_dims: int = 2) -> Any:
+    return make_pipeline(
+        _affine(spatial_dims),
+        RandomIntensity(brightness=0.2, contrast=0.4, gamma=0.4, p=0.5),
+        RandomNoise(std=0.04, p=0.5),
+    )
+
+
 #: name -> (description, MedicalCNNClassifier parameters; callables are
-#: augmentation factories, called once per fit)
+#: augmentation factories, called once per fit with the data's spatial dims)
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "no_aug": (
         "no augmentation: MedicalCNNClassifier(augmentation=None), the former defaults",
@@ -198,8 +251,23 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "strong": (
         "+ affine, RandomIntensity(0.2, contrast 0.4, gamma 0.4), "
-        "RandomNoise(4%, p=0.5): what augmentation='auto', the default, gives",
+        "RandomNoise(4%, p=0.5): the default before 'moderate' (still the "
+        "default for volumes)",
         {"augmentation": _strong},
+    ),
+    "moderate": (
+        "+ affine, RandomIntensity(0.15, contrast 0.3, gamma 0.3), "
+        "RandomNoise(2%, p=0.5): between recipe_aug and strong; what "
+        "augmentation='auto', the default, gives images",
+        {"augmentation": _moderate},
+    ),
+    "recipe_noise": (
+        "recipe_aug, then RandomNoise(4%, p=0.5)",
+        {"augmentation": _recipe_noise},
+    ),
+    "strong_half": (
+        "strong with the intensity changes on half the images (p=0.5)",
+        {"augmentation": _strong_half},
     ),
     "strong_e30": (
         "strong over 30 epochs",
@@ -209,11 +277,14 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 def build(
-    name: str, seed: int, overrides: dict[str, Any] | None = None
+    name: str,
+    seed: int,
+    overrides: dict[str, Any] | None = None,
+    spatial_dims: int = 2,
 ) -> MedicalCNNClassifier:
     """The unfitted classifier of configuration ``name`` for ``seed``."""
     params = {
-        key: value() if callable(value) else value
+        key: value(spatial_dims) if callable(value) else value
         for key, value in CONFIGS[name][1].items()
     }
     params.update(overrides or {})
@@ -286,7 +357,8 @@ def run_fit(
     """
     X, y, X_val, y_val = data
     rows = subset(X, y, which, seed)
-    model = build(config, seed, overrides)
+    spatial_dims = SPATIAL_DIMS.get(dataset, 2)
+    model = build(config, seed, overrides, spatial_dims)
     with CpuMeter() as meter:
         model.fit(X[rows], y[rows])
     result: dict[str, Any] = {
@@ -301,7 +373,7 @@ def run_fit(
         "scores": {},
     }
     balanced = compute_sample_weight("balanced", y_val)
-    for shift, function in SHIFTS.items():
+    for shift, function in shifts(spatial_dims).items():
         images = X_val if function is None else function(X_val)
         proba = model.predict_proba(images)
         weights = balanced if shift == "prevalence" else None
@@ -475,7 +547,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--configs",
         nargs="+",
         choices=tuple(CONFIGS),
-        default=["no_aug", "affine", "recipe_aug", "strong"],
+        default=["no_aug", "affine", "recipe_aug", "strong", "moderate"],
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--threads", type=int, default=1, help="torch threads")

@@ -108,7 +108,8 @@ def parse_model(spec: str) -> dict[str, Any]:
     ``architecture_params``; ``defaults:augmentation=none`` changes an estimator
     parameter (``none`` is None; numbers are read as numbers;
     ``augmentation=flips`` is the default augmentation after random flips on
-    every axis).
+    every axis; ``augmentation=moderate`` the 3-D default with the 2-D default's
+    intensity changes and noise).
     """
     name, _, options = spec.partition(":")
     values: dict[str, Any] = {}
@@ -127,6 +128,13 @@ def parse_model(spec: str) -> dict[str, Any]:
         values["augmentation"] = make_pipeline(
             RandomFlip(axes=("horizontal", "vertical", "depth")),
             default_augmentation(spatial_dims=3),
+        )
+    if values.get("augmentation") == "moderate":  # the 2-D default's strengths
+        values["augmentation"] = default_augmentation(spatial_dims=3).set_params(
+            randomintensity__brightness=0.15,
+            randomintensity__contrast=0.3,
+            randomintensity__gamma=0.3,
+            randomnoise__std=0.02,
         )
     if name == "defaults":
         return values

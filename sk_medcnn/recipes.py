@@ -19,20 +19,23 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.ensemble import VotingClassifier
 from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV
 from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.utils import Tags, get_tags
+from sklearn.utils.validation import check_is_fitted
 
 from .augmentation import RandomAffine, RandomIntensity
 from .classifier import MedicalCNNClassifier
 from .utils._torch import draw_seeds
 
-__all__ = ["list_recipes", "make_recipe"]
+__all__ = ["AutoThresholdClassifier", "list_recipes", "make_recipe"]
 
 #: Share of the training data ``threshold="tuned"`` holds out to set the threshold.
 THRESHOLD_HOLDOUT = 0.2
-_THRESHOLDS = ("tuned", "argmax")
+_THRESHOLDS = ("auto", "tuned", "argmax")
 
 
 def _radiograph_augmentation() -> Pipeline:
@@ -75,6 +78,17 @@ _RECIPES: dict[str, dict[str, Any]] = {
             "tta": "shifts",
         },
     },
+    "general": {
+        "description": (
+            "any data set, images or volumes, two classes or more: 5 simple_cnn "
+            "members with MedicalCNNClassifier's defaults (augmentation and "
+            "test-time augmentation 'auto', temperature), threshold tuned for "
+            "balanced accuracy when there are two classes"
+        ),
+        "n_members": 5,
+        "threshold": "auto",
+        "member": {"architecture": "simple_cnn"},
+    },
 }
 
 
@@ -94,7 +108,7 @@ def list_recipes() -> dict[str, str]:
     --------
     >>> from sk_medcnn.recipes import list_recipes
     >>> list(list_recipes())
-    ['pneumonia']
+    ['general', 'pneumonia']
     """
     return {name: _RECIPES[name]["description"] for name in sorted(_RECIPES)}
 
@@ -114,7 +128,9 @@ def _check_arguments(
             )
         if n_members < 1:
             raise ValueError(f"n_members must be >= 1; got {n_members}.")
-    if isinstance(threshold, str):
+    if threshold is None:
+        pass
+    elif isinstance(threshold, str):
         if threshold not in _THRESHOLDS:
             raise ValueError(
                 f"threshold must be one of {', '.join(map(repr, _THRESHOLDS))} or a "
@@ -127,7 +143,7 @@ def _check_arguments(
             )
     else:
         raise TypeError(
-            f"threshold must be a str or a float; got {type(threshold).__name__}."
+            f"threshold must be a str, a float or None; got {type(threshold).__name__}."
         )
     if member_params is not None:
         if not isinstance(member_params, dict):
@@ -163,7 +179,7 @@ def make_recipe(
     name: str = "pneumonia",
     *,
     n_members: int | None = None,
-    threshold: str | float = "tuned",
+    threshold: str | float | None = None,
     member_params: dict[str, Any] | None = None,
     random_state: int | np.random.RandomState | None = None,
 ) -> BaseEstimator:
@@ -182,16 +198,28 @@ def make_recipe(
     Parameters
     ----------
     name : str, default="pneumonia"
-        A recipe from :func:`list_recipes`. ``"pneumonia"``: grayscale chest
-        radiographs at 28 px (PneumoniaMNIST), five ``simple_cnn`` members
-        trained for 30 epochs (one-cycle schedule to a learning rate of 3e-3)
-        with small affine maps and intensity jitter, temperature scaling,
-        test-time shifts.
+        A recipe from :func:`list_recipes`.
+
+        - ``"pneumonia"``: grayscale chest radiographs at 28 px
+          (PneumoniaMNIST), five ``simple_cnn`` members trained for 30 epochs
+          (one-cycle schedule to a learning rate of 3e-3) with small affine
+          maps and intensity jitter, temperature scaling, test-time shifts;
+          the threshold tuned.
+        - ``"general"``: any data set (images or volumes, two classes or
+          more): five members with :class:`~sk_medcnn.MedicalCNNClassifier`'s
+          defaults, which adapt to the data (augmentation for images or
+          volumes, test-time augmentation kept only where held-out data show
+          it helps); the threshold ``"auto"``.
     n_members : int, default=None
         Members of the ensemble; the recipe's own number when None. With 1, the
         member is used without the ensemble.
-    threshold : {"tuned", "argmax"} or float, default="tuned"
-        How two-class predictions are made from the probabilities.
+    threshold : {"auto", "tuned", "argmax"}, float or None, default=None
+        How two-class predictions are made from the probabilities; None takes
+        the recipe's own (``"tuned"`` for ``"pneumonia"``, ``"auto"`` for
+        ``"general"``).
+
+        - ``"auto"``: ``"tuned"`` when ``fit`` sees two classes, ``"argmax"``
+          otherwise (:class:`AutoThresholdClassifier`).
 
         - ``"tuned"``: a copy of the ensemble is trained on a stratified 80%
           of the training data, the threshold on the positive class's
@@ -269,6 +297,8 @@ def make_recipe(
     """
     _check_arguments(name, n_members, threshold, member_params)
     recipe = _RECIPES[name]
+    if threshold is None:
+        threshold = recipe.get("threshold", "tuned")
     count = int(recipe["n_members"] if n_members is None else n_members)
     seeds: list[int | None] = (
         [None] * (count + 1)
@@ -285,6 +315,10 @@ def make_recipe(
             voting="soft",
         )
     )
+    if threshold == "auto":
+        return AutoThresholdClassifier(
+            model, cv=THRESHOLD_HOLDOUT, random_state=seeds[-1]
+        )
     if threshold == "tuned":
         return TunedThresholdClassifierCV(
             model,
@@ -299,3 +333,152 @@ def make_recipe(
     return FixedThresholdClassifier(
         model, threshold=float(threshold), response_method="predict_proba"
     )
+
+
+class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """Tune a two-class classifier's decision threshold; leave others at arg-max.
+
+    A data-set-agnostic decision rule: ``fit`` looks at the classes of ``y``.
+    With two, it fits a
+    :class:`~sklearn.model_selection.TunedThresholdClassifierCV` that sets the
+    threshold on the positive class's probability for the best ``scoring`` on
+    held-out training data, then refits on all of it; with more, a clone of
+    ``estimator`` fitted on all the data predicts the most probable class
+    (scikit-learn's threshold tuning is for two classes only).
+
+    Parameters
+    ----------
+    estimator : classifier
+        Unfitted, with ``predict_proba``; cloned by ``fit``.
+    scoring : str, default="balanced_accuracy"
+        What the threshold maximises (a scikit-learn scorer name). The
+        balanced accuracy does not depend on the prevalence of the classes.
+    cv : float, int or cross-validation generator, default=0.2
+        Held-out data for the threshold: a float is the share of one
+        stratified split (as in ``TunedThresholdClassifierCV``).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the held-out split of a float ``cv``.
+
+    Attributes
+    ----------
+    estimator_ : classifier
+        The fitted ``TunedThresholdClassifierCV`` (two classes) or the fitted
+        clone of ``estimator`` (more).
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    best_threshold_ : float or None
+        The tuned threshold on the probability of ``classes_[1]``; None with
+        more than two classes.
+
+    See Also
+    --------
+    make_recipe : Its ``threshold="auto"`` builds this.
+    sklearn.model_selection.TunedThresholdClassifierCV : The two-class case.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sk_medcnn.recipes import AutoThresholdClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(90, 3))
+    >>> binary = AutoThresholdClassifier(LogisticRegression(), random_state=0)
+    >>> binary.fit(X, (X[:, 0] > 0.5).astype(int)).best_threshold_ is not None
+    True
+    >>> three = AutoThresholdClassifier(LogisticRegression()).fit(X, np.arange(90) % 3)
+    >>> three.best_threshold_ is None, three.classes_.tolist()
+    (True, [0, 1, 2])
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        *,
+        scoring: str = "balanced_accuracy",
+        cv: Any = THRESHOLD_HOLDOUT,
+        random_state: int | np.random.RandomState | None = None,
+    ) -> None:
+        self.estimator = estimator
+        self.scoring = scoring
+        self.cv = cv
+        self.random_state = random_state
+
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, **fit_params: Any
+    ) -> AutoThresholdClassifier:
+        """Fit the estimator, with a tuned threshold when ``y`` has two classes.
+
+        Parameters
+        ----------
+        X : array-like
+            Training inputs, as ``estimator`` takes them.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        **fit_params : dict
+            Passed on to ``estimator.fit``.
+
+        Returns
+        -------
+        self : AutoThresholdClassifier
+            Fitted.
+        """
+        if not hasattr(self.estimator, "predict_proba"):
+            raise TypeError(
+                "estimator must be a classifier with predict_proba; got "
+                f"{type(self.estimator).__name__}."
+            )
+        classes = np.unique(np.asarray(y))
+        if len(classes) == 2:
+            self.estimator_ = TunedThresholdClassifierCV(
+                clone(self.estimator),
+                scoring=self.scoring,
+                response_method="predict_proba",
+                cv=self.cv,
+                refit=True,
+                random_state=self.random_state,
+            ).fit(X, y, **fit_params)
+            self.best_threshold_: float | None = float(self.estimator_.best_threshold_)
+        else:
+            self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+            self.best_threshold_ = None
+        self.classes_ = self.estimator_.classes_
+        if hasattr(self.estimator_, "n_features_in_"):
+            self.n_features_in_ = self.estimator_.n_features_in_
+        return self
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = get_tags(self.estimator).input_tags.sparse
+        return tags
+
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
+        """Predict classes: by the tuned threshold (two classes) or arg-max.
+
+        Parameters
+        ----------
+        X : array-like
+            Inputs, as ``estimator`` takes them.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Predicted labels.
+        """
+        check_is_fitted(self, "estimator_")
+        return np.asarray(self.estimator_.predict(X))
+
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Return the estimator's class probabilities (no threshold changes them).
+
+        Parameters
+        ----------
+        X : array-like
+            Inputs, as ``estimator`` takes them.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities, columns in the order of ``classes_``.
+        """
+        check_is_fitted(self, "estimator_")
+        return np.asarray(self.estimator_.predict_proba(X))

@@ -27,6 +27,9 @@ def test_model_specifications_parse():
     }
     flips = bench.parse_model("defaults:augmentation=flips")["augmentation"]
     assert flips.steps[0][1].axes == ("horizontal", "vertical", "depth")
+    moderate = bench.parse_model("defaults:augmentation=moderate")["augmentation"]
+    assert moderate[0].translate == (0.05, 0.05, 0.05)
+    assert (moderate[1].contrast, moderate[2].std) == (0.3, 0.02)
     assert bench.parse_model("resnet18:stem=imagenet,width=32") == {
         "architecture": "resnet18",
         "architecture_params": {"stem": "imagenet", "width": 32},

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.ensemble import BaggingClassifier, VotingClassifier
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.model_selection import (
     FixedThresholdClassifier,
     GridSearchCV,
@@ -16,7 +18,7 @@ from sklearn.model_selection import (
 )
 
 from sk_medcnn import MedicalCNNClassifier, load_model, save_model
-from sk_medcnn.recipes import list_recipes, make_recipe
+from sk_medcnn.recipes import AutoThresholdClassifier, list_recipes, make_recipe
 
 FAST = {"max_epochs": 1, "batch_size": 16, "device": "cpu"}
 
@@ -118,7 +120,7 @@ def test_member_params_override_the_recipe():
         ({"n_members": 2.0}, TypeError, "n_members must be an int"),
         ({"threshold": "youden"}, ValueError, "threshold must be one of"),
         ({"threshold": 1.0}, ValueError, r"probability in \(0, 1\)"),
-        ({"threshold": [0.5]}, TypeError, "threshold must be a str or a float"),
+        ({"threshold": [0.5]}, TypeError, "threshold must be a str, a float or None"),
         ({"member_params": [("lr", 1)]}, TypeError, "member_params must be a dict"),
         ({"member_params": {"random_state": 1}}, ValueError, "random_state"),
         ({"member_params": {"epochs": 3}}, ValueError, "member_params holds 'epochs'"),
@@ -239,3 +241,88 @@ def test_grid_search_over_a_recipe_member_parameter(phantoms):
     search = GridSearchCV(recipe, grid, cv=2, scoring="roc_auc").fit(X, y)
     assert search.best_params_["estimator__member0__lr"] in (1e-3, 3e-3)
     assert search.best_estimator_.predict_proba(X).shape == (len(X), 2)
+
+
+# --- the data-set-agnostic recipe and its decision rule -------------------------
+
+
+def test_general_recipe_is_members_with_the_defaults_and_an_auto_threshold():
+    model = make_recipe("general", random_state=0)
+    assert isinstance(model, AutoThresholdClassifier)
+    assert (model.scoring, model.cv) == ("balanced_accuracy", 0.2)
+    voting = model.estimator
+    assert isinstance(voting, VotingClassifier)
+    assert voting.voting == "soft"
+    members = [member for _, member in voting.estimators]
+    assert len(members) == 5
+    assert len({m.random_state for m in members}) == 5
+    defaults = MedicalCNNClassifier().get_params(deep=False)
+    for member in members:
+        assert member.get_params(deep=False) | {"random_state": None} == defaults
+    # an explicit threshold still wins over the recipe's own
+    assert isinstance(
+        make_recipe("general", n_members=2, threshold="tuned"),
+        TunedThresholdClassifierCV,
+    )
+    assert isinstance(
+        make_recipe("pneumonia", threshold="auto"), AutoThresholdClassifier
+    )
+
+
+def _blobs(n_classes, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(120) % n_classes
+    X = rng.normal(size=(120, 4)) + y[:, None] * 0.8
+    return X, y
+
+
+def test_auto_threshold_tunes_two_classes_as_scikit_learn_does():
+    X, y = _blobs(2)
+    y = np.where(y == 1, "disease", "healthy")
+    auto = AutoThresholdClassifier(LogisticRegression(), random_state=0).fit(X, y)
+    tuned = TunedThresholdClassifierCV(
+        LogisticRegression(),
+        scoring="balanced_accuracy",
+        response_method="predict_proba",
+        cv=0.2,
+        refit=True,
+        random_state=0,
+    ).fit(X, y)
+    assert auto.best_threshold_ == pytest.approx(tuned.best_threshold_)
+    assert isinstance(auto.estimator_, TunedThresholdClassifierCV)
+    np.testing.assert_array_equal(auto.classes_, ["disease", "healthy"])
+    np.testing.assert_array_equal(auto.predict(X), tuned.predict(X))
+    np.testing.assert_allclose(auto.predict_proba(X), tuned.predict_proba(X))
+
+
+def test_auto_threshold_takes_the_most_probable_of_more_classes():
+    X, y = _blobs(3)
+    auto = AutoThresholdClassifier(LogisticRegression(), random_state=0).fit(X, y)
+    assert auto.best_threshold_ is None
+    plain = LogisticRegression().fit(X, y)
+    np.testing.assert_allclose(auto.predict_proba(X), plain.predict_proba(X))
+    proba = auto.predict_proba(X)
+    np.testing.assert_array_equal(auto.predict(X), auto.classes_[proba.argmax(axis=1)])
+    assert 0.0 <= auto.score(X, y) <= 1.0
+
+
+def test_auto_threshold_refuses_what_it_cannot_use():
+    X, y = _blobs(2)
+    with pytest.raises(NotFittedError):
+        AutoThresholdClassifier(LogisticRegression()).predict(X)
+    with pytest.raises(TypeError, match="estimator must be a classifier"):
+        AutoThresholdClassifier(LinearRegression()).fit(X, y)
+
+
+def test_general_recipe_fits_several_classes_of_images_and_pickles(phantoms):
+    X, _ = phantoms
+    y = np.arange(len(X)) % 3  # three classes: no threshold to tune
+    model = make_recipe("general", n_members=2, member_params=FAST, random_state=0).fit(
+        X, y
+    )
+    assert model.best_threshold_ is None
+    proba = model.predict_proba(X[:10])
+    assert proba.shape == (10, 3)
+    np.testing.assert_array_equal(model.predict(X[:10]), proba.argmax(axis=1))
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict_proba(X[:10]), proba)

@@ -10,12 +10,14 @@ import joblib
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_medcnn import MedicalCNNClassifier, MedicalCNNRegressor
+from sk_medcnn.recipes import AutoThresholdClassifier
 
 # Settings under which the network learns sklearn's small check problems
 # (blobs of 2-10 features, seen as one-row images) quickly.
@@ -29,11 +31,20 @@ CHECKED = [
         max_epochs=5, lr=1e-2, batch_size=16, tta="shifts", device="cpu"
     ),
     MedicalCNNRegressor(max_epochs=5, lr=1e-2, batch_size=16, device="cpu"),
+    AutoThresholdClassifier(LogisticRegression()),
 ]
 
 
 def expected_failed_checks(estimator):
     # Every other scikit-learn check applies and passes; an entry needs a reason.
+    if isinstance(estimator, AutoThresholdClassifier):
+        return {
+            "check_classifiers_train": (
+                "a tuned threshold is meant to predict otherwise than the arg-max "
+                "the check expects; scikit-learn's TunedThresholdClassifierCV "
+                "fails it the same way."
+            ),
+        }
     return {
         "check_sample_weight_equivalence_on_dense_data": (
             "a weight of k is not k copies for a network trained by mini-batch "
