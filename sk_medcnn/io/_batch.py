@@ -22,7 +22,8 @@ from ..exceptions import ImageReadError
 from ..preprocessing import Resize, ToGrayscale
 from ..preprocessing._base import size_pair
 from ..utils._memory import check_memory
-from ._readers import apply_window, read_image_stack
+from ..utils._window import WINDOW_PRESETS, apply_window
+from ._readers import read_image_stack
 from ._volume import read_volume, resize_volume
 
 __all__ = ["UnreadableFilesWarning", "check_channels", "read_images"]
@@ -174,8 +175,6 @@ def read_one_volume(
     Only the ``window`` of ``read_params`` applies to volumes (a preset name
     or ``(level, width)``). ``channels`` is checked, not converted.
     """
-    from ..preprocessing._intensity import WINDOW_PRESETS
-
     volume = read_volume(path)
     n_channels = 1 if volume.ndim == 3 else volume.shape[-1]
     if channels is not None and n_channels != channels:

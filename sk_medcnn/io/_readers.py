@@ -21,8 +21,8 @@ from numpy.typing import NDArray
 
 from ..exceptions import ImageReadError
 from ..preprocessing._base import finite_number
-from ..preprocessing._intensity import WINDOW_PRESETS
 from ..utils._validation import positive_float
+from ..utils._window import WINDOW_PRESETS, apply_window
 from ._common import (
     HEADER_BYTES,
     check_decoded_size,
@@ -251,18 +251,6 @@ def finish(image: NDArray[Any], path: Path) -> NDArray[Any]:
         )
     image = np.ascontiguousarray(image)
     return image if image.flags.writeable else image.copy()
-
-
-def apply_window(image: NDArray[Any], level: float, width: float) -> NDArray[Any]:
-    """Map ``level +/- width / 2`` onto [0, 1] as float32, clipping outside.
-
-    The same linear window as :class:`~sk_medcnn.preprocessing.IntensityWindow`.
-    """
-    out = np.empty(image.shape, dtype=np.float32)
-    np.subtract(image, np.float32(level - width / 2), out=out, casting="unsafe")
-    out /= np.float32(width)
-    np.clip(out, 0, 1, out=out)
-    return out
 
 
 def select(

@@ -18,6 +18,7 @@ from ..utils._validation import (
     positive_float,
     spatial_dims_like,
 )
+from ..utils._window import WINDOW_PRESETS, apply_window
 from ._base import (
     _ImageTransformer,
     finite_number,
@@ -29,23 +30,6 @@ from ._clahe import equalize_adapthist_batch
 
 __all__ = ["CLAHE", "IntensityNormalizer", "IntensityWindow"]
 
-#: CT windows as (level, width) in Hounsfield units.
-WINDOW_PRESETS: dict[str, tuple[float, float]] = {
-    # Radiopaedia, "Windowing (CT)" (radiopaedia.org/articles/windowing-ct),
-    # table of typical values, chest: lungs W:1500 L:-600
-    "lung": (-600.0, 1500.0),
-    # same table, chest: mediastinum W:350 L:50
-    "mediastinum": (50.0, 350.0),
-    # the general soft-tissue window W:400 L:40, e.g. the "Soft tissue" CT
-    # preset of the OHIF viewer (OHIF/Viewers, extensions/cornerstone/src/
-    # components/WindowLevelActionMenu/defaultWindowLevelPresets.ts); the
-    # Radiopaedia table gives W:400 L:50 for abdominal soft tissues
-    "abdomen": (40.0, 400.0),
-    # Radiopaedia table, spine: bone W:1800 L:400
-    "bone": (400.0, 1800.0),
-    # Radiopaedia table, head and neck: brain W:80 L:40 (also OHIF's "Brain")
-    "brain": (40.0, 80.0),
-}
 
 _METHODS = ("zscore", "minmax", "percentile")
 
@@ -166,13 +150,7 @@ class IntensityWindow(_ImageTransformer):
         return float(self.level), float(self.width)  # type: ignore[arg-type]
 
     def _transform_images(self, images: NDArray[Any]) -> NDArray[np.float32]:
-        level, width = self._window()
-        out = np.empty(images.shape, dtype=np.float32)
-        # (X - low) / width, cast to float32 element by element: no float64 copy
-        np.subtract(images, np.float32(level - width / 2), out=out, casting="unsafe")
-        out /= np.float32(width)
-        np.clip(out, 0, 1, out=out)
-        return out
+        return apply_window(images, *self._window())
 
 
 class IntensityNormalizer(_ImageTransformer):
