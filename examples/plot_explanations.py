@@ -111,7 +111,7 @@ lesion_masks = np.array([binary_dilation(m) for m in masks_test[y_test == 1][:40
 # true lesion.
 
 methods = {
-    "Grad-CAM": {"function": grad_cam},
+    "Grad-CAM": {"function": grad_cam, "variant": "grad_cam"},
     "HiResCAM": {"function": grad_cam, "variant": "hires_cam"},
     "gradient": {"function": saliency_map},
     "SmoothGrad": {

@@ -1,14 +1,16 @@
-"""Ready-made training recipes chosen by cross-validation, from sk_medcnn's parts.
+"""Ready-made training recipes chosen on held-out data, from sk_medcnn's parts.
 
 A recipe is a plain scikit-learn estimator: a soft-voting ensemble over seeds
 (:class:`sklearn.ensemble.VotingClassifier`) of
 :class:`~sk_medcnn.MedicalCNNClassifier` members, each trained with
-augmentation of every batch and an annealed learning rate, calibrated by a
-temperature and averaged over test-time views, inside a
-:class:`sklearn.model_selection.TunedThresholdClassifierCV` that sets the
-decision threshold on held-out training data. The settings and the evidence
-for them are in the user guide page "Defaults and a recipe", produced by
-``benchmarks/eval_defaults.py``.
+augmentation of every batch and calibrated by a temperature, with a decision
+threshold set on held-out training data for two classes
+(:class:`sklearn.model_selection.TunedThresholdClassifierCV`, or
+:class:`AutoThresholdClassifier`, which tunes it only when there are two).
+``"pneumonia"`` was chosen by cross-validation on PneumoniaMNIST (user guide,
+"Defaults and a recipe", from ``benchmarks/eval_defaults.py``); ``"general"``
+under acquisition shifts on three data sets (user guide, "Defaults under
+acquisition shifts", from ``benchmarks/eval_generalisation.py``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from .utils._torch import draw_seeds
 
 __all__ = ["AutoThresholdClassifier", "list_recipes", "make_recipe"]
 
-#: Share of the training data ``threshold="tuned"`` holds out to set the threshold.
+#: Share of the training data ``threshold="tuned"`` or ``"auto"`` holds out to
+#: set the threshold.
 THRESHOLD_HOLDOUT = 0.2
 _THRESHOLDS = ("auto", "tuned", "argmax")
 
@@ -143,7 +146,8 @@ def _check_arguments(
             )
     else:
         raise TypeError(
-            f"threshold must be a str, a float or None; got {type(threshold).__name__}."
+            "threshold must be 'auto', 'tuned', 'argmax', a float or None; got "
+            f"{type(threshold).__name__}."
         )
     if member_params is not None:
         if not isinstance(member_params, dict):
@@ -186,14 +190,16 @@ def make_recipe(
     """Build the unfitted estimator of a named, cross-validated training recipe.
 
     The result is a plain scikit-learn classifier (``fit``, ``predict``,
-    ``predict_proba``, ``score``, ``clone``, ``get_params``, pickling). With
-    the defaults it is a
-    :class:`~sklearn.model_selection.TunedThresholdClassifierCV` around a
+    ``predict_proba``, ``score``, ``clone``, ``get_params``, pickling): a
     soft-voting :class:`~sklearn.ensemble.VotingClassifier` of ``n_members``
     :class:`~sk_medcnn.MedicalCNNClassifier` members that differ only in their
-    seed. Each member augments every training batch, holds out 20% of its
-    training data to fit a temperature, and averages its probabilities over
-    test-time views; the ensemble averages the members' probabilities.
+    seed, inside the recipe's threshold rule (``threshold``). The ensemble
+    averages the members' probabilities. Each member augments every training
+    batch and fits a temperature on held-out training data (``"pneumonia"``:
+    20%, with test-time shifts; ``"general"``: the classifier's defaults, 10%
+    and ``tta="auto"``). ``fit`` takes no sample weights (as
+    ``TunedThresholdClassifierCV`` without metadata routing); ``class_weight``
+    in ``member_params`` weighs the classes.
 
     Parameters
     ----------
@@ -246,7 +252,9 @@ def make_recipe(
         Unfitted. Persist a fitted one with :mod:`joblib` or :mod:`pickle`
         (trusted files only): :func:`sk_medcnn.save_model` stores a single
         estimator or a Pipeline, so its safe format takes each fitted member
-        (``estimator_.estimators_[i]``) on its own, not the ensemble.
+        on its own, not the ensemble: ``estimator_.estimators_[i]`` under a
+        tuned threshold, ``estimator_.estimator_.estimators_[i]`` under
+        ``"auto"`` with two classes.
 
     Raises
     ------
@@ -263,9 +271,12 @@ def make_recipe(
 
     Notes
     -----
-    Chosen by 5-fold cross-validation on the PneumoniaMNIST train split [1]_,
-    over 3 seeds, among candidates screened on single folds; figures, the
-    time of a fit and the command that reproduces them are in the user guide.
+    ``"pneumonia"`` was chosen by 5-fold cross-validation on the
+    PneumoniaMNIST train split [1]_, over 3 seeds, among candidates screened
+    on single folds; ``"general"`` by its validation AUC under eleven
+    acquisition shifts on PneumoniaMNIST, RetinaMNIST and VesselMNIST3D and on
+    small subsets of their training splits. Figures, the time of a fit and the
+    commands that reproduce them are in the user guide.
     Averaging networks that differ only in their seed mostly removes the
     seed-to-seed variation of one network and adds a little AUC [2]_; the
     temperature follows Guo et al. [3]_.
@@ -344,7 +355,9 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
     threshold on the positive class's probability for the best ``scoring`` on
     held-out training data, then refits on all of it; with more, a clone of
     ``estimator`` fitted on all the data predicts the most probable class
-    (scikit-learn's threshold tuning is for two classes only).
+    (scikit-learn's threshold tuning is for two classes only). ``fit`` takes
+    no sample weights, like ``TunedThresholdClassifierCV`` without metadata
+    routing.
 
     Parameters
     ----------
@@ -369,6 +382,8 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
     best_threshold_ : float or None
         The tuned threshold on the probability of ``classes_[1]``; None with
         more than two classes.
+    n_features_in_ : int
+        Features seen by ``fit``, when the fitted estimator records them.
 
     See Also
     --------
@@ -403,9 +418,7 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         self.cv = cv
         self.random_state = random_state
 
-    def fit(
-        self, X: ArrayLike, y: ArrayLike, **fit_params: Any
-    ) -> AutoThresholdClassifier:
+    def fit(self, X: ArrayLike, y: ArrayLike) -> AutoThresholdClassifier:
         """Fit the estimator, with a tuned threshold when ``y`` has two classes.
 
         Parameters
@@ -413,14 +426,19 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         X : array-like
             Training inputs, as ``estimator`` takes them.
         y : array-like of shape (n_samples,)
-            Class labels.
-        **fit_params : dict
-            Passed on to ``estimator.fit``.
+            Class labels, two or more.
 
         Returns
         -------
         self : AutoThresholdClassifier
             Fitted.
+
+        Raises
+        ------
+        TypeError
+            If ``estimator`` has no ``predict_proba``.
+        ValueError
+            If ``y`` holds one class only.
         """
         if not hasattr(self.estimator, "predict_proba"):
             raise TypeError(
@@ -428,6 +446,11 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
                 f"{type(self.estimator).__name__}."
             )
         classes = np.unique(np.asarray(y))
+        if len(classes) < 2:
+            raise ValueError(
+                f"y must hold at least two classes to classify; got {len(classes)} "
+                f"({', '.join(map(repr, classes.tolist()))})."
+            )
         if len(classes) == 2:
             self.estimator_ = TunedThresholdClassifierCV(
                 clone(self.estimator),
@@ -436,10 +459,10 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
                 cv=self.cv,
                 refit=True,
                 random_state=self.random_state,
-            ).fit(X, y, **fit_params)
+            ).fit(X, y)
             self.best_threshold_: float | None = float(self.estimator_.best_threshold_)
         else:
-            self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+            self.estimator_ = clone(self.estimator).fit(X, y)
             self.best_threshold_ = None
         self.classes_ = self.estimator_.classes_
         if hasattr(self.estimator_, "n_features_in_"):

@@ -37,10 +37,6 @@ def test_list_recipes_names_and_describes_them():
     assert all(isinstance(text, str) and text for text in recipes.values())
 
 
-def _voting(model):
-    return model.estimator if isinstance(model, TunedThresholdClassifierCV) else model
-
-
 def test_default_recipe_tunes_the_threshold_of_a_soft_vote_of_seeded_members():
     model = make_recipe(random_state=0)
     assert isinstance(model, TunedThresholdClassifierCV)
@@ -83,7 +79,9 @@ def test_unseeded_recipe_leaves_members_unseeded():
 @pytest.mark.parametrize(
     ("threshold", "expected"),
     [
+        (None, TunedThresholdClassifierCV),  # the pneumonia recipe's own
         ("tuned", TunedThresholdClassifierCV),
+        ("auto", AutoThresholdClassifier),
         ("argmax", VotingClassifier),
         (0.3, FixedThresholdClassifier),
     ],
@@ -92,7 +90,7 @@ def test_threshold_policies(threshold, expected):
     model = make_recipe(n_members=2, threshold=threshold, random_state=0)
     assert isinstance(model, expected)
     assert isinstance(
-        _voting(model) if threshold != 0.3 else model.estimator, VotingClassifier
+        model if threshold == "argmax" else model.estimator, VotingClassifier
     )
     if threshold == 0.3:
         assert model.threshold == 0.3
@@ -120,7 +118,7 @@ def test_member_params_override_the_recipe():
         ({"n_members": 2.0}, TypeError, "n_members must be an int"),
         ({"threshold": "youden"}, ValueError, "threshold must be one of"),
         ({"threshold": 1.0}, ValueError, r"probability in \(0, 1\)"),
-        ({"threshold": [0.5]}, TypeError, "threshold must be a str, a float or None"),
+        ({"threshold": [0.5]}, TypeError, "threshold must be .auto., .tuned., .argmax., a float or None"),
         ({"member_params": [("lr", 1)]}, TypeError, "member_params must be a dict"),
         ({"member_params": {"random_state": 1}}, ValueError, "random_state"),
         ({"member_params": {"epochs": 3}}, ValueError, "member_params holds 'epochs'"),
@@ -303,7 +301,7 @@ def test_auto_threshold_takes_the_most_probable_of_more_classes():
     np.testing.assert_allclose(auto.predict_proba(X), plain.predict_proba(X))
     proba = auto.predict_proba(X)
     np.testing.assert_array_equal(auto.predict(X), auto.classes_[proba.argmax(axis=1)])
-    assert 0.0 <= auto.score(X, y) <= 1.0
+    assert auto.score(X, y) == plain.score(X, y)
 
 
 def test_auto_threshold_refuses_what_it_cannot_use():
@@ -312,6 +310,12 @@ def test_auto_threshold_refuses_what_it_cannot_use():
         AutoThresholdClassifier(LogisticRegression()).predict(X)
     with pytest.raises(TypeError, match="estimator must be a classifier"):
         AutoThresholdClassifier(LinearRegression()).fit(X, y)
+    with pytest.raises(ValueError, match="at least two classes to classify; got 1"):
+        AutoThresholdClassifier(LogisticRegression()).fit(X, np.zeros(len(X)))
+    with pytest.raises(TypeError, match="sample_weight"):
+        AutoThresholdClassifier(LogisticRegression()).fit(
+            X, y, sample_weight=np.ones(len(X))
+        )
 
 
 def test_general_recipe_fits_several_classes_of_images_and_pickles(phantoms):

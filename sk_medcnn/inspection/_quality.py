@@ -482,7 +482,7 @@ def explanation_score(
     X: ArrayLike,
     y: ArrayLike | None = None,
     *,
-    method: str | Callable[..., ArrayLike] = "gradcam",
+    method: str | Callable[..., ArrayLike] = "hirescam",
     metric: str = "road",
     masks: ArrayLike | None = None,
     average: bool = True,
@@ -513,9 +513,10 @@ def explanation_score(
     y : array-like of shape (n_samples,), default=None
         The true labels: the class explained and scored for each image.
     method : {"gradcam", "hirescam", "gradient", "smoothgrad", \
-            "integrated_gradients"} or callable, default="gradcam"
+            "integrated_gradients"} or callable, default="hirescam"
         The explanation: :func:`~sk_medcnn.inspection.grad_cam` (variants
-        ``"grad_cam"`` and ``"hires_cam"``) or
+        ``"grad_cam"`` and ``"hires_cam"``; HiResCAM is the default, as for
+        ``grad_cam`` itself) or
         :func:`~sk_medcnn.inspection.saliency_map` with that method; or your
         own, ``method(estimator, X, target=y, **method_params)`` returning
         non-negative maps of shape (n_samples, height, width), high =
@@ -756,7 +757,7 @@ _DEFAULTS = {
 
 
 def make_explanation_scorer(
-    method: str | Callable[..., ArrayLike] = "gradcam",
+    method: str | Callable[..., ArrayLike] = "hirescam",
     metric: str = "road",
     **kwargs: Any,
 ) -> ExplanationScorer:
@@ -771,7 +772,7 @@ def make_explanation_scorer(
     Parameters
     ----------
     method : {"gradcam", "hirescam", "gradient", "smoothgrad", \
-            "integrated_gradients"} or callable, default="gradcam"
+            "integrated_gradients"} or callable, default="hirescam"
         The explanation method; see :func:`explanation_score`.
     metric : {"road", "deletion", "insertion", "randomisation", \
             "data_randomisation", "mass_in_mask", "pointing_game", "auprc"}, \

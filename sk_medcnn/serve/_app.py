@@ -1,4 +1,4 @@
-"""An HTTP service for a saved model: JSON predictions, Grad-CAM overlays, a page.
+"""An HTTP service for a saved model: JSON predictions, HiResCAM overlays, a page.
 
 Built on Starlette (ASGI) and served by uvicorn, both in the ``serve`` extra.
 """
