@@ -1,4 +1,4 @@
-"""Score candidate defaults under acquisition shifts, on subsets, on two data sets.
+"""Score candidate defaults under acquisition shifts, on subsets, on three data sets.
 
 Evidence for the defaults of ``MedicalCNNClassifier()`` chosen for robustness
 rather than for the in-distribution score (issue 20, item 4). For every data
@@ -15,10 +15,10 @@ shift             what is done to every validation image (uint8, 0-255)
 ``gamma-light``   ... to the power 1 / 1.5
 ``bright``        + 10% of the range (25.5), clipped
 ``dark``          - 10% of the range, clipped
-``blur``          Gaussian blur, sigma 0.8 px (each channel)
+``blur``          Gaussian blur, sigma 0.8 px (each channel; volumes in 3-D)
 ``noise``         Gaussian noise, standard deviation 5% of the range
 ``lowres``        down-sampled to half the size (anti-aliased) and back up
-                  (bilinear): a coarser detector
+                  (linear; volumes in 3-D): a coarser detector
 ``scanner``       contrast 0.6 and noise 5% together (as
                   ``eval_defaults.py``'s ``val-shifted``)
 ``prevalence``    the images unchanged, the classes reweighted (sample
@@ -76,6 +76,7 @@ from benchmarks.eval_defaults import CpuMeter
 from sk_medcnn import MedicalCNNClassifier, __version__
 from sk_medcnn.augmentation import RandomAffine, RandomIntensity, RandomNoise
 from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
+from sk_medcnn.recipes import make_recipe
 from sk_medcnn.utils._files import atomic_open
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -276,13 +277,40 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+#: name -> (description, the recipe's make_recipe name): ensembles, slower
+RECIPES: dict[str, tuple[str, str]] = {
+    "recipe_general": (
+        "make_recipe('general'): 5 members with the defaults, soft vote, threshold "
+        "'auto' (tuned for balanced accuracy on two classes, arg-max on more)",
+        "general",
+    ),
+}
+
+
+#: what a run fits when --configs is not given
+DEFAULT_CONFIGS = ("no_aug", "affine", "recipe_aug", "strong", "moderate")
+
+
 def build(
     name: str,
     seed: int,
     overrides: dict[str, Any] | None = None,
     spatial_dims: int = 2,
-) -> MedicalCNNClassifier:
-    """The unfitted classifier of configuration ``name`` for ``seed``."""
+) -> Any:
+    """The unfitted classifier of configuration ``name`` for ``seed``.
+
+    ``overrides`` change classifier parameters (a recipe's members'; its
+    ``n_members`` there sets a recipe's number of members).
+    """
+    if name in RECIPES:  # the members adapt to the data's spatial dims themselves
+        member_params = dict(overrides or {})
+        n_members = member_params.pop("n_members", None)
+        return make_recipe(
+            RECIPES[name][1],
+            n_members=n_members,
+            member_params=member_params or None,
+            random_state=seed,
+        )
     params = {
         key: value(spatial_dims) if callable(value) else value
         for key, value in CONFIGS[name][1].items()
@@ -321,10 +349,19 @@ def subset(X: np.ndarray, y: np.ndarray, which: str, seed: int) -> np.ndarray:
 
 
 def score(
-    proba: np.ndarray, y: np.ndarray, classes: np.ndarray, weights: np.ndarray | None
+    proba: np.ndarray,
+    y: np.ndarray,
+    classes: np.ndarray,
+    weights: np.ndarray | None,
+    prediction: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """AUC (binary: positive class; else macro one-vs-rest), ACC, balanced ACC."""
-    prediction = classes[np.argmax(proba, axis=1)]
+    """AUC (binary: positive class; else macro one-vs-rest), ACC, balanced ACC.
+
+    ``prediction`` defaults to the most probable class (a recipe's tuned
+    threshold predicts otherwise: pass its ``predict``).
+    """
+    if prediction is None:
+        prediction = classes[np.argmax(proba, axis=1)]
     if len(classes) == 2:
         auc = roc_auc_score(y, proba[:, 1], sample_weight=weights)
     else:
@@ -377,7 +414,10 @@ def run_fit(
         images = X_val if function is None else function(X_val)
         proba = model.predict_proba(images)
         weights = balanced if shift == "prevalence" else None
-        result["scores"][shift] = score(proba, y_val, model.classes_, weights)
+        prediction = None if config in CONFIGS else model.predict(images)
+        result["scores"][shift] = score(
+            proba, y_val, model.classes_, weights, prediction
+        )
     return result
 
 
@@ -525,7 +565,10 @@ def save(path: Path, args: argparse.Namespace, rows: list[dict[str, Any]]) -> No
             "torch_threads": torch.get_num_threads(),
             "argv": sys.argv,
         },
-        "configs": {name: description for name, (description, _) in CONFIGS.items()},
+        "configs": {
+            name: description
+            for name, (description, _) in {**CONFIGS, **RECIPES}.items()
+        },
         "rows": rows,
         "summary": summarise(rows),
     }
@@ -546,8 +589,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--configs",
         nargs="+",
-        choices=tuple(CONFIGS),
-        default=["no_aug", "affine", "recipe_aug", "strong", "moderate"],
+        choices=(*CONFIGS, *RECIPES),
+        default=None,
+        help="configurations to fit (default: no_aug affine recipe_aug strong "
+        "moderate); with --table, the ones to show",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -569,7 +614,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     if args.table:
         rows = [
-            row for path in args.table for row in json.loads(path.read_text())["rows"]
+            row
+            for path in args.table
+            for row in json.loads(path.read_text())["rows"]
+            if args.configs is None or row["config"] in args.configs
         ]
         print_table(summarise(rows), rst=args.rst)
         return rows
@@ -585,7 +633,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         data = load(dataset, quick=args.quick)
         for which in subsets:
             for seed in args.seeds:
-                for config in args.configs:
+                for config in args.configs or DEFAULT_CONFIGS:
                     if (dataset, which, config, seed) in done:
                         continue
                     row = run_fit(dataset, which, config, seed, data, overrides)

@@ -118,7 +118,7 @@ def test_member_params_override_the_recipe():
         ({"n_members": 2.0}, TypeError, "n_members must be an int"),
         ({"threshold": "youden"}, ValueError, "threshold must be one of"),
         ({"threshold": 1.0}, ValueError, r"probability in \(0, 1\)"),
-        ({"threshold": [0.5]}, TypeError, "threshold must be .auto., .tuned., .argmax., a float or None"),
+        ({"threshold": [0.5]}, TypeError, "threshold must be .auto., .tuned."),
         ({"member_params": [("lr", 1)]}, TypeError, "member_params must be a dict"),
         ({"member_params": {"random_state": 1}}, ValueError, "random_state"),
         ({"member_params": {"epochs": 3}}, ValueError, "member_params holds 'epochs'"),

@@ -34,12 +34,25 @@ def test_default_augmentation_is_the_documented_pipeline():
     )
     assert isinstance(intensity, RandomIntensity)
     assert (intensity.brightness, intensity.contrast, intensity.gamma) == (
+        0.15,
+        0.3,
+        0.3,
+    )
+    assert isinstance(noise, RandomNoise)
+    assert (noise.kind, noise.std, noise.p) == ("gaussian", 0.02, 0.5)
+
+
+def test_volumes_keep_the_stronger_intensity_changes_they_were_measured_with():
+    affine, intensity, noise = (
+        step for _, step in default_augmentation(spatial_dims=3).steps
+    )
+    assert affine.translate == (0.05, 0.05, 0.05)
+    assert (intensity.brightness, intensity.contrast, intensity.gamma) == (
         0.2,
         0.4,
         0.4,
     )
-    assert isinstance(noise, RandomNoise)
-    assert (noise.kind, noise.std, noise.p) == ("gaussian", 0.04, 0.5)
+    assert (noise.std, noise.p) == (0.04, 0.5)
 
 
 def test_default_augmentation_returns_a_new_pipeline_every_call():
