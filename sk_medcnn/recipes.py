@@ -27,6 +27,7 @@ from sklearn.ensemble import VotingClassifier
 from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.utils import Tags, get_tags
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from .augmentation import RandomAffine, RandomIntensity
@@ -445,11 +446,19 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
                 "estimator must be a classifier with predict_proba; got "
                 f"{type(self.estimator).__name__}."
             )
+        if y is None:
+            raise ValueError(
+                "AutoThresholdClassifier requires y to be passed, but the target y "
+                "is None."
+            )
+        check_classification_targets(y)
         classes = np.unique(np.asarray(y))
         if len(classes) < 2:
+            found = ", ".join(map(repr, classes.tolist())) or "no samples"
+            noun = "class" if len(classes) == 1 else "classes"
             raise ValueError(
-                f"y must hold at least two classes to classify; got {len(classes)} "
-                f"({', '.join(map(repr, classes.tolist()))})."
+                f"y must hold at least two classes; got {len(classes)} {noun} "
+                f"({found})."
             )
         if len(classes) == 2:
             self.estimator_ = TunedThresholdClassifierCV(

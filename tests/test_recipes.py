@@ -310,7 +310,7 @@ def test_auto_threshold_refuses_what_it_cannot_use():
         AutoThresholdClassifier(LogisticRegression()).predict(X)
     with pytest.raises(TypeError, match="estimator must be a classifier"):
         AutoThresholdClassifier(LinearRegression()).fit(X, y)
-    with pytest.raises(ValueError, match="at least two classes to classify; got 1"):
+    with pytest.raises(ValueError, match="at least two classes; got 1 class"):
         AutoThresholdClassifier(LogisticRegression()).fit(X, np.zeros(len(X)))
     with pytest.raises(TypeError, match="sample_weight"):
         AutoThresholdClassifier(LogisticRegression()).fit(
