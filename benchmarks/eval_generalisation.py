@@ -193,45 +193,47 @@ def _affine(spatial_dims: int = 2) -> Any:
     )
 
 
+def _intensity_pipeline(
+    spatial_dims: int,
+    strength: tuple[float, float, float],
+    noise: float | None,
+    intensity_p: float = 1.0,
+) -> Any:
+    """The affine map, then ``RandomIntensity(*strength)`` and, with ``noise``,
+    ``RandomNoise(std=noise, p=0.5)``: the shape every candidate shares."""
+    brightness, contrast, gamma = strength
+    steps = [
+        _affine(spatial_dims),
+        RandomIntensity(
+            brightness=brightness, contrast=contrast, gamma=gamma, p=intensity_p
+        ),
+    ]
+    if noise is not None:
+        steps.append(RandomNoise(std=noise, p=0.5))
+    return make_pipeline(*steps)
+
+
 def _recipe_aug(spatial_dims: int = 2) -> Any:
     # sk_medcnn.recipes._radiograph_augmentation
-    return make_pipeline(
-        _affine(spatial_dims), RandomIntensity(brightness=0.1, contrast=0.2, gamma=0.2)
-    )
+    return _intensity_pipeline(spatial_dims, (0.1, 0.2, 0.2), None)
 
 
 def _strong(spatial_dims: int = 2) -> Any:
     # wider intensity changes and noise on half the images; no flips (laterality)
-    return make_pipeline(
-        _affine(spatial_dims),
-        RandomIntensity(brightness=0.2, contrast=0.4, gamma=0.4),
-        RandomNoise(std=0.04, p=0.5),
-    )
+    return _intensity_pipeline(spatial_dims, (0.2, 0.4, 0.4), 0.04)
 
 
 def _moderate(spatial_dims: int = 2) -> Any:
     # half-way between recipe_aug's and strong's intensity changes, half the noise
-    return make_pipeline(
-        _affine(spatial_dims),
-        RandomIntensity(brightness=0.15, contrast=0.3, gamma=0.3),
-        RandomNoise(std=0.02, p=0.5),
-    )
+    return _intensity_pipeline(spatial_dims, (0.15, 0.3, 0.3), 0.02)
 
 
 def _recipe_noise(spatial_dims: int = 2) -> Any:
-    return make_pipeline(
-        _affine(spatial_dims),
-        RandomIntensity(brightness=0.1, contrast=0.2, gamma=0.2),
-        RandomNoise(std=0.04, p=0.5),
-    )
+    return _intensity_pipeline(spatial_dims, (0.1, 0.2, 0.2), 0.04)
 
 
 def _strong_half(spatial_dims: int = 2) -> Any:
-    return make_pipeline(
-        _affine(spatial_dims),
-        RandomIntensity(brightness=0.2, contrast=0.4, gamma=0.4, p=0.5),
-        RandomNoise(std=0.04, p=0.5),
-    )
+    return _intensity_pipeline(spatial_dims, (0.2, 0.4, 0.4), 0.04, intensity_p=0.5)
 
 
 #: name -> (description, MedicalCNNClassifier parameters; callables are

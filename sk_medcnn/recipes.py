@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.ensemble import VotingClassifier
+from sklearn.metrics import get_scorer
 from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.utils import Tags, get_tags
@@ -439,13 +440,19 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         TypeError
             If ``estimator`` has no ``predict_proba``.
         ValueError
-            If ``y`` holds one class only.
+            If ``y`` holds one class only, or ``scoring`` is not a scorer name.
         """
         if not hasattr(self.estimator, "predict_proba"):
             raise TypeError(
                 "estimator must be a classifier with predict_proba; got "
                 f"{type(self.estimator).__name__}."
             )
+        try:
+            get_scorer(self.scoring)  # named at once, also when no threshold is tuned
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                f"scoring must be a scikit-learn scorer name; got {self.scoring!r}."
+            ) from error
         if y is None:
             raise ValueError(
                 "AutoThresholdClassifier requires y to be passed, but the target y "

@@ -312,6 +312,8 @@ def test_auto_threshold_refuses_what_it_cannot_use():
         AutoThresholdClassifier(LinearRegression()).fit(X, y)
     with pytest.raises(ValueError, match="at least two classes; got 1 class"):
         AutoThresholdClassifier(LogisticRegression()).fit(X, np.zeros(len(X)))
+    with pytest.raises(ValueError, match="scoring must be a scikit-learn scorer"):
+        AutoThresholdClassifier(LogisticRegression(), scoring="youden").fit(*_blobs(3))
     with pytest.raises(TypeError, match="sample_weight"):
         AutoThresholdClassifier(LogisticRegression()).fit(
             X, y, sample_weight=np.ones(len(X))
