@@ -463,20 +463,20 @@ def inference_batch_sweep(
 ) -> dict[int, float]:
     """``predict_proba`` images/s on the validation split by inference batch size.
 
-    Patches the private ``sk_medcnn.classifier._INFERENCE_BATCH_SIZE`` of a
+    Patches the private ``sk_medcnn.estimators._network._INFERENCE_BATCH_SIZE`` of a
     fitted classifier (1 epoch), median of ``--predict-calls`` calls each,
     retried like the runs while other processes load the cores.
     """
-    import sk_medcnn.classifier as classifier_module
+    import sk_medcnn.estimators._network as network_module
 
     side = SkMedCNNSide(args.seed)
     side.fit(data["X_train"], data["y_train"], 1)
     X_valid = data["X_valid"]
-    original = classifier_module._INFERENCE_BATCH_SIZE
+    original = network_module._INFERENCE_BATCH_SIZE
     sweep = {}
     try:
         for batch_size in (*INFERENCE_SWEEP, len(X_valid)):
-            classifier_module._INFERENCE_BATCH_SIZE = batch_size
+            network_module._INFERENCE_BATCH_SIZE = batch_size
             for _ in range(args.max_retries + 1):
                 if args.quiet_timeout > 0:
                     wait_for_quiet(args.max_foreign_cpu, args.quiet_timeout)
@@ -490,7 +490,7 @@ def inference_batch_sweep(
                     break
             sweep[batch_size] = len(X_valid) / statistics.median(times)
     finally:
-        classifier_module._INFERENCE_BATCH_SIZE = original
+        network_module._INFERENCE_BATCH_SIZE = original
     return sweep
 
 
@@ -761,7 +761,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     this_process_peak = PhasePeak.process_peak()
     sweep = inference_batch_sweep(data, args) if args.sweep_inference_batch else {}
 
-    from sk_medcnn.classifier import _INFERENCE_BATCH_SIZE
+    from sk_medcnn.estimators._network import _INFERENCE_BATCH_SIZE
 
     results: dict[str, Any] = {
         "config": {

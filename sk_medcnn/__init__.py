@@ -2,9 +2,9 @@
 
 from ._card import model_card
 from ._version import __version__
-from .classifier import MedicalCNNClassifier, MedicalCNNRegressor
 from .conformal import ConformalClassifier
 from .embedding import ImageEmbedder
+from .estimators import MedicalCNNClassifier, MedicalCNNRegressor
 from .export import export_onnx
 from .persistence import load_model, save_model
 from .pretrained import fetch_weights

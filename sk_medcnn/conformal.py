@@ -232,7 +232,7 @@ class ConformalClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         else:
             estimator = self.estimator
             if estimator is None:
-                from .classifier import MedicalCNNClassifier
+                from .estimators import MedicalCNNClassifier
 
                 estimator = MedicalCNNClassifier()
             keys = sorted(fit_params)

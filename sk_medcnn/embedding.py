@@ -14,13 +14,9 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._ood import feature_layer
-from .classifier import (
-    _architecture_like,
-    _BaseMedicalCNN,
-    _device_like,
-    _inference_batch_size,
-    _normalization_like,
-)
+from .estimators._base import _BaseMedicalCNN
+from .estimators._network import inference_batch_size
+from .estimators._params import architecture_like, device_like, normalization_like
 from .pretrained import load_weights, read_weights, resolve_input_statistics
 from .registry import get_architecture, get_weight_loader
 from .utils._torch import (
@@ -56,7 +52,7 @@ def _model_like(value: Any, name: str) -> None:
 
 def _optional_architecture(value: Any, name: str) -> None:
     if value is not None:
-        _architecture_like(value, name)
+        architecture_like(value, name)
 
 
 def _optional_weights_file(value: Any, name: str) -> None:
@@ -188,10 +184,10 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         "pretrained": _optional_weights_file,
         "architecture_params": optional_dict,
         "layer": _optional_layer,
-        "input_normalization": _normalization_like,
+        "input_normalization": normalization_like,
         "image_shape": image_shape_like,
         "batch_size": optional(positive_int),
-        "device": _device_like,
+        "device": device_like,
         "n_threads": optional(positive_int),
         "random_state": random_state_like,
     }
@@ -407,7 +403,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
             module = network.net_.module_
             target, capture = self._target(module.body, network.architecture)
             device = torch.device(network.net_.device)
-            batch_size = self.batch_size or _inference_batch_size(
+            batch_size = self.batch_size or inference_batch_size(
                 network.batch_size, network.image_shape_
             )
             n_threads = self.n_threads or getattr(network, "n_threads", None)
@@ -428,7 +424,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
             module = self.network_
             target, capture = self._target(module.body, self.architecture)
             device = next(iter(module.parameters())).device
-            batch_size = self.batch_size or _inference_batch_size(1, self.image_shape_)
+            batch_size = self.batch_size or inference_batch_size(1, self.image_shape_)
             n_threads = self.n_threads
         with torch_threads(n_threads):
             return embed_raw(

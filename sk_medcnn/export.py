@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._version import __version__
-from .classifier import _BaseMedicalCNN
+from .estimators._base import _BaseMedicalCNN
 from .preprocessing import CenterCrop, IntensityNormalizer, IntensityWindow
 from .utils._files import atomic_path, check_output_path
 

@@ -69,12 +69,9 @@ from . import io as _io
 from . import preprocessing as _preprocessing
 from ._ood import OOD_MAX_FEATURES
 from ._version import __version__
-from .classifier import (
-    MedicalCNNClassifier,
-    MedicalCNNRegressor,
-    _BaseMedicalCNN,
-    _tta_like,
-)
+from .estimators import MedicalCNNClassifier, MedicalCNNRegressor
+from .estimators._base import _BaseMedicalCNN
+from .estimators._params import tta_like
 from .exceptions import ArchitectureNotFoundError, ModelFileError, PluginLoadError
 from .registry import ENTRY_POINT_GROUP, get_architecture
 from .utils._files import atomic_path
@@ -1466,7 +1463,7 @@ class _Reader:
             )
             if tta is not None:
                 try:
-                    _tta_like(tta, "tta_")
+                    tta_like(tta, "tta_")
                 except (TypeError, ValueError) as error:
                     raise self.error(_attribute(where, "tta_"), str(error)) from error
         else:

@@ -32,7 +32,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from .augmentation import RandomAffine, RandomIntensity
-from .classifier import MedicalCNNClassifier
+from .estimators import MedicalCNNClassifier
 from .utils._torch import draw_seeds
 
 __all__ = ["AutoThresholdClassifier", "list_recipes", "make_recipe"]

@@ -117,7 +117,7 @@ def tiny(monkeypatch, tmp_path):
     import joblib
 
     import sk_medcnn.datasets
-    from sk_medcnn.classifier import _BaseMedicalCNN
+    from sk_medcnn.estimators._base import _BaseMedicalCNN
 
     if MAX_EPOCHS > 0:
         fit = _BaseMedicalCNN.fit

@@ -128,7 +128,7 @@ def test_defaults_are_the_evaluated_ones():
     from sk_medcnn import MedicalCNNClassifier
 
     bench = _load_bench()
-    from sk_medcnn.classifier import AUTO_TTA_CANDIDATE
+    from sk_medcnn.estimators._calibration import AUTO_TTA_CANDIDATE
 
     defaults = MedicalCNNClassifier().get_params(deep=False)
     recommended = dict(bench.CONFIGS["defaults"].params)

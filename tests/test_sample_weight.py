@@ -14,7 +14,7 @@ from torch import nn
 from sk_medcnn import MedicalCNNClassifier, MedicalCNNRegressor
 from sk_medcnn._training import WeightedRegressionLoss
 from sk_medcnn.augmentation import MixUp
-from sk_medcnn.classifier import fit_temperature
+from sk_medcnn.estimators._calibration import fit_temperature
 from sk_medcnn.losses import FocalLoss
 
 FAST = {"max_epochs": 2, "random_state": 0, "device": "cpu", "batch_size": 16}
@@ -59,7 +59,7 @@ def test_weighting_a_class_raises_its_predicted_probability(phantoms):
 
 
 def test_loss_weights_have_mean_one_on_each_set():
-    from sk_medcnn.classifier import _loss_weights
+    from sk_medcnn.estimators._weights import loss_weights as _loss_weights
 
     weights = np.array([1.0, 2.0, 3.0, 4.0, 10.0, 30.0])
     scaled = _loss_weights(weights, np.array([0, 1, 2, 3]), np.array([4, 5]))

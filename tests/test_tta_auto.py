@@ -14,7 +14,7 @@ from sklearn.base import clone
 from torch import nn
 
 from sk_medcnn import MedicalCNNClassifier, load_model, save_model
-from sk_medcnn.classifier import AUTO_TTA_CANDIDATE
+from sk_medcnn.estimators._calibration import AUTO_TTA_CANDIDATE
 from sk_medcnn.exceptions import ModelFileError
 
 FAST = {"batch_size": 32, "validation_fraction": 0.25, "device": "cpu"}

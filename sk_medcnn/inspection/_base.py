@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ..architectures import ACSConv
-from ..classifier import MedicalCNNClassifier
+from ..estimators import MedicalCNNClassifier
 from ..preprocessing import CenterCrop, Pad
 from ..utils._image_source import ImageSource
 from ..utils._validation import check_images

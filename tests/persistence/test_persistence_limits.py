@@ -150,7 +150,7 @@ def test_a_huge_image_shape_is_checked_on_the_meta_device(
 
 
 def test_the_probe_of_a_large_new_network_runs_on_meta(monkeypatch):
-    from sk_medcnn.classifier import _probe
+    from sk_medcnn.estimators._network import run_probe as _probe
 
     body = _resnet.build_resnet18(1, 2, (2048, 2048), width=4)
     body.eval()
