@@ -14,14 +14,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, clone
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_consistent_length
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
@@ -31,20 +29,14 @@ from .._card import describe_fit
 from .._ood import feature_layer
 from .._training import (
     LR_SCHEDULES,
-    augmentation_steps,
-    build_net,
-    make_batch_augmenter,
     train_net,
 )
-from ..augmentation import default_augmentation
-from ..losses import FocalLoss
 from ..pretrained import load_weights
 from ..utils._image_source import ImageSource
 from ..utils._torch import (
     MEMORY_FORMATS,
     PRECISIONS,
     ArrayDataset,
-    draw_seeds,
     predict_raw_with_features,
     resolve_device,
     torch_threads,
@@ -66,12 +58,10 @@ from ..utils._validation import (
     positive_int,
     random_state_like,
     spatial_dims_like,
-    warn_user,
 )
-from . import _checkpoint, _input, _network, _ood, _pretrained, _weights
+from . import _input, _network, _ood, _pretrained, _setup, _weights
 from ._network import axes, inference_batch_size, kind
 from ._params import (
-    AUTO_AUGMENTATION_MIN_SIZE,
     MAX_THREADS,
     MAX_WORKERS,
     architecture_like,
@@ -82,52 +72,6 @@ from ._params import (
     path_like,
     pretrained_like,
 )
-
-
-@dataclass
-class _FitData:
-    """The checked training data of one ``fit``: images, targets and weights.
-
-    ``keep`` lists the rows that train (positive weight; repeated for whole
-    counts with a custom loss); ``weights`` is None when they weigh nothing.
-    """
-
-    images: Any
-    y_encoded: NDArray[Any]
-    fitted: dict[str, Any]
-    n_outputs: int
-    weights: NDArray[np.float64] | None
-    keep: NDArray[np.intp]
-
-    @property
-    def image_shape(self) -> tuple[int, ...]:
-        return tuple(int(size) for size in self.images.shape[1:])
-
-    @property
-    def spatial_dims(self) -> int:
-        return len(self.image_shape) - 1
-
-
-@dataclass
-class _Seeds:
-    """The seeds of one ``fit``, drawn at once from ``random_state``."""
-
-    init: int
-    split: int
-    loader: int
-    augment: int
-    train: int
-    mix: int
-
-
-@dataclass
-class _Augmentation:
-    """The training-time augmentation of one ``fit`` and its generators."""
-
-    pipeline: Any  # what augmentation_ reports: the resolved, cloned pipeline
-    augmenter: Any
-    mixing: dict[str, Any] | None
-    generators: dict[str, torch.Generator]
 
 
 class _BaseMedicalCNN(BaseEstimator):
@@ -300,8 +244,10 @@ class _BaseMedicalCNN(BaseEstimator):
         self._check_fit_options()
         data = self._fit_data(X, y, sample_weight)
         device = self._fit_device()
-        seeds = self._draw_seeds()
-        train_index, valid_index = self._split(data.y_encoded[data.keep], seeds.split)
+        seeds = _setup.draw_fit_seeds(self)
+        train_index, valid_index = _setup.held_out_split(
+            self, data.y_encoded[data.keep], seeds.split
+        )
         train_index = data.keep[train_index]  # positions among the kept rows -> rows
         if valid_index is not None:
             valid_index = data.keep[valid_index]
@@ -313,8 +259,11 @@ class _BaseMedicalCNN(BaseEstimator):
         if source is not None:
             params = {**source.params, **params}
         body = self._fit_body(data, seeds.init, device, params, source)
-        augmentation = self._fit_augmentation(data, seeds, device)
-        net, train_dataset, resume_state = self._fit_net(
+        augmentation = _setup.resolve_augmentation(
+            self, data.image_shape, data.n_outputs, seeds, device
+        )
+        net, train_dataset, resume_state = _setup.build_training_net(
+            self,
             data,
             body,
             (mean, std),
@@ -378,7 +327,7 @@ class _BaseMedicalCNN(BaseEstimator):
 
     def _fit_data(
         self, X: ArrayLike, y: ArrayLike | None, sample_weight: ArrayLike | None
-    ) -> _FitData:
+    ) -> _setup.FitData:
         """Check the images, the sample weights and the targets of ``fit``."""
         name = type(self).__name__
         images, y = _input.fit_images(self, X, y)
@@ -394,7 +343,7 @@ class _BaseMedicalCNN(BaseEstimator):
         if weights is None and not np.array_equal(keep, np.arange(n_samples)):
             row_weight = np.bincount(keep, minlength=n_samples).astype(np.float64)
         y_encoded, fitted = self._encode_targets(y, sample_weight=row_weight)
-        data = _FitData(
+        data = _setup.FitData(
             images, y_encoded, fitted, fitted.pop("_n_outputs"), weights, keep
         )
         image_shape, spatial_dims = data.image_shape, data.spatial_dims
@@ -427,26 +376,9 @@ class _BaseMedicalCNN(BaseEstimator):
             device = _distributed.init_distributed(device, type(self).__name__)
         return device
 
-    def _draw_seeds(self) -> _Seeds:
-        """Draw the fit's seeds; with ``distributed``, shared and then per rank."""
-        # one draw of six seeds: the first five are what a five-seed draw gives
-        seeds = draw_seeds(self.random_state, 6)
-        if not self.distributed:
-            return _Seeds(*seeds)
-        # random_state=None draws differently on each rank: rank 0's draw wins,
-        # for the same network and split; each rank its own random draws
-        init, split, loader, augment, train, mix = (
-            _distributed.broadcast_from_rank_zero(seeds)
-        )
-        rank = _distributed.rank_and_world_size()[0]
-        augment, train, mix = (
-            (seed + 7919 * rank) % 2**31 for seed in (augment, train, mix)
-        )
-        return _Seeds(init, split, loader, augment, train, mix)
-
     def _fit_body(
         self,
-        data: _FitData,
+        data: _setup.FitData,
         seed: int,
         device: torch.device,
         params: dict[str, Any],
@@ -467,159 +399,11 @@ class _BaseMedicalCNN(BaseEstimator):
             )
         return body
 
-    def _fit_augmentation(
-        self, data: _FitData, seeds: _Seeds, device: torch.device
-    ) -> _Augmentation:
-        """Resolve ``augmentation`` into the batch augmenter and the mixing."""
-        if isinstance(self.augmentation, str):  # "auto"
-            small = min(data.image_shape[:-1]) < AUTO_AUGMENTATION_MIN_SIZE
-            pipeline = (
-                None if small else default_augmentation(spatial_dims=data.spatial_dims)
-            )
-        elif self.augmentation is None:
-            pipeline = None
-        else:
-            pipeline = clone(self.augmentation)
-        augmenters, mixers = augmentation_steps(pipeline)
-        if mixers and not self._is_classifier:
-            raise ValueError(
-                f"augmentation holds {type(mixers[0]).__name__}, which mixes class "
-                f"labels; it works with MedicalCNNClassifier, not "
-                f"{type(self).__name__}."
-            )
-        generator = torch.Generator(device=device).manual_seed(seeds.augment)
-        generators = {"augment": generator}
-        mixing = None
-        if mixers:
-            generators["mix"] = torch.Generator().manual_seed(seeds.mix)
-            mixing = {
-                "mixers": mixers,
-                "n_classes": data.n_outputs,
-                "mix_generator": generators["mix"],
-            }
-        generators["loader"] = torch.Generator().manual_seed(seeds.loader)
-        augmenter = make_batch_augmenter(augmenters, generator)
-        return _Augmentation(pipeline, augmenter, mixing, generators)
-
-    def _fit_net(
-        self,
-        data: _FitData,
-        body: nn.Module,
-        statistics: tuple[NDArray[np.float64], NDArray[np.float64]],
-        augmentation: _Augmentation,
-        device: torch.device,
-        loader_seed: int,
-        split: tuple[NDArray[np.intp], NDArray[np.intp] | None],
-    ) -> tuple[Any, ArrayDataset, dict[str, Any] | None]:
-        """Build the skorch net that trains ``body``.
-
-        Returns the net, its training set and the checkpoint's state to resume
-        from (None unless ``resume``).
-        """
-        train_index, valid_index = split
-        targets = data.y_encoded
-        if data.weights is not None:  # the targets carry them (_training_targets)
-            loss_weight = data.weights * self._class_weight_of_rows(
-                data.y_encoded, data.keep, data.fitted, data.weights
-            )
-            scaled = _weights.loss_weights(loss_weight, train_index, valid_index)
-            targets = self._training_targets(data.y_encoded, scaled, data.fitted)
-        checkpoint, resume_state = _checkpoint.make_checkpoint(
-            self,
-            data.images,
-            targets,
-            augmentation.generators,
-            n_train=len(train_index),
-            rows=data.keep,
-        )
-        # the datasets index into X: no copy of the images, even for the split
-        train_dataset = ArrayDataset(data.images, targets, indices=train_index)
-        valid_dataset = None
-        if valid_index is not None:
-            valid_dataset = ArrayDataset(data.images, targets, indices=valid_index)
-        criterion, criterion_params = self._fit_criterion(data, augmentation)
-        net = build_net(
-            module_params={
-                "body": body,
-                "mean": statistics[0],
-                "std": statistics[1],
-                "precision": self.precision,
-                "memory_format": self.memory_format,
-                "spatial_dims": data.spatial_dims,
-            },
-            criterion=criterion,
-            criterion_params=criterion_params,
-            train_dataset=train_dataset,
-            valid_dataset=valid_dataset,
-            optimizer=self.optimizer,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            momentum=self.momentum,
-            batch_size=self.batch_size,
-            inference_batch_size=inference_batch_size(
-                self.batch_size, data.image_shape
-            ),
-            max_epochs=self.max_epochs,
-            lr_schedule=self.lr_schedule,
-            early_stopping=self.early_stopping,
-            patience=self.patience,
-            device=device,
-            loader_generator=augmentation.generators["loader"],
-            verbose=self.verbose,
-            score_accuracy=self._is_classifier,
-            num_workers=self.num_workers,
-            mixing=augmentation.mixing,
-            sampler=self._distributed_sampler(train_dataset, loader_seed),
-            extra_callbacks=None
-            if checkpoint is None
-            else [("checkpoint", checkpoint)],
-            head=_network.training_head(self),
-            freeze_epochs=self.freeze_epochs,
-            body_lr_factor=self.body_lr_factor,
-        )
-        return net, train_dataset, resume_state
-
-    def _fit_criterion(
-        self, data: _FitData, augmentation: _Augmentation
-    ) -> tuple[type[nn.Module], dict[str, Any]]:
-        """Return the loss the network trains with, and its keyword arguments."""
-        keep = data.keep
-        criterion, params = self._make_criterion(
-            data.y_encoded[keep],
-            data.fitted,
-            None if data.weights is None else data.weights[keep],
-        )
-        if (
-            augmentation.mixing
-            and criterion is nn.CrossEntropyLoss
-            and params.get("weight") is not None
-        ):
-            # torch's weighted cross-entropy averages soft targets over n, not over
-            # the weights; the focal loss at gamma=0 is the same loss, averaged alike
-            # for hard and mixed labels
-            criterion, params = FocalLoss, {"gamma": 0.0, **params}
-        return criterion, params
-
-    def _distributed_sampler(
-        self, train_dataset: ArrayDataset, seed: int
-    ) -> torch.utils.data.DistributedSampler[int] | None:
-        """Each process's share of the training rows with ``distributed``."""
-        if not self.distributed:
-            return None
-        rank, world_size = _distributed.rank_and_world_size()
-        return torch.utils.data.DistributedSampler(
-            train_dataset,
-            num_replicas=world_size,
-            rank=rank,
-            shuffle=True,
-            seed=seed,
-        )
-
     def _train(
         self,
         net: Any,
         train_dataset: ArrayDataset,
-        augmentation: _Augmentation,
+        augmentation: _setup.FitAugmentation,
         seed: int,
         device: torch.device,
         resume_state: dict[str, Any] | None,
@@ -657,39 +441,6 @@ class _BaseMedicalCNN(BaseEstimator):
                 else "."
             )
         )
-
-    def _split(
-        self, y_encoded: NDArray[Any], seed: int
-    ) -> tuple[NDArray[np.intp], NDArray[np.intp] | None]:
-        n_samples = len(y_encoded)
-        indices = np.arange(n_samples)
-        if not (self.early_stopping or self._needs_validation_split()):
-            return indices, None
-        n_valid = math.ceil(self.validation_fraction * n_samples)
-        n_needed = len(np.unique(y_encoded)) if self._is_classifier else 1
-        if n_valid < 1 or n_samples - n_valid < n_needed:
-            raise ValueError(
-                f"validation_fraction={self.validation_fraction} leaves too few "
-                f"training or validation samples out of {n_samples}; early_stopping "
-                "and calibration need more samples or another validation_fraction "
-                "(calibration=None and early_stopping=False train on all of them)."
-            )
-        stratify = None
-        if self._is_classifier:
-            counts = np.bincount(y_encoded)
-            n_classes = np.count_nonzero(counts)
-            if counts[counts > 0].min() >= 2 and n_valid >= n_classes:
-                stratify = y_encoded
-            else:
-                warn_user(
-                    "the held-out validation split cannot be stratified "
-                    "(a class has fewer than 2 samples, or the split is smaller than "
-                    "the number of classes); it is drawn at random."
-                )
-        train_index, valid_index = train_test_split(
-            indices, test_size=n_valid, random_state=seed, stratify=stratify
-        )
-        return np.sort(train_index), np.sort(valid_index)
 
     # --- the network ----------------------------------------------------------
     def _factory(self) -> tuple[Any, str]:
