@@ -313,7 +313,7 @@ def test_augmentation_runs_on_training_batches_only(phantoms):
     clf.predict_proba(X)
     clf.score(X, y)
     assert fitted_calls == [[16] * 9, [16] * 9]
-    assert clf.net_.module_.augment is None
+    assert clf.net_.augmenter is None  # training-only: dropped after fit
 
 
 def test_augmentation_changes_training(phantoms):
@@ -694,7 +694,7 @@ def test_the_epoch_table_has_no_colour_codes_when_piped(phantoms, capsys):
 
 
 def test_the_epoch_table_keeps_colours_on_a_terminal(monkeypatch):
-    from sk_medcnn._training import EpochTable
+    from sk_medcnn._engine import EpochTable
 
     row = {"train_loss": 0.5, "train_loss_best": True}
     table = EpochTable().initialize()
@@ -727,7 +727,7 @@ def test_the_epoch_table_works_when_stdout_has_no_isatty(phantoms, monkeypatch):
 
 
 def test_an_empty_no_color_keeps_colours(monkeypatch):
-    from sk_medcnn._training import EpochTable
+    from sk_medcnn._engine import EpochTable
 
     row = {"train_loss": 0.5, "train_loss_best": True}
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)

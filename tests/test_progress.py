@@ -10,7 +10,7 @@ import time
 import pytest
 
 from sk_medcnn import MedicalCNNClassifier
-from sk_medcnn._training import show_progress_bar
+from sk_medcnn._engine import show_progress_bar
 
 
 class _Terminal(io.StringIO):

@@ -12,7 +12,7 @@ from sklearn.preprocessing import FunctionTransformer
 from torch import nn
 
 from sk_medcnn import MedicalCNNClassifier, MedicalCNNRegressor
-from sk_medcnn._training import WeightedRegressionLoss
+from sk_medcnn._engine import WeightedRegressionLoss
 from sk_medcnn.augmentation import MixUp
 from sk_medcnn.estimators._calibration import fit_temperature
 from sk_medcnn.losses import FocalLoss

@@ -1,7 +1,7 @@
 """The scikit-learn estimators: a CNN classifier and regressor on images.
 
 The estimators are a thin scikit-learn shell (:mod:`._base`) over the training
-engine (:mod:`sk_medcnn._training`); each concern of ``fit`` and ``predict``
+engine (:mod:`sk_medcnn._engine`); each concern of ``fit`` and ``predict``
 lives in its own private module here.
 """
 

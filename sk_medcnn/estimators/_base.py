@@ -4,7 +4,7 @@
 weights (:mod:`._weights`) and the targets (each estimator's
 ``_encode_targets``), set up the runtime, split off the held-out rows, build
 the network (:mod:`._network`, :mod:`._pretrained`), the augmentation and the
-training net (:mod:`sk_medcnn._training`), train, and store what was learned:
+training net (:mod:`sk_medcnn._engine`), train, and store what was learned:
 the fitted attributes, the calibration (:mod:`._calibration`) and the
 out-of-distribution score (:mod:`._ood`).
 """
@@ -26,11 +26,11 @@ from torch import nn
 
 from .. import _distributed
 from .._card import describe_fit
-from .._ood import feature_layer
-from .._training import (
+from .._engine import (
     LR_SCHEDULES,
     train_net,
 )
+from .._ood import feature_layer
 from ..pretrained import load_weights
 from ..utils._image_source import ImageSource
 from ..utils._torch import (
@@ -273,7 +273,7 @@ class _BaseMedicalCNN(BaseEstimator):
             (train_index, valid_index),
         )
         best_epoch, interrupted = self._train(
-            net, train_dataset, augmentation, seeds.train, device, resume_state
+            net, train_dataset, seeds.train, device, resume_state
         )
         for name, value in data.fitted.items():
             setattr(self, name, value)
@@ -403,7 +403,6 @@ class _BaseMedicalCNN(BaseEstimator):
         self,
         net: Any,
         train_dataset: ArrayDataset,
-        augmentation: _setup.FitAugmentation,
         seed: int,
         device: torch.device,
         resume_state: dict[str, Any] | None,
@@ -413,7 +412,6 @@ class _BaseMedicalCNN(BaseEstimator):
             return train_net(
                 net,
                 train_dataset,
-                augmenter=augmentation.augmenter,
                 seed=seed,
                 device=device,
                 resume_state=resume_state,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from .._training import (
+from .._engine import (
     CHECKPOINT_NAME,
     TrainingCheckpoint,
     load_checkpoint,

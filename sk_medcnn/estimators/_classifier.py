@@ -18,7 +18,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from torch import nn
 
-from .._training import (
+from .._engine import (
     ModuleCriterion,
 )
 from ..losses import FocalLoss

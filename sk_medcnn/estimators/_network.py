@@ -11,7 +11,7 @@ import torch
 from skorch.history import History
 from torch import nn
 
-from .._training import (
+from .._engine import (
     build_net,
 )
 from ..registry import (

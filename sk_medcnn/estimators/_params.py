@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from .._training import (
+from .._engine import (
     OPTIMIZERS,
 )
 from ..utils._torch import (

@@ -12,7 +12,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, RegressorMixin
 from torch import nn
 
-from .._training import (
+from .._engine import (
     ModuleCriterion,
     WeightedRegressionLoss,
 )

@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from .. import _distributed
-from .._training import augmentation_steps, build_net, make_batch_augmenter
+from .._engine import augmentation_steps, build_net, make_batch_augmenter
 from ..augmentation import default_augmentation
 from ..losses import FocalLoss
 from ..utils._torch import ArrayDataset, draw_seeds
@@ -249,6 +249,7 @@ def build_training_net(
         head=_network.training_head(estimator),
         freeze_epochs=estimator.freeze_epochs,
         body_lr_factor=estimator.body_lr_factor,
+        augmenter=augmentation.augmenter,
     )
     return net, train_dataset, resume_state
 

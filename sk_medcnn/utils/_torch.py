@@ -296,8 +296,7 @@ class ImageNetwork(nn.Module):
 
     ``forward`` takes ``(n, H, W, C)`` float images (volumes: ``(n, D, H, W,
     C)``), views them as ``(n, C, H, W)`` (``(n, C, D, H, W)``; a free
-    permutation), applies the training-only
-    augmentation, standardises with the statistics learned in ``fit`` into one
+    permutation), standardises with the statistics learned in ``fit`` into one
     new tensor in the network's memory format, and calls the architecture,
     under bfloat16 autocast when asked.
 
@@ -368,7 +367,6 @@ class ImageNetwork(nn.Module):
         self.register_buffer(
             "std", torch.as_tensor(std, dtype=torch.float32).reshape(shape)
         )
-        self.augment: BatchAugmenter | None = None
 
     def to_inference_layout(self) -> None:
         """Switch the network to channels-last, the faster layout for CPU inference.
@@ -391,16 +389,26 @@ class ImageNetwork(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Map ``(n, H, W, C)`` images (or volumes) to ``(n, n_outputs)`` scores."""
-        x = images.movedim(-1, 1)
-        if x.dtype != torch.float32:
-            x = x.float()
-        if self.training and self.augment is not None:
-            x = self.augment(x)
+        x = channels_first(images)
         x = _standardise(x, self.mean, self.std, self.memory_format)
         if self.precision == "bf16":
             with torch.autocast(x.device.type, dtype=torch.bfloat16):
                 return self.body(x).float()
         return self.body(x)
+
+
+def channels_first(images: torch.Tensor) -> torch.Tensor:
+    """View ``(n, *spatial, C)`` images as float32 ``(n, C, *spatial)``.
+
+    A free permutation of the axes; a copy only to convert another dtype.
+    """
+    x = images.movedim(-1, 1)
+    return x if x.dtype == torch.float32 else x.float()
+
+
+def channels_last(images: torch.Tensor) -> torch.Tensor:
+    """View ``(n, C, *spatial)`` images as ``(n, *spatial, C)``: the inverse view."""
+    return images.movedim(1, -1)
 
 
 def _torch_memory_format(memory_format: str, spatial_dims: int) -> torch.memory_format:

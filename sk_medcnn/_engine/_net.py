@@ -1,0 +1,255 @@
+"""The skorch net behind the estimators, built from their resolved settings."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    EpochScoring,
+    Freezer,
+    ProgressBar,
+    Unfreezer,
+)
+from skorch.dataset import unpack_data
+from skorch.helper import predefined_split
+from skorch.utils import to_tensor
+from torch import nn
+
+from .._distributed import ShardEpoch
+from ..utils._torch import (
+    ArrayDataset,
+    BatchAugmenter,
+    ImageNetwork,
+    channels_first,
+    channels_last,
+    collate_batch,
+)
+from ._augment import MixingDataLoader
+from ._callbacks import (
+    EpochTable,
+    epoch_at_most,
+    epoch_is,
+    in_body,
+    show_progress_bar,
+    valid_accuracy,
+)
+from ._optim import optimizer_params, schedule_callback
+
+logger = logging.getLogger(__name__)
+
+
+class ImageNet(NeuralNet):
+    """skorch's ``NeuralNet`` that augments each training batch on its device.
+
+    skorch's hook for per-batch work is ``train_step_single``: here the batch
+    moves to the training device, turns channels-first (the augmenters'
+    layout) and goes through ``augmenter``; validation and prediction batches
+    are never augmented.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        As :class:`skorch.NeuralNet`.
+    augmenter : callable or None, default=None
+        ``(n, C, *spatial)`` float tensor to tensor (see
+        :func:`~sk_medcnn._engine.make_batch_augmenter`). Training-only:
+        :func:`~sk_medcnn._engine.train_net` drops it after training, so a
+        fitted net pickles without it.
+    """
+
+    def __init__(
+        self, *args: Any, augmenter: BatchAugmenter | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.augmenter = augmenter
+
+    def train_step_single(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        """Augment the batch's images on the training device, then take the step."""
+        if self.augmenter is not None:
+            images, targets = unpack_data(batch)
+            images = to_tensor(images, device=self.device)
+            images = channels_first(images)
+            batch = (channels_last(self.augmenter(images)), targets)
+        return super().train_step_single(batch, **fit_params)  # type: ignore[no-any-return]
+
+
+def build_net(
+    *,
+    module_params: dict[str, Any],
+    criterion: type[nn.Module],
+    criterion_params: dict[str, Any],
+    train_dataset: ArrayDataset,
+    valid_dataset: ArrayDataset | None,
+    optimizer: str | type[torch.optim.Optimizer],
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    batch_size: int,
+    inference_batch_size: int,
+    max_epochs: int,
+    lr_schedule: str | None,
+    early_stopping: bool,
+    patience: int,
+    device: torch.device,
+    loader_generator: torch.Generator,
+    verbose: int,
+    score_accuracy: bool,
+    num_workers: int = 0,
+    mixing: dict[str, Any] | None = None,
+    sampler: torch.utils.data.DistributedSampler[Any] | None = None,
+    extra_callbacks: list[tuple[str, Callback]] | None = None,
+    head: tuple[str, ...] | None = None,
+    freeze_epochs: int = 0,
+    body_lr_factor: float = 1.0,
+    augmenter: BatchAugmenter | None = None,
+) -> ImageNet:
+    """Build an uninitialised skorch ``NeuralNet`` for the given settings.
+
+    The module (an :class:`ImageNetwork`) and the criterion are passed as
+    classes with ``module__``/``criterion__`` arguments, not as instances: skorch
+    pickles those keys with its device-mapped state, so a net trained on a GPU
+    unpickles on a machine without one.
+
+    Parameters are the estimator's, resolved; see ``MedicalCNNClassifier``.
+    ``mixing``, when given, holds the ``mixers``, ``n_classes`` and
+    ``mix_generator`` of a :class:`MixingDataLoader` for the training batches.
+    ``sampler``, a ``DistributedSampler``, gives this process its shard of
+    every epoch (data-parallel training). ``extra_callbacks`` run after the
+    others (a :class:`TrainingCheckpoint`).
+    ``head`` names the architecture's output-layer modules (its weight
+    loader's ``head``): with ``freeze_epochs`` the other parameters of the
+    architecture (the body) get no gradient in the first epochs (skorch's
+    ``Freezer``/``Unfreezer``), and with ``body_lr_factor`` they form an
+    optimizer parameter group at ``lr * body_lr_factor``.
+
+    Returns
+    -------
+    net : skorch.NeuralNet
+    """
+    n_train = len(train_dataset) if sampler is None else len(sampler)
+    # A lone sample in the last batch breaks batch normalisation on 1x1 maps.
+    drop_last = n_train > batch_size and n_train % batch_size == 1
+    batches_per_epoch = (
+        n_train // batch_size if drop_last else math.ceil(n_train / batch_size)
+    )
+    # A split held out for calibration only stays out of every training
+    # decision, the learning-rate schedule included.
+    monitor = "valid_loss" if early_stopping else "train_loss"
+    sink: Callable[..., Any] = print if verbose > 0 else logger.info
+    # one peak rate per optimizer parameter group (one-cycle schedule)
+    schedule_lr: float | list[float] = lr
+    if head is not None and body_lr_factor != 1.0:
+        schedule_lr = [lr] * len(head) + [lr * body_lr_factor]
+
+    callbacks: list[tuple[str, Any]] = []
+    if valid_dataset is not None and score_accuracy:
+        callbacks.append(
+            (
+                "valid_acc",
+                EpochScoring(
+                    valid_accuracy,
+                    lower_is_better=False,
+                    on_train=False,
+                    name="valid_acc",
+                    use_caching=True,
+                ),
+            )
+        )
+    if lr_schedule is not None:
+        callbacks.append(
+            (
+                "lr_schedule",
+                schedule_callback(
+                    lr_schedule,
+                    lr=schedule_lr,
+                    max_epochs=max_epochs,
+                    batches_per_epoch=max(1, batches_per_epoch),
+                    patience=patience,
+                    monitor=monitor,
+                ),
+            )
+        )
+    if early_stopping:
+        callbacks.append(
+            (
+                "early_stopping",
+                EarlyStopping(
+                    monitor="valid_loss", patience=patience, load_best=True, sink=sink
+                ),
+            )
+        )
+    if sampler is not None:
+        callbacks.append(("shard_epoch", ShardEpoch(sampler)))
+    if show_progress_bar(verbose):
+        callbacks.append(("progress_bar", ProgressBar()))
+    if head is not None and freeze_epochs > 0:
+        body_only = partial(in_body, head=head)
+        callbacks.append(
+            (
+                "freeze_body",
+                Freezer(body_only, at=partial(epoch_at_most, last=freeze_epochs)),
+            )
+        )
+        callbacks.append(
+            (
+                "unfreeze_body",
+                Unfreezer(body_only, at=partial(epoch_is, epoch=freeze_epochs + 1)),
+            )
+        )
+    callbacks.extend(extra_callbacks or [])
+
+    optimizer_class, optimizer_kwargs = optimizer_params(
+        optimizer, weight_decay=weight_decay, momentum=momentum
+    )
+    if head is not None and body_lr_factor != 1.0:
+        # skorch puts the matched groups first, the rest (the body) last
+        optimizer_kwargs["param_groups"] = [
+            *[(f"body.{module}.*", {}) for module in head],
+            ("*", {"lr": lr * body_lr_factor}),
+        ]
+    iterator_train: Any = torch.utils.data.DataLoader
+    mixing_params: dict[str, Any] = {}
+    if mixing:
+        iterator_train = MixingDataLoader
+        mixing_params = {
+            f"iterator_train__{key}": value for key, value in mixing.items()
+        }
+    return ImageNet(
+        module=ImageNetwork,
+        augmenter=augmenter,
+        criterion=criterion,
+        optimizer=optimizer_class,
+        lr=lr,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        train_split=(
+            predefined_split(valid_dataset) if valid_dataset is not None else None
+        ),
+        callbacks=callbacks,
+        callbacks__print_log=EpochTable(),
+        predict_nonlinearity=None,
+        verbose=int(verbose > 0),
+        device=device,
+        iterator_train=iterator_train,
+        iterator_train__shuffle=sampler is None,
+        iterator_train__sampler=sampler,
+        iterator_train__drop_last=drop_last,
+        iterator_train__generator=loader_generator,
+        iterator_train__collate_fn=collate_batch,
+        iterator_valid__collate_fn=collate_batch,
+        iterator_valid__batch_size=inference_batch_size,
+        iterator_train__num_workers=num_workers,
+        iterator_valid__num_workers=num_workers,
+        **mixing_params,
+        **{f"module__{key}": value for key, value in module_params.items()},
+        **{f"criterion__{key}": value for key, value in criterion_params.items()},
+        **{f"optimizer__{key}": value for key, value in optimizer_kwargs.items()},
+    )

@@ -1,0 +1,66 @@
+"""Optimizers and learning-rate schedules by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from skorch.callbacks import (
+    LRScheduler,
+)
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+}
+LR_SCHEDULES = (None, "cosine", "step", "plateau", "onecycle")
+
+
+def optimizer_params(
+    optimizer: str | type[torch.optim.Optimizer],
+    *,
+    weight_decay: float,
+    momentum: float,
+) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
+    optimizer_class = OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer
+    params: dict[str, Any] = {"weight_decay": weight_decay}
+    if optimizer_class is torch.optim.SGD:
+        params["momentum"] = momentum
+    return optimizer_class, params
+
+
+def schedule_callback(
+    lr_schedule: str,
+    *,
+    lr: float | list[float],
+    max_epochs: int,
+    batches_per_epoch: int,
+    patience: int,
+    monitor: str,
+) -> LRScheduler:
+    if lr_schedule == "cosine":
+        return LRScheduler(
+            policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=max_epochs
+        )
+    if lr_schedule == "step":
+        return LRScheduler(
+            policy=torch.optim.lr_scheduler.StepLR,
+            step_size=max(1, max_epochs // 3),
+            gamma=0.1,
+        )
+    if lr_schedule == "plateau":
+        return LRScheduler(
+            policy=torch.optim.lr_scheduler.ReduceLROnPlateau,
+            monitor=monitor,
+            patience=max(1, patience // 2),
+            factor=0.1,
+        )
+    if lr_schedule == "onecycle":
+        return LRScheduler(
+            policy=torch.optim.lr_scheduler.OneCycleLR,
+            max_lr=lr,
+            total_steps=max_epochs * batches_per_epoch,
+            step_every="batch",
+        )
+    raise ValueError(f"unknown lr_schedule {lr_schedule!r}")  # checked in fit
