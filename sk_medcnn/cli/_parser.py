@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 import numpy as np
 
@@ -186,28 +186,58 @@ def build_parser() -> argparse.ArgumentParser:
         ".skmed use the safe format, which loads without running code.",
     )
     parser.add_argument("--version", action=_VersionAction)
+    common = _common_options(
+        device="cpu", device_help="'auto', 'cpu', 'cuda', ... (default: cpu)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_train(commands)
+    _add_evaluate(commands, common)
+    _add_predict(commands, common)
+    _add_explain(commands, common)
+    _add_benchmark(commands, common)
+    _add_export(commands, common)
+    _add_serve(commands, common)
+    _add_info(commands, common)
+    return parser
+
+
+#: what ``add_subparsers`` returns: each ``_add_*`` function adds one command to it
+_Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _common_options(*, device: str, device_help: str) -> argparse.ArgumentParser:
+    """Return the parent parser of the options every command takes.
+
+    Parameters
+    ----------
+    device : str
+        The default of ``--device``.
+    device_help : str
+        The help of ``--device``.
+
+    Returns
+    -------
+    parent : argparse.ArgumentParser
+        With ``--verbose`` and ``--device``, and no ``--help``.
+    """
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--verbose", action="store_true", help="show tracebacks and debug messages"
     )
-    common.add_argument(
-        "--device", default="cpu", help="'auto', 'cpu', 'cuda', ... (default: cpu)"
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common.add_argument("--device", default=device, help=device_help)
+    return common
 
+
+def _add_train(commands: _Commands) -> None:
+    """Add ``train``: its defaults are those of ``MedicalCNNClassifier()``."""
     defaults = _estimator_defaults()
-    train_common = argparse.ArgumentParser(add_help=False)
-    train_common.add_argument(
-        "--verbose", action="store_true", help="show tracebacks and debug messages"
-    )
-    train_common.add_argument(
-        "--device",
-        default=str(defaults["device"]),
-        help="'auto' (a GPU when there is one), 'cpu', 'cuda', 'cuda:1', 'mps'",
+    common = _common_options(
+        device=str(defaults["device"]),
+        device_help="'auto' (a GPU when there is one), 'cpu', 'cuda', 'cuda:1', 'mps'",
     )
     train = commands.add_parser(
         "train",
-        parents=[train_common],
+        parents=[common],
         help="train a classifier and save it",
         description="Train a classifier on DATA, save it and write a JSON report "
         "(with the validation split of a .npz file, or --valid, evaluated). The "
@@ -215,6 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
         "gives the same model.",
         formatter_class=_DefaultsFormatter,
     )
+    _add_train_files(train)
+    _add_train_fitting(train, defaults)
+    _add_train_regularisation(train, defaults)
+    _add_train_run(train)
+    train.set_defaults(handler=command_train)
+
+
+def _add_train_files(train: argparse.ArgumentParser) -> None:
+    """Add the data and the files ``train`` reads and writes."""
     train.add_argument("data", metavar="DATA", help="image folder or .npz file")
     train.add_argument(
         "--output",
@@ -230,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="report file (default: MODEL with .report.json)",
     )
     train.add_argument("--valid", metavar="DATA", help="validation data")
+
+
+def _add_train_fitting(
+    train: argparse.ArgumentParser, defaults: dict[str, Any]
+) -> None:
+    """Add the network and the optimisation of ``train``, with the defaults."""
     train.add_argument(
         "--architecture",
         default=defaults["architecture"],
@@ -274,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults["patience"],
         help="epochs without improvement before early stopping",
     )
+
+
+def _add_train_regularisation(
+    train: argparse.ArgumentParser, defaults: dict[str, Any]
+) -> None:
+    """Add the class weights, augmentation, test-time views and calibration."""
     train.add_argument(
         "--class-weight",
         default=_shown(defaults["class_weight"]),
@@ -300,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("temperature", NONE),
         help="fit a temperature on a held-out part of the training data",
     )
+
+
+def _add_train_run(train: argparse.ArgumentParser) -> None:
+    """Add how ``train`` reads images, saves its state, seeds and reports."""
     train.add_argument(
         "--image-size", type=_positive_int, metavar="N", help="resize images to N x N"
     )
@@ -341,8 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no epoch lines or progress bar while training",
     )
-    train.set_defaults(handler=command_train)
 
+
+def _add_evaluate(commands: _Commands, common: argparse.ArgumentParser) -> None:
+    """Add ``evaluate``."""
     evaluate = commands.add_parser(
         "evaluate",
         parents=[common],
@@ -387,31 +444,55 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", metavar="JSON", help="also write the report")
     evaluate.set_defaults(handler=command_evaluate)
 
-    predict = commands.add_parser(
-        "predict",
-        parents=[common],
-        help="predict image files, write a CSV table",
-    )
-    predict.add_argument(
+
+def _add_image_files(
+    command: argparse.ArgumentParser, *, output: str, output_help: str
+) -> None:
+    """Add the model, the files and ``--on-error`` of ``predict`` and ``explain``.
+
+    Parameters
+    ----------
+    command : argparse.ArgumentParser
+        The command's parser.
+    output : str
+        The metavar of ``--output``.
+    output_help : str
+        The help of ``--output``.
+    """
+    command.add_argument(
         "model", metavar="MODEL", help="a saved classifier (.skmed or .joblib)"
     )
-    predict.add_argument(
+    command.add_argument(
         "inputs",
         nargs="+",
         metavar="FILE_OR_FOLDER",
         help="image files, or folders read with their subfolders",
     )
-    predict.add_argument(
+    command.add_argument(
         "--output",
         required=True,
-        metavar="CSV",
-        help="the table to write: a row per file (required)",
+        metavar=output,
+        help=output_help,
     )
-    predict.add_argument(
+    command.add_argument(
         "--on-error",
         default="raise",
         choices=("raise", "skip"),
         help="unreadable files: stop, or skip them with a warning",
+    )
+
+
+def _add_predict(commands: _Commands, common: argparse.ArgumentParser) -> None:
+    """Add ``predict``."""
+    predict = commands.add_parser(
+        "predict",
+        parents=[common],
+        help="predict image files, write a CSV table",
+    )
+    _add_image_files(
+        predict,
+        output="CSV",
+        output_help="the table to write: a row per file (required)",
     )
     predict.add_argument(
         "--dicom-out",
@@ -420,31 +501,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.set_defaults(handler=command_predict)
 
+
+def _add_explain(commands: _Commands, common: argparse.ArgumentParser) -> None:
+    """Add ``explain``."""
     explain = commands.add_parser(
         "explain",
         parents=[common],
         help="write Grad-CAM or saliency overlays",
     )
-    explain.add_argument(
-        "model", metavar="MODEL", help="a saved classifier (.skmed or .joblib)"
-    )
-    explain.add_argument(
-        "inputs",
-        nargs="+",
-        metavar="FILE_OR_FOLDER",
-        help="image files, or folders read with their subfolders",
-    )
-    explain.add_argument(
-        "--output",
-        required=True,
-        metavar="DIR",
-        help="folder for the overlays, a PNG file per image (required)",
-    )
-    explain.add_argument(
-        "--on-error",
-        default="raise",
-        choices=("raise", "skip"),
-        help="unreadable files: stop, or skip them with a warning",
+    _add_image_files(
+        explain,
+        output="DIR",
+        output_help="folder for the overlays, a PNG file per image (required)",
     )
     explain.add_argument(
         "--method",
@@ -461,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.set_defaults(handler=command_explain)
 
+
+def _add_benchmark(commands: _Commands, common: argparse.ArgumentParser) -> None:
+    """Add ``benchmark``."""
     benchmark = commands.add_parser(
         "benchmark",
         parents=[common],
@@ -509,6 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--quiet", action="store_true", help="no per-epoch table")
     benchmark.set_defaults(handler=command_benchmark)
 
+
+def _add_export(commands: _Commands, common: argparse.ArgumentParser) -> None:
+    """Add ``export``."""
     export = commands.add_parser(
         "export",
         parents=[common],
@@ -528,6 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(handler=command_export)
 
+
+def _add_serve(commands: _Commands, common: argparse.ArgumentParser) -> None:
+    """Add ``serve``."""
     serve = commands.add_parser(
         "serve",
         parents=[common],
@@ -559,6 +636,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=command_serve)
 
+
+def _add_info(commands: _Commands, common: argparse.ArgumentParser) -> None:
+    """Add ``info``."""
     info = commands.add_parser(
         "info",
         parents=[common],
@@ -571,4 +651,3 @@ def build_parser() -> argparse.ArgumentParser:
         help="print this saved model's card (training data, validation, use)",
     )
     info.set_defaults(handler=command_info)
-    return parser
