@@ -72,11 +72,43 @@ def evaluation(
     text : str
         A printable table.
     """
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score
     from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+    from ..exceptions import OutOfDistributionWarning
+    from ..inspection import check_distribution
 
     estimator = _final_estimator(model)
     classes = estimator.classes_
+    y = _known_labels(y, classes)
+    with warnings.catch_warnings():  # counted in the report instead
+        warnings.simplefilter("ignore", OutOfDistributionWarning)
+        proba = model.predict_proba(X)
+    document: dict[str, Any] = {"n_samples": len(y), "classes": classes.tolist()}
+    if len(classes) == 2:
+        predicted, figures, lines = _binary_figures(
+            y,
+            proba,
+            classes,
+            threshold=threshold,
+            n_bootstraps=n_bootstraps,
+            random_state=random_state,
+        )
+    else:
+        predicted, figures, lines = _multiclass_figures(y, proba, classes)
+    document.update(figures)
+    matrix = sk_confusion_matrix(y, predicted, labels=classes)
+    document["confusion_matrix"] = {"labels": classes.tolist(), "counts": matrix}
+    if len(classes) > 2:  # the clinical report prints the binary one
+        lines += _confusion_table(classes, matrix)
+    document["out_of_distribution"], line = _distribution_summary(
+        check_distribution(model, X), estimator
+    )
+    lines += ["", line]
+    return document, "\n".join(lines)
+
+
+def _known_labels(y: NDArray[Any], classes: NDArray[Any]) -> NDArray[Any]:
+    """Return ``y`` in the type of the model's classes; refuse classes it lacks."""
     y = np.asarray(y)
     if y.dtype.kind in "iub" and classes.dtype.kind in "UO":
         y = y.astype(str)
@@ -87,70 +119,90 @@ def evaluation(
             f"classes are {classes.tolist()} (map them with --labels, e.g. "
             f"--labels {unknown[0]}={classes.tolist()[0]},...)"
         )
-    from ..exceptions import OutOfDistributionWarning
-    from ..inspection import check_distribution
+    return y
 
-    with warnings.catch_warnings():  # counted in the report instead
-        warnings.simplefilter("ignore", OutOfDistributionWarning)
-        proba = model.predict_proba(X)
-    document: dict[str, Any] = {"n_samples": len(y), "classes": classes.tolist()}
-    lines = []
-    if len(classes) == 2:
-        from ..metrics import clinical_report
 
-        positive = (
-            classes[1].item() if isinstance(classes[1], np.generic) else classes[1]
-        )
-        report = clinical_report(
-            y,
-            proba[:, 1],
-            threshold=threshold,
-            n_bootstraps=n_bootstraps,
-            random_state=random_state,
-            pos_label=positive,
-        )
-        predicted = np.where(proba[:, 1] >= threshold, classes[1], classes[0])
-        document.update(
-            {
-                "positive_class": positive,
-                "threshold": threshold,
-                "metrics": {
-                    name: {
-                        "value": estimate.value,
-                        "ci_low": estimate.low,
-                        "ci_high": estimate.high,
-                    }
-                    for name, estimate in report.items()
-                },
-            }
-        )
-        lines.append(str(report))
-    else:
-        predicted = classes[np.argmax(proba, axis=1)]
-        document["metrics"] = {
-            "accuracy": {"value": float(accuracy_score(y, predicted))},
-            "balanced_accuracy": {
-                "value": float(balanced_accuracy_score(y, predicted))
-            },
-        }
-        for name, entry in document["metrics"].items():
-            lines.append(f"{name:<20} {entry['value']:.3f}")
-    matrix = sk_confusion_matrix(y, predicted, labels=classes)
-    document["confusion_matrix"] = {"labels": classes.tolist(), "counts": matrix}
-    if len(classes) > 2:  # the clinical report prints the binary one
-        width = 2 + max(
-            max(len(str(label)) for label in classes), len(str(matrix.max()))
-        )
-        header = " " * width + "".join(f"{label!s:>{width}}" for label in classes)
-        lines += ["", "Confusion matrix (rows: true, columns: predicted)", header]
-        for label, row in zip(classes, matrix, strict=True):
-            counts = "".join(f"{count:>{width}}" for count in row)
-            lines.append(f"{label!s:<{width}}{counts}")
-    document["out_of_distribution"], line = _distribution_summary(
-        check_distribution(model, X), estimator
+def _binary_figures(
+    y: NDArray[Any],
+    proba: NDArray[Any],
+    classes: NDArray[Any],
+    *,
+    threshold: float,
+    n_bootstraps: int,
+    random_state: int | None,
+) -> tuple[NDArray[Any], dict[str, Any], list[str]]:
+    """Score two classes with the clinical report.
+
+    Returns
+    -------
+    predicted : ndarray of shape (n_samples,)
+        The class called at ``threshold``.
+    figures : dict
+        The positive class, the threshold and the metrics with their intervals.
+    lines : list of str
+        The printed report.
+    """
+    from ..metrics import clinical_report
+
+    positive = classes[1].item() if isinstance(classes[1], np.generic) else classes[1]
+    report = clinical_report(
+        y,
+        proba[:, 1],
+        threshold=threshold,
+        n_bootstraps=n_bootstraps,
+        random_state=random_state,
+        pos_label=positive,
     )
-    lines += ["", line]
-    return document, "\n".join(lines)
+    predicted = np.where(proba[:, 1] >= threshold, classes[1], classes[0])
+    figures = {
+        "positive_class": positive,
+        "threshold": threshold,
+        "metrics": {
+            name: {
+                "value": estimate.value,
+                "ci_low": estimate.low,
+                "ci_high": estimate.high,
+            }
+            for name, estimate in report.items()
+        },
+    }
+    return predicted, figures, [str(report)]
+
+
+def _multiclass_figures(
+    y: NDArray[Any], proba: NDArray[Any], classes: NDArray[Any]
+) -> tuple[NDArray[Any], dict[str, Any], list[str]]:
+    """Score three classes or more: accuracy and balanced accuracy.
+
+    Returns
+    -------
+    predicted : ndarray of shape (n_samples,)
+        The most probable class.
+    figures : dict
+        The metrics.
+    lines : list of str
+        The printed metrics.
+    """
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    predicted = classes[np.argmax(proba, axis=1)]
+    metrics = {
+        "accuracy": {"value": float(accuracy_score(y, predicted))},
+        "balanced_accuracy": {"value": float(balanced_accuracy_score(y, predicted))},
+    }
+    lines = [f"{name:<20} {entry['value']:.3f}" for name, entry in metrics.items()]
+    return predicted, {"metrics": metrics}, lines
+
+
+def _confusion_table(classes: NDArray[Any], matrix: NDArray[Any]) -> list[str]:
+    """Return the printed confusion matrix, after a blank line."""
+    width = 2 + max(max(len(str(label)) for label in classes), len(str(matrix.max())))
+    header = " " * width + "".join(f"{label!s:>{width}}" for label in classes)
+    lines = ["", "Confusion matrix (rows: true, columns: predicted)", header]
+    for label, row in zip(classes, matrix, strict=True):
+        counts = "".join(f"{count:>{width}}" for count in row)
+        lines.append(f"{label!s:<{width}}{counts}")
+    return lines
 
 
 def _distribution_summary(check: Any, estimator: Any) -> tuple[dict[str, Any], str]:

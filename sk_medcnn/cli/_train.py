@@ -100,8 +100,51 @@ def _check_image_size(classifier: Any, size: int, channels: int | None) -> None:
 
 def command_train(args: argparse.Namespace) -> int:
     """Train a classifier on DATA and save it (``sk-medcnn train``)."""
-    from .. import MedicalCNNClassifier
+    out, report_path = _check_train_outputs(args)
+    _check_device(args.device)
+    classifier = _classifier_from(args)
+    _check_options(classifier)
+    if args.image_size:
+        _check_image_size(classifier, args.image_size, args.channels)
+    X, y, valid = _training_data(args)
+    from ..utils._validation import infer_spatial_dims
 
+    noun = "volume" if infer_spatial_dims(X) == 3 else "image"
+    print(
+        f"Training {args.architecture} on {_count(len(X), noun)} of shape "
+        f"{tuple(X.shape[1:])} from {args.data} "
+        f"({_count(args.epochs, 'epoch')} at most)",
+        flush=True,
+    )
+    start = time.perf_counter()
+    classifier.fit(X, y)
+    seconds = time.perf_counter() - start
+    document = _training_report(args, classifier, n_train=len(X), seconds=seconds)
+    text = ""
+    if valid is not None:
+        valid_document, text = evaluation(
+            classifier, valid[0], valid[1], n_bootstraps=args.bootstraps
+        )
+        document["validation"] = valid_document
+    save_any_model(classifier, out)
+    write_json(report_path, document)
+    print(f"Trained {_count(classifier.n_epochs_, 'epoch')} in {seconds:.1f} s")
+    if text and valid is not None:
+        print(f"\nValidation ({len(valid[1])} images)\n{text}\n")
+    print(f"Model: {out}\nReport: {report_path}")
+    return EXIT_OK
+
+
+def _check_train_outputs(args: argparse.Namespace) -> tuple[Path, Path]:
+    """Check the model, report and checkpoint outputs of ``train`` before any work.
+
+    Returns
+    -------
+    out : pathlib.Path
+        The model file.
+    report_path : pathlib.Path
+        The report file.
+    """
     _check_model_suffix(Path(args.output))
     out = _check_output_file("--output", args.output)
     report_path = Path(args.report) if args.report else out.with_suffix(".report.json")
@@ -112,13 +155,19 @@ def command_train(args: argparse.Namespace) -> int:
         _check_output("--checkpoint-dir", args.checkpoint_dir, folder=True)
     if args.resume and not args.checkpoint_dir:
         raise UsageError("--resume needs --checkpoint-dir, where the fit was saved")
-    _check_device(args.device)
+    return out, report_path
+
+
+def _classifier_from(args: argparse.Namespace) -> Any:
+    """Return the unfitted classifier the options of ``train`` describe."""
+    from .. import MedicalCNNClassifier
+
     chosen: dict[str, Any] = {}  # options left out keep the estimator's default
     if args.augment is not None:
         chosen["augmentation"] = (
             None if args.augment.lower() == NONE else _augmentation(args.augment)
         )
-    classifier = MedicalCNNClassifier(
+    return MedicalCNNClassifier(
         architecture=args.architecture,
         optimizer=args.optimizer,
         lr=args.lr,
@@ -137,9 +186,20 @@ def command_train(args: argparse.Namespace) -> int:
         verbose=0 if args.quiet else 1,  # progress by default on the command line
         **chosen,
     )
-    _check_options(classifier)
-    if args.image_size:
-        _check_image_size(classifier, args.image_size, args.channels)
+
+
+def _training_data(
+    args: argparse.Namespace,
+) -> tuple[Any, Any, tuple[Any, Any] | None]:
+    """Read the training data of ``train``, and its validation data if any.
+
+    Returns
+    -------
+    X, y : ndarray
+        The training images and labels.
+    valid : tuple of ndarray, or None
+        ``--valid``, else the ``val`` split of a ``.npz`` file that has one.
+    """
     X, y = load_data(
         args.data,
         split="train",
@@ -158,21 +218,16 @@ def command_train(args: argparse.Namespace) -> int:
         )
     elif _has_split(args.data, "val"):
         valid = load_data(args.data, split="val", image_size=args.image_size)
-    from ..utils._validation import infer_spatial_dims
+    return X, y, valid
 
-    noun = "volume" if infer_spatial_dims(X) == 3 else "image"
-    print(
-        f"Training {args.architecture} on {_count(len(X), noun)} of shape "
-        f"{tuple(X.shape[1:])} from {args.data} "
-        f"({_count(args.epochs, 'epoch')} at most)",
-        flush=True,
-    )
-    start = time.perf_counter()
-    classifier.fit(X, y)
-    seconds = time.perf_counter() - start
-    document: dict[str, Any] = {
+
+def _training_report(
+    args: argparse.Namespace, classifier: Any, *, n_train: int, seconds: float
+) -> dict[str, Any]:
+    """Return the report of a fitted classifier, before its validation figures."""
+    return {
         "data": str(args.data),
-        "n_train": len(X),
+        "n_train": n_train,
         "image_shape": list(classifier.image_shape_),
         "classes": classifier.classes_.tolist(),
         "parameters": {
@@ -189,19 +244,6 @@ def command_train(args: argparse.Namespace) -> int:
             for row in classifier.history_
         ],
     }
-    text = ""
-    if valid is not None:
-        valid_document, text = evaluation(
-            classifier, valid[0], valid[1], n_bootstraps=args.bootstraps
-        )
-        document["validation"] = valid_document
-    save_any_model(classifier, out)
-    write_json(report_path, document)
-    print(f"Trained {_count(classifier.n_epochs_, 'epoch')} in {seconds:.1f} s")
-    if text and valid is not None:
-        print(f"\nValidation ({len(valid[1])} images)\n{text}\n")
-    print(f"Model: {out}\nReport: {report_path}")
-    return EXIT_OK
 
 
 def command_benchmark(args: argparse.Namespace) -> int:
