@@ -342,7 +342,8 @@ def test_train_uses_the_estimator_defaults(monkeypatch):
 
     # another default in the estimator is the command line's default too
     changed = {**defaults, "max_epochs": 7, "tta": None, "lr_schedule": "step"}
-    monkeypatch.setattr("sk_medcnn.cli._estimator_defaults", lambda: changed)
+    # patched where build_parser looks it up, in the parser's module
+    monkeypatch.setattr("sk_medcnn.cli._parser._estimator_defaults", lambda: changed)
     args = build_parser().parse_args(["train", "data", "--output", "m.skmed"])
     assert (args.epochs, args.tta, args.lr_schedule) == (7, "none", "step")
 
@@ -603,12 +604,12 @@ def test_an_image_size_beyond_memory_is_refused_up_front(folder, tmp_path, capsy
 
 
 def test_a_memory_error_is_one_line(folder, tmp_path, capsys, monkeypatch):
-    import sk_medcnn.cli as cli
+    from sk_medcnn.cli import _train  # where command_train looks load_data up
 
     def exhausted(*args, **kwargs):
         raise MemoryError("Unable to allocate 9.31 GiB")
 
-    monkeypatch.setattr(cli, "load_data", exhausted)
+    monkeypatch.setattr(_train, "load_data", exhausted)
     assert main(["train", str(folder), "--output", str(tmp_path / "m.skmed")]) == 1
     _one_line_error(capsys, "out of memory (Unable to allocate 9.31 GiB)")
 
