@@ -20,7 +20,7 @@ from sklearn.metrics import make_scorer, roc_curve
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target, unique_labels
 
-from .utils._validation import (
+from ..utils._validation import (
     boolean,
     one_of,
     open_fraction,
@@ -1372,7 +1372,7 @@ def make_specificity_at_sensitivity_scorer(
 
 # The explanation scores live with the maps they score; they are imported last
 # because sk_medcnn.inspection itself imports this module's metrics.
-from .inspection._quality import (  # noqa: E402
+from ..inspection._quality import (  # noqa: E402
     ExplanationScorer,
     explanation_score,
     make_explanation_scorer,
