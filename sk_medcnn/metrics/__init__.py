@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -30,7 +30,6 @@ from ._checks import (
     _binary_scores,
     _check_lengths,
     _finite_number,
-    _rate_level,
 )
 from ._classification import (
     npv_score,
@@ -41,6 +40,10 @@ from ._classification import (
     specificity_score,
 )
 from ._conformal import _check_sets, mean_set_size, referral_rate, set_coverage
+from ._scorer import (
+    make_sensitivity_at_specificity_scorer,
+    make_specificity_at_sensitivity_scorer,
+)
 
 __all__ = [
     "ClinicalReport",
@@ -491,6 +494,9 @@ def clinical_report(
 
 
 # --- scorers ----------------------------------------------------------------------
+# The ready-made scorers are defined here rather than in _scorer.py: Sphinx's
+# autodata (docs/api.rst) reads a variable's ``#:`` comment from the source of
+# the module it is documented under, sk_medcnn.metrics.
 #: Scorer of :func:`sensitivity_score` on ``predict`` (positive label 1).
 sensitivity_scorer = make_scorer(sensitivity_score)
 #: Scorer of :func:`specificity_score` on ``predict`` (positive label 1).
@@ -501,88 +507,6 @@ ppv_scorer = make_scorer(ppv_score, zero_division=np.nan)
 #: Scorer of :func:`npv_score` on ``predict``; NaN where no sample is predicted
 #: negative.
 npv_scorer = make_scorer(npv_score, zero_division=np.nan)
-
-_SCORE_METHODS = ("decision_function", "predict_proba")
-
-
-def make_sensitivity_at_specificity_scorer(
-    specificity: float = 0.9, *, pos_label: Any = 1
-) -> Callable[..., float]:
-    """Build a scorer of the best sensitivity at a minimum specificity.
-
-    The scorer calls the estimator's ``decision_function`` (or
-    ``predict_proba`` when it has none) and returns
-    :func:`sensitivity_at_specificity`, so that model selection optimises the
-    operating point a screening test is chosen by.
-
-    Parameters
-    ----------
-    specificity : float, default=0.9
-        The minimum specificity, in [0, 1].
-    pos_label : int, str or bool, default=1
-        The label of the positive class (a value of the estimator's
-        ``classes_``).
-
-    Returns
-    -------
-    scorer : callable
-        A scikit-learn scorer ``scorer(estimator, X, y)``; greater is better.
-
-    See Also
-    --------
-    sensitivity_at_specificity : The metric.
-    make_specificity_at_sensitivity_scorer : The mirror scorer.
-
-    Examples
-    --------
-    >>> from sklearn.datasets import make_classification
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from sklearn.model_selection import cross_val_score
-    >>> from sk_medcnn.metrics import make_sensitivity_at_specificity_scorer
-    >>> X, y = make_classification(200, random_state=0)
-    >>> scorer = make_sensitivity_at_specificity_scorer(0.9)
-    >>> scores = cross_val_score(LogisticRegression(), X, y, cv=3, scoring=scorer)
-    >>> bool(scores.min() > 0.5)
-    True
-    """
-    _rate_level(specificity, "specificity")
-    return make_scorer(
-        sensitivity_at_specificity,
-        response_method=_SCORE_METHODS,
-        specificity=specificity,
-        pos_label=pos_label,
-    )
-
-
-def make_specificity_at_sensitivity_scorer(
-    sensitivity: float = 0.9, *, pos_label: Any = 1
-) -> Callable[..., float]:
-    """Build a scorer of the best specificity at a minimum sensitivity.
-
-    Parameters
-    ----------
-    sensitivity : float, default=0.9
-        The minimum sensitivity, in [0, 1].
-    pos_label : int, str or bool, default=1
-        The label of the positive class.
-
-    Returns
-    -------
-    scorer : callable
-        A scikit-learn scorer ``scorer(estimator, X, y)``; greater is better.
-
-    See Also
-    --------
-    specificity_at_sensitivity : The metric.
-    make_sensitivity_at_specificity_scorer : The mirror scorer.
-    """
-    _rate_level(sensitivity, "sensitivity")
-    return make_scorer(
-        specificity_at_sensitivity,
-        response_method=_SCORE_METHODS,
-        sensitivity=sensitivity,
-        pos_label=pos_label,
-    )
 
 
 # The explanation scores live with the maps they score; they are imported last
