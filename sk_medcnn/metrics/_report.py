@@ -217,6 +217,145 @@ class ClinicalReport(Mapping[str, MetricEstimate]):
     __repr__ = __str__
 
 
+# --- the steps of clinical_report ---------------------------------------------------
+def _set_outcomes(
+    prediction_sets: ArrayLike | None,
+    truth: NDArray[np.bool_],
+    labels: list[Any],
+    pos_label: Any,
+) -> tuple[NDArray[np.bool_], NDArray[np.intp]] | None:
+    """Check binary prediction sets; return whether each holds the truth, and its size.
+
+    None when there are no sets.
+    """
+    if prediction_sets is None:
+        return None
+    sets = _check_sets(prediction_sets)
+    if sets.shape[1] != 2:
+        raise ValueError(
+            "prediction_sets of a binary report must have 2 columns; got "
+            f"shape {sets.shape}."
+        )
+    _check_lengths(truth, sets, "y_true and prediction_sets")
+    positive_column = labels.index(pos_label)
+    true_column = np.where(truth, positive_column, 1 - positive_column)
+    return sets[np.arange(len(truth)), true_column], sets.sum(axis=1)
+
+
+def _bootstrap_metrics(
+    truth: NDArray[np.bool_],
+    predicted: NDArray[np.bool_],
+    scores: NDArray[np.float64],
+    set_outcomes: tuple[NDArray[np.bool_], NDArray[np.intp]] | None,
+    *,
+    n_bootstraps: int,
+    stratify: bool,
+    random_state: int | np.random.RandomState | None,
+) -> tuple[dict[str, NDArray[np.float64]], dict[str, list[NDArray[np.float64]]]]:
+    """Every report metric on the data, and on each bootstrap resample.
+
+    Returns the point estimates (arrays of one value) and, per metric, its
+    values over the resamples, in chunks of at most
+    ``_BOOTSTRAP_CHUNK_VALUES`` resampled indices.
+    """
+
+    def metrics(rows: Any) -> dict[str, NDArray[np.float64]]:
+        result = _report_metrics(
+            truth[rows], predicted[rows], groups[rows], len(distinct)
+        )
+        if set_outcomes is not None:
+            covered, sizes = set_outcomes
+            result["coverage"] = covered[rows].mean(axis=1)
+            result["set_size"] = sizes[rows].mean(axis=1)
+            result["referral_rate"] = (sizes[rows] != 1).mean(axis=1)
+        return result
+
+    distinct, groups = np.unique(scores, return_inverse=True)
+    point = metrics(np.arange(len(truth))[None])
+    rng = check_random_state(random_state)
+    chunk = max(1, _BOOTSTRAP_CHUNK_VALUES // len(truth))
+    replicates: dict[str, list[NDArray[np.float64]]] = {name: [] for name in point}
+    for start in range(0, n_bootstraps, chunk):
+        rows = _bootstrap_rows(
+            truth, min(chunk, n_bootstraps - start), stratify=stratify, rng=rng
+        )
+        for name, values in metrics(rows).items():
+            replicates[name].append(values)
+    return point, replicates
+
+
+def _percentile_intervals(
+    point: dict[str, NDArray[np.float64]],
+    replicates: dict[str, list[NDArray[np.float64]]],
+    confidence_level: float,
+) -> tuple[dict[str, MetricEstimate], dict[str, int], list[str], list[str]]:
+    """Percentile bootstrap intervals of every metric.
+
+    Returns the estimates, the number of resamples where each metric was
+    undefined, the metrics undefined on the data, and the metrics whose
+    interval has zero width.
+    """
+    alpha = (1.0 - confidence_level) / 2
+    estimates, n_undefined, undefined_points, collapsed = {}, {}, [], []
+    for name, parts in replicates.items():
+        values = np.concatenate(parts)
+        defined = values[~np.isnan(values)]
+        n_undefined[name] = len(values) - len(defined)
+        value = float(point[name][0])
+        if math.isnan(value):
+            undefined_points.append(name)
+        if len(defined):
+            low, high = np.quantile(defined, [alpha, 1.0 - alpha])
+            if low == high:
+                collapsed.append(name)
+        else:
+            low = high = np.nan
+        estimates[name] = MetricEstimate(value, float(low), float(high))
+    return estimates, n_undefined, undefined_points, collapsed
+
+
+def _warn_about_intervals(
+    undefined_points: list[str],
+    collapsed: list[str],
+    threshold: float,
+    predicted: NDArray[np.bool_],
+) -> None:
+    """Warn of metrics undefined on the data and of zero-width intervals.
+
+    ``stacklevel=3`` points the warnings at the caller of :func:`clinical_report`.
+    """
+    if undefined_points:
+        warnings.warn(
+            f"{', '.join(undefined_points)} undefined at threshold={threshold:g}: "
+            "no sample is predicted "
+            + ("positive" if not predicted.any() else "negative")
+            + "; they are reported as NaN.",
+            UserWarning,
+            stacklevel=3,
+        )
+    if collapsed:
+        warnings.warn(
+            f"the bootstrap interval of {', '.join(collapsed)} has zero width: the "
+            "value is the same in every resample (typically a proportion of 0 or 1, "
+            "such as a specificity without any false positive), which resampling "
+            "cannot see beyond. For a proportion, report an exact binomial "
+            "interval instead: scipy.stats.binomtest(k, n).proportion_ci().",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _confusion_matrix(
+    truth: NDArray[np.bool_], predicted: NDArray[np.bool_]
+) -> NDArray[np.int64]:
+    """Return ``[[TN, FP], [FN, TP]]``."""
+    tp = int(np.count_nonzero(truth & predicted))
+    fn = int(np.count_nonzero(truth & ~predicted))
+    fp = int(np.count_nonzero(~truth & predicted))
+    tn = len(truth) - tp - fn - fp
+    return np.array([[tn, fp], [fn, tp]], dtype=np.int64)
+
+
 def clinical_report(
     y_true: ArrayLike,
     y_score: ArrayLike,
@@ -356,84 +495,23 @@ def clinical_report(
         y_true, y_score, pos_label, "clinical_report"
     )
     predicted = scores >= threshold
-    covered = sizes = None
-    if prediction_sets is not None:
-        sets = _check_sets(prediction_sets)
-        if sets.shape[1] != 2:
-            raise ValueError(
-                "prediction_sets of a binary report must have 2 columns; got "
-                f"shape {sets.shape}."
-            )
-        _check_lengths(truth, sets, "y_true and prediction_sets")
-        positive_column = labels.index(pos_label)
-        true_column = np.where(truth, positive_column, 1 - positive_column)
-        covered = sets[np.arange(len(truth)), true_column]
-        sizes = sets.sum(axis=1)
-
-    def metrics(rows: Any) -> dict[str, NDArray[np.float64]]:
-        result = _report_metrics(
-            truth[rows], predicted[rows], groups[rows], len(distinct)
-        )
-        if covered is not None and sizes is not None:
-            result["coverage"] = covered[rows].mean(axis=1)
-            result["set_size"] = sizes[rows].mean(axis=1)
-            result["referral_rate"] = (sizes[rows] != 1).mean(axis=1)
-        return result
-
-    distinct, groups = np.unique(scores, return_inverse=True)
-    point = metrics(np.arange(len(truth))[None])
-    rng = check_random_state(random_state)
-    chunk = max(1, _BOOTSTRAP_CHUNK_VALUES // len(truth))
-    replicates: dict[str, list[NDArray[np.float64]]] = {name: [] for name in point}
-    for start in range(0, n_bootstraps, chunk):
-        rows = _bootstrap_rows(
-            truth, min(chunk, n_bootstraps - start), stratify=stratify, rng=rng
-        )
-        for name, values in metrics(rows).items():
-            replicates[name].append(values)
-
-    alpha = (1.0 - confidence_level) / 2
-    estimates, n_undefined, undefined_points, collapsed = {}, {}, [], []
-    for name, parts in replicates.items():
-        values = np.concatenate(parts)
-        defined = values[~np.isnan(values)]
-        n_undefined[name] = len(values) - len(defined)
-        value = float(point[name][0])
-        if math.isnan(value):
-            undefined_points.append(name)
-        if len(defined):
-            low, high = np.quantile(defined, [alpha, 1.0 - alpha])
-            if low == high:
-                collapsed.append(name)
-        else:
-            low = high = np.nan
-        estimates[name] = MetricEstimate(value, float(low), float(high))
-    if undefined_points:
-        warnings.warn(
-            f"{', '.join(undefined_points)} undefined at threshold={threshold:g}: "
-            "no sample is predicted "
-            + ("positive" if not predicted.any() else "negative")
-            + "; they are reported as NaN.",
-            UserWarning,
-            stacklevel=2,
-        )
-    if collapsed:
-        warnings.warn(
-            f"the bootstrap interval of {', '.join(collapsed)} has zero width: the "
-            "value is the same in every resample (typically a proportion of 0 or 1, "
-            "such as a specificity without any false positive), which resampling "
-            "cannot see beyond. For a proportion, report an exact binomial "
-            "interval instead: scipy.stats.binomtest(k, n).proportion_ci().",
-            UserWarning,
-            stacklevel=2,
-        )
-    tp = int(np.count_nonzero(truth & predicted))
-    fn = int(np.count_nonzero(truth & ~predicted))
-    fp = int(np.count_nonzero(~truth & predicted))
-    tn = len(truth) - tp - fn - fp
+    set_outcomes = _set_outcomes(prediction_sets, truth, labels, pos_label)
+    point, replicates = _bootstrap_metrics(
+        truth,
+        predicted,
+        scores,
+        set_outcomes,
+        n_bootstraps=n_bootstraps,
+        stratify=stratify,
+        random_state=random_state,
+    )
+    estimates, n_undefined, undefined_points, collapsed = _percentile_intervals(
+        point, replicates, confidence_level
+    )
+    _warn_about_intervals(undefined_points, collapsed, threshold, predicted)
     return ClinicalReport(
         estimates,
-        confusion_matrix=np.array([[tn, fp], [fn, tp]], dtype=np.int64),
+        confusion_matrix=_confusion_matrix(truth, predicted),
         threshold=float(threshold),
         pos_label=pos_label,
         confidence_level=float(confidence_level),
