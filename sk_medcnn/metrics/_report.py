@@ -24,7 +24,6 @@ from ._conformal import _check_sets
 #: to a few tens of MiB whatever the number of samples).
 _BOOTSTRAP_CHUNK_VALUES = 2**20
 
-
 #: The metrics of :func:`clinical_report`, in table order, with display names.
 _REPORT_METRICS = {
     "accuracy": "ACC",
