@@ -17,7 +17,7 @@ from ._checkpoint import (
     load_checkpoint,
 )
 from ._losses import ModuleCriterion, WeightedRegressionLoss
-from ._net import ImageNet, build_net
+from ._net import ImageNet, build_inference_net, build_net
 from ._optim import LR_SCHEDULES, OPTIMIZERS
 from ._train import train_net
 
@@ -32,6 +32,7 @@ __all__ = [
     "TrainingCheckpoint",
     "WeightedRegressionLoss",
     "augmentation_steps",
+    "build_inference_net",
     "build_net",
     "check_state_shapes",
     "checkpoint_error",

@@ -253,3 +253,49 @@ def build_net(
         **{f"criterion__{key}": value for key, value in criterion_params.items()},
         **{f"optimizer__{key}": value for key, value in optimizer_kwargs.items()},
     )
+
+
+def build_inference_net(
+    *,
+    module_params: dict[str, Any],
+    criterion: type[nn.Module],
+    batch_size: int,
+    device: torch.device,
+) -> ImageNet:
+    """Build the net of a loaded model: the network, its device and batch size.
+
+    A model read from a file predicts, explains and exports; it does not train
+    again (a refit starts from a clone), so its net holds no training settings:
+    no optimizer options, schedule, callbacks or data. The weights are loaded
+    into ``net.module_`` after :meth:`~skorch.NeuralNet.initialize`.
+
+    Parameters
+    ----------
+    module_params : dict
+        The :class:`ImageNetwork`'s keyword arguments.
+    criterion : type of torch.nn.Module
+        The loss class of the estimator (a loaded net computes no loss, but
+        skorch builds one).
+    batch_size : int
+        Images per inference batch.
+    device : torch.device
+        Where the network runs.
+
+    Returns
+    -------
+    net : ImageNet
+        Not initialised.
+    """
+    return ImageNet(
+        module=ImageNetwork,
+        criterion=criterion,
+        batch_size=batch_size,
+        train_split=None,
+        callbacks__print_log=EpochTable(),
+        predict_nonlinearity=None,
+        verbose=0,
+        device=device,
+        iterator_valid__collate_fn=collate_batch,
+        iterator_valid__batch_size=batch_size,
+        **{f"module__{key}": value for key, value in module_params.items()},
+    )

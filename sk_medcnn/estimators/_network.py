@@ -6,14 +6,11 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from skorch.history import History
 from torch import nn
 
-from .._engine import (
-    build_net,
-)
+from .._engine import build_inference_net
 from ..registry import (
     check_architecture_dims,
     get_architecture,
@@ -21,7 +18,6 @@ from ..registry import (
 )
 from ..utils._memory import check_memory, training_memory, worth_estimating
 from ..utils._torch import (
-    ArrayDataset,
     resolve_device,
     seeded_torch,
 )
@@ -245,8 +241,7 @@ def restore_net(
         resolved,
         params=fitted_architecture_params(estimator),
     )
-    empty = np.zeros((0, *estimator.image_shape_), dtype=np.float32)
-    net = build_net(
+    net = build_inference_net(
         module_params={
             "body": body,
             "mean": estimator.input_mean_,
@@ -256,25 +251,8 @@ def restore_net(
             "spatial_dims": len(estimator.image_shape_) - 1,
         },
         criterion=nn.CrossEntropyLoss if estimator._is_classifier else nn.MSELoss,
-        criterion_params={},
-        train_dataset=ArrayDataset(empty, np.zeros(0, dtype=np.int64)),
-        valid_dataset=None,
-        optimizer=estimator.optimizer,
-        lr=estimator.lr,
-        weight_decay=estimator.weight_decay,
-        momentum=estimator.momentum,
-        batch_size=estimator.batch_size,
-        inference_batch_size=inference_batch_size(
-            estimator.batch_size, estimator.image_shape_
-        ),
-        max_epochs=estimator.max_epochs,
-        lr_schedule=None,
-        early_stopping=False,
-        patience=estimator.patience,
+        batch_size=inference_batch_size(estimator.batch_size, estimator.image_shape_),
         device=resolved,
-        loader_generator=torch.Generator().manual_seed(0),
-        verbose=0,
-        score_accuracy=False,
     )
     net.initialize()
     expected = net.module_.state_dict()
