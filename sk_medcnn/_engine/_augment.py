@@ -74,7 +74,9 @@ def make_batch_augmenter(
     ----------
     augmenters : list
         Objects with ``augment_batch(images, generator)`` taking and returning
-        a float tensor of shape ``(n, C, H, W)``, applied in order.
+        a float tensor of shape ``(n, C, H, W)``, applied in order. One that
+        also has ``batch_augmenter()`` is asked once for the function to call
+        on every batch (its parameters checked then, not per batch).
     generator : torch.Generator
         The generator every random draw of the fit reads, on the training device.
 
@@ -85,10 +87,16 @@ def make_batch_augmenter(
     """
     if not augmenters:
         return None
+    functions = [
+        step.batch_augmenter()
+        if callable(getattr(step, "batch_augmenter", None))
+        else step.augment_batch
+        for step in augmenters
+    ]
 
     def augment(images: torch.Tensor) -> torch.Tensor:
-        for step in augmenters:
-            images = step.augment_batch(images, generator)
+        for function in functions:
+            images = function(images, generator)
         return images
 
     return augment

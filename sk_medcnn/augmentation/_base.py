@@ -398,6 +398,30 @@ class BaseAugmenter(ImageTransformerMixin):
             May be ``images`` itself when nothing changes (e.g. ``p=0``).
         """
         check_params(self)
+        return self._augment_checked(images, generator)
+
+    def batch_augmenter(
+        self,
+    ) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+        """Check the parameters once; return :meth:`augment_batch` without that check.
+
+        For a training loop, which calls the augmenter on every batch with the
+        same parameters: scikit-learn validates parameters once per ``fit``.
+        Each batch's shape and generator are still checked.
+
+        Returns
+        -------
+        augment : callable
+            ``augment(images, generator)``, as :meth:`augment_batch`.
+        """
+        if type(self).augment_batch is not BaseAugmenter.augment_batch:
+            return self.augment_batch  # a subclass's own augment_batch runs as is
+        check_params(self)
+        return self._augment_checked
+
+    def _augment_checked(
+        self, images: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
         check_batch(images, generator, getattr(self, "spatial_dims", "auto"))
         with torch.no_grad():
             params = self._draw(images, generator)

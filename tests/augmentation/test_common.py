@@ -333,3 +333,30 @@ def test_boolean_images_stay_boolean():
     Xt = RandomFlip(p=1.0, random_state=0).fit_transform(X)
     assert Xt.dtype == bool
     np.testing.assert_array_equal(Xt, np.flip(X, axis=2))
+
+
+def test_batch_augmenter_checks_the_parameters_once_and_augments_alike():
+    from sk_medcnn.augmentation import RandomFlip
+
+    images = torch.rand((4, 1, 8, 8))
+    flip = RandomFlip(p=1.0)
+    augment = flip.batch_augmenter()
+    expected = flip.augment_batch(images, torch.Generator().manual_seed(0))
+    assert torch.equal(augment(images, torch.Generator().manual_seed(0)), expected)
+    flip.p = 2.0  # only a new batch_augmenter() (or augment_batch) checks again
+    with pytest.raises(ValueError, match="p"):
+        flip.batch_augmenter()
+    with pytest.raises(ValueError, match="p"):
+        flip.augment_batch(images, torch.Generator())
+
+
+def test_batch_augmenter_of_a_subclass_runs_its_own_augment_batch():
+    from sk_medcnn.augmentation import RandomFlip
+
+    class Marked(RandomFlip):
+        def augment_batch(self, images, generator):
+            return images + 1.0
+
+    images = torch.zeros((2, 1, 4, 4))
+    augment = Marked().batch_augmenter()
+    assert torch.equal(augment(images, torch.Generator()), images + 1.0)
