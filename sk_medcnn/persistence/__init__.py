@@ -64,22 +64,22 @@ from sklearn.preprocessing import (
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
-from . import augmentation as _augmentation
-from . import io as _io
-from . import preprocessing as _preprocessing
-from ._ood import OOD_MAX_FEATURES
-from ._version import __version__
-from .classifier import (
+from .. import augmentation as _augmentation
+from .. import io as _io
+from .. import preprocessing as _preprocessing
+from .._ood import OOD_MAX_FEATURES
+from .._version import __version__
+from ..classifier import (
     MedicalCNNClassifier,
     MedicalCNNRegressor,
     _BaseMedicalCNN,
     _tta_like,
 )
-from .exceptions import ArchitectureNotFoundError, ModelFileError, PluginLoadError
-from .registry import ENTRY_POINT_GROUP, get_architecture
-from .utils._files import atomic_path
-from .utils._torch import resolve_device
-from .utils._validation import check_params
+from ..exceptions import ArchitectureNotFoundError, ModelFileError, PluginLoadError
+from ..registry import ENTRY_POINT_GROUP, get_architecture
+from ..utils._files import atomic_path
+from ..utils._torch import resolve_device
+from ..utils._validation import check_params
 
 __all__ = [
     "FORMAT_VERSION",
