@@ -32,9 +32,8 @@ from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNet
 
 from sk_medcnn import MedicalCNNClassifier
-from sk_medcnn import persistence as persistence_module
 from sk_medcnn.exceptions import ArchitectureNotFoundError, ModelFileError
-from sk_medcnn.persistence import load_model, save_model
+from sk_medcnn.persistence import _archive, load_model, save_model
 
 
 class CodeWasRun(BaseException):
@@ -316,7 +315,7 @@ def test_zip_bombs_and_limits(saved, tmp_path, monkeypatch):
     with pytest.raises(ModelFileError, match="at most 64"):
         load(tmp_path, build_zip(many))
     # too much in all
-    monkeypatch.setattr(persistence_module, "_MAX_TOTAL_BYTES", 10_000)
+    monkeypatch.setattr(_archive, "_MAX_TOTAL_BYTES", 10_000)
     with pytest.raises(ModelFileError, match="limit of 10,000"):
         load(tmp_path, data)
 

@@ -24,10 +24,9 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from sk_medcnn import MedicalCNNClassifier, MedicalCNNRegressor, registry
-from sk_medcnn import persistence as persistence_module
 from sk_medcnn.architectures import _resnet
 from sk_medcnn.exceptions import ModelFileError
-from sk_medcnn.persistence import load_model, save_model
+from sk_medcnn.persistence import _archive, _loader, load_model, save_model
 
 FAST = {"max_epochs": 1, "batch_size": 16, "random_state": 0, "device": "cpu"}
 
@@ -141,9 +140,7 @@ def test_a_huge_image_shape_is_checked_on_the_meta_device(
     assert set(devices) == {"meta"}  # ... but never on real 8192 x 8192 images
     # an image shape the architecture cannot take is still refused
     devices.clear()
-    monkeypatch.setattr(
-        persistence_module, "_check_network_on_meta", lambda path, est: False
-    )
+    monkeypatch.setattr(_loader, "_check_network_on_meta", lambda path, est: False)
     small = rewrite(data)
     assert load(tmp_path, small).image_shape_ == (16, 16, 1)
     assert set(devices) == {"cpu"}  # small images: a real blank prediction
@@ -319,7 +316,7 @@ def test_save_refuses_a_document_load_would_refuse(phantoms, tmp_path, monkeypat
     path = tmp_path / "model.skmed"
     save_model(clf, path)
     before = path.read_bytes()
-    monkeypatch.setattr(persistence_module, "_MAX_DOCUMENT_VALUES", 50)
+    monkeypatch.setattr(_archive, "_MAX_DOCUMENT_VALUES", 50)
     with pytest.raises(ValueError, match=r"training history .* joblib"):
         save_model(clf, path)
     assert path.read_bytes() == before  # the previous file is untouched
