@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, logsumexp
 
-if TYPE_CHECKING:
-    pass
-
-
+#: The range of temperatures :func:`fit_temperature` finds, with rounding.
+TEMPERATURE_RANGE = (0.05 * (1 - 1e-9), 20.0 * (1 + 1e-9))
+#: The test-time augmentation ``tta="auto"`` tries on the held-out split.
 AUTO_TTA_CANDIDATE = "shifts"
 #: Log-loss differences below this count as ties (rounding of the view average).
 _TIE_TOLERANCE = 1e-9

@@ -12,9 +12,6 @@ from torch import nn
 if TYPE_CHECKING:
     from ._base import _BaseMedicalCNN
 
-if TYPE_CHECKING:
-    pass
-
 
 def loss_weights(
     weights: NDArray[np.float64],

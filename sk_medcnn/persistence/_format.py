@@ -50,10 +50,6 @@ _MAX_IMAGE_VALUES = 2**26
 #: to predict one blank image).
 _MAX_CHECKED_VALUES = 2**20
 
-#: The most class means an out-of-distribution score may hold.
-_MAX_OOD_GROUPS = 2**16
-#: The range of fitted temperatures (see ``fit_temperature``), with rounding.
-_TEMPERATURE_RANGE = (0.05 * (1 - 1e-9), 20.0 * (1 + 1e-9))
 #: Settings a file may not choose for a later refit: they name places on the
 #: loading machine. ``load_model`` resets them to these values.
 _LOCAL_PARAMS = {"checkpoint_dir": None, "resume": False}
