@@ -232,7 +232,6 @@ def image_shape_like(value: Any, name: str) -> None:
             raise ValueError(f"{name} must hold integers >= 1; got {value!r}.")
 
 
-#: Trailing axis sizes read as channels in ambiguous shapes: grey, RGB, RGBA.
 def image_size_like(value: Any, name: str) -> None:
     """Check that ``value`` is an int >= 1 or a pair ``(height, width)`` of them."""
     if isinstance(value, Integral) and not isinstance(value, bool):
@@ -255,6 +254,7 @@ def image_size_like(value: Any, name: str) -> None:
         raise ValueError(f"{name} must hold sizes >= 1; got {value!r}.")
 
 
+#: Trailing axis sizes read as channels in ambiguous shapes: grey, RGB, RGBA.
 CHANNEL_SIZES = (1, 3, 4)
 
 
