@@ -19,9 +19,12 @@ from ..registry import (
     get_architecture,
     get_weight_loader,
 )
-from ..utils._batches import ArrayDataset
 from ..utils._memory import check_memory, training_memory, worth_estimating
-from ..utils._runtime import resolve_device, seeded_torch
+from ..utils._torch import (
+    ArrayDataset,
+    resolve_device,
+    seeded_torch,
+)
 
 if TYPE_CHECKING:
     from ._base import _BaseMedicalCNN
