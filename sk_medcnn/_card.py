@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from sklearn.pipeline import Pipeline
 
 from ._version import __version__
-from .utils._torch import RowReader
+from .utils._batches import RowReader
 
 __all__ = ["DEFAULT_INTENDED_USE", "model_card"]
 

@@ -19,14 +19,9 @@ from .estimators._network import inference_batch_size
 from .estimators._params import architecture_like, device_like, normalization_like
 from .pretrained import load_weights, read_weights, resolve_input_statistics
 from .registry import get_architecture, get_weight_loader
-from .utils._torch import (
-    ImageNetwork,
-    draw_seeds,
-    embed_raw,
-    resolve_device,
-    seeded_torch,
-    torch_threads,
-)
+from .utils._inference import embed_raw
+from .utils._network import ImageNetwork
+from .utils._runtime import draw_seeds, resolve_device, seeded_torch, torch_threads
 from .utils._validation import (
     check_feature_names,
     check_images,

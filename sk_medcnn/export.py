@@ -59,7 +59,7 @@ class _Window(nn.Module):
 class _Crop(nn.Module):
     def __init__(self, step: CenterCrop, shape: tuple[int, ...]) -> None:
         super().__init__()
-        from .preprocessing._base import size_pair
+        from .utils._arrays import size_pair
 
         height, width = size_pair(step.shape)
         self.top = (shape[0] - height) // 2
@@ -205,7 +205,7 @@ def _step_modules(
 
 
 def _crop_size(step: CenterCrop) -> tuple[int, int]:
-    from .preprocessing._base import size_pair
+    from .utils._arrays import size_pair
 
     return size_pair(step.shape)
 

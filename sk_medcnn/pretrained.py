@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from .registry import WeightLoader
-from .utils._torch import channel_statistics
+from .utils._network import channel_statistics
 
 __all__ = [
     "IMAGENET_MEAN",

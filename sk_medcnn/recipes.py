@@ -33,7 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .augmentation import RandomAffine, RandomIntensity
 from .estimators import MedicalCNNClassifier
-from .utils._torch import draw_seeds
+from .utils._runtime import draw_seeds
 
 __all__ = ["AutoThresholdClassifier", "list_recipes", "make_recipe"]
 

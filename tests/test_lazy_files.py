@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sk_medcnn import MedicalCNNClassifier
-from sk_medcnn.utils._files_array import ImageFiles, is_path_array
+from sk_medcnn.io._files_array import ImageFiles, is_path_array
 
 
 @pytest.fixture

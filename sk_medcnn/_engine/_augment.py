@@ -7,9 +7,7 @@ from typing import Any
 
 import torch
 
-from ..utils._torch import (
-    BatchAugmenter,
-)
+from ..utils._batches import BatchAugmenter
 
 
 def _flatten_steps(augmentation: Any) -> Iterator[Any]:

@@ -24,14 +24,8 @@ from skorch.utils import to_tensor
 from torch import nn
 
 from .._distributed import ShardEpoch
-from ..utils._torch import (
-    ArrayDataset,
-    BatchAugmenter,
-    ImageNetwork,
-    channels_first,
-    channels_last,
-    collate_batch,
-)
+from ..utils._batches import ArrayDataset, BatchAugmenter, collate_batch
+from ..utils._network import ImageNetwork, channels_first, channels_last
 from ._augment import MixingDataLoader
 from ._callbacks import (
     EpochTable,

@@ -9,10 +9,8 @@ from skorch import NeuralNet
 from skorch.history import History
 
 from .._distributed import unwrap, wrap
-from ..utils._torch import (
-    ArrayDataset,
-    seeded_torch,
-)
+from ..utils._batches import ArrayDataset
+from ..utils._runtime import seeded_torch
 from ._checkpoint import (
     check_optimizer_state,
     check_state_shapes,

@@ -19,7 +19,7 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ..utils._torch import draw_seeds
+from ..utils._runtime import draw_seeds
 from ..utils._validation import (
     check_feature_names,
     check_images,

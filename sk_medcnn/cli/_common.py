@@ -109,7 +109,7 @@ def _check_output_file(option: str, text: str) -> Path:
 
 
 def _check_device(text: str) -> None:
-    from ..utils._torch import resolve_device
+    from ..utils._runtime import resolve_device
 
     try:
         resolve_device(text)

@@ -135,7 +135,7 @@ def _volumes_for(
 ) -> tuple[Any, list[str]]:
     """Read volume files and series folders for a model of volumes, one at a time."""
     from ..exceptions import ImageReadError
-    from ..utils._files_array import ImageFiles
+    from ..io._files_array import ImageFiles
 
     volumes, kept = [], []
     for path in paths:

@@ -24,7 +24,7 @@ def command_info(args: argparse.Namespace) -> int:
     import torch
 
     from .. import __version__, architecture_spatial_dims, list_architectures
-    from ..utils._torch import resolve_device
+    from ..utils._runtime import resolve_device
 
     if args.model is not None:
         from .._card import model_card

@@ -106,7 +106,7 @@ class _VersionAction(argparse.Action):
         import torch
 
         from .. import __version__
-        from ..utils._torch import resolve_device
+        from ..utils._runtime import resolve_device
 
         print(
             f"sk-medcnn {__version__} (torch {torch.__version__}, device "

@@ -32,17 +32,11 @@ from .._engine import (
 )
 from .._ood import feature_layer
 from ..pretrained import load_weights
+from ..utils._batches import ArrayDataset
 from ..utils._image_source import ImageSource
-from ..utils._torch import (
-    MEMORY_FORMATS,
-    PRECISIONS,
-    ArrayDataset,
-    predict_raw_with_features,
-    resolve_device,
-    torch_threads,
-    tta_views,
-    warn_cpu_fallback,
-)
+from ..utils._inference import predict_raw_with_features, tta_views
+from ..utils._network import MEMORY_FORMATS, PRECISIONS
+from ..utils._runtime import resolve_device, torch_threads, warn_cpu_fallback
 from ..utils._validation import (
     boolean,
     check_params,

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ..io._files_array import ImageFiles, is_path_array
 from ..utils._dataset_array import DatasetImages, dataset_targets, is_dataset
-from ..utils._files_array import ImageFiles, is_path_array
 from ..utils._image_source import ImageSource
 from ..utils._validation import (
     check_feature_names,

@@ -21,12 +21,10 @@ from .._ood import (
     ood_warning,
 )
 from ..exceptions import OutOfDistributionWarning
+from ..utils._batches import RowReader
 from ..utils._image_source import ImageSource
-from ..utils._torch import (
-    RowReader,
-    predict_raw_with_features,
-    torch_threads,
-)
+from ..utils._inference import predict_raw_with_features
+from ..utils._runtime import torch_threads
 from ..utils._validation import (
     warn_user,
 )

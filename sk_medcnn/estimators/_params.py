@@ -13,9 +13,7 @@ from sklearn.base import BaseEstimator
 from .._engine import (
     OPTIMIZERS,
 )
-from ..utils._torch import (
-    TTA_TOKENS,
-)
+from ..utils._inference import TTA_TOKENS
 from ..utils._validation import (
     one_of,
 )

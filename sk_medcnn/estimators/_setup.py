@@ -20,7 +20,8 @@ from .. import _distributed
 from .._engine import augmentation_steps, build_net, make_batch_augmenter
 from ..augmentation import default_augmentation
 from ..losses import FocalLoss
-from ..utils._torch import ArrayDataset, draw_seeds
+from ..utils._batches import ArrayDataset
+from ..utils._runtime import draw_seeds
 from ..utils._validation import warn_user
 from . import _checkpoint, _network, _weights
 from ._network import inference_batch_size

@@ -26,7 +26,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.metadata_routing import MetadataRequest
 
 from ..exceptions import OutOfDistributionWarning
-from ..utils._torch import draw_seeds
+from ..utils._runtime import draw_seeds
 from ..utils._validation import (
     boolean,
     non_negative_float,

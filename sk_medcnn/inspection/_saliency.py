@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
-from ..utils._torch import draw_seeds
+from ..utils._runtime import draw_seeds
 from ..utils._validation import (
     non_negative_float,
     one_of,

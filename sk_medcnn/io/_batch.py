@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from ..exceptions import ImageReadError
 from ..preprocessing import Resize, ToGrayscale
-from ..preprocessing._base import size_pair
+from ..utils._arrays import size_pair
 from ..utils._memory import check_memory
 from ..utils._window import WINDOW_PRESETS, apply_window
 from ._readers import read_image_stack

@@ -11,8 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import ImageReadError
-from ..preprocessing._base import image_size_like
-from ..utils._validation import Checker, boolean, one_of, optional
+from ..utils._validation import Checker, boolean, image_size_like, one_of, optional
 from ._batch import check_channels, read_images
 from ._common import is_dicom_file, is_ignored, missing_path_message
 from ._nifti import nifti_spatial_dims

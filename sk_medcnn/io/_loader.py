@@ -9,8 +9,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ..preprocessing._base import _OUTPUT_CONTAINERS
-from ..utils._validation import Checker, check_params, one_of, optional
+from ..utils._validation import (
+    OUTPUT_CONTAINERS,
+    Checker,
+    check_params,
+    one_of,
+    optional,
+)
 from ._batch import check_channels, read_images
 from ._folder import _check_shape, _check_spatial_dims, _check_volume_options
 from ._readers import check_index, check_slice_axis, check_window
@@ -267,7 +272,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         self : object
             The transformer, unchanged.
         """
-        one_of(_OUTPUT_CONTAINERS)(transform, "transform")
+        one_of(OUTPUT_CONTAINERS)(transform, "transform")
         return self
 
     def __sklearn_is_fitted__(self) -> bool:

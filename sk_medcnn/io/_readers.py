@@ -20,8 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import ImageReadError
-from ..preprocessing._base import finite_number
-from ..utils._validation import positive_float
+from ..utils._validation import finite_number, positive_float
 from ..utils._window import WINDOW_PRESETS, apply_window
 from ._common import (
     HEADER_BYTES,

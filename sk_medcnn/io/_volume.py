@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import ImageReadError
-from ..preprocessing._base import cast_like, float_dtype_for
+from ..utils._arrays import cast_like, float_dtype_for
 from ..utils._validation import boolean
 from ._dicom_series import read_dicom_series
 from ._nifti import nifti_spatial_dims, read_nifti_volume

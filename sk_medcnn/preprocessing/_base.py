@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..utils._validation import (
+    OUTPUT_CONTAINERS,
     Checker,
     check_feature_names,
     check_images,
@@ -34,9 +35,6 @@ from ..utils._validation import (
 #: large enough that numpy's per-call overhead vanishes, small enough that no
 #: transformer holds a float copy of a whole data set.
 CHUNK_BYTES = 32 * 2**20
-
-#: Values accepted by ``set_output(transform=...)``, as in scikit-learn.
-_OUTPUT_CONTAINERS = (None, "default", "pandas", "polars")
 
 
 def iter_chunks(
@@ -63,14 +61,6 @@ def iter_chunks(
         yield slice(start, min(start + size, n_samples))
 
 
-def size_pair(value: Any) -> tuple[int, int]:
-    """Return ``(height, width)`` from an int (a square) or a pair of ints."""
-    if isinstance(value, Integral):
-        return int(value), int(value)
-    height, width = value
-    return int(height), int(width)
-
-
 def spatial_size(
     value: Any, images: NDArray[Any], name: str, owner: str
 ) -> tuple[int, ...]:
@@ -95,60 +85,14 @@ def spatial_size(
     return sizes
 
 
-def float_dtype_for(dtype: np.dtype[Any]) -> type[np.floating[Any]]:
-    """Return the float type that computes on ``dtype`` without losing precision.
-
-    float64 stays float64 (the user chose it); integers of 32 bits or more
-    need float64 to keep every value exact; everything else (uint8, uint16,
-    int16, float16, float32) computes in float32.
-    """
-    if dtype == np.float64 or (dtype.kind in "iu" and dtype.itemsize >= 4):
-        return np.float64
-    return np.float32
-
-
-def cast_like(values: NDArray[np.floating[Any]], dtype: np.dtype[Any]) -> NDArray[Any]:
-    """Cast computed float values back to an image dtype, rounding integers.
-
-    Integer outputs are rounded to the nearest integer and clipped to the
-    dtype's range, so interpolation never wraps around (255.6 -> 255, not 0).
-    """
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        values = np.rint(values, out=values)
-        np.clip(values, info.min, info.max, out=values)
-    return values.astype(dtype, copy=False)
-
-
 # --- parameter checkers -----------------------------------------------------------
-
-
-def image_size_like(value: Any, name: str) -> None:
-    """Check that ``value`` is an int >= 1 or a pair ``(height, width)`` of them."""
-    if isinstance(value, Integral) and not isinstance(value, bool):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1; got {value!r}.")
-        return
-    if not isinstance(value, tuple | list):
-        raise TypeError(
-            f"{name} must be an int or a tuple (height, width) of ints; "
-            f"got {value!r} ({type(value).__name__})."
-        )
-    if len(value) != 2 or not all(
-        isinstance(size, Integral) and not isinstance(size, bool) for size in value
-    ):
-        raise ValueError(
-            f"{name} must be an int or a tuple (height, width) of two ints; "
-            f"got {value!r}."
-        )
-    if min(value) < 1:
-        raise ValueError(f"{name} must hold sizes >= 1; got {value!r}.")
 
 
 def spatial_size_like(value: Any, name: str) -> None:
     """Check an int >= 1, a pair ``(height, width)`` or a triple ``(depth, ...)``.
 
-    :func:`image_size_like` for transformers that also take volumes.
+    :func:`~sk_medcnn.utils._validation.image_size_like` for transformers that
+    also take volumes.
     """
     if isinstance(value, Integral) and not isinstance(value, bool):
         if value < 1:
@@ -168,16 +112,6 @@ def spatial_size_like(value: Any, name: str) -> None:
         )
     if min(value) < 1:
         raise ValueError(f"{name} must hold sizes >= 1; got {value!r}.")
-
-
-def finite_number(value: Any, name: str) -> None:
-    """Check that ``value`` is a finite real number (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(
-            f"{name} must be a real number; got {value!r} ({type(value).__name__})."
-        )
-    if not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be finite; got {value!r}.")
 
 
 def spline_order(value: Any, name: str) -> None:
@@ -350,7 +284,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
         self : object
             The transformer, unchanged.
         """
-        one_of(_OUTPUT_CONTAINERS)(transform, "transform")
+        one_of(OUTPUT_CONTAINERS)(transform, "transform")
         return self
 
     def __sklearn_tags__(self) -> Any:

@@ -8,8 +8,9 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from ..utils._arrays import cast_like, float_dtype_for
 from ..utils._validation import Checker, spatial_dims_like
-from ._base import _ImageTransformer, cast_like, float_dtype_for, iter_chunks
+from ._base import _ImageTransformer, iter_chunks
 
 __all__ = ["ToGrayscale", "ToRGB"]
 

@@ -13,14 +13,18 @@ from skimage.transform import resize as skimage_resize
 from skimage.util import img_as_float32
 from threadpoolctl import ThreadpoolController
 
+from ..utils._arrays import cast_like, float_dtype_for
 from ..utils._memory import check_memory
-from ..utils._validation import Checker, boolean, one_of, spatial_dims_like
+from ..utils._validation import (
+    Checker,
+    boolean,
+    finite_number,
+    one_of,
+    spatial_dims_like,
+)
 from ._base import (
     CHUNK_BYTES,
     _ImageTransformer,
-    cast_like,
-    finite_number,
-    float_dtype_for,
     iter_chunks,
     spatial_size,
     spatial_size_like,

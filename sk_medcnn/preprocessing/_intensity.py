@@ -13,6 +13,7 @@ from ..utils._validation import (
     Checker,
     boolean,
     closed_fraction,
+    finite_number,
     one_of,
     optional,
     positive_float,
@@ -21,7 +22,6 @@ from ..utils._validation import (
 from ..utils._window import WINDOW_PRESETS, apply_window
 from ._base import (
     _ImageTransformer,
-    finite_number,
     iter_chunks,
     spatial_size,
     spatial_size_like,

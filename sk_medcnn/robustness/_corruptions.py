@@ -38,8 +38,9 @@ from skimage.filters import gaussian
 from skimage.transform import resize
 from sklearn.utils import check_random_state
 
-from ..preprocessing._base import _ImageTransformer, cast_like, iter_chunks
+from ..preprocessing._base import _ImageTransformer, iter_chunks
 from ..preprocessing._resample import spacing_like
+from ..utils._arrays import cast_like
 from ..utils._validation import (
     Checker,
     optional,

@@ -16,7 +16,7 @@ class ImageSource(Protocol):
 
     What the estimators predict on and the inference loops read: a checked
     array (:func:`~sk_medcnn.utils._validation.check_images`), image files
-    (:class:`~sk_medcnn.utils._files_array.ImageFiles`) or a dataset's items
+    (:class:`~sk_medcnn.io._files_array.ImageFiles`) or a dataset's items
     (:class:`~sk_medcnn.utils._dataset_array.DatasetImages`). ``source[rows]``
     returns those rows as an array of shape ``(len(rows), *shape[1:])``;
     ``np.asarray(source)`` reads them all.

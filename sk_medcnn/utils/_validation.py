@@ -23,6 +23,9 @@ from sklearn.utils.validation import validate_data
 
 Checker = Callable[[Any, str], None]
 
+#: Values accepted by ``set_output(transform=...)``, as in scikit-learn.
+OUTPUT_CONTAINERS = (None, "default", "pandas", "polars")
+
 
 def check_params(estimator: Any) -> None:
     """Run every checker of ``estimator._parameter_constraints``.
@@ -91,25 +94,25 @@ def int_in_range(min_val: int, max_val: int) -> Checker:
 
 def positive_float(value: Any, name: str) -> None:
     """Check that ``value`` is a finite real number > 0."""
-    _finite_real(value, name)
+    finite_number(value, name)
     check_scalar(value, name, Real, min_val=0, include_boundaries="neither")
 
 
 def non_negative_float(value: Any, name: str) -> None:
     """Check that ``value`` is a finite real number >= 0."""
-    _finite_real(value, name)
+    finite_number(value, name)
     check_scalar(value, name, Real, min_val=0)
 
 
 def open_fraction(value: Any, name: str) -> None:
     """Check that ``value`` is a real number in the open interval (0, 1)."""
-    _finite_real(value, name)
+    finite_number(value, name)
     check_scalar(value, name, Real, min_val=0, max_val=1, include_boundaries="neither")
 
 
 def closed_fraction(value: Any, name: str) -> None:
     """Check that ``value`` is a real number in [0, 1]."""
-    _finite_real(value, name)
+    finite_number(value, name)
     check_scalar(value, name, Real, min_val=0, max_val=1)
 
 
@@ -119,7 +122,8 @@ def boolean(value: Any, name: str) -> None:
         raise TypeError(f"{name} must be a bool; got {value!r}.")
 
 
-def _finite_real(value: Any, name: str) -> None:
+def finite_number(value: Any, name: str) -> None:
+    """Check that ``value`` is a finite real number (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(
             f"{name} must be a real number; got {value!r} ({_type_name(value)})."
@@ -226,6 +230,28 @@ def image_shape_like(value: Any, name: str) -> None:
     for size in value:
         if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
             raise ValueError(f"{name} must hold integers >= 1; got {value!r}.")
+
+
+def image_size_like(value: Any, name: str) -> None:
+    """Check that ``value`` is an int >= 1 or a pair ``(height, width)`` of them."""
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1; got {value!r}.")
+        return
+    if not isinstance(value, tuple | list):
+        raise TypeError(
+            f"{name} must be an int or a tuple (height, width) of ints; "
+            f"got {value!r} ({type(value).__name__})."
+        )
+    if len(value) != 2 or not all(
+        isinstance(size, Integral) and not isinstance(size, bool) for size in value
+    ):
+        raise ValueError(
+            f"{name} must be an int or a tuple (height, width) of two ints; "
+            f"got {value!r}."
+        )
+    if min(value) < 1:
+        raise ValueError(f"{name} must hold sizes >= 1; got {value!r}.")
 
 
 #: Trailing axis sizes read as channels in ambiguous shapes: grey, RGB, RGBA.

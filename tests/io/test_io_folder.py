@@ -18,8 +18,8 @@ from sk_medcnn.io import (
     load_image_folder,
     read_image,
 )
+from sk_medcnn.io._files_array import ImageFiles
 from sk_medcnn.preprocessing import Resize, ToGrayscale
-from sk_medcnn.utils._files_array import ImageFiles
 
 
 def write_tree(root, layout, *, size=(8, 8), dtype=np.uint8):

@@ -9,7 +9,7 @@ import pytest
 from sk_medcnn.exceptions import ImageReadError
 from sk_medcnn.io import read_volume
 from sk_medcnn.io._dicom_series import list_series_files
-from sk_medcnn.utils._files_array import ImageFiles, is_path_array
+from sk_medcnn.io._files_array import ImageFiles, is_path_array
 
 nibabel = pytest.importorskip("nibabel")
 pydicom = pytest.importorskip("pydicom")

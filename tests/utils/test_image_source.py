@@ -6,8 +6,8 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
+from sk_medcnn.io._files_array import ImageFiles
 from sk_medcnn.utils._dataset_array import DatasetImages
-from sk_medcnn.utils._files_array import ImageFiles
 from sk_medcnn.utils._image_source import ImageSource
 from sk_medcnn.utils._torch import predict_raw
 

@@ -8,6 +8,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..exceptions import ImageReadError
+from . import _volume  # looked up per call: tests count the volumes read
+from ._loader import ImageLoader
+
 __all__ = ["ImageFiles", "is_path_array"]
 
 
@@ -106,9 +110,7 @@ class ImageFiles:
         self.paths = np.array([os.fspath(path) for path in paths], dtype=object)
         dims = _check_spatial_dims(spatial_dims)
         if len(self.paths):
-            from ..io._volume import spatial_dims_of_file
-
-            found = spatial_dims_of_file(self.paths[0])
+            found = _volume.spatial_dims_of_file(self.paths[0])
             if dims is not None and dims != found:
                 raise ValueError(self._other_kind_message(dims, self.paths[0]))
             dims = found
@@ -119,8 +121,6 @@ class ImageFiles:
         if image_shape is not None:
             self._size, self._channels = self._split_shape(image_shape)
         if self.spatial_dims == 2:
-            from ..io import ImageLoader
-
             self._loader = ImageLoader(
                 shape=self._size,  # type: ignore[arg-type]  # (height, width)
                 channels=self._channels,
@@ -173,11 +173,9 @@ class ImageFiles:
 
     def _read_volumes(self, paths: NDArray[Any]) -> NDArray[Any]:
         """Read ``paths`` as volumes into one ``(n, D, H, W, C)`` array."""
-        from ..io._volume import read_volume, resize_volume
-
         out: NDArray[Any] | None = None
         for row, path in enumerate(paths):
-            volume = read_volume(path)  # a 2-D image file is an ImageReadError
+            volume = _volume.read_volume(path)  # a 2-D image file is an ImageReadError
             if volume.ndim == 3:
                 volume = volume[..., np.newaxis]
             if self._channels is not None and volume.shape[-1] != self._channels:
@@ -186,7 +184,7 @@ class ImageFiles:
                     f"channel(s), but image_shape asks for {self._channels}."
                 )
             if self._size is not None:
-                volume = resize_volume(volume, self._size)  # type: ignore[arg-type]
+                volume = _volume.resize_volume(volume, self._size)  # type: ignore[arg-type]
             if out is None:
                 out = np.empty((len(paths), *volume.shape), dtype=volume.dtype)
             elif volume.shape != out.shape[1:]:
@@ -207,8 +205,6 @@ class ImageFiles:
         return len(self.paths)
 
     def __getitem__(self, rows: Any) -> NDArray[Any]:
-        from ..exceptions import ImageReadError
-
         hint = (
             "image_shape=(depth, height, width)"
             if self.spatial_dims == 3
