@@ -17,10 +17,7 @@ from ..registry import (
     get_weight_loader,
 )
 from ..utils._memory import check_memory, training_memory, worth_estimating
-from ..utils._torch import (
-    resolve_device,
-    seeded_torch,
-)
+from ..utils._runtime import resolve_device, seeded_torch
 
 if TYPE_CHECKING:
     from ._base import _BaseMedicalCNN

@@ -30,7 +30,7 @@ from .._version import __version__
 from ..estimators._base import _BaseMedicalCNN
 from ..exceptions import ModelFileError
 from ..registry import get_architecture
-from ..utils._torch import resolve_device
+from ..utils._runtime import resolve_device
 from ._allowlist import _check_trusted
 from ._archive import _read_archive
 from ._fitted import _check_saveable, _is_image_shape, _is_passthrough

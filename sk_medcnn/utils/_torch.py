@@ -11,8 +11,6 @@ define. New code imports from the modules above; they never import this one.
 
 from __future__ import annotations
 
-from torch import nn  # noqa: F401  # tests/test_distributed.py reads _torch.nn
-
 from ._batches import (
     FLOAT32_MAX,
     ArrayDataset,

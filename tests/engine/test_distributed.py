@@ -46,7 +46,7 @@ WORKER = textwrap.dedent(
     from sklearn.metrics import roc_auc_score
     from sk_medcnn import MedicalCNNClassifier
     from sk_medcnn.datasets import make_lesion_phantoms
-    import sk_medcnn.utils._torch as glue
+    import sk_medcnn.utils._batches as batches
 
     out, mode = sys.argv[1], sys.argv[2]
     settings = json.loads(sys.argv[3])
@@ -55,14 +55,14 @@ WORKER = textwrap.dedent(
     X_test, y_test = make_lesion_phantoms(200, image_size={size}, random_state=1)
 
     seen = []  # every training row this rank read, in order
-    original = glue.ArrayDataset.__getitems__
+    original = batches.ArrayDataset.__getitems__
 
     def spy(self, indices):
         rows = np.asarray(indices) if self.indices is None else self.indices[indices]
         seen.extend(int(row) for row in rows)
         return original(self, indices)
 
-    glue.ArrayDataset.__getitems__ = spy
+    batches.ArrayDataset.__getitems__ = spy
 
     architecture = "resnet18"  # batch normalisation: its buffers must agree too
     settings.setdefault("architecture_params", {{"width": 8}})
@@ -71,7 +71,7 @@ WORKER = textwrap.dedent(
         calls = [0]
 
         def build(in_channels, n_outputs, image_shape):
-            body = glue.nn.Sequential(
+            body = nn.Sequential(
                 nn.Conv2d(in_channels, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                 nn.Linear(4, n_outputs),
             )

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from sk_medcnn._engine import ImageNet, build_inference_net
-from sk_medcnn.utils._torch import ArrayDataset, ImageNetwork, collate_batch
+from sk_medcnn.utils._batches import ArrayDataset, collate_batch
+from sk_medcnn.utils._network import ImageNetwork
 
 
 def _module_params(channels=1):

@@ -23,7 +23,7 @@ from sk_medcnn.datasets import make_lesion_phantoms
 from sk_medcnn.exceptions import ModelFileError, OutOfDistributionWarning
 from sk_medcnn.inspection import check_distribution
 from sk_medcnn.preprocessing import IntensityNormalizer
-from sk_medcnn.utils._torch import embed_raw, predict_raw_with_features, tta_views
+from sk_medcnn.utils._inference import embed_raw, predict_raw_with_features, tta_views
 
 FAST = {"max_epochs": 2, "batch_size": 16, "random_state": 0, "device": "cpu"}
 

@@ -12,11 +12,8 @@ import torch
 from torch import nn
 
 from sk_medcnn import MedicalCNNClassifier, MedicalCNNRegressor, load_model, save_model
-from sk_medcnn.utils._torch import (
-    ImageNetwork,
-    _avoid_strided_pointwise_convolutions,
-    torch_threads,
-)
+from sk_medcnn.utils._network import ImageNetwork, _avoid_strided_pointwise_convolutions
+from sk_medcnn.utils._runtime import torch_threads
 
 PLAIN = {"lr_schedule": None, "calibration": None, "tta": None}
 FAST = {"max_epochs": 2, "batch_size": 16, "random_state": 0, "device": "cpu", **PLAIN}

@@ -11,7 +11,7 @@ from sklearn.model_selection import TunedThresholdClassifierCV
 
 from sk_medcnn import MedicalCNNClassifier, MedicalCNNRegressor
 from sk_medcnn.estimators._calibration import fit_temperature
-from sk_medcnn.utils._torch import apply_view, tta_views
+from sk_medcnn.utils._inference import apply_view, tta_views
 
 FAST = {"max_epochs": 2, "batch_size": 16, "random_state": 0, "device": "cpu"}
 

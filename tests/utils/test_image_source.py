@@ -9,7 +9,7 @@ import torch
 from sk_medcnn.io._files_array import ImageFiles
 from sk_medcnn.utils._dataset_array import DatasetImages
 from sk_medcnn.utils._image_source import ImageSource
-from sk_medcnn.utils._torch import predict_raw
+from sk_medcnn.utils._inference import predict_raw
 
 
 class _Items(torch.utils.data.Dataset):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sk_medcnn import MedicalCNNClassifier
-from sk_medcnn.utils._torch import RowReader, _file_rows
+from sk_medcnn.utils._batches import RowReader, _file_rows
 
 
 @pytest.fixture
