@@ -26,7 +26,6 @@ from sk_medcnn import (
     register_weight_loader,
     save_model,
 )
-from sk_medcnn import registry as registry_module
 from sk_medcnn.exceptions import PluginLoadError
 from sk_medcnn.pretrained import (
     IMAGENET_MEAN,
@@ -35,6 +34,7 @@ from sk_medcnn.pretrained import (
     load_weights,
     read_weights,
 )
+from sk_medcnn.registry import _weights as registry_weights
 
 WIDTH = 8  # small ResNets: the layout is the same at any width
 
@@ -545,14 +545,14 @@ def test_weight_loader_from_an_entry_point(monkeypatch):
         return torch.nn.Linear(in_channels, n_outputs)
 
     monkeypatch.setattr(
-        registry_module,
+        registry_weights,
         "_weight_loader_entry_point",
         lambda name: FakeEntryPoint({"head": ["fc"], "colour": "red"}),
     )
     with pytest.raises(PluginLoadError, match="colour"):
         get_weight_loader("tiny_entry_point_test")
     monkeypatch.setattr(
-        registry_module,
+        registry_weights,
         "_weight_loader_entry_point",
         lambda name: FakeEntryPoint({"head": ["fc"], "normalization": None}),
     )
@@ -560,7 +560,7 @@ def test_weight_loader_from_an_entry_point(monkeypatch):
     assert loader.head == ("fc",)
     assert loader.normalization is None
     monkeypatch.setattr(
-        registry_module, "_weight_loader_entry_point", lambda name: None
+        registry_weights, "_weight_loader_entry_point", lambda name: None
     )
     register_architecture("tiny_entry_point_missing_test")(build)
     with pytest.raises(ValueError, match="declares no weight loader"):
@@ -654,7 +654,7 @@ def test_plugin_template_weight_loader(monkeypatch, tmp_path):
             return template.WEIGHTS
 
     monkeypatch.setattr(
-        registry_module, "_weight_loader_entry_point", lambda name: EntryPoint()
+        registry_weights, "_weight_loader_entry_point", lambda name: EntryPoint()
     )
     source = template.build_tinynet(3, 10, (16, 16))
     state = {

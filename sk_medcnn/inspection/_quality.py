@@ -1,31 +1,23 @@
 """Explanation quality as numbers: faithfulness, randomisation and localisation.
 
 The public entry points, :func:`explanation_score` and
-:func:`make_explanation_scorer`, are re-exported by :mod:`sk_medcnn.metrics`.
+:func:`make_explanation_scorer`, are re-exported by :mod:`sk_medcnn.metrics`;
+the scores themselves are computed in ``_perturbation`` (faithfulness),
+``_randomisation`` and ``_localisation``.
 """
 
 from __future__ import annotations
 
-import copy
 import inspect
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 from numpy.typing import ArrayLike, NDArray
-from scipy import sparse
-from scipy.ndimage import gaussian_filter
-from scipy.sparse.linalg import spsolve
-from scipy.stats import rankdata
-from sklearn.base import clone
-from sklearn.metrics import average_precision_score
-from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils.metadata_routing import MetadataRequest
 
-from ..exceptions import OutOfDistributionWarning
 from ..utils._runtime import draw_seeds
 from ..utils._validation import (
     boolean,
@@ -38,6 +30,13 @@ from ..utils._validation import (
 )
 from ._base import DEFAULT_BATCH_SIZE, input_size, n_images, resolve_model
 from ._grad_cam import grad_cam
+from ._localisation import _check_masks, _localisation
+from ._perturbation import _check_fractions, _faithfulness, _image_array
+from ._randomisation import (
+    _label_randomised_fit,
+    _randomised_copy,
+    _rank_correlations,
+)
 from ._saliency import saliency_map
 
 __all__ = ["explanation_score", "make_explanation_scorer"]
@@ -55,56 +54,8 @@ _RANDOMISATION = ("randomisation", "data_randomisation")
 _LOCALISATION = ("mass_in_mask", "pointing_game", "auprc")
 _METRICS = _FAITHFULNESS + _RANDOMISATION + _LOCALISATION
 
-#: Fractions of pixels removed when none are given.
-_DEFAULT_FRACTIONS = {
-    "road": tuple(np.round(np.linspace(0.1, 0.9, 9), 10)),
-    "deletion": tuple(np.round(np.linspace(0.0, 1.0, 11), 10)),
-    "insertion": tuple(np.round(np.linspace(0.0, 1.0, 11), 10)),
-}
-#: The 8 neighbours of a pixel and their weights in ROAD's noisy linear
-#: imputation (Rong et al. 2022): 1/6 for the 4 direct, 1/12 for the diagonal.
-_NEIGHBOURS = (
-    ((-1, 0), 1 / 6),
-    ((1, 0), 1 / 6),
-    ((0, -1), 1 / 6),
-    ((0, 1), 1 / 6),
-    ((-1, -1), 1 / 12),
-    ((-1, 1), 1 / 12),
-    ((1, -1), 1 / 12),
-    ((1, 1), 1 / 12),
-)
-#: Standard deviation of the blurred baseline, as a fraction of the image size.
-_BLUR_SIGMA = 0.1
-
 
 # --- options --------------------------------------------------------------------
-def _check_fractions(fractions: Any, metric: str) -> NDArray[np.float64]:
-    """Return the fractions as a sorted float array; check them for ``metric``."""
-    if fractions is None:
-        return np.asarray(_DEFAULT_FRACTIONS.get(metric, ()), dtype=np.float64)
-    try:
-        values = np.asarray(fractions, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"fractions must be a 1-D sequence of numbers in [0, 1]; got {fractions!r}."
-        ) from None
-    high_ok = (values < 1).all() if metric == "road" else (values <= 1).all()
-    if (
-        values.ndim != 1
-        or values.size < 2
-        or not np.isfinite(values).all()
-        or (values < 0).any()
-        or not high_ok
-        or (np.diff(values) <= 0).any()
-    ):
-        upper = "1), as ROAD keeps at least one pixel" if metric == "road" else "1]"
-        raise ValueError(
-            "fractions must be at least 2 increasing numbers in [0, "
-            f"{upper}; got {fractions!r}."
-        )
-    return values
-
-
 def _check_options(
     method: Any,
     metric: Any,
@@ -210,270 +161,60 @@ def _check_targets(estimator: Any, y: Any, n_samples: int) -> Any:
     return labels
 
 
-# --- faithfulness -----------------------------------------------------------------
-def _image_array(X: Any, metric: str) -> NDArray[Any]:
-    """Return ``X`` as an image array ``(n, H, W)`` or ``(n, H, W, C)``."""
-    array = np.asarray(X)
-    if array.ndim not in (3, 4) or array.dtype.kind not in "biuf":
+def _check_labels(estimator: Any, y: Any, n_samples: int, metric: str) -> Any:
+    """Return ``y`` checked (:func:`_check_targets`) and enough for ``metric``."""
+    if n_samples == 0:
+        raise ValueError("X holds no images; pass at least one.")
+    labels = _check_targets(estimator, y, n_samples)
+    if metric == "data_randomisation" and labels is None:
         raise ValueError(
-            f"metric={metric!r} perturbs the pixels, so X must be an image array "
-            "of shape (n_samples, height, width) or (n_samples, height, width, "
-            f"channels); got {array.dtype} of shape {array.shape}. Load file paths "
-            "first, or use a localisation or randomisation metric."
+            "metric='data_randomisation' trains a copy on permuted labels, so y "
+            "must be given."
         )
-    return array
-
-
-def _ranks(maps: NDArray[np.float32], rng: np.random.RandomState) -> NDArray[np.intp]:
-    """Return each pixel's rank by relevance, 0 = most relevant; ties at random."""
-    flat = maps.reshape(len(maps), -1)
-    tie_break = rng.random_sample(flat.shape)
-    order = np.lexsort((tie_break, -flat), axis=-1)
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(flat.shape[1])[None, :], axis=1)
-    return ranks.reshape(maps.shape)
-
-
-def _as_dtype(images: NDArray[np.float64], dtype: np.dtype[Any]) -> NDArray[Any]:
-    """Cast perturbed images back to the dtype of X (rounded and clipped for ints)."""
-    if dtype.kind in "biu":
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(images), info.min, info.max).astype(dtype)
-    return images.astype(dtype)
-
-
-def noisy_linear_impute(
-    images: NDArray[np.float64],
-    removed: NDArray[np.bool_],
-    noise: float,
-    rng: np.random.RandomState,
-) -> NDArray[np.float64]:
-    """Fill the removed pixels from their neighbours (ROAD's noisy linear imputation).
-
-    Each removed pixel is set to the weighted mean of its 8 neighbours inside
-    the image (weights 1/6 direct, 1/12 diagonal), where the neighbours that
-    are removed too are unknowns: one sparse linear system for the whole
-    batch, solved once for all channels; Gaussian noise of standard
-    deviation ``noise`` is then added to the filled pixels. A removed region
-    always borders a kept pixel while one is kept, so the system is regular.
-
-    Parameters
-    ----------
-    images : ndarray of shape (n, height, width, channels)
-    removed : ndarray of shape (n, height, width), dtype bool
-    noise : float
-    rng : RandomState
-
-    Returns
-    -------
-    filled : ndarray of shape (n, height, width, channels)
-    """
-    n_removed = int(removed.sum())
-    filled = images.copy()
-    if n_removed == 0:
-        return filled
-    height, width = removed.shape[1:]
-    index = np.full(removed.shape, -1, dtype=np.int64)
-    index[removed] = np.arange(n_removed)
-    diagonal = np.zeros(n_removed)
-    right_side = np.zeros((n_removed, images.shape[3]))
-    rows, cols, values = [], [], []
-    for (dy, dx), weight in _NEIGHBOURS:
-        source = (
-            slice(None),
-            slice(max(0, -dy), height - max(0, dy)),
-            slice(max(0, -dx), width - max(0, dx)),
+    if metric == "data_randomisation" and len(np.unique(labels)) < 2:
+        raise ValueError(
+            "metric='data_randomisation' trains a copy on permuted labels, which "
+            f"needs at least 2 classes in y; y holds only {labels[0]!r}."
         )
-        neighbour = (
-            slice(None),
-            slice(max(0, dy), height + min(0, dy)),
-            slice(max(0, dx), width + min(0, dx)),
-        )
-        here = removed[source]
-        there = removed[neighbour]
-        # one neighbour per offset, so the fancy-indexed += sees unique pixels
-        diagonal[index[source][here]] += weight
-        both = here & there
-        rows.append(index[source][both])
-        cols.append(index[neighbour][both])
-        values.append(np.full(int(both.sum()), -weight))
-        known = here & ~there
-        right_side[index[source][known]] += weight * images[neighbour][known]
-    rows.append(np.arange(n_removed))
-    cols.append(np.arange(n_removed))
-    values.append(diagonal)
-    system = sparse.csc_matrix(
-        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(n_removed, n_removed),
-    )
-    solution = spsolve(system, right_side).reshape(n_removed, -1)
-    filled[removed] = solution + noise * rng.standard_normal(solution.shape)
-    return filled
+    return labels
 
 
-def _baseline_images(images: NDArray[np.float64], baseline: str) -> NDArray[Any]:
-    """Return the images every pixel is replaced by: blurred, or each image's mean."""
-    if baseline == "mean":
-        return np.broadcast_to(images.mean(axis=(1, 2), keepdims=True), images.shape)
-    sigma = _BLUR_SIGMA * max(images.shape[1:3])
-    return gaussian_filter(images, sigma=(0, sigma, sigma, 0), mode="nearest")
-
-
-def _faithfulness(
+def _randomisation(
     estimator: Any,
-    X: NDArray[Any],
+    X: Any,
+    labels: Any,
+    classes: NDArray[Any],
     maps: NDArray[np.float32],
-    columns: NDArray[np.intp],
     metric: str,
-    fractions: NDArray[np.float64],
-    noise: float,
-    baseline: str | None,
+    method: str | Callable[..., ArrayLike],
+    method_params: dict[str, Any] | None,
+    max_epochs: int | None,
     batch_size: int,
-    rng: np.random.RandomState,
+    seeds: tuple[int, int],
 ) -> NDArray[np.float64]:
-    """Return each image's ROAD, deletion or insertion score (greater is better)."""
-    grayscale = X.ndim == 3
-    images = (X[..., None] if grayscale else X).astype(np.float64)
-    if maps.shape != images.shape[:3]:
-        raise ValueError(
-            f"the maps have shape {maps.shape} but the images {images.shape[:3]}; "
-            "faithfulness needs maps the size of X (a Pipeline that resizes is "
-            "fine, one that crops or pads is not)."
-        )
-    ranks = _ranks(maps, rng)
-    n_pixels = maps.shape[1] * maps.shape[2]
-    noise_scale = noise * float(images.max() - images.min())
-    if baseline is None:
-        baseline = "mean" if metric == "deletion" else "blur"
-    orders = ("morf", "lerf") if metric == "road" else (metric,)
-    scores = np.empty(len(X))
-    for start in range(0, len(X), batch_size):
-        rows = slice(start, min(start + batch_size, len(X)))
-        batch, batch_ranks = images[rows], ranks[rows]
-        replaced = batch if metric == "road" else _baseline_images(batch, baseline)
-        curves = {order: np.empty((len(batch), len(fractions))) for order in orders}
-        for order in orders:
-            perturbed = []
-            for fraction in fractions:
-                n_changed = round(fraction * n_pixels)
-                if order == "lerf":
-                    changed = batch_ranks >= n_pixels - n_changed
-                elif order == "insertion":  # the most relevant pixels come back
-                    changed = batch_ranks >= n_changed
-                else:  # morf, deletion: the most relevant pixels go first
-                    changed = batch_ranks < n_changed
-                if metric == "road":
-                    new = noisy_linear_impute(batch, changed, noise_scale, rng)
-                else:
-                    new = np.where(changed[..., None], replaced, batch)
-                perturbed.append(new[..., 0] if grayscale else new)
-            stacked = _as_dtype(np.concatenate(perturbed), X.dtype)
-            with warnings.catch_warnings():
-                # the perturbed copies are unusual by design: not the user's images
-                warnings.simplefilter("ignore", OutOfDistributionWarning)
-                probability = estimator.predict_proba(stacked)
-            probability = probability.reshape(len(fractions), len(batch), -1)
-            own = probability[:, np.arange(len(batch)), columns[rows]]
-            curves[order] = own.T
-        if metric == "road":
-            scores[rows] = (curves["lerf"] - curves["morf"]).mean(axis=1)
-        else:
-            span = fractions[-1] - fractions[0]
-            area = np.trapezoid(curves[metric], fractions, axis=1) / span
-            scores[rows] = 1.0 - area if metric == "deletion" else area
-    return scores
+    """Return 1 - |Spearman| between ``maps`` and a randomised model's maps.
 
-
-# --- randomisation --------------------------------------------------------------
-def _rank_correlations(
-    maps: NDArray[np.float32], reference: NDArray[np.float32]
-) -> NDArray[np.float64]:
-    """Return the Spearman correlation of each pair of maps.
-
-    A blank (constant) map has no ranking: against another constant map it
-    counts as identical (1), against any other map as unrelated (0).
+    ``classes`` are the classifier's; ``seeds`` are those of the maps and of
+    the randomised model.
     """
-    first = rankdata(maps.reshape(len(maps), -1), axis=1)
-    second = rankdata(reference.reshape(len(reference), -1), axis=1)
-    first -= first.mean(axis=1, keepdims=True)
-    second -= second.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1)
-    flat_first = ~first.any(axis=1)
-    flat_second = ~second.any(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = (first * second).sum(axis=1) / norms
-    rho[flat_first | flat_second] = 0.0
-    rho[flat_first & flat_second] = 1.0
-    return rho
-
-
-def _randomised_copy(estimator: Any, seed: int) -> Any:
-    """Return a deep copy whose network has every layer re-initialised."""
-    randomised = copy.deepcopy(estimator)
-    network = resolve_model(randomised).architecture
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for module in network.modules():
-            reset = getattr(module, "reset_parameters", None)
-            if callable(reset) and any(True for _ in module.parameters(recurse=False)):
-                reset()
-    return randomised
-
-
-def _label_randomised_fit(
-    estimator: Any, X: Any, y: Any, max_epochs: int | None, seed: int
-) -> Any:
-    """Return a clone of ``estimator`` fitted on ``X`` with permuted labels."""
-    refit = clone(estimator)
-    if max_epochs is not None:
-        prefix = f"{refit.steps[-1][0]}__" if isinstance(refit, Pipeline) else ""
-        refit.set_params(**{f"{prefix}max_epochs": max_epochs})
-    permuted = check_random_state(seed).permutation(np.asarray(y))
-    return refit.fit(X, permuted)
-
-
-# --- localisation -----------------------------------------------------------------
-def _check_masks(masks: Any, shape: tuple[int, ...]) -> NDArray[np.bool_]:
-    """Return ``masks`` as booleans of the maps' ``shape``; name the mismatch."""
-    if masks is None:
-        raise ValueError(
-            "localisation metrics need masks=: one boolean mask per image of X, "
-            f"shape {shape}."
+    map_seed, model_seed = seeds
+    if metric == "randomisation":
+        other = _randomised_copy(estimator, model_seed)
+    else:
+        other = _label_randomised_fit(estimator, X, labels, max_epochs, model_seed)
+    # the same target: the class the trained model is explained for
+    target = labels
+    if target is None:
+        target = classes[_true_class_columns(estimator, None, X)]
+    with warnings.catch_warnings():
+        # blank CAMs are expected of a random network: no warning about them
+        warnings.filterwarnings(
+            "ignore", message=r".* maps are all zero", category=UserWarning
         )
-    array = np.asarray(masks)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"masks must be a boolean array; got dtype {array.dtype}.")
-    if array.shape != shape:
-        raise ValueError(
-            f"masks must have shape {shape} (one mask per image of X, the size of "
-            f"the images as given); got {array.shape}. Inside cross-validation, "
-            "pass them by metadata routing (see make_explanation_scorer)."
+        reference = _explain(
+            other, X, target, method, method_params, batch_size, map_seed
         )
-    if array.dtype.kind != "b":
-        if not np.isin(array, (0, 1)).all():
-            raise ValueError("masks must hold only 0/1 or True/False values.")
-        array = array.astype(bool)
-    return array
-
-
-def _localisation(
-    maps: NDArray[np.float32], masks: NDArray[np.bool_], metric: str
-) -> NDArray[np.float64]:
-    """Per-image localisation scores; NaN where a mask is empty."""
-    flat_maps = maps.reshape(len(maps), -1).astype(np.float64)
-    flat_masks = masks.reshape(len(masks), -1)
-    annotated = flat_masks.any(axis=1)
-    scores = np.full(len(maps), np.nan)
-    for row in np.flatnonzero(annotated):
-        values, mask = flat_maps[row], flat_masks[row]
-        if metric == "mass_in_mask":
-            total = values.sum()
-            scores[row] = values[mask].sum() / total if total > 0 else 0.0
-        elif metric == "pointing_game":  # a blank map points nowhere
-            scores[row] = float(values.max() > 0 and mask[values.argmax()])
-        else:
-            scores[row] = average_precision_score(mask, values)
-    return scores
+    return 1.0 - np.abs(_rank_correlations(maps, reference))
 
 
 # --- the public functions ---------------------------------------------------------
@@ -639,19 +380,7 @@ def explanation_score(
     )
     model = resolve_model(estimator)
     n_samples = n_images(X)
-    if n_samples == 0:
-        raise ValueError("X holds no images; pass at least one.")
-    labels = _check_targets(estimator, y, n_samples)
-    if metric == "data_randomisation" and labels is None:
-        raise ValueError(
-            "metric='data_randomisation' trains a copy on permuted labels, so y "
-            "must be given."
-        )
-    if metric == "data_randomisation" and len(np.unique(labels)) < 2:
-        raise ValueError(
-            "metric='data_randomisation' trains a copy on permuted labels, which "
-            f"needs at least 2 classes in y; y holds only {labels[0]!r}."
-        )
+    labels = _check_labels(estimator, y, n_samples, metric)
     map_seed, perturb_seed, model_seed = draw_seeds(random_state, 3)
     if metric in _LOCALISATION:
         size = input_size(model, X)
@@ -675,24 +404,19 @@ def explanation_score(
             check_random_state(perturb_seed),
         )
     elif metric in _RANDOMISATION:
-        if metric == "randomisation":
-            other = _randomised_copy(estimator, model_seed)
-        else:
-            other = _label_randomised_fit(estimator, X, labels, max_epochs, model_seed)
-        # the same target: the class the trained model is explained for
-        target = labels
-        if target is None:
-            classes = model.classifier.classes_
-            target = classes[_true_class_columns(estimator, None, X)]
-        with warnings.catch_warnings():
-            # blank CAMs are expected of a random network: no warning about them
-            warnings.filterwarnings(
-                "ignore", message=r".* maps are all zero", category=UserWarning
-            )
-            reference = _explain(
-                other, X, target, method, method_params, batch_size, map_seed
-            )
-        scores = 1.0 - np.abs(_rank_correlations(maps, reference))
+        scores = _randomisation(
+            estimator,
+            X,
+            labels,
+            model.classifier.classes_,
+            maps,
+            metric,
+            method,
+            method_params,
+            max_epochs,
+            batch_size,
+            (map_seed, model_seed),
+        )
     else:
         scores = _localisation(maps, _check_masks(masks, maps.shape), metric)
     if not average:

@@ -22,7 +22,7 @@ from sk_medcnn.augmentation import (
     RandomRotation,
     default_augmentation,
 )
-from sk_medcnn.augmentation._geometric import (
+from sk_medcnn.augmentation._warp import (
     affine_grid_3d,
     plane_rotation,
     volume_theta,

@@ -8,7 +8,7 @@ import torch
 from skimage.transform import AffineTransform, rotate, warp
 
 from sk_medcnn.augmentation import RandomAffine, RandomFlip, RandomRotation
-from sk_medcnn.augmentation._geometric import affine_grid
+from sk_medcnn.augmentation._warp import affine_grid
 
 
 def _nchw(images: np.ndarray) -> torch.Tensor:

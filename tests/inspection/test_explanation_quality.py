@@ -16,10 +16,8 @@ from sklearn.pipeline import make_pipeline
 
 from sk_medcnn import MedicalCNNClassifier
 from sk_medcnn.datasets import make_lesion_phantoms
-from sk_medcnn.inspection._quality import (
-    _rank_correlations,
-    noisy_linear_impute,
-)
+from sk_medcnn.inspection._perturbation import noisy_linear_impute
+from sk_medcnn.inspection._randomisation import _rank_correlations
 from sk_medcnn.metrics import (
     ExplanationScorer,
     explanation_score,
@@ -157,10 +155,10 @@ def test_perturbed_images_keep_the_dtype_of_X(learned):
             seen.append(images.dtype)
             return self.estimator.predict_proba(images)
 
-    from sk_medcnn.inspection import _quality
+    from sk_medcnn.inspection import _perturbation
 
     maps = np.random.RandomState(0).random_sample(X[:4].shape)
-    _quality._faithfulness(
+    _perturbation._faithfulness(
         Spy(clf),
         X[:4],
         maps.astype(np.float32),

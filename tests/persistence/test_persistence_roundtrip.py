@@ -599,7 +599,7 @@ def test_plugin_architecture_loads_when_installed(
 
     # uninstalled: the error names the architecture and the entry-point group
     registry._LOADED_PLUGINS.pop(plugin)
-    monkeypatch.setattr(registry, "_plugin_entry_points", dict)
+    monkeypatch.setattr(registry._architectures, "_plugin_entry_points", dict)
     with pytest.raises(ModelFileError, match=r"'persistnet'.*sk_medcnn\.architectures"):
         load_model(path)
     with pytest.raises(ArchitectureNotFoundError, match="persistnet"):
@@ -617,7 +617,9 @@ def test_a_broken_plugin_is_a_model_file_error(fitted, tmp_path, monkeypatch):
     broken = EntryPoint(
         "brokennet", "skmed_no_such_module:build", "sk_medcnn.architectures"
     )
-    monkeypatch.setattr(registry, "_plugin_entry_points", lambda: {"brokennet": broken})
+    monkeypatch.setattr(
+        registry._architectures, "_plugin_entry_points", lambda: {"brokennet": broken}
+    )
     with pytest.raises(ModelFileError, match="'brokennet', whose plugin failed"):
         load_model(path)
 
