@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 from skorch import NeuralNet
 from skorch.callbacks import (
+    EarlyStopping,
+    EpochScoring,
+    Freezer,
     PrintLog,
+    ProgressBar,
+    Unfreezer,
 )
+
+from .._distributed import ShardEpoch
+from ._optim import schedule_callback
+
+logger = logging.getLogger(__name__)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -86,3 +99,110 @@ def valid_accuracy(net: NeuralNet, dataset: Any, y: Any) -> float:
     if y.ndim == 2:
         return float(np.average(predicted == y.argmax(axis=1), weights=y.sum(axis=1)))
     return float((predicted == y).mean())
+
+
+def training_callbacks(
+    *,
+    score_accuracy: bool,
+    lr_schedule: str | None,
+    schedule_lr: float | list[float],
+    max_epochs: int,
+    batches_per_epoch: int,
+    early_stopping: bool,
+    patience: int,
+    verbose: int,
+    sampler: Any = None,
+) -> list[tuple[str, Any]]:
+    """Return the callbacks of a training run, in the order skorch runs them.
+
+    Parameters
+    ----------
+    score_accuracy : bool
+        Score the held-out accuracy every epoch (a classifier with a split).
+    lr_schedule : str or None
+        The schedule's name (see :data:`LR_SCHEDULES`).
+    schedule_lr : float or list of float
+        The peak learning rate, one per optimizer parameter group.
+    max_epochs, batches_per_epoch : int
+        The schedule's length.
+    early_stopping : bool
+        Stop on the held-out loss, restoring the best weights; the plateau
+        schedule then watches it too (a split held out for calibration only
+        stays out of every training decision).
+    patience : int
+        Epochs without improvement before stopping (half of it, at least 1,
+        for the plateau schedule).
+    verbose : int
+        The estimator's ``verbose``: where early stopping reports, and the
+        progress bar.
+    sampler : DistributedSampler, optional
+        Told the epoch, so every process shuffles alike.
+
+    Returns
+    -------
+    callbacks : list of (name, callback)
+    """
+    callbacks: list[tuple[str, Any]] = []
+    if score_accuracy:
+        scoring = EpochScoring(
+            valid_accuracy,
+            lower_is_better=False,
+            on_train=False,
+            name="valid_acc",
+            use_caching=True,
+        )
+        callbacks.append(("valid_acc", scoring))
+    if lr_schedule is not None:
+        schedule = schedule_callback(
+            lr_schedule,
+            lr=schedule_lr,
+            max_epochs=max_epochs,
+            batches_per_epoch=batches_per_epoch,
+            patience=patience,
+            monitor="valid_loss" if early_stopping else "train_loss",
+        )
+        callbacks.append(("lr_schedule", schedule))
+    if early_stopping:
+        sink: Callable[..., Any] = print if verbose > 0 else logger.info
+        stopping = EarlyStopping(
+            monitor="valid_loss", patience=patience, load_best=True, sink=sink
+        )
+        callbacks.append(("early_stopping", stopping))
+    if sampler is not None:
+        callbacks.append(("shard_epoch", ShardEpoch(sampler)))
+    if show_progress_bar(verbose):
+        callbacks.append(("progress_bar", ProgressBar()))
+    return callbacks
+
+
+def freeze_callbacks(
+    head: tuple[str, ...] | None, freeze_epochs: int
+) -> list[tuple[str, Any]]:
+    """Freeze the body (all but ``head``) for the first ``freeze_epochs`` epochs.
+
+    skorch's ``Freezer`` and ``Unfreezer``; none when nothing is frozen.
+
+    Parameters
+    ----------
+    head : tuple of str or None
+        The architecture's output-layer modules (its weight loader's ``head``).
+    freeze_epochs : int
+        Epochs the body gets no gradient.
+
+    Returns
+    -------
+    callbacks : list of (name, callback)
+    """
+    if head is None or freeze_epochs <= 0:
+        return []
+    body_only = partial(in_body, head=head)
+    return [
+        (
+            "freeze_body",
+            Freezer(body_only, at=partial(epoch_at_most, last=freeze_epochs)),
+        ),
+        (
+            "unfreeze_body",
+            Unfreezer(body_only, at=partial(epoch_is, epoch=freeze_epochs + 1)),
+        ),
+    ]

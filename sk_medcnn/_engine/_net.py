@@ -4,38 +4,27 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import (
     Callback,
-    EarlyStopping,
-    EpochScoring,
-    Freezer,
-    ProgressBar,
-    Unfreezer,
 )
 from skorch.dataset import unpack_data
 from skorch.helper import predefined_split
 from skorch.utils import to_tensor
 from torch import nn
 
-from .._distributed import ShardEpoch
 from ..utils._batches import ArrayDataset, BatchAugmenter, collate_batch
 from ..utils._network import ImageNetwork, channels_first, channels_last
 from ._augment import MixingDataLoader
 from ._callbacks import (
     EpochTable,
-    epoch_at_most,
-    epoch_is,
-    in_body,
-    show_progress_bar,
-    valid_accuracy,
+    freeze_callbacks,
+    training_callbacks,
 )
-from ._optim import optimizer_params, schedule_callback
+from ._optim import optimizer_params
 
 logger = logging.getLogger(__name__)
 
@@ -134,88 +123,30 @@ def build_net(
     batches_per_epoch = (
         n_train // batch_size if drop_last else math.ceil(n_train / batch_size)
     )
-    # A split held out for calibration only stays out of every training
-    # decision, the learning-rate schedule included.
-    monitor = "valid_loss" if early_stopping else "train_loss"
-    sink: Callable[..., Any] = print if verbose > 0 else logger.info
-    # one peak rate per optimizer parameter group (one-cycle schedule)
-    schedule_lr: float | list[float] = lr
-    if head is not None and body_lr_factor != 1.0:
-        schedule_lr = [lr] * len(head) + [lr * body_lr_factor]
-
-    callbacks: list[tuple[str, Any]] = []
-    if valid_dataset is not None and score_accuracy:
-        callbacks.append(
-            (
-                "valid_acc",
-                EpochScoring(
-                    valid_accuracy,
-                    lower_is_better=False,
-                    on_train=False,
-                    name="valid_acc",
-                    use_caching=True,
-                ),
-            )
-        )
-    if lr_schedule is not None:
-        callbacks.append(
-            (
-                "lr_schedule",
-                schedule_callback(
-                    lr_schedule,
-                    lr=schedule_lr,
-                    max_epochs=max_epochs,
-                    batches_per_epoch=max(1, batches_per_epoch),
-                    patience=patience,
-                    monitor=monitor,
-                ),
-            )
-        )
-    if early_stopping:
-        callbacks.append(
-            (
-                "early_stopping",
-                EarlyStopping(
-                    monitor="valid_loss", patience=patience, load_best=True, sink=sink
-                ),
-            )
-        )
-    if sampler is not None:
-        callbacks.append(("shard_epoch", ShardEpoch(sampler)))
-    if show_progress_bar(verbose):
-        callbacks.append(("progress_bar", ProgressBar()))
-    if head is not None and freeze_epochs > 0:
-        body_only = partial(in_body, head=head)
-        callbacks.append(
-            (
-                "freeze_body",
-                Freezer(body_only, at=partial(epoch_at_most, last=freeze_epochs)),
-            )
-        )
-        callbacks.append(
-            (
-                "unfreeze_body",
-                Unfreezer(body_only, at=partial(epoch_is, epoch=freeze_epochs + 1)),
-            )
-        )
-    callbacks.extend(extra_callbacks or [])
-
-    optimizer_class, optimizer_kwargs = optimizer_params(
-        optimizer, weight_decay=weight_decay, momentum=momentum
+    callbacks = training_callbacks(
+        score_accuracy=valid_dataset is not None and score_accuracy,
+        lr_schedule=lr_schedule,
+        # one peak rate per optimizer parameter group (one-cycle schedule)
+        schedule_lr=(
+            [lr] * len(head) + [lr * body_lr_factor]
+            if head is not None and body_lr_factor != 1.0
+            else lr
+        ),
+        max_epochs=max_epochs,
+        batches_per_epoch=max(1, batches_per_epoch),
+        early_stopping=early_stopping,
+        patience=patience,
+        verbose=verbose,
+        sampler=sampler,
     )
-    if head is not None and body_lr_factor != 1.0:
-        # skorch puts the matched groups first, the rest (the body) last
-        optimizer_kwargs["param_groups"] = [
-            *[(f"body.{module}.*", {}) for module in head],
-            ("*", {"lr": lr * body_lr_factor}),
-        ]
-    iterator_train: Any = torch.utils.data.DataLoader
-    mixing_params: dict[str, Any] = {}
-    if mixing:
-        iterator_train = MixingDataLoader
-        mixing_params = {
-            f"iterator_train__{key}": value for key, value in mixing.items()
-        }
+    callbacks += freeze_callbacks(head, freeze_epochs) + (extra_callbacks or [])
+    optimizer_class, optimizer_kwargs = optimizer_params(
+        optimizer,
+        weight_decay=weight_decay,
+        momentum=momentum,
+        head=head,
+        body_lr=lr * body_lr_factor if body_lr_factor != 1.0 else None,
+    )
     return ImageNet(
         module=ImageNetwork,
         augmenter=augmenter,
@@ -232,21 +163,45 @@ def build_net(
         predict_nonlinearity=None,
         verbose=int(verbose > 0),
         device=device,
-        iterator_train=iterator_train,
-        iterator_train__shuffle=sampler is None,
-        iterator_train__sampler=sampler,
-        iterator_train__drop_last=drop_last,
-        iterator_train__generator=loader_generator,
-        iterator_train__collate_fn=collate_batch,
-        iterator_valid__collate_fn=collate_batch,
-        iterator_valid__batch_size=inference_batch_size,
-        iterator_train__num_workers=num_workers,
-        iterator_valid__num_workers=num_workers,
-        **mixing_params,
+        **_iterator_params(
+            sampler=sampler,
+            drop_last=drop_last,
+            loader_generator=loader_generator,
+            inference_batch_size=inference_batch_size,
+            num_workers=num_workers,
+            mixing=mixing,
+        ),
         **{f"module__{key}": value for key, value in module_params.items()},
         **{f"criterion__{key}": value for key, value in criterion_params.items()},
         **{f"optimizer__{key}": value for key, value in optimizer_kwargs.items()},
     )
+
+
+def _iterator_params(
+    *,
+    sampler: torch.utils.data.DistributedSampler[Any] | None,
+    drop_last: bool,
+    loader_generator: torch.Generator,
+    inference_batch_size: int,
+    num_workers: int,
+    mixing: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Skorch's ``iterator_train__*`` and ``iterator_valid__*`` settings."""
+    params: dict[str, Any] = {
+        "iterator_train": MixingDataLoader if mixing else torch.utils.data.DataLoader,
+        "iterator_train__shuffle": sampler is None,
+        "iterator_train__sampler": sampler,
+        "iterator_train__drop_last": drop_last,
+        "iterator_train__generator": loader_generator,
+        "iterator_train__collate_fn": collate_batch,
+        "iterator_valid__collate_fn": collate_batch,
+        "iterator_valid__batch_size": inference_batch_size,
+        "iterator_train__num_workers": num_workers,
+        "iterator_valid__num_workers": num_workers,
+    }
+    for key, value in (mixing or {}).items():
+        params[f"iterator_train__{key}"] = value
+    return params
 
 
 def build_inference_net(

@@ -22,11 +22,24 @@ def optimizer_params(
     *,
     weight_decay: float,
     momentum: float,
+    head: tuple[str, ...] | None = None,
+    body_lr: float | None = None,
 ) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
+    """Return the optimizer class and its skorch ``optimizer__*`` settings.
+
+    With ``head`` (the output-layer modules) and ``body_lr``, the rest of the
+    architecture (the body) forms its own parameter group at ``body_lr``.
+    """
     optimizer_class = OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer
     params: dict[str, Any] = {"weight_decay": weight_decay}
     if optimizer_class is torch.optim.SGD:
         params["momentum"] = momentum
+    if head is not None and body_lr is not None:
+        # skorch puts the matched groups first, the rest (the body) last
+        params["param_groups"] = [
+            *[(f"body.{module}.*", {}) for module in head],
+            ("*", {"lr": body_lr}),
+        ]
     return optimizer_class, params
 
 
