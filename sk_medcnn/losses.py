@@ -24,6 +24,9 @@ class FocalLoss(nn.Module):
         count.
     weight : torch.Tensor of shape (n_classes,), default=None
         Per-class weights (the ``alpha`` of the paper).
+    reduction : {"mean", "none"}, default="mean"
+        ``"none"`` returns each sample's loss (times its class weight), as
+        :class:`torch.nn.CrossEntropyLoss` does: for weighing samples outside.
 
     Notes
     -----
@@ -40,12 +43,21 @@ class FocalLoss(nn.Module):
     """
 
     weight: torch.Tensor | None
+    reduction = "mean"  # losses pickled before the option existed
 
-    def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        weight: torch.Tensor | None = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__()
         if gamma < 0:
             raise ValueError(f"gamma must be >= 0; got {gamma}.")
+        if reduction not in ("mean", "none"):
+            raise ValueError(f"reduction must be 'mean' or 'none'; got {reduction!r}.")
         self.gamma = float(gamma)
+        self.reduction = reduction
         self.register_buffer("weight", weight)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -62,11 +74,17 @@ class FocalLoss(nn.Module):
         log_p = F.log_softmax(logits.float(), dim=1)
         if target.is_floating_point() and target.ndim == 2:
             focal_all = -((1.0 - log_p.exp()) ** self.gamma) * log_p * target
+            if self.reduction == "none":
+                if self.weight is not None:
+                    focal_all = focal_all * self.weight
+                return focal_all.sum(dim=1)
             if self.weight is None:
                 return focal_all.sum(dim=1).mean()
             return (focal_all * self.weight).sum() / (target * self.weight).sum()
         log_p_target = log_p.gather(1, target.long().unsqueeze(1)).squeeze(1)
         focal = -((1.0 - log_p_target.exp()) ** self.gamma) * log_p_target
+        if self.reduction == "none":
+            return focal if self.weight is None else self.weight[target.long()] * focal
         if self.weight is None:
             return focal.mean()
         weights = self.weight[target.long()]

@@ -57,3 +57,18 @@ def test_focal_loss_one_hot_probabilities_equal_class_indices_with_weights():
         FocalLoss(gamma=0.0, weight=weight)(logits, one_hot),
         torch.nn.CrossEntropyLoss(weight=weight)(logits, target),
     )
+
+
+def test_focal_loss_without_reduction_returns_each_samples_loss():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 3, generator=generator)
+    target = torch.tensor([0, 2, 1, 1, 0])
+    weight = torch.tensor([1.0, 2.0, 0.5])
+    per_sample = FocalLoss(gamma=2.0, weight=weight, reduction="none")(logits, target)
+    assert per_sample.shape == (5,)
+    mean = FocalLoss(gamma=2.0, weight=weight)(logits, target)
+    torch.testing.assert_close(per_sample.sum() / weight[target].sum(), mean)
+    soft = torch.nn.functional.one_hot(target, 3).float()
+    torch.testing.assert_close(FocalLoss(2.0, weight, "none")(logits, soft), per_sample)
+    with pytest.raises(ValueError, match="reduction"):
+        FocalLoss(reduction="sum")

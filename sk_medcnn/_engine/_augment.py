@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -138,11 +138,24 @@ class MixingDataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
         self.mix_generator = mix_generator
 
     def __iter__(self) -> Any:
-        """Yield ``(images, soft_targets)`` batches."""
-        for images, targets in super().__iter__():
-            soft = targets  # already rows (scaled by sample weights) or indices
-            if targets.ndim == 1:
-                soft = torch.nn.functional.one_hot(targets, self.n_classes).float()
+        """Yield ``(images, soft_targets)`` batches.
+
+        With sample weights (a dict input), the one-hot rows are scaled by the
+        weights before mixing, so a mixed sample's loss is the mix of its two
+        samples' weighted losses; its own weight is then 1.
+        """
+        for X, targets in super().__iter__():
+            weights = X.get("sample_weight") if isinstance(X, Mapping) else None
+            images = X["images"] if isinstance(X, Mapping) else X
+            soft = torch.nn.functional.one_hot(targets, self.n_classes).float()
+            if weights is not None:
+                soft = soft * weights[:, None]
             for mixer in self.mixers:
                 images, soft = mixer.mix_batch(images, soft, self.mix_generator)
-            yield images, soft
+            if weights is None:
+                yield images, soft
+            else:
+                yield (
+                    {"images": images, "sample_weight": torch.ones_like(weights)},
+                    soft,
+                )

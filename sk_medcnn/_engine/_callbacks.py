@@ -91,14 +91,12 @@ def epoch_is(net: NeuralNet, epoch: int) -> bool:
 def valid_accuracy(net: NeuralNet, dataset: Any, y: Any) -> float:
     """Accuracy of the cached validation logits (an ``EpochScoring`` callable).
 
-    With sample weights the targets are one-hot rows scaled by the weights
-    (``MedicalCNNClassifier._training_targets``): the accuracy is weighted.
+    Weighted by the held-out rows' loss weights when the dataset has them
+    (``ArrayDataset(sample_weight=...)``).
     """
     predicted = net.forward(dataset).argmax(dim=1).cpu().numpy()
-    y = np.asarray(y)
-    if y.ndim == 2:
-        return float(np.average(predicted == y.argmax(axis=1), weights=y.sum(axis=1)))
-    return float((predicted == y).mean())
+    weights = getattr(dataset, "sample_weight", None)
+    return float(np.average(predicted == np.asarray(y), weights=weights))
 
 
 def training_callbacks(

@@ -28,6 +28,9 @@ class ModuleCriterion(nn.Module):
 class WeightedRegressionLoss(nn.Module):
     """Mean squared error or Huber loss, weighted by a last column of the targets.
 
+    The criterion of weighted regressors fitted before sample weights moved to
+    ``ImageNet.get_loss``; kept so that their pickles load.
+
     ``targets`` is ``(n, n_outputs + 1)``: the standardised targets, then the
     loss weights. The loss is the batch mean of ``w_i * l_i``, ``l_i`` the
     sample's loss averaged over the outputs (with weights 1, what

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -30,12 +31,18 @@ logger = logging.getLogger(__name__)
 
 
 class ImageNet(NeuralNet):
-    """skorch's ``NeuralNet`` that augments each training batch on its device.
+    """skorch's ``NeuralNet`` with batch augmentation and sample weights.
 
-    skorch's hook for per-batch work is ``train_step_single``: here the batch
-    moves to the training device, turns channels-first (the augmenters'
-    layout) and goes through ``augmenter``; validation and prediction batches
-    are never augmented.
+    Both through skorch's hooks:
+
+    - ``train_step_single``: the batch moves to the training device, turns
+      channels-first (the augmenters' layout) and goes through ``augmenter``;
+      validation and prediction batches are never augmented.
+    - ``get_loss``: with the dict input ``{"images": ..., "sample_weight":
+      ...}`` (:class:`~sk_medcnn.utils._batches.ArrayDataset` with weights),
+      the criterion returns per-sample losses (``reduction="none"``) and the
+      batch's loss is the mean of the weighted sample losses; ``infer`` hands
+      the network the images only.
 
     Parameters
     ----------
@@ -57,11 +64,34 @@ class ImageNet(NeuralNet):
     def train_step_single(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         """Augment the batch's images on the training device, then take the step."""
         if self.augmenter is not None:
-            images, targets = unpack_data(batch)
-            images = to_tensor(images, device=self.device)
-            images = channels_first(images)
-            batch = (channels_last(self.augmenter(images)), targets)
+            X, targets = unpack_data(batch)
+            images = X["images"] if isinstance(X, Mapping) else X
+            images = channels_first(to_tensor(images, device=self.device))
+            images = channels_last(self.augmenter(images))
+            X = {**X, "images": images} if isinstance(X, Mapping) else images
+            batch = (X, targets)
         return super().train_step_single(batch, **fit_params)  # type: ignore[no-any-return]
+
+    def infer(self, x: Any, **fit_params: Any) -> torch.Tensor:
+        """Run the network on a batch's images (a dict input's sample weights aside)."""
+        if isinstance(x, Mapping):
+            x = x["images"]
+        return super().infer(x, **fit_params)  # type: ignore[no-any-return]
+
+    def get_loss(
+        self, y_pred: torch.Tensor, y_true: Any, X: Any = None, training: bool = False
+    ) -> torch.Tensor:
+        """Return the batch's loss: the mean of the weighted per-sample losses.
+
+        Without sample weights, the criterion's own (mean) loss.
+        """
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        if not isinstance(X, Mapping) or "sample_weight" not in X:
+            return loss  # type: ignore[no-any-return]
+        if loss.ndim > 1:  # several outputs: a sample's loss is their mean
+            loss = loss.mean(dim=tuple(range(1, loss.ndim)))
+        weights = to_tensor(X["sample_weight"], device=self.device)
+        return (loss * weights).mean()
 
 
 def build_net(

@@ -131,21 +131,6 @@ class _BaseMedicalCNN(BaseEstimator):
         """
         raise NotImplementedError
 
-    def _training_targets(
-        self,
-        y_encoded: NDArray[Any],
-        loss_weight: NDArray[np.float64],
-        fitted: dict[str, Any],
-    ) -> NDArray[np.float32]:
-        """Return the targets the network trains on, carrying the loss weights.
-
-        ``loss_weight`` (see :func:`._weights.loss_weights`) has mean 1 over the
-        training rows and over the held-out rows: a batch's loss is the mean of
-        the weighted sample losses, so skorch's epoch loss (the batch losses
-        averaged by batch size) is the weighted mean over the whole set.
-        """
-        raise NotImplementedError
-
     def _class_weight_of_rows(
         self,
         y_encoded: NDArray[Any],

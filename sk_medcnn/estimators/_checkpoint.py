@@ -29,8 +29,13 @@ def make_checkpoint(
     *,
     n_train: int,
     rows: NDArray[np.intp] | None = None,
+    sample_weight: NDArray[np.float32] | None = None,
 ) -> tuple[TrainingCheckpoint | None, dict[str, Any] | None]:
-    """Make the checkpoint callback and load the state to resume, if any."""
+    """Make the checkpoint callback and load the state to resume, if any.
+
+    The checkpoint belongs to the data (a sample of ``images``, the targets,
+    ``rows`` and ``sample_weight``) and the settings: another fit refuses it.
+    """
     if estimator.checkpoint_dir is None:
         if estimator.resume:
             raise ValueError(
@@ -54,6 +59,10 @@ def make_checkpoint(
         # which samples train (weights of 0 leave some out, counts repeat)
         described["rows_crc32"] = zlib.crc32(
             np.ascontiguousarray(rows, dtype=np.int64).tobytes()
+        )
+    if sample_weight is not None:
+        described["sample_weight_crc32"] = zlib.crc32(
+            np.ascontiguousarray(sample_weight).tobytes()
         )
     resume_state = load_checkpoint(path, described) if estimator.resume else None
     return TrainingCheckpoint(path, described, generators, resume_state), (resume_state)

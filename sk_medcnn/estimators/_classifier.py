@@ -504,12 +504,11 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         if isinstance(self.loss, nn.Module):
             return ModuleCriterion, {"loss": copy.deepcopy(self.loss)}
         if sample_weight is not None:
-            # The targets are one-hot rows scaled by the loss weights (sample
-            # times class weight, see _training_targets); the focal loss of such
-            # rows without class weights is the batch mean of the weighted sample
-            # losses (at gamma=0 the cross-entropy).
+            # The net weighs each sample's loss (sample times class weight, see
+            # ImageNet.get_loss): the focal loss per sample, at gamma=0 the
+            # cross-entropy.
             gamma = self.gamma if self.loss == "focal" else 0.0
-            return FocalLoss, {"gamma": gamma, "weight": None}
+            return FocalLoss, {"gamma": gamma, "weight": None, "reduction": "none"}
         weight = self._class_weights(y_encoded, fitted["classes_"], sample_weight)
         if self.loss == "focal":
             return FocalLoss, {"gamma": self.gamma, "weight": weight}
@@ -529,18 +528,6 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         if weight is None:
             return 1.0
         return weight.numpy().astype(np.float64)[y_encoded]
-
-    def _training_targets(
-        self,
-        y_encoded: NDArray[Any],
-        loss_weight: NDArray[np.float64],
-        fitted: dict[str, Any],
-    ) -> NDArray[np.float32]:
-        # one-hot rows scaled by the weights: the losses of probability targets
-        # are linear in the targets, and MixUp mixes the weights with the labels
-        rows = np.zeros((len(y_encoded), len(fitted["classes_"])), dtype=np.float32)
-        rows[np.arange(len(y_encoded)), y_encoded] = loss_weight
-        return rows
 
     def _needs_validation_split(self) -> bool:
         return self.calibration is not None

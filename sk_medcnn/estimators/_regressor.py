@@ -14,7 +14,6 @@ from torch import nn
 
 from .._engine import (
     ModuleCriterion,
-    WeightedRegressionLoss,
 )
 from ..utils._validation import (
     one_of,
@@ -371,21 +370,11 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
     ) -> tuple[type[nn.Module], dict[str, Any]]:
         if isinstance(self.loss, nn.Module):
             return ModuleCriterion, {"loss": copy.deepcopy(self.loss)}
-        if sample_weight is not None:
-            return WeightedRegressionLoss, {"loss": self.loss}
+        # with sample weights the net weighs each sample's loss (ImageNet.get_loss)
+        params = {} if sample_weight is None else {"reduction": "none"}
         if self.loss == "huber":
-            return nn.HuberLoss, {}
-        return nn.MSELoss, {}
-
-    def _training_targets(
-        self,
-        y_encoded: NDArray[Any],
-        loss_weight: NDArray[np.float64],
-        fitted: dict[str, Any],
-    ) -> NDArray[np.float32]:
-        # the weight rides along as a last column (see WeightedRegressionLoss)
-        column = loss_weight.astype(np.float32)[:, None]
-        return np.concatenate([y_encoded, column], axis=1)
+            return nn.HuberLoss, params
+        return nn.MSELoss, params
 
     def predict(self, X: ArrayLike) -> NDArray[np.float64]:
         """Predicted targets.

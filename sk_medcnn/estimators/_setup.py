@@ -190,12 +190,13 @@ def build_training_net(
     """
     train_index, valid_index = split
     targets = data.y_encoded
-    if data.weights is not None:  # the targets carry them (_training_targets)
+    weights: NDArray[np.float32] | None = None
+    if data.weights is not None:  # the net weighs the losses (ImageNet.get_loss)
         loss_weight = data.weights * estimator._class_weight_of_rows(
             data.y_encoded, data.keep, data.fitted, data.weights
         )
         scaled = _weights.loss_weights(loss_weight, train_index, valid_index)
-        targets = estimator._training_targets(data.y_encoded, scaled, data.fitted)
+        weights = scaled.astype(np.float32)
     checkpoint, resume_state = _checkpoint.make_checkpoint(
         estimator,
         data.images,
@@ -203,12 +204,17 @@ def build_training_net(
         augmentation.generators,
         n_train=len(train_index),
         rows=data.keep,
+        sample_weight=weights,
     )
     # the datasets index into X: no copy of the images, even for the split
-    train_dataset = ArrayDataset(data.images, targets, indices=train_index)
+    train_dataset = ArrayDataset(
+        data.images, targets, indices=train_index, sample_weight=weights
+    )
     valid_dataset = None
     if valid_index is not None:
-        valid_dataset = ArrayDataset(data.images, targets, indices=valid_index)
+        valid_dataset = ArrayDataset(
+            data.images, targets, indices=valid_index, sample_weight=weights
+        )
     criterion, criterion_params = training_criterion(estimator, data, augmentation)
     net = build_net(
         module_params={

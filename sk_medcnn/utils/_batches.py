@@ -150,11 +150,17 @@ class ArrayDataset(torch.utils.data.Dataset):
     indices : ndarray of int, default=None
         The rows of ``X`` and ``y`` this dataset holds (a split without a copy
         of the images); all rows when None.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Loss weights, one per row of ``X``. With them, a batch's images come
+        as skorch's dict input ``{"images": ..., "sample_weight": ...}``, which
+        ``ImageNet.get_loss`` reads (skorch's documented way to weigh samples).
 
     Attributes
     ----------
     y : ndarray or None
         The targets of the held rows (what skorch's scoring callbacks read).
+    sample_weight : ndarray of float32 or None
+        The loss weights of the held rows.
     """
 
     def __init__(
@@ -163,19 +169,24 @@ class ArrayDataset(torch.utils.data.Dataset):
         y: NDArray[Any] | None = None,
         *,
         indices: NDArray[np.intp] | None = None,
+        sample_weight: NDArray[Any] | None = None,
     ) -> None:
         self.X = X
         self.indices = indices
         self.y = y if y is None or indices is None else y[indices]
+        self.sample_weight = None
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, dtype=np.float32)
+            self.sample_weight = weights if indices is None else weights[indices]
         self._read = RowReader(X)
 
     def __len__(self) -> int:
         return len(self.X) if self.indices is None else len(self.indices)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
         return self.__getitems__([index])
 
-    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitems__(self, indices: Sequence[int]) -> tuple[Any, torch.Tensor]:
         index = np.asarray(indices, dtype=np.intp)
         rows = index if self.indices is None else self.indices[index]
         batch = np.asarray(self._read(rows))
@@ -185,6 +196,9 @@ class ArrayDataset(torch.utils.data.Dataset):
             targets = torch.zeros(len(index), dtype=torch.float32)
         else:
             targets = torch.from_numpy(np.asarray(self.y[index]))
+        if self.sample_weight is not None:
+            weights = torch.from_numpy(self.sample_weight[index])
+            return {"images": images, "sample_weight": weights}, targets
         return images, targets
 
 

@@ -59,3 +59,27 @@ def test_the_inference_net_holds_no_training_settings():
     assert net.train_split is None
     X = torch.zeros((3, 8, 8, 1))
     assert tuple(net.module_(X).shape) == (3, 2)
+
+
+def test_sample_weights_weigh_the_loss_through_the_dict_input():
+    rng = np.random.default_rng(0)
+    X = rng.random((6, 8, 8, 1)).astype(np.float32)
+    y = np.array([0, 1, 0, 1, 1, 0])
+    weights = np.array([1.0, 0.5, 2.0, 0.0, 1.0, 1.5], dtype=np.float32)
+    dataset = ArrayDataset(X, y, sample_weight=weights, indices=np.arange(1, 6))
+    batch, targets = dataset.__getitems__([0, 1, 2])
+    assert set(batch) == {"images", "sample_weight"}
+    assert torch.equal(batch["sample_weight"], torch.from_numpy(weights[1:4]))
+    net = build_inference_net(
+        module_params=_module_params(),
+        criterion=nn.CrossEntropyLoss,
+        batch_size=16,
+        device=torch.device("cpu"),
+    )
+    net.set_params(criterion__reduction="none")
+    net.initialize()
+    outputs = net.infer(batch)  # the network sees the images only
+    assert tuple(outputs.shape) == (3, 2)
+    per_sample = nn.functional.cross_entropy(outputs, targets, reduction="none")
+    expected = (per_sample * batch["sample_weight"]).mean()
+    torch.testing.assert_close(net.get_loss(outputs, targets, X=batch), expected)
