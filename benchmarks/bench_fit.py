@@ -341,11 +341,13 @@ class SkMedCNNSide:
             lr=LR,
             optimizer="adam",
             # the plain loop's training: constant learning rate, every image
-            # trained on, one view at prediction (the defaults hold 10% out for
-            # calibration and average 5 test-time views)
+            # trained on, no augmentation, one view at prediction (the defaults
+            # hold 10% out for calibration, augment every batch and average 5
+            # test-time views: work the plain loop does not do)
             lr_schedule=None,
             calibration=None,
             tta=None,
+            augmentation=None,
             random_state=self.seed,
             device="cpu",
         )
@@ -761,7 +763,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     this_process_peak = PhasePeak.process_peak()
     sweep = inference_batch_sweep(data, args) if args.sweep_inference_batch else {}
 
-    from sk_medcnn.estimators._network import _INFERENCE_BATCH_SIZE
+    try:
+        from sk_medcnn.estimators._network import _INFERENCE_BATCH_SIZE
+    except ImportError:  # releases before the estimators' package
+        from sk_medcnn.classifier import _INFERENCE_BATCH_SIZE  # type: ignore
 
     results: dict[str, Any] = {
         "config": {
