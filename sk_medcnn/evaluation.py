@@ -324,6 +324,190 @@ def _write_predictions(path: Path, proba: NDArray[np.float64]) -> None:
             writer.writerow([index, *(repr(float(value)) for value in row)])
 
 
+def _check_benchmark_inputs(
+    estimator: Any,
+    path: str | os.PathLike[str],
+    train_on: tuple[str, ...],
+    output_dir: Any,
+) -> tuple[Path, Path | None]:
+    """Check the estimator, the file's splits and ``output_dir``; return both paths."""
+    if not isinstance(estimator, BaseEstimator) or not hasattr(
+        estimator, "predict_proba"
+    ):
+        raise TypeError(
+            "estimator must be a scikit-learn classifier with predict_proba; got "
+            f"{type(estimator).__name__}."
+        )
+    if output_dir is not None and not isinstance(output_dir, str | os.PathLike):
+        raise TypeError(
+            f"output_dir must be None or a path; got {type(output_dir).__name__}."
+        )
+    path = Path(path)
+    available = _splits_in(path)
+    if "test" not in available:
+        raise ValueError(
+            f"{str(path)!r} holds no test split (no test_images / test_labels; its "
+            f"splits: {available}). benchmark_medmnist scores the official test "
+            "split; the project's shared data files keep it out on purpose, for "
+            "independent evaluation. Tune on the validation split or by "
+            "cross-validation instead (sk-medcnn evaluate --split val)."
+        )
+    missing = [split for split in train_on if split not in available]
+    if missing:
+        raise ValueError(
+            f"train_on names {missing}, which {str(path)!r} does not hold; its "
+            f"splits: {available}."
+        )
+    out = None
+    if output_dir is not None:
+        out = Path(output_dir)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"output_dir={str(out)!r} is a file, not a folder.")
+    return path, out
+
+
+def _fit_per_seed(
+    estimator: BaseEstimator,
+    path: Path,
+    train_on: tuple[str, ...],
+    seeds: list[int],
+    seed_params: list[str],
+) -> tuple[list[Any], list[float], int]:
+    """Fit one clone per seed on the training splits only; return models, times, n."""
+    parts = [load_medmnist(path, split) for split in train_on]
+    X_train = np.concatenate([X for X, _ in parts])
+    y_train = np.concatenate([y for _, y in parts])
+    if y_train.ndim != 1:
+        raise ValueError(
+            f"{str(path)!r} holds multi-label targets of shape {y_train.shape}; "
+            "benchmark_medmnist scores single-label tasks."
+        )
+    del parts
+    models, fit_seconds = [], []
+    for seed in seeds:
+        model = clone(estimator)
+        if seed_params:
+            model.set_params(**dict.fromkeys(seed_params, seed))
+        start = time.perf_counter()
+        model.fit(X_train, y_train)
+        fit_seconds.append(time.perf_counter() - start)
+        models.append(model)
+    return models, fit_seconds, len(y_train)
+
+
+def _score_test_split(
+    path: Path,
+    models: list[Any],
+    seeds: list[int],
+    fit_seconds: list[float],
+    n_bins: int,
+) -> tuple[
+    NDArray[Any],
+    NDArray[Any],
+    list[dict[str, Any]],
+    list[NDArray[np.float64]],
+    list[NDArray[Any]],
+]:
+    """Read the test split now and score each fitted model on it once."""
+    X_test, y_test = load_medmnist(path, "test")
+    if y_test.ndim != 1:
+        raise ValueError(
+            f"test_labels in {str(path)!r} are multi-label; benchmark_medmnist "
+            "scores single-label tasks."
+        )
+    classes = np.asarray(models[0].classes_)
+    per_seed: list[dict[str, Any]] = []
+    probas: list[NDArray[np.float64]] = []
+    predictions: list[NDArray[Any]] = []
+    for seed, model, seconds in zip(seeds, models, fit_seconds, strict=True):
+        if not np.array_equal(np.asarray(model.classes_), classes):
+            raise ValueError(
+                f"the fit of seed {seed} learned classes "
+                f"{np.asarray(model.classes_).tolist()}, the first "
+                f"{classes.tolist()}; they must agree."
+            )
+        proba = np.asarray(model.predict_proba(X_test), dtype=np.float64)
+        y_pred = np.asarray(model.predict(X_test))
+        probas.append(proba)
+        predictions.append(y_pred)
+        scores = _test_metrics(y_test, proba, y_pred, classes, n_bins)
+        per_seed.append({"seed": seed, "fit_seconds": round(seconds, 3), **scores})
+    return y_test, classes, per_seed, probas, predictions
+
+
+def _bootstrap_summary(
+    y_test: NDArray[Any],
+    classes: NDArray[Any],
+    per_seed: list[dict[str, Any]],
+    probas: list[NDArray[np.float64]],
+    predictions: list[NDArray[Any]],
+    *,
+    n_bootstraps: int,
+    confidence_level: float,
+    n_bins: int,
+    random_state: int | np.random.RandomState | None,
+) -> tuple[list[str], dict[str, MetricSummary]]:
+    """Resample the test images and summarise every metric over the seeds."""
+    names = list(per_seed[0].keys() - {"seed", "fit_seconds"})
+    names = [name for name in METRICS if name in names]
+    rng = check_random_state(random_state)
+    resamples = _stratified_resamples(y_test, n_bootstraps, rng)
+    replicates = np.full((n_bootstraps, len(per_seed), len(names)), np.nan)
+    for draw, index in enumerate(resamples):
+        for column, (proba, y_pred) in enumerate(zip(probas, predictions, strict=True)):
+            scores = _test_metrics(
+                y_test[index], proba[index], y_pred[index], classes, n_bins
+            )
+            replicates[draw, column] = [scores[name] for name in names]
+    with warnings.catch_warnings():  # a metric undefined for every seed: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        boot_means = np.nanmean(replicates, axis=1)
+    summary = {
+        name: _summarise(
+            np.array([row[name] for row in per_seed]),
+            boot_means[:, i],
+            confidence_level,
+        )
+        for i, name in enumerate(names)
+    }
+    return names, summary
+
+
+def _write_tables(
+    out: Path,
+    path: Path,
+    per_seed: list[dict[str, Any]],
+    probas: list[NDArray[np.float64]],
+    names: list[str],
+    summary: dict[str, MetricSummary],
+) -> list[Path]:
+    """Write the per-seed predictions, ``per_seed.csv`` and ``summary.csv``."""
+    files: list[Path] = []
+    out.mkdir(parents=True, exist_ok=True)
+    flag = _flag(path)
+    for row, proba in zip(per_seed, probas, strict=True):
+        name = (
+            f"{flag}_test_[AUC]{row['auc']:.3f}_[ACC]{row['accuracy']:.3f}"
+            f"@seed{row['seed']}.csv"
+        )
+        _write_predictions(out / name, proba)
+        row["predictions"] = name
+        files.append(out / name)
+    columns = ["seed", "fit_seconds", *names, "predictions"]
+    with atomic_open(out / "per_seed.csv", "w", newline="") as file:
+        table = csv.DictWriter(file, fieldnames=columns)
+        table.writeheader()
+        table.writerows(per_seed)
+    files.append(out / "per_seed.csv")
+    with atomic_open(out / "summary.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["metric", *MetricSummary._fields])
+        for name, summary_row in summary.items():
+            writer.writerow([name, *summary_row])
+    files.append(out / "summary.csv")
+    return files
+
+
 def benchmark_medmnist(
     estimator: BaseEstimator,
     path: str | os.PathLike[str],
@@ -441,111 +625,25 @@ def benchmark_medmnist(
     open_fraction(confidence_level, "confidence_level")
     positive_int(n_bins, "n_bins")
     random_state_like(random_state, "random_state")
-    if not isinstance(estimator, BaseEstimator) or not hasattr(
-        estimator, "predict_proba"
-    ):
-        raise TypeError(
-            "estimator must be a scikit-learn classifier with predict_proba; got "
-            f"{type(estimator).__name__}."
-        )
-    if output_dir is not None and not isinstance(output_dir, str | os.PathLike):
-        raise TypeError(
-            f"output_dir must be None or a path; got {type(output_dir).__name__}."
-        )
-    path = Path(path)
-    available = _splits_in(path)
-    if "test" not in available:
-        raise ValueError(
-            f"{str(path)!r} holds no test split (no test_images / test_labels; its "
-            f"splits: {available}). benchmark_medmnist scores the official test "
-            "split; the project's shared data files keep it out on purpose, for "
-            "independent evaluation. Tune on the validation split or by "
-            "cross-validation instead (sk-medcnn evaluate --split val)."
-        )
-    missing = [split for split in train_on if split not in available]
-    if missing:
-        raise ValueError(
-            f"train_on names {missing}, which {str(path)!r} does not hold; its "
-            f"splits: {available}."
-        )
-    out = None
-    if output_dir is not None:
-        out = Path(output_dir)
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"output_dir={str(out)!r} is a file, not a folder.")
+    path, out = _check_benchmark_inputs(estimator, path, train_on, output_dir)
     seed_params = _seed_params(estimator)
-
-    # --- fit, on the training splits only ------------------------------------
-    parts = [load_medmnist(path, split) for split in train_on]
-    X_train = np.concatenate([X for X, _ in parts])
-    y_train = np.concatenate([y for _, y in parts])
-    if y_train.ndim != 1:
-        raise ValueError(
-            f"{str(path)!r} holds multi-label targets of shape {y_train.shape}; "
-            "benchmark_medmnist scores single-label tasks."
-        )
-    del parts
-    models, fit_seconds = [], []
-    for seed in seeds:
-        model = clone(estimator)
-        if seed_params:
-            model.set_params(**dict.fromkeys(seed_params, seed))
-        start = time.perf_counter()
-        model.fit(X_train, y_train)
-        fit_seconds.append(time.perf_counter() - start)
-        models.append(model)
-    n_train = len(y_train)
-    del X_train, y_train
-
-    # --- the test split: read now, scored once per fitted model --------------
-    X_test, y_test = load_medmnist(path, "test")
-    if y_test.ndim != 1:
-        raise ValueError(
-            f"test_labels in {str(path)!r} are multi-label; benchmark_medmnist "
-            "scores single-label tasks."
-        )
-    classes = np.asarray(models[0].classes_)
-    per_seed: list[dict[str, Any]] = []
-    probas: list[NDArray[np.float64]] = []
-    predictions: list[NDArray[Any]] = []
-    for seed, model, seconds in zip(seeds, models, fit_seconds, strict=True):
-        if not np.array_equal(np.asarray(model.classes_), classes):
-            raise ValueError(
-                f"the fit of seed {seed} learned classes "
-                f"{np.asarray(model.classes_).tolist()}, the first "
-                f"{classes.tolist()}; they must agree."
-            )
-        proba = np.asarray(model.predict_proba(X_test), dtype=np.float64)
-        y_pred = np.asarray(model.predict(X_test))
-        probas.append(proba)
-        predictions.append(y_pred)
-        scores = _test_metrics(y_test, proba, y_pred, classes, n_bins)
-        per_seed.append({"seed": seed, "fit_seconds": round(seconds, 3), **scores})
-    del X_test
-
-    # --- intervals ------------------------------------------------------------
-    names = list(per_seed[0].keys() - {"seed", "fit_seconds"})
-    names = [name for name in METRICS if name in names]
-    rng = check_random_state(random_state)
-    resamples = _stratified_resamples(y_test, n_bootstraps, rng)
-    replicates = np.full((n_bootstraps, len(seeds), len(names)), np.nan)
-    for draw, index in enumerate(resamples):
-        for column, (proba, y_pred) in enumerate(zip(probas, predictions, strict=True)):
-            scores = _test_metrics(
-                y_test[index], proba[index], y_pred[index], classes, n_bins
-            )
-            replicates[draw, column] = [scores[name] for name in names]
-    with warnings.catch_warnings():  # a metric undefined for every seed: NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        boot_means = np.nanmean(replicates, axis=1)
-    summary = {
-        name: _summarise(
-            np.array([row[name] for row in per_seed]),
-            boot_means[:, i],
-            confidence_level,
-        )
-        for i, name in enumerate(names)
-    }
+    models, fit_seconds, n_train = _fit_per_seed(
+        estimator, path, train_on, seeds, seed_params
+    )
+    y_test, classes, per_seed, probas, predictions = _score_test_split(
+        path, models, seeds, fit_seconds, n_bins
+    )
+    names, summary = _bootstrap_summary(
+        y_test,
+        classes,
+        per_seed,
+        probas,
+        predictions,
+        n_bootstraps=n_bootstraps,
+        confidence_level=confidence_level,
+        n_bins=n_bins,
+        random_state=random_state,
+    )
     info = {
         "data": str(path),
         "train_on": list(train_on),
@@ -560,34 +658,14 @@ def benchmark_medmnist(
         "estimator": repr(estimator),
         "sk_medcnn": __version__,
     }
-
-    # --- files, once everything is computed ------------------------------------
-    files: list[Path] = []
+    # files, once everything is computed
     for row in per_seed:
         row["predictions"] = None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        flag = _flag(path)
-        for row, proba in zip(per_seed, probas, strict=True):
-            name = (
-                f"{flag}_test_[AUC]{row['auc']:.3f}_[ACC]{row['accuracy']:.3f}"
-                f"@seed{row['seed']}.csv"
-            )
-            _write_predictions(out / name, proba)
-            row["predictions"] = name
-            files.append(out / name)
-        columns = ["seed", "fit_seconds", *names, "predictions"]
-        with atomic_open(out / "per_seed.csv", "w", newline="") as file:
-            table = csv.DictWriter(file, fieldnames=columns)
-            table.writeheader()
-            table.writerows(per_seed)
-        files.append(out / "per_seed.csv")
-        with atomic_open(out / "summary.csv", "w", newline="") as file:
-            writer = csv.writer(file)
-            writer.writerow(["metric", *MetricSummary._fields])
-            for name, summary_row in summary.items():
-                writer.writerow([name, *summary_row])
-        files.append(out / "summary.csv")
+    files = (
+        []
+        if out is None
+        else _write_tables(out, path, per_seed, probas, names, summary)
+    )
     result = BenchmarkResult(summary, per_seed, info, files)
     if out is not None:
         with atomic_open(out / "benchmark.json", "w") as file:
