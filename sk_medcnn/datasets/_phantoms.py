@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -68,6 +68,166 @@ def _smooth_noise(
     texture -= texture.mean(axis=(1, 2), keepdims=True)
     texture /= texture.std(axis=(1, 2), keepdims=True) + 1e-12
     return texture
+
+
+def _check_phantom_params(
+    n_samples: Any,
+    image_size: Any,
+    lesion_fraction: Any,
+    lesion_radius: Any,
+    contrast: Any,
+    noise: Any,
+    n_channels: Any,
+    dtype: Any,
+    spatial_dims: Any,
+) -> tuple[float, float, np.dtype[Any]]:
+    """Validate the parameters; return the radius range and the output dtype."""
+    check_scalar(n_samples, "n_samples", Integral, min_val=1)
+    check_scalar(image_size, "image_size", Integral, min_val=8)
+    check_scalar(lesion_fraction, "lesion_fraction", Real, min_val=0.0, max_val=1.0)
+    low_radius, high_radius = _check_radius(lesion_radius, int(image_size))
+    check_scalar(contrast, "contrast", Real, min_val=0.0, include_boundaries="neither")
+    check_scalar(noise, "noise", Real, min_val=0.0)
+    check_scalar(n_channels, "n_channels", Integral, min_val=1)
+    try:
+        out_dtype = np.dtype(dtype)
+    except TypeError:
+        out_dtype = None
+    if out_dtype not in (np.dtype(np.uint8), np.dtype(np.float32)):
+        raise ValueError(f"dtype must be 'uint8' or 'float32'; got {dtype!r}.")
+
+    if isinstance(spatial_dims, bool) or spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3; got {spatial_dims!r}.")
+    return low_radius, high_radius, out_dtype
+
+
+class _ImageDraws(NamedTuple):
+    """The random per-image parameters of the 2-D phantoms."""
+
+    y: NDArray[np.int64]
+    body_center: NDArray[np.float64]
+    body_axes: NDArray[np.float64]
+    body_angle: NDArray[np.float64]
+    body_level: NDArray[np.float64]
+    radius: NDArray[np.float64]
+    aspect: NDArray[np.float64]
+    lesion_angle: NDArray[np.float64]
+    lesion_center: NDArray[np.float64]
+    gains: NDArray[np.float64]
+
+
+def _draw_image_params(
+    rng: np.random.RandomState,
+    n_samples: int,
+    n_positive: int,
+    image_size: int,
+    radius_range: tuple[float, float],
+    n_channels: int,
+) -> _ImageDraws:
+    """Draw the labels, bodies, lesions and channel gains of the 2-D phantoms."""
+    y = np.zeros(n_samples, dtype=np.int64)
+    y[:n_positive] = 1
+    y = y[rng.permutation(n_samples)]
+
+    center = (image_size - 1) / 2
+    body_center = center + rng.uniform(-0.06, 0.06, (n_samples, 2)) * image_size
+    body_axes = rng.uniform(*_BODY_AXES, (n_samples, 2)) * image_size
+    body_angle = rng.uniform(0.0, np.pi, n_samples)
+    body_level = rng.uniform(*_BODY_LEVEL, n_samples)
+
+    radius = rng.uniform(*radius_range, n_samples)
+    aspect = rng.uniform(0.8, 1.25, n_samples)  # roughly round
+    lesion_angle = rng.uniform(0.0, np.pi, n_samples)
+    # A point in the unit disc, scaled so the lesion stays inside the body.
+    direction = rng.uniform(0.0, 2 * np.pi, n_samples)
+    spread = np.sqrt(rng.uniform(0.0, 1.0, n_samples))
+    extent = radius * np.maximum(np.sqrt(aspect), 1.0 / np.sqrt(aspect))
+    margin = (extent + 1.0) / body_axes.min(axis=1)
+    spread *= np.clip(1.0 - margin, 0.0, None)
+    unit = np.stack([np.cos(direction), np.sin(direction)], axis=1) * spread[:, None]
+    # From the body's own frame (rotated by body_angle) to image coordinates.
+    cos, sin = np.cos(body_angle), np.sin(body_angle)
+    local = unit * body_axes
+    lesion_center = body_center + np.stack(
+        [cos * local[:, 0] - sin * local[:, 1], sin * local[:, 0] + cos * local[:, 1]],
+        axis=1,
+    )
+    gains = np.ones((n_samples, n_channels))
+    if n_channels > 1:
+        gains = rng.uniform(*_CHANNEL_GAIN, (n_samples, n_channels))
+    return _ImageDraws(
+        y,
+        body_center,
+        body_axes,
+        body_angle,
+        body_level,
+        radius,
+        aspect,
+        lesion_angle,
+        lesion_center,
+        gains,
+    )
+
+
+def _render_images(
+    draws: _ImageDraws,
+    rng: np.random.RandomState,
+    image_size: int,
+    n_channels: int,
+    contrast: float,
+    noise: float,
+    out_dtype: np.dtype[Any],
+) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+    """Build the 2-D images and lesion masks from the drawn parameters, by chunk."""
+    n_samples = len(draws.y)
+    y, body_center, body_axes = draws.y, draws.body_center, draws.body_axes
+    radius, aspect, lesion_center = draws.radius, draws.aspect, draws.lesion_center
+    cos, sin = np.cos(draws.body_angle), np.sin(draws.body_angle)
+    shape = (n_samples, image_size, image_size)
+    X = np.empty(shape + ((n_channels,) if n_channels > 1 else ()), dtype=out_dtype)
+    masks = np.zeros(shape, dtype=bool)
+    rows, cols = np.mgrid[0:image_size, 0:image_size].astype(np.float64)
+    for start in range(0, n_samples, _CHUNK):
+        part = slice(start, min(start + _CHUNK, n_samples))
+        n_part = part.stop - part.start
+        dy = rows - body_center[part, 0, None, None]
+        dx = cols - body_center[part, 1, None, None]
+        c, s = cos[part, None, None], sin[part, None, None]
+        u = (c * dy + s * dx) / body_axes[part, 0, None, None]
+        v = (-s * dy + c * dx) / body_axes[part, 1, None, None]
+        # Signed distance-like coordinate, about 1 px wide at the body edge.
+        edge = (1.0 - np.sqrt(u**2 + v**2)) * body_axes[part].min(axis=1)[:, None, None]
+        body = np.clip(edge + 0.5, 0.0, 1.0)
+
+        tissue = draws.body_level[part, None, None] * np.ones_like(body)
+        for grid, amplitude in _TEXTURE_GRIDS:
+            tissue += amplitude * _smooth_noise(rng, n_part, image_size, grid)
+        image = _BACKGROUND_LEVEL + body * (tissue - _BACKGROUND_LEVEL)
+
+        dy = rows - lesion_center[part, 0, None, None]
+        dx = cols - lesion_center[part, 1, None, None]
+        c = np.cos(draws.lesion_angle[part])[:, None, None]
+        s = np.sin(draws.lesion_angle[part])[:, None, None]
+        stretch = np.sqrt(aspect[part])[:, None, None]
+        distance = np.sqrt(
+            ((c * dy + s * dx) * stretch) ** 2 + ((-s * dy + c * dx) / stretch) ** 2
+        )
+        profile = np.clip(radius[part, None, None] - distance + 0.5, 0.0, 1.0)
+        profile *= y[part, None, None]
+        masks[part] = profile >= 0.5
+        image += contrast * profile
+
+        image = image[..., None] * draws.gains[part, None, None, :]
+        # drawn even when noise == 0, so that noise does not shift later draws
+        image += noise * rng.standard_normal(image.shape)
+        np.clip(image, 0.0, 1.0, out=image)
+        if n_channels == 1:
+            image = image[..., 0]
+        if out_dtype == np.uint8:
+            X[part] = np.rint(image * 255)
+        else:
+            X[part] = image
+    return X, masks
 
 
 def make_lesion_phantoms(
@@ -187,23 +347,17 @@ def make_lesion_phantoms(
     >>> X.shape, masks.shape, bool(masks[y == 0].any())
     ((4, 16, 16, 3), (4, 16, 16), False)
     """
-    check_scalar(n_samples, "n_samples", Integral, min_val=1)
-    check_scalar(image_size, "image_size", Integral, min_val=8)
-    check_scalar(lesion_fraction, "lesion_fraction", Real, min_val=0.0, max_val=1.0)
-    low_radius, high_radius = _check_radius(lesion_radius, int(image_size))
-    check_scalar(contrast, "contrast", Real, min_val=0.0, include_boundaries="neither")
-    check_scalar(noise, "noise", Real, min_val=0.0)
-    check_scalar(n_channels, "n_channels", Integral, min_val=1)
-    try:
-        out_dtype = np.dtype(dtype)
-    except TypeError:
-        out_dtype = None
-    if out_dtype not in (np.dtype(np.uint8), np.dtype(np.float32)):
-        raise ValueError(f"dtype must be 'uint8' or 'float32'; got {dtype!r}.")
-
-    if isinstance(spatial_dims, bool) or spatial_dims not in (2, 3):
-        raise ValueError(f"spatial_dims must be 2 or 3; got {spatial_dims!r}.")
-
+    low_radius, high_radius, out_dtype = _check_phantom_params(
+        n_samples,
+        image_size,
+        lesion_fraction,
+        lesion_radius,
+        contrast,
+        noise,
+        n_channels,
+        dtype,
+        spatial_dims,
+    )
     n_samples, image_size, n_channels = int(n_samples), int(image_size), int(n_channels)
     rng = check_random_state(random_state)
     if spatial_dims == 3:
@@ -222,81 +376,12 @@ def make_lesion_phantoms(
 
     # Draw every per-image parameter first, then build the images from them.
     n_positive = round(n_samples * lesion_fraction)
-    y = np.zeros(n_samples, dtype=np.int64)
-    y[:n_positive] = 1
-    y = y[rng.permutation(n_samples)]
-
-    center = (image_size - 1) / 2
-    body_center = center + rng.uniform(-0.06, 0.06, (n_samples, 2)) * image_size
-    body_axes = rng.uniform(*_BODY_AXES, (n_samples, 2)) * image_size
-    body_angle = rng.uniform(0.0, np.pi, n_samples)
-    body_level = rng.uniform(*_BODY_LEVEL, n_samples)
-
-    radius = rng.uniform(low_radius, high_radius, n_samples)
-    aspect = rng.uniform(0.8, 1.25, n_samples)  # roughly round
-    lesion_angle = rng.uniform(0.0, np.pi, n_samples)
-    # A point in the unit disc, scaled so the lesion stays inside the body.
-    direction = rng.uniform(0.0, 2 * np.pi, n_samples)
-    spread = np.sqrt(rng.uniform(0.0, 1.0, n_samples))
-    extent = radius * np.maximum(np.sqrt(aspect), 1.0 / np.sqrt(aspect))
-    margin = (extent + 1.0) / body_axes.min(axis=1)
-    spread *= np.clip(1.0 - margin, 0.0, None)
-    unit = np.stack([np.cos(direction), np.sin(direction)], axis=1) * spread[:, None]
-    # From the body's own frame (rotated by body_angle) to image coordinates.
-    cos, sin = np.cos(body_angle), np.sin(body_angle)
-    local = unit * body_axes
-    lesion_center = body_center + np.stack(
-        [cos * local[:, 0] - sin * local[:, 1], sin * local[:, 0] + cos * local[:, 1]],
-        axis=1,
+    draws = _draw_image_params(
+        rng, n_samples, n_positive, image_size, (low_radius, high_radius), n_channels
     )
-    gains = np.ones((n_samples, n_channels))
-    if n_channels > 1:
-        gains = rng.uniform(*_CHANNEL_GAIN, (n_samples, n_channels))
-
-    shape = (n_samples, image_size, image_size)
-    X = np.empty(shape + ((n_channels,) if n_channels > 1 else ()), dtype=out_dtype)
-    masks = np.zeros(shape, dtype=bool)
-    rows, cols = np.mgrid[0:image_size, 0:image_size].astype(np.float64)
-    for start in range(0, n_samples, _CHUNK):
-        part = slice(start, min(start + _CHUNK, n_samples))
-        n_part = part.stop - part.start
-        dy = rows - body_center[part, 0, None, None]
-        dx = cols - body_center[part, 1, None, None]
-        c, s = cos[part, None, None], sin[part, None, None]
-        u = (c * dy + s * dx) / body_axes[part, 0, None, None]
-        v = (-s * dy + c * dx) / body_axes[part, 1, None, None]
-        # Signed distance-like coordinate, about 1 px wide at the body edge.
-        edge = (1.0 - np.sqrt(u**2 + v**2)) * body_axes[part].min(axis=1)[:, None, None]
-        body = np.clip(edge + 0.5, 0.0, 1.0)
-
-        tissue = body_level[part, None, None] * np.ones_like(body)
-        for grid, amplitude in _TEXTURE_GRIDS:
-            tissue += amplitude * _smooth_noise(rng, n_part, image_size, grid)
-        image = _BACKGROUND_LEVEL + body * (tissue - _BACKGROUND_LEVEL)
-
-        dy = rows - lesion_center[part, 0, None, None]
-        dx = cols - lesion_center[part, 1, None, None]
-        c = np.cos(lesion_angle[part])[:, None, None]
-        s = np.sin(lesion_angle[part])[:, None, None]
-        stretch = np.sqrt(aspect[part])[:, None, None]
-        distance = np.sqrt(
-            ((c * dy + s * dx) * stretch) ** 2 + ((-s * dy + c * dx) / stretch) ** 2
-        )
-        profile = np.clip(radius[part, None, None] - distance + 0.5, 0.0, 1.0)
-        profile *= y[part, None, None]
-        masks[part] = profile >= 0.5
-        image += contrast * profile
-
-        image = image[..., None] * gains[part, None, None, :]
-        # drawn even when noise == 0, so that noise does not shift later draws
-        image += noise * rng.standard_normal(image.shape)
-        np.clip(image, 0.0, 1.0, out=image)
-        if n_channels == 1:
-            image = image[..., 0]
-        if out_dtype == np.uint8:
-            X[part] = np.rint(image * 255)
-        else:
-            X[part] = image
+    X, masks = _render_images(
+        draws, rng, image_size, n_channels, contrast, noise, out_dtype
+    )
     logger.debug(
         "Generated %d lesion phantoms (%d positive) of size %d",
         n_samples,
@@ -304,8 +389,8 @@ def make_lesion_phantoms(
         image_size,
     )
     if return_masks:
-        return X, y, masks
-    return X, y
+        return X, draws.y, masks
+    return X, draws.y
 
 
 def _make_volume_phantoms(
