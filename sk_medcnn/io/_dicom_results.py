@@ -57,6 +57,108 @@ def _check_report_values(
         raise ValueError(f"series_number must be >= 1; got {series_number}.")
 
 
+def _import_highdicom() -> Any:
+    """Import highdicom, or say how to install it."""
+    try:
+        import highdicom as hd
+    except ImportError as error:
+        raise ImportError(
+            'DICOM results need highdicom: pip install "sk-medcnn[dicom]"'
+        ) from error
+    return hd
+
+
+def _read_source(source: str | os.PathLike[str]) -> Any:
+    """Read the source DICOM instance the report refers to."""
+    import pydicom
+
+    from ..exceptions import ImageReadError
+
+    try:
+        dataset = pydicom.dcmread(source)
+        dataset.SOPClassUID  # noqa: B018  (required: the reference needs it)
+        dataset.StudyInstanceUID  # noqa: B018
+    except Exception as error:
+        raise ImageReadError(
+            f"'{source}' is not a DICOM instance a report can refer to: {error}",
+            str(source),
+        ) from error
+    return dataset
+
+
+def _report_items(
+    dataset: Any,
+    label: Any,
+    probabilities: dict[str, float],
+    model_name: str,
+    model_version: str,
+    in_distribution: bool | None,
+    ood_reason: str,
+) -> list[Any]:
+    """Build the content items: finding, probabilities, algorithm, OOD, source."""
+    from highdicom.sr import (
+        CodeContentItem,
+        ImageContentItem,
+        NumContentItem,
+        TextContentItem,
+    )
+
+    contains = "CONTAINS"
+    scheme = SKMEDCNN_CODING_SCHEME
+    unit = _concept("1", "UCUM", "no units")
+    items = [
+        CodeContentItem(
+            name=_concept("121071", "DCM", "Finding"),
+            value=_concept(str(label), scheme, str(label)),
+            relationship_type=contains,
+        ),
+        NumContentItem(
+            name=_concept("probability", scheme, "Probability of the finding"),
+            value=float(probabilities[str(label)]),
+            unit=unit,
+            relationship_type=contains,
+        ),
+    ]
+    for other, probability in probabilities.items():
+        items.append(
+            NumContentItem(
+                name=_concept(f"p:{other}", scheme, f"Probability of {other}"),
+                value=float(probability),
+                unit=unit,
+                relationship_type=contains,
+            )
+        )
+    items += [
+        TextContentItem(
+            name=_concept("111001", "DCM", "Algorithm Name"),
+            value=f"sk_medcnn {model_name}"[:1024],
+            relationship_type=contains,
+        ),
+        TextContentItem(
+            name=_concept("111003", "DCM", "Algorithm Version"),
+            value=str(model_version),
+            relationship_type=contains,
+        ),
+    ]
+    if in_distribution is not None:
+        items.append(
+            TextContentItem(
+                name=_concept("ood", scheme, "Unlike the training images"),
+                value=("no" if in_distribution else f"yes: {ood_reason}")[:1024],
+                relationship_type=contains,
+            )
+        )
+    items.append(
+        ImageContentItem(
+            name=_concept("121112", "DCM", "Source of Measurement"),
+            referenced_sop_class_uid=dataset.SOPClassUID,
+            referenced_sop_instance_uid=dataset.SOPInstanceUID,
+            relationship_type=contains,
+        )
+    )
+    return items
+
+
 def write_dicom_report(
     source: str | os.PathLike[str],
     path: str | os.PathLike[str],
@@ -118,88 +220,21 @@ def write_dicom_report(
         If ``source`` is not a readable DICOM file.
     """
     _check_report_values(label, probabilities, model_name, series_number)
-    try:
-        import highdicom as hd
-        from highdicom.sr import (
-            CodeContentItem,
-            ContainerContentItem,
-            ContentSequence,
-            ImageContentItem,
-            NumContentItem,
-            TextContentItem,
-        )
-    except ImportError as error:
-        raise ImportError(
-            'DICOM results need highdicom: pip install "sk-medcnn[dicom]"'
-        ) from error
-    import pydicom
+    hd = _import_highdicom()
+    dataset = _read_source(source)
+    from highdicom.sr import ContainerContentItem, ContentSequence
 
-    from ..exceptions import ImageReadError
-
-    try:
-        dataset = pydicom.dcmread(source)
-        dataset.SOPClassUID  # noqa: B018  (required: the reference needs it)
-        dataset.StudyInstanceUID  # noqa: B018
-    except Exception as error:
-        raise ImageReadError(
-            f"'{source}' is not a DICOM instance a report can refer to: {error}",
-            str(source),
-        ) from error
-    contains = "CONTAINS"
-    scheme = SKMEDCNN_CODING_SCHEME
-    unit = _concept("1", "UCUM", "no units")
     root = ContainerContentItem(
         name=_concept("126000", "DCM", "Imaging Measurement Report")
     )
-    items = [
-        CodeContentItem(
-            name=_concept("121071", "DCM", "Finding"),
-            value=_concept(str(label), scheme, str(label)),
-            relationship_type=contains,
-        ),
-        NumContentItem(
-            name=_concept("probability", scheme, "Probability of the finding"),
-            value=float(probabilities[str(label)]),
-            unit=unit,
-            relationship_type=contains,
-        ),
-    ]
-    for other, probability in probabilities.items():
-        items.append(
-            NumContentItem(
-                name=_concept(f"p:{other}", scheme, f"Probability of {other}"),
-                value=float(probability),
-                unit=unit,
-                relationship_type=contains,
-            )
-        )
-    items += [
-        TextContentItem(
-            name=_concept("111001", "DCM", "Algorithm Name"),
-            value=f"sk_medcnn {model_name}"[:1024],
-            relationship_type=contains,
-        ),
-        TextContentItem(
-            name=_concept("111003", "DCM", "Algorithm Version"),
-            value=str(model_version),
-            relationship_type=contains,
-        ),
-    ]
-    if in_distribution is not None:
-        items.append(
-            TextContentItem(
-                name=_concept("ood", scheme, "Unlike the training images"),
-                value=("no" if in_distribution else f"yes: {ood_reason}")[:1024],
-                relationship_type=contains,
-            )
-        )
-    items.append(
-        ImageContentItem(
-            name=_concept("121112", "DCM", "Source of Measurement"),
-            referenced_sop_class_uid=dataset.SOPClassUID,
-            referenced_sop_instance_uid=dataset.SOPInstanceUID,
-            relationship_type=contains,
-        )
+    items = _report_items(
+        dataset,
+        label,
+        probabilities,
+        model_name,
+        model_version,
+        in_distribution,
+        ood_reason,
     )
     root.ContentSequence = ContentSequence(items)
     report = hd.sr.ComprehensiveSR(
