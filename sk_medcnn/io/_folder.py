@@ -276,6 +276,62 @@ def _check_volume_options(
         )
 
 
+def _class_folders(folder: Path, chosen: tuple[str, ...] | None) -> list[Path]:
+    """List the class subfolders of ``folder``, or say why there are none."""
+    entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    class_folders = [
+        Path(entry.path)
+        for entry in entries
+        if entry.is_dir() and not entry.name.startswith(".")
+    ]
+    if not class_folders:
+        loose = [
+            path for path in _walk(folder, recursive=False) if _selected(path, chosen)
+        ]
+        message = f"The folder '{folder}' holds no class subfolders"
+        if loose:
+            message += (
+                f" but {len(loose)} image files directly (e.g. '{loose[0].name}'). "
+                "load_image_folder expects root/<class name>/<image files>; for "
+                "unlabelled images use list_image_files and ImageLoader."
+            )
+        else:
+            message += " and no images."
+        raise ValueError(message)
+    return class_folders
+
+
+def _labelled_items(
+    folder: Path,
+    files_of: dict[Path, list[Path]],
+    spatial_dims: int,
+    chosen: tuple[str, ...] | None,
+) -> tuple[list[Path], list[str]]:
+    """Pair each image (or volume) with its class; refuse empty class folders."""
+    paths: list[Path] = []
+    labels: list[str] = []
+    empty: list[str] = []
+    for class_folder, files in files_of.items():
+        if spatial_dims == 3:
+            files = _volume_items(class_folder, files)
+        if not files:
+            empty.append(class_folder.name)
+        paths.extend(files)
+        labels.extend([class_folder.name] * len(files))
+    if empty:
+        looked_for = (
+            "the supported extensions or DICOM content"
+            if chosen is None
+            else "extensions " + ", ".join(repr(ext) for ext in chosen)
+        )
+        raise ValueError(
+            f"Class folders without images in '{folder}': "
+            + ", ".join(repr(name) for name in empty)
+            + f" (looked for {looked_for}). Remove them or add images."
+        )
+    return paths, labels
+
+
 def load_image_folder(
     root: str | os.PathLike[str],
     *,
@@ -430,26 +486,7 @@ def load_image_folder(
         checker(arguments[name], name)
     chosen = check_extensions(extensions, "extensions")
     folder = _check_folder(root, "root")
-    entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
-    class_folders = [
-        Path(entry.path)
-        for entry in entries
-        if entry.is_dir() and not entry.name.startswith(".")
-    ]
-    if not class_folders:
-        loose = [
-            path for path in _walk(folder, recursive=False) if _selected(path, chosen)
-        ]
-        message = f"The folder '{folder}' holds no class subfolders"
-        if loose:
-            message += (
-                f" but {len(loose)} image files directly (e.g. '{loose[0].name}'). "
-                "load_image_folder expects root/<class name>/<image files>; for "
-                "unlabelled images use list_image_files and ImageLoader."
-            )
-        else:
-            message += " and no images."
-        raise ValueError(message)
+    class_folders = _class_folders(folder, chosen)
     files_of = {
         class_folder: sorted(
             (
@@ -465,27 +502,7 @@ def load_image_folder(
         all_files = [path for files in files_of.values() for path in files]
         spatial_dims = _infer_spatial_dims(all_files, index)
     _check_volume_options(spatial_dims, shape, channels, index, window)
-    paths: list[Path] = []
-    labels: list[str] = []
-    empty: list[str] = []
-    for class_folder, files in files_of.items():
-        if spatial_dims == 3:
-            files = _volume_items(class_folder, files)
-        if not files:
-            empty.append(class_folder.name)
-        paths.extend(files)
-        labels.extend([class_folder.name] * len(files))
-    if empty:
-        looked_for = (
-            "the supported extensions or DICOM content"
-            if chosen is None
-            else "extensions " + ", ".join(repr(ext) for ext in chosen)
-        )
-        raise ValueError(
-            f"Class folders without images in '{folder}': "
-            + ", ".join(repr(name) for name in empty)
-            + f" (looked for {looked_for}). Remove them or add images."
-        )
+    paths, labels = _labelled_items(folder, files_of, spatial_dims, chosen)
     y = np.asarray(labels, dtype=str)
     if lazy:
         return np.asarray([str(path) for path in paths], dtype=str), y
