@@ -367,28 +367,10 @@ def _to_canonical(
     return np.ascontiguousarray(volume), step
 
 
-def read_dicom_series(
-    folder: Path,
-) -> tuple[NDArray[Any], tuple[float, float, float]]:
-    """Read the DICOM series in ``folder`` as one volume, depth first.
-
-    Returns
-    -------
-    volume : ndarray of shape (depth, height, width) or \
-            (depth, height, width, samples)
-        The slices sorted by their position along the slice normal (the
-        cross product of the row and column direction cosines of Image
-        Orientation (Patient)), in modality values (HU for CT), then
-        permuted and flipped into the closest canonical orientation, as
-        NIfTI volumes are read: depth from inferior to superior, rows from
-        posterior to anterior, columns from the patient's left to right.
-    spacing : tuple of 3 float
-        The median step between slice positions and Pixel Spacing (between
-        rows, between columns), in mm, in the order of the returned axes.
-    """
-    pydicom = import_pydicom()
-    from pydicom.pixels import pixel_array
-
+def _series_headers(
+    pydicom: Any, folder: Path
+) -> tuple[list[Path], list[_SliceHeader]]:
+    """List the folder's DICOM files and read their slice headers."""
     paths = list_series_files(folder)
     if not paths:
         subfolders = [path for path in folder.iterdir() if path.is_dir()]
@@ -401,6 +383,13 @@ def read_dicom_series(
             f"The folder '{folder}' holds no DICOM files{hint}.", str(folder)
         )
     headers = [_slice_header(pydicom, path) for path in paths]
+    return paths, headers
+
+
+def _check_series_headers(
+    folder: Path, paths: list[Path], headers: list[_SliceHeader]
+) -> None:
+    """Refuse several series, multi-frame files and disagreeing slice geometry."""
     by_series: dict[str, list[Path]] = defaultdict(list)
     for path, header in zip(paths, headers, strict=True):
         by_series[header.series].append(path)
@@ -445,7 +434,17 @@ def read_dicom_series(
         lambda a, b: np.allclose(a, b, rtol=_SPACING_TOLERANCE, atol=0),
         "Pixel Spacing",
     )
-    order, step = _sort(folder, paths, headers)
+
+
+def _read_slices(
+    pydicom: Any,
+    pixel_array: Callable[[Any], Any],
+    folder: Path,
+    paths: list[Path],
+    headers: list[_SliceHeader],
+    order: list[int],
+) -> NDArray[Any]:
+    """Decode the slices, in ``order``, into one volume of modality values."""
     rows, columns, samples = headers[0].layout
     dtype = np.result_type(*(header.value_type for header in headers))
     shape = (len(paths), rows, columns) + ((samples,) if samples > 1 else ())
@@ -477,6 +476,35 @@ def read_dicom_series(
         if not np.can_cast(image.dtype, volume.dtype, casting="safe"):
             volume = volume.astype(np.result_type(volume.dtype, image.dtype))
         volume[depth] = image
+    return volume
+
+
+def read_dicom_series(
+    folder: Path,
+) -> tuple[NDArray[Any], tuple[float, float, float]]:
+    """Read the DICOM series in ``folder`` as one volume, depth first.
+
+    Returns
+    -------
+    volume : ndarray of shape (depth, height, width) or \
+            (depth, height, width, samples)
+        The slices sorted by their position along the slice normal (the
+        cross product of the row and column direction cosines of Image
+        Orientation (Patient)), in modality values (HU for CT), then
+        permuted and flipped into the closest canonical orientation, as
+        NIfTI volumes are read: depth from inferior to superior, rows from
+        posterior to anterior, columns from the patient's left to right.
+    spacing : tuple of 3 float
+        The median step between slice positions and Pixel Spacing (between
+        rows, between columns), in mm, in the order of the returned axes.
+    """
+    pydicom = import_pydicom()
+    from pydicom.pixels import pixel_array
+
+    paths, headers = _series_headers(pydicom, folder)
+    _check_series_headers(folder, paths, headers)
+    order, step = _sort(folder, paths, headers)
+    volume = _read_slices(pydicom, pixel_array, folder, paths, headers, order)
     spacing = np.asarray(headers[0].pixel_spacing)
     return _to_canonical(
         volume, (step, float(spacing[0]), float(spacing[1])), headers[0].orientation
