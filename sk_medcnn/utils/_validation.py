@@ -340,6 +340,77 @@ def check_feature_names(estimator: Any, X: Any, *, reset: bool) -> None:
         validate_data(estimator, X, reset=reset, skip_check_array=True)
 
 
+def _channels_last_or_warn(X: ArrayLike, ndim: Any, spatial_dims: int) -> ArrayLike:
+    """Read a torch batch channels-last; warn on 4-D arrays of a doubtful layout."""
+    torch_layout = ndim in (4, 5) and _is_torch_tensor(X)
+    if torch_layout and ndim == spatial_dims + 2:
+        # a torch batch is (n, C, *spatial), as a Dataset's tensor items are
+        shape = tuple(X.shape)  # type: ignore[union-attr]
+        if spatial_dims == 2 and shape[3] in CHANNEL_SIZES and shape[1] > 4:
+            warn_user(
+                f"X is a torch.Tensor of shape {shape}: it is read in torch's "
+                f"layout (n, C, H, W), as {shape[0]} images of {shape[2]}x"
+                f"{shape[3]} pixels with {shape[1]} channels. If it is "
+                "channels-last (n, H, W, C), pass X.permute(0, 3, 1, 2)."
+            )
+        X = X.detach().cpu().movedim(1, -1).numpy()  # type: ignore[union-attr]
+    elif torch_layout:  # (n, D, H, W) volumes of one channel
+        X = X.detach().cpu().numpy()  # type: ignore[union-attr]
+    elif ndim == 4 and spatial_dims == 2:
+        shape = X.shape  # type: ignore[union-attr]
+        if shape[1] in CHANNEL_SIZES and shape[3] > 4:
+            warn_user(
+                f"X has shape {tuple(shape)}: it is read channels-last, as "
+                f"{shape[0]} images of {shape[1]}x{shape[2]} pixels with "
+                f"{shape[3]} channels. If it is channels-first (n, C, H, W), pass "
+                "X.transpose(0, 2, 3, 1)."
+            )
+    elif ndim == 4 and spatial_dims == 3:
+        shape = X.shape  # type: ignore[union-attr]
+        if shape[1] in CHANNEL_SIZES and shape[1] < min(shape[2:]) // 4:
+            warn_user(
+                f"X has shape {tuple(shape)}: it is read as {shape[0]} volumes of "
+                f"{shape[1]}x{shape[2]}x{shape[3]} voxels (depth, height, width). "
+                "If it holds channels-first 2-D images (n, C, H, W), pass "
+                "X.transpose(0, 2, 3, 1); if these are volumes, pass "
+                "spatial_dims=3 to say so."
+            )
+    return X
+
+
+def _numeric_array(X: ArrayLike, estimator_name: str) -> NDArray[Any]:
+    """Check ``X`` as a finite real array (bool viewed as uint8), fast when plain."""
+    images: NDArray[Any]
+    if (
+        type(X) in (np.ndarray, np.memmap)
+        and X.dtype.kind in "uif"  # type: ignore[union-attr]
+        and all(X.shape)  # type: ignore[union-attr]
+    ):
+        # the common case, without check_array's per-call overhead (a third of
+        # a one-image prediction): a real-valued array needs the finiteness check
+        # only
+        images = X  # type: ignore[assignment]
+        if images.dtype.kind == "f":
+            assert_all_finite(images, input_name="X", estimator_name=estimator_name)
+    else:
+        images = check_array(
+            X,
+            accept_sparse=False,
+            dtype="numeric",
+            allow_nd=True,
+            ensure_all_finite=True,
+            ensure_min_samples=1,
+            ensure_min_features=1,
+            input_name="X",
+            estimator=estimator_name,
+        )
+    if images.dtype == np.bool_:
+        images = images.view(np.uint8)
+    if np.iscomplexobj(images):  # pragma: no cover - check_array refuses complex
+        raise ValueError("X must hold real numbers; got complex values.")
+    return images
+
+
 def check_images(
     X: ArrayLike,
     *,
@@ -386,67 +457,8 @@ def check_images(
         spatial_dims = infer_spatial_dims(X, image_shape=image_shape)
     if ndim is not None and ndim not in (2, spatial_dims + 1, spatial_dims + 2):
         raise ValueError(_ndim_message(getattr(X, "shape", "?"), spatial_dims))
-    torch_layout = ndim in (4, 5) and _is_torch_tensor(X)
-    if torch_layout and ndim == spatial_dims + 2:
-        # a torch batch is (n, C, *spatial), as a Dataset's tensor items are
-        shape = tuple(X.shape)  # type: ignore[union-attr]
-        if spatial_dims == 2 and shape[3] in CHANNEL_SIZES and shape[1] > 4:
-            warn_user(
-                f"X is a torch.Tensor of shape {shape}: it is read in torch's "
-                f"layout (n, C, H, W), as {shape[0]} images of {shape[2]}x"
-                f"{shape[3]} pixels with {shape[1]} channels. If it is "
-                "channels-last (n, H, W, C), pass X.permute(0, 3, 1, 2)."
-            )
-        X = X.detach().cpu().movedim(1, -1).numpy()  # type: ignore[union-attr]
-    elif torch_layout:  # (n, D, H, W) volumes of one channel
-        X = X.detach().cpu().numpy()  # type: ignore[union-attr]
-    elif ndim == 4 and spatial_dims == 2:
-        shape = X.shape  # type: ignore[union-attr]
-        if shape[1] in CHANNEL_SIZES and shape[3] > 4:
-            warn_user(
-                f"X has shape {tuple(shape)}: it is read channels-last, as "
-                f"{shape[0]} images of {shape[1]}x{shape[2]} pixels with "
-                f"{shape[3]} channels. If it is channels-first (n, C, H, W), pass "
-                "X.transpose(0, 2, 3, 1)."
-            )
-    elif ndim == 4 and spatial_dims == 3:
-        shape = X.shape  # type: ignore[union-attr]
-        if shape[1] in CHANNEL_SIZES and shape[1] < min(shape[2:]) // 4:
-            warn_user(
-                f"X has shape {tuple(shape)}: it is read as {shape[0]} volumes of "
-                f"{shape[1]}x{shape[2]}x{shape[3]} voxels (depth, height, width). "
-                "If it holds channels-first 2-D images (n, C, H, W), pass "
-                "X.transpose(0, 2, 3, 1); if these are volumes, pass "
-                "spatial_dims=3 to say so."
-            )
-    images: NDArray[Any]
-    if (
-        type(X) in (np.ndarray, np.memmap)
-        and X.dtype.kind in "uif"  # type: ignore[union-attr]
-        and all(X.shape)  # type: ignore[union-attr]
-    ):
-        # the common case, without check_array's per-call overhead (a third of
-        # a one-image prediction): a real-valued array needs the finiteness check
-        # only
-        images = X  # type: ignore[assignment]
-        if images.dtype.kind == "f":
-            assert_all_finite(images, input_name="X", estimator_name=estimator_name)
-    else:
-        images = check_array(
-            X,
-            accept_sparse=False,
-            dtype="numeric",
-            allow_nd=True,
-            ensure_all_finite=True,
-            ensure_min_samples=1,
-            ensure_min_features=1,
-            input_name="X",
-            estimator=estimator_name,
-        )
-    if images.dtype == np.bool_:
-        images = images.view(np.uint8)
-    if np.iscomplexobj(images):  # pragma: no cover - check_array refuses complex
-        raise ValueError("X must hold real numbers; got complex values.")
+    X = _channels_last_or_warn(X, ndim, spatial_dims)
+    images = _numeric_array(X, estimator_name)
     if images.ndim == 2:
         return images.reshape(
             (
