@@ -267,6 +267,105 @@ def _scores(
     return {"auc": float(auc), "accuracy": float(accuracy_score(y, predicted))}
 
 
+def _check_report_options(
+    model: Any,
+    corruptions: Any,
+    severities: Any,
+    random_state: int | np.random.RandomState | None,
+) -> tuple[dict[str, Any], list[int]]:
+    """Check the model, corruptions and severities; return them named and listed."""
+    random_state_like(random_state, "random_state")
+    if not (hasattr(model, "predict_proba") and hasattr(model, "classes_")):
+        raise TypeError(
+            "model must be a fitted classifier with predict_proba and classes_; got "
+            f"{type(model).__name__}."
+        )
+    if isinstance(corruptions, str | bytes):
+        raise TypeError(
+            "corruptions must be a dict of name to transformer, a list of "
+            f"transformers or None; got the string {corruptions!r}."
+        )
+    if isinstance(severities, str | bytes):
+        raise TypeError(f"severities must be ints from 1 to 5; got {severities!r}.")
+    if corruptions is None:
+        named = default_corruptions(random_state)
+    elif isinstance(corruptions, Mapping):
+        named = dict(corruptions)
+    else:
+        named = {type(c).__name__: c for c in corruptions}
+    if not named:
+        raise ValueError("corruptions must name at least one corruption.")
+    for name, corruption in named.items():
+        if "severity" not in corruption.get_params():
+            raise TypeError(
+                f"corruption {name!r} ({type(corruption).__name__}) has no severity "
+                "parameter."
+            )
+    levels = [int(s) for s in severities]
+    if not levels or any(not 1 <= s <= 5 for s in levels):
+        raise ValueError(f"severities must be ints from 1 to 5; got {levels!r}.")
+    return named, levels
+
+
+def _corruption_dims(
+    named: dict[str, Any], spatial_dims: int | None, images: NDArray[Any]
+) -> dict[str, dict[str, int]]:
+    """Map each corruption to the ``spatial_dims`` it is cloned with (the model's)."""
+    # the model's, never inferred
+    dims_of: dict[str, dict[str, int]] = {}
+    for name, corruption in named.items():
+        params = corruption.get_params()
+        if spatial_dims is None or "spatial_dims" not in params:
+            continue
+        if params["spatial_dims"] in (2, 3):
+            own = int(params["spatial_dims"])
+            if own != spatial_dims:
+                raise ValueError(
+                    f"corruption {name!r} has spatial_dims={own}, but the model "
+                    f"has spatial_dims_={spatial_dims} (X of shape "
+                    f"{tuple(images.shape)}): give it spatial_dims={spatial_dims} "
+                    "or 'auto'."
+                )
+        dims_of[name] = {"spatial_dims": spatial_dims}
+    return dims_of
+
+
+def _corrupted_rows(
+    model: Any,
+    named: dict[str, Any],
+    levels: list[int],
+    dims_of: dict[str, dict[str, int]],
+    images: NDArray[Any],
+    labels: NDArray[Any],
+    classes: NDArray[Any],
+    clean: dict[str, float],
+) -> list[dict[str, Any]]:
+    """Score the model on every corruption at every severity, with the drops."""
+    rows: list[dict[str, Any]] = []
+    for name, corruption in named.items():
+        for severity in levels:
+            corrupted = clone(corruption).set_params(
+                severity=severity, **dims_of.get(name, {})
+            )
+            scores = _scores(model, corrupted.fit_transform(images), labels, classes)
+            rows.append(
+                {
+                    "corruption": name,
+                    "severity": severity,
+                    **scores,
+                    **{
+                        f"{metric}_drop": (
+                            (clean[metric] - scores[metric]) / clean[metric]
+                            if clean[metric] > 0
+                            else math.nan
+                        )
+                        for metric in ("auc", "accuracy")
+                    },
+                }
+            )
+    return rows
+
+
 def robustness_report(
     model: Any,
     X: ArrayLike,
@@ -327,36 +426,7 @@ def robustness_report(
     >>> [(row["corruption"], row["severity"]) for row in report.rows]
     [('Contrast', 1), ('Contrast', 5)]
     """
-    random_state_like(random_state, "random_state")
-    if not (hasattr(model, "predict_proba") and hasattr(model, "classes_")):
-        raise TypeError(
-            "model must be a fitted classifier with predict_proba and classes_; got "
-            f"{type(model).__name__}."
-        )
-    if isinstance(corruptions, str | bytes):
-        raise TypeError(
-            "corruptions must be a dict of name to transformer, a list of "
-            f"transformers or None; got the string {corruptions!r}."
-        )
-    if isinstance(severities, str | bytes):
-        raise TypeError(f"severities must be ints from 1 to 5; got {severities!r}.")
-    if corruptions is None:
-        named = default_corruptions(random_state)
-    elif isinstance(corruptions, Mapping):
-        named = dict(corruptions)
-    else:
-        named = {type(c).__name__: c for c in corruptions}
-    if not named:
-        raise ValueError("corruptions must name at least one corruption.")
-    for name, corruption in named.items():
-        if "severity" not in corruption.get_params():
-            raise TypeError(
-                f"corruption {name!r} ({type(corruption).__name__}) has no severity "
-                "parameter."
-            )
-    levels = [int(s) for s in severities]
-    if not levels or any(not 1 <= s <= 5 for s in levels):
-        raise ValueError(f"severities must be ints from 1 to 5; got {levels!r}.")
+    named, levels = _check_report_options(model, corruptions, severities, random_state)
     classes = np.asarray(model.classes_)
     labels = np.asarray(y)
     images = np.asarray(X)
@@ -367,44 +437,10 @@ def robustness_report(
             f"X and y must have the same length; got {len(images)} and {len(labels)}."
         )
     spatial_dims = _model_spatial_dims(model, images)
-    # the spatial_dims each corruption is cloned with: the model's, never inferred
-    dims_of: dict[str, dict[str, int]] = {}
-    for name, corruption in named.items():
-        params = corruption.get_params()
-        if spatial_dims is None or "spatial_dims" not in params:
-            continue
-        if params["spatial_dims"] in (2, 3):
-            own = int(params["spatial_dims"])
-            if own != spatial_dims:
-                raise ValueError(
-                    f"corruption {name!r} has spatial_dims={own}, but the model "
-                    f"has spatial_dims_={spatial_dims} (X of shape "
-                    f"{tuple(images.shape)}): give it spatial_dims={spatial_dims} "
-                    "or 'auto'."
-                )
-        dims_of[name] = {"spatial_dims": spatial_dims}
+    dims_of = _corruption_dims(named, spatial_dims, images)
     clean = _scores(model, images, labels, classes)
-    rows = []
-    for name, corruption in named.items():
-        for severity in levels:
-            corrupted = clone(corruption).set_params(
-                severity=severity, **dims_of.get(name, {})
-            )
-            scores = _scores(model, corrupted.fit_transform(images), labels, classes)
-            rows.append(
-                {
-                    "corruption": name,
-                    "severity": severity,
-                    **scores,
-                    **{
-                        f"{metric}_drop": (
-                            (clean[metric] - scores[metric]) / clean[metric]
-                            if clean[metric] > 0
-                            else math.nan
-                        )
-                        for metric in ("auc", "accuracy")
-                    },
-                }
-            )
+    rows = _corrupted_rows(
+        model, named, levels, dims_of, images, labels, classes, clean
+    )
     noun = "volumes" if spatial_dims == 3 else "images"
     return RobustnessReport(clean, rows, len(labels), noun=noun)
