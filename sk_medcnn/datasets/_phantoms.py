@@ -70,6 +70,16 @@ def _smooth_noise(
     return texture
 
 
+def _shuffled_labels(
+    rng: np.random.RandomState, n_samples: int, n_positive: int
+) -> NDArray[np.int64]:
+    """Return ``n_positive`` ones and zeros for the rest, in a random order."""
+    y = np.zeros(n_samples, dtype=np.int64)
+    y[:n_positive] = 1
+    y = y[rng.permutation(n_samples)]
+    return y
+
+
 def _check_phantom_params(
     n_samples: Any,
     image_size: Any,
@@ -125,9 +135,7 @@ def _draw_image_params(
     n_channels: int,
 ) -> _ImageDraws:
     """Draw the labels, bodies, lesions and channel gains of the 2-D phantoms."""
-    y = np.zeros(n_samples, dtype=np.int64)
-    y[:n_positive] = 1
-    y = y[rng.permutation(n_samples)]
+    y = _shuffled_labels(rng, n_samples, n_positive)
 
     center = (image_size - 1) / 2
     body_center = center + rng.uniform(-0.06, 0.06, (n_samples, 2)) * image_size
@@ -407,9 +415,7 @@ def _make_volume_phantoms(
 ) -> Any:
     """``make_lesion_phantoms(spatial_dims=3)``: bodies and lesions in 3-D."""
     n_positive = round(n_samples * lesion_fraction)
-    y = np.zeros(n_samples, dtype=np.int64)
-    y[:n_positive] = 1
-    y = y[rng.permutation(n_samples)]
+    y = _shuffled_labels(rng, n_samples, n_positive)
     center = (size - 1) / 2
     body_center = center + rng.uniform(-0.06, 0.06, (n_samples, 3)) * size
     body_axes = rng.uniform(*_BODY_AXES, (n_samples, 3)) * size
