@@ -234,10 +234,9 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
             changes the number of channels. Always a numpy array, whatever
             ``set_output`` was given.
         """
-        fitted = self._fitted_attributes()
-        check_is_fitted(self, fitted)
-        if fitted is None:  # transforms without a fit: checked here instead
-            self._check_all_params()
+        check_is_fitted(self, self._fitted_attributes())
+        # parameters changed by set_params after fit are caught here too
+        self._check_all_params()
         images, ndim = self._validate_images(X, reset=False)
         return restore_layout(self._transform_images(images), ndim)
 
