@@ -22,12 +22,23 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.ensemble import VotingClassifier
 from sklearn.metrics import get_scorer
-from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV
+from sklearn.model_selection import (
+    FixedThresholdClassifier,
+    TunedThresholdClassifierCV,
+    check_cv,
+)
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.utils import Tags, get_tags
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    process_routing,
+)
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
@@ -357,16 +368,21 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
     threshold on the positive class's probability for the best ``scoring`` on
     held-out training data, then refits on all of it; with more, a clone of
     ``estimator`` fitted on all the data predicts the most probable class
-    (scikit-learn's threshold tuning is for two classes only). ``fit`` takes
-    no sample weights, like ``TunedThresholdClassifierCV`` without metadata
-    routing.
+    (scikit-learn's threshold tuning is for two classes only). Sample weights
+    and other fit parameters reach the estimator, the scorer and the splitter
+    through scikit-learn's metadata routing, as in
+    ``TunedThresholdClassifierCV``: enable it with
+    ``sklearn.set_config(enable_metadata_routing=True)`` and request them,
+    e.g. ``estimator.set_fit_request(sample_weight=True)``.
 
     Parameters
     ----------
     estimator : classifier
         Unfitted, with ``predict_proba``; cloned by ``fit``.
-    scoring : str, default="balanced_accuracy"
-        What the threshold maximises (a scikit-learn scorer name). The
+    scoring : str or callable, default="balanced_accuracy"
+        What the threshold maximises: a scikit-learn scorer name or a scorer
+        (``make_scorer``; one that requests ``sample_weight`` with
+        ``set_score_request`` weighs the threshold's choice too). The
         balanced accuracy does not depend on the prevalence of the classes.
     cv : float, int or cross-validation generator, default=0.2
         Held-out data for the threshold: a float is the share of one
@@ -411,7 +427,7 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         self,
         estimator: Any,
         *,
-        scoring: str = "balanced_accuracy",
+        scoring: str | Callable[..., float] = "balanced_accuracy",
         cv: Any = THRESHOLD_HOLDOUT,
         random_state: int | np.random.RandomState | None = None,
     ) -> None:
@@ -420,7 +436,7 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         self.cv = cv
         self.random_state = random_state
 
-    def fit(self, X: ArrayLike, y: ArrayLike) -> AutoThresholdClassifier:
+    def fit(self, X: ArrayLike, y: ArrayLike, **params: Any) -> AutoThresholdClassifier:
         """Fit the estimator, with a tuned threshold when ``y`` has two classes.
 
         Parameters
@@ -429,6 +445,10 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
             Training inputs, as ``estimator`` takes them.
         y : array-like of shape (n_samples,)
             Class labels, two or more.
+        **params : dict
+            Metadata such as ``sample_weight``, routed to the estimator's
+            ``fit``, the scorer and the splitter as they request it; only with
+            metadata routing enabled.
 
         Returns
         -------
@@ -440,8 +460,16 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         TypeError
             If ``estimator`` has no ``predict_proba``.
         ValueError
-            If ``y`` holds one class only, or ``scoring`` is not a scorer name.
+            If ``y`` holds one class only, ``scoring`` is not a scorer, or
+            ``params`` are given while metadata routing is disabled.
         """
+        if params and not get_config()["enable_metadata_routing"]:
+            raise ValueError(
+                f"AutoThresholdClassifier.fit got {', '.join(sorted(params))}, which "
+                "it passes on only through metadata routing: call "
+                "sklearn.set_config(enable_metadata_routing=True) and request "
+                "them, e.g. estimator.set_fit_request(sample_weight=True)."
+            )
         if not hasattr(self.estimator, "predict_proba"):
             raise TypeError(
                 "estimator must be a classifier with predict_proba; got "
@@ -451,7 +479,8 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
             get_scorer(self.scoring)  # named at once, also when no threshold is tuned
         except (ValueError, TypeError) as error:
             raise ValueError(
-                f"scoring must be a scikit-learn scorer name; got {self.scoring!r}."
+                "scoring must be a scikit-learn scorer name or a scorer; got "
+                f"{self.scoring!r}."
             ) from error
         if y is None:
             raise ValueError(
@@ -475,15 +504,43 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
                 cv=self.cv,
                 refit=True,
                 random_state=self.random_state,
-            ).fit(X, y)
+            ).fit(X, y, **params)
             self.best_threshold_: float | None = float(self.estimator_.best_threshold_)
         else:
-            self.estimator_ = clone(self.estimator).fit(X, y)
+            fit_params = (
+                process_routing(self, "fit", **params).estimator.fit if params else {}
+            )
+            self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
             self.best_threshold_ = None
         self.classes_ = self.estimator_.classes_
         if hasattr(self.estimator_, "n_features_in_"):
             self.n_features_in_ = self.estimator_.n_features_in_
         return self
+
+    def get_metadata_routing(self) -> MetadataRouter:
+        """Return where ``fit`` sends metadata: the estimator, scorer and splitter.
+
+        Returns
+        -------
+        routing : sklearn.utils.metadata_routing.MetadataRouter
+            The estimator's ``fit``, the scorer's ``score`` (used to tune a
+            two-class threshold) and, for a splitter given as ``cv``, its
+            ``split``.
+        """
+        router = MetadataRouter(owner=self).add(
+            estimator=self.estimator,
+            method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+        )
+        router.add(
+            scorer=get_scorer(self.scoring),
+            method_mapping=MethodMapping().add(caller="fit", callee="score"),
+        )
+        if not isinstance(self.cv, Real):
+            router.add(
+                splitter=check_cv(self.cv, classifier=True),
+                method_mapping=MethodMapping().add(caller="fit", callee="split"),
+            )
+        return router
 
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
@@ -521,3 +578,37 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         """
         check_is_fitted(self, "estimator_")
         return np.asarray(self.estimator_.predict_proba(X))
+
+    @available_if(lambda self: hasattr(self.estimator, "predict_log_proba"))
+    def predict_log_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Return the logarithms of the estimator's class probabilities.
+
+        Parameters
+        ----------
+        X : array-like
+            Inputs, as ``estimator`` takes them.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``.
+        """
+        check_is_fitted(self, "estimator_")
+        return np.asarray(self.estimator_.predict_log_proba(X))
+
+    @available_if(lambda self: hasattr(self.estimator, "decision_function"))
+    def decision_function(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Return the estimator's decision function (no threshold changes it).
+
+        Parameters
+        ----------
+        X : array-like
+            Inputs, as ``estimator`` takes them.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            As the estimator returns them.
+        """
+        check_is_fitted(self, "estimator_")
+        return np.asarray(self.estimator_.decision_function(X))

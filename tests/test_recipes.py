@@ -7,10 +7,12 @@ import pickle
 import joblib
 import numpy as np
 import pytest
+import sklearn
 from sklearn.base import clone
 from sklearn.ensemble import BaggingClassifier, VotingClassifier
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.metrics import balanced_accuracy_score, make_scorer
 from sklearn.model_selection import (
     FixedThresholdClassifier,
     GridSearchCV,
@@ -21,6 +23,14 @@ from sk_medcnn import MedicalCNNClassifier, load_model, save_model
 from sk_medcnn.recipes import AutoThresholdClassifier, list_recipes, make_recipe
 
 FAST = {"max_epochs": 1, "batch_size": 16, "device": "cpu"}
+
+
+class _NoLogProba(LogisticRegression):
+    """A classifier without predict_log_proba."""
+
+    @property
+    def predict_log_proba(self):  # type: ignore[override]
+        raise AttributeError("predict_log_proba")
 
 
 def _member(seed, **params):
@@ -314,10 +324,56 @@ def test_auto_threshold_refuses_what_it_cannot_use():
         AutoThresholdClassifier(LogisticRegression()).fit(X, np.zeros(len(X)))
     with pytest.raises(ValueError, match="scoring must be a scikit-learn scorer"):
         AutoThresholdClassifier(LogisticRegression(), scoring="youden").fit(*_blobs(3))
-    with pytest.raises(TypeError, match="sample_weight"):
+    with pytest.raises(ValueError, match=r"sample_weight.*enable_metadata_routing"):
         AutoThresholdClassifier(LogisticRegression()).fit(
             X, y, sample_weight=np.ones(len(X))
         )
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_auto_threshold_routes_sample_weights(n_classes):
+    X, y = _blobs(n_classes)
+    weights = np.random.default_rng(1).uniform(0.1, 3.0, len(y))
+    with sklearn.config_context(enable_metadata_routing=True):
+        inner = LogisticRegression().set_fit_request(sample_weight=True)
+        scorer = make_scorer(balanced_accuracy_score).set_score_request(
+            sample_weight=True
+        )
+        auto = AutoThresholdClassifier(inner, scoring=scorer, random_state=0)
+        weighted = clone(auto).fit(X, y, sample_weight=weights)
+        unweighted = clone(auto).fit(X, y)
+        if n_classes == 2:
+            reference = TunedThresholdClassifierCV(
+                inner,
+                scoring=scorer,
+                response_method="predict_proba",
+                cv=0.2,
+                refit=True,
+                random_state=0,
+            ).fit(X, y, sample_weight=weights)
+        else:
+            reference = LogisticRegression().fit(X, y, sample_weight=weights)
+        routing = auto.get_metadata_routing()
+    np.testing.assert_allclose(weighted.predict_proba(X), reference.predict_proba(X))
+    assert not np.allclose(weighted.predict_proba(X), unweighted.predict_proba(X))
+    assert "sample_weight" in str(routing)
+
+
+def test_auto_threshold_passes_on_log_proba_and_decision_function():
+    for n_classes in (2, 3):
+        X, y = _blobs(n_classes)
+        auto = AutoThresholdClassifier(LogisticRegression(), random_state=0).fit(X, y)
+        np.testing.assert_allclose(
+            np.exp(auto.predict_log_proba(X)), auto.predict_proba(X)
+        )
+        fitted = auto.estimator_
+        if n_classes == 2:
+            fitted = fitted.estimator_
+        np.testing.assert_allclose(
+            auto.decision_function(X), fitted.decision_function(X)
+        )
+    assert hasattr(AutoThresholdClassifier(MedicalCNNClassifier()), "predict_log_proba")
+    assert not hasattr(AutoThresholdClassifier(_NoLogProba()), "predict_log_proba")
 
 
 def test_general_recipe_fits_several_classes_of_images_and_pickles(phantoms):

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import expit, softmax
+from scipy.special import expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import column_or_1d
@@ -656,6 +656,24 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
             positive = expit(scores)
             return np.column_stack([1.0 - positive, positive])
         return softmax(scores, axis=1)
+
+    def predict_log_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Logarithms of the class probabilities, computed without underflow.
+
+        The log-softmax of the scores :meth:`predict_proba` exponentiates, so
+        a probability that rounds to 0 still has a finite logarithm.
+
+        Parameters
+        ----------
+        X : array-like of images
+            As in :meth:`fit`, of the fitted image shape.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        return log_softmax(self._scores(X), axis=1)
 
     def predict(self, X: ArrayLike) -> NDArray[Any]:
         """Predicted class labels.

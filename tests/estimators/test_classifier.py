@@ -374,9 +374,34 @@ def test_narrow_resnet_trains_on_odd_batches(phantoms):
     assert clf.fit(X[:41], y[:41]).predict_proba(X).shape == (len(X), 2)
 
 
+def test_predict_log_proba_is_the_log_of_predict_proba(phantoms):
+    X, y = phantoms
+    y3 = np.where(np.arange(len(y)) % 3 == 0, 7, y)
+    for labels in (y, y3):
+        clf = MedicalCNNClassifier(**{**FAST, "tta": "hflip"}).fit(X, labels)
+        log_proba = clf.predict_log_proba(X)
+        assert log_proba.shape == (len(X), len(clf.classes_))
+        np.testing.assert_allclose(np.exp(log_proba), clf.predict_proba(X), atol=1e-12)
+
+
+def test_predict_log_proba_stays_finite_where_proba_underflows(phantoms):
+    X, y = phantoms
+    clf = MedicalCNNClassifier(**FAST).fit(X, y)
+    clf.temperature_ = 1e-4  # a sharp model: probabilities round to 0 and 1
+    log_proba = clf.predict_log_proba(X)
+    assert np.isfinite(log_proba).all()
+    assert (clf.predict_proba(X) == 0).any()
+
+
 def test_not_fitted():
     clf = MedicalCNNClassifier()
-    for method in (clf.predict, clf.predict_proba, clf.decision_function):
+    methods = (
+        clf.predict,
+        clf.predict_proba,
+        clf.predict_log_proba,
+        clf.decision_function,
+    )
+    for method in methods:
         with pytest.raises(NotFittedError):
             method(np.zeros((2, 8, 8)))
 
