@@ -276,6 +276,32 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
         "strong over 30 epochs",
         {"augmentation": _strong, "max_epochs": 30},
     ),
+    # the training length and step size around the default (does moderate
+    # under-train small data sets?)
+    "moderate_e40": (
+        "moderate over 40 epochs",
+        {"augmentation": _moderate, "max_epochs": 40},
+    ),
+    "no_aug_e40": (
+        "no augmentation over 40 epochs",
+        {"augmentation": None, "max_epochs": 40},
+    ),
+    "moderate_lr3": (
+        "moderate with lr=3e-3",
+        {"augmentation": _moderate, "lr": 3e-3},
+    ),
+    "moderate_bs16": (
+        "moderate with batches of 16 (twice the steps)",
+        {"augmentation": _moderate, "batch_size": 16},
+    ),
+    "moderate_no_noise": (
+        "moderate without its RandomNoise",
+        {
+            "augmentation": lambda spatial_dims=2: _intensity_pipeline(
+                spatial_dims, (0.15, 0.3, 0.3), None
+            )
+        },
+    ),
 }
 
 
