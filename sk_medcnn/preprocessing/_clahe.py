@@ -167,14 +167,32 @@ def _grey_levels(
 def _clahe(
     image: NDArray[np.uint16], kernel: tuple[int, int], clip_limit: float, nbins: int
 ) -> NDArray[np.uint16]:
-    """Equalise a batch ``(m, H, W)`` of level images as skimage's ``_clahe`` does."""
-    n_images = image.shape[0]
-    kernel_height, kernel_width = kernel
+    """Equalise a batch ``(m, H, W)`` of level images as skimage's ``_clahe`` does.
+
+    The steps: pad the images to whole tiles and bin their levels, map each
+    contextual region's clipped histogram to a lookup table, interpolate every
+    pixel between its four surrounding tables, then cut the padding off.
+    """
     shape = image.shape[1:]
     pad_start = [k // 2 for k in kernel]
     pad_end = [
         (k - s % k) % k + math.ceil(k / 2.0) for k, s in zip(kernel, shape, strict=True)
     ]
+    binned = _pad_and_bin(image, pad_start, pad_end, nbins)
+    maps = _region_maps(binned, kernel, clip_limit, nbins)
+    equalised = _interpolate_maps(binned, maps, kernel)
+    padded = binned.shape[1:]
+    return equalised[
+        :,
+        pad_start[0] : padded[0] - pad_end[0],
+        pad_start[1] : padded[1] - pad_end[1],
+    ]
+
+
+def _pad_and_bin(
+    image: NDArray[np.uint16], pad_start: list[int], pad_end: list[int], nbins: int
+) -> NDArray[np.uint16]:
+    """Reflect-pad the images ``(m, H, W)`` and map their levels to ``nbins`` bins."""
     image = np.pad(
         image,
         [(0, 0)]
@@ -183,11 +201,21 @@ def _clahe(
     )
     bin_size = 1 + N_GRAY // nbins
     lut = np.arange(N_GRAY, dtype=np.uint16) // bin_size
-    image = lut[image]
-    padded = image.shape[1:]
+    return lut[image]
 
-    # histograms of the contextual regions: one row per tile of every image
-    n_tiles = [int(s / k) - 1 for s, k in zip(padded, kernel, strict=True)]
+
+def _region_maps(
+    image: NDArray[np.uint16], kernel: tuple[int, int], clip_limit: float, nbins: int
+) -> NDArray[np.int32]:
+    """Return the lookup table of every contextual region, edge-padded by one.
+
+    The histograms of the regions (one row per tile of every image) are
+    clipped at ``clip_limit`` and turned into tables over ``[0, N_GRAY - 1]``;
+    the result has shape ``(m, n_tile_rows + 2, n_tile_columns + 2, nbins)``.
+    """
+    n_images = image.shape[0]
+    kernel_height, kernel_width = kernel
+    n_tiles = [int(s / k) - 1 for s, k in zip(image.shape[1:], kernel, strict=True)]
     tiles = image[
         :,
         kernel_height // 2 : kernel_height // 2 + n_tiles[0] * kernel_height,
@@ -213,23 +241,32 @@ def _clahe(
     _clip_histograms(hist, limit)
     maps = _map_histograms(hist, 0, N_GRAY - 1, kernel_elements)
     maps = maps.reshape(n_images, n_tiles[0], n_tiles[1], nbins)
-    map_array = np.pad(maps, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="edge")
+    return np.pad(maps, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="edge")
 
-    # interpolate the four surrounding mappings of every pixel; skimage slices
-    # the mapping array per corner, here each pixel's entry is gathered by
-    # its flat index (the same values, without copying the tables)
+
+def _interpolate_maps(
+    image: NDArray[np.uint16], maps: NDArray[np.int32], kernel: tuple[int, int]
+) -> NDArray[np.uint16]:
+    """Map every pixel through its four surrounding tables, bilinearly weighted.
+
+    skimage slices the table array per corner; here each pixel's entry is
+    gathered by its flat index (the same values, without copying the tables).
+    """
+    n_images, map_rows, map_columns, nbins = maps.shape
+    kernel_height, kernel_width = kernel
+    padded = image.shape[1:]
     n_blocks = [int(s / k) for s, k in zip(padded, kernel, strict=True)]
     blocks = image.reshape(
         n_images, n_blocks[0], kernel_height, n_blocks[1], kernel_width
     ).transpose(0, 1, 3, 2, 4)
-    map_rows, map_columns = n_tiles[0] + 2, n_tiles[1] + 2
     corner = (
         np.arange(n_images, dtype=np.intp)[:, None, None] * map_rows
         + np.arange(n_blocks[0], dtype=np.intp)[:, None]
     ) * map_columns + np.arange(n_blocks[1], dtype=np.intp)
     index = corner[..., None, None] * nbins + blocks
+    kernel_elements = kernel_height * kernel_width
     index = index.reshape(n_images, n_blocks[0] * n_blocks[1], kernel_elements)
-    flat_maps = map_array.ravel()
+    flat_maps = maps.ravel()
     grids = np.meshgrid(*tuple(np.arange(k) / k for k in kernel[::-1]), indexing="ij")
     coeffs = [np.transpose(c).flatten() for c in grids]
     inv_coeffs = [1 - c for c in coeffs]
@@ -244,12 +281,7 @@ def _clahe(
     equalised = result.astype(np.uint16).reshape(
         n_images, n_blocks[0], n_blocks[1], kernel_height, kernel_width
     )
-    equalised = equalised.transpose(0, 1, 3, 2, 4).reshape(n_images, *padded)
-    return equalised[
-        :,
-        pad_start[0] : padded[0] - pad_end[0],
-        pad_start[1] : padded[1] - pad_end[1],
-    ]
+    return equalised.transpose(0, 1, 3, 2, 4).reshape(n_images, *padded)
 
 
 @functools.lru_cache(maxsize=8)
