@@ -360,16 +360,7 @@ def plot_explanations(
     positive_int(n_columns, "n_columns")
     optional_dict(method_params, "method_params")
     plt = _pyplot()
-    params = dict(method_params or {})
-    if method in ("grad_cam", "hires_cam"):
-        if params:
-            raise ValueError(
-                f"method_params {sorted(params)!r} are for saliency_map; "
-                f"method={method!r} takes none."
-            )
-        maps = grad_cam(estimator, X, target=target, layer=layer, variant=method)
-    else:
-        maps = saliency_map(estimator, X, target=target, method=method, **params)
+    maps = _explanation_maps(estimator, X, method, target, layer, method_params)
     with warnings.catch_warnings():  # grad_cam and saliency_map warned already
         warnings.simplefilter("ignore")
         model = resolve_model(estimator)
@@ -382,28 +373,94 @@ def plot_explanations(
         raise ValueError(
             f"y_true has {len(truth)} labels but X holds {len(maps)} images."
         )
-    n_images = len(maps)
+    titles = _panel_titles(probabilities, classes, name_of, truth)
     if maps.ndim == 4:  # volumes: a row of three slices each
-        figure, rows = plt.subplots(
-            n_images,
-            3,
-            figsize=(7.5, 2.8 * n_images),
-            squeeze=False,
-            layout="constrained",
+        figure = _draw_volume_rows(plt, images, maps, titles, alpha=alpha, cmap=cmap)
+    else:
+        figure = _draw_image_grid(
+            plt, images, maps, titles, n_columns=n_columns, alpha=alpha, cmap=cmap
         )
-        for index, row in enumerate(rows):
-            volume_axes = plot_volume_overlay(
-                images[index], maps[index], axes=row, alpha=alpha, cmap=cmap
+    figure.suptitle(_explanation_title(method, target), fontsize=10)
+    return figure
+
+
+def _explanation_maps(
+    estimator: Any,
+    X: ArrayLike,
+    method: str,
+    target: Any,
+    layer: LayerLike,
+    method_params: dict[str, Any] | None,
+) -> NDArray[np.floating[Any]]:
+    """Compute the maps of ``plot_explanations``: Grad-CAM's or a saliency map."""
+    params = dict(method_params or {})
+    if method in ("grad_cam", "hires_cam"):
+        if params:
+            raise ValueError(
+                f"method_params {sorted(params)!r} are for saliency_map; "
+                f"method={method!r} takes none."
             )
-            best = int(np.argmax(probabilities[index]))
-            title = f"pred. {name_of(classes[best])} ({probabilities[index, best]:.2f})"
-            if truth is not None:
-                title = f"true {name_of(truth[index])}, " + title
-            volume_axes[0].set_title(
-                f"{title}\n{volume_axes[0].get_title()}", fontsize=8
-            )
-        figure.suptitle(_explanation_title(method, target), fontsize=10)
-        return figure
+        return grad_cam(estimator, X, target=target, layer=layer, variant=method)
+    return saliency_map(estimator, X, target=target, method=method, **params)
+
+
+def _panel_titles(
+    probabilities: NDArray[Any],
+    classes: NDArray[Any],
+    name_of: Callable[[Any], str],
+    truth: NDArray[Any] | None,
+) -> list[str]:
+    """Title each panel with the predicted class and its probability (and the truth)."""
+    titles = []
+    for index, row in enumerate(probabilities):
+        best = int(np.argmax(row))
+        title = f"pred. {name_of(classes[best])} ({row[best]:.2f})"
+        if truth is not None:
+            title = f"true {name_of(truth[index])}, " + title
+        titles.append(title)
+    return titles
+
+
+def _draw_volume_rows(
+    plt: Any,
+    images: Any,
+    maps: NDArray[Any],
+    titles: list[str],
+    *,
+    alpha: float,
+    cmap: str,
+) -> Figure:
+    """Draw each volume's map as a row of three slices, its title on the first."""
+    n_images = len(maps)
+    figure, rows = plt.subplots(
+        n_images,
+        3,
+        figsize=(7.5, 2.8 * n_images),
+        squeeze=False,
+        layout="constrained",
+    )
+    for index, row in enumerate(rows):
+        volume_axes = plot_volume_overlay(
+            images[index], maps[index], axes=row, alpha=alpha, cmap=cmap
+        )
+        volume_axes[0].set_title(
+            f"{titles[index]}\n{volume_axes[0].get_title()}", fontsize=8
+        )
+    return figure
+
+
+def _draw_image_grid(
+    plt: Any,
+    images: Any,
+    maps: NDArray[Any],
+    titles: list[str],
+    *,
+    n_columns: int,
+    alpha: float,
+    cmap: str,
+) -> Figure:
+    """Draw each image's map in a grid of ``n_columns``, the spare panels blank."""
+    n_images = len(maps)
     n_rows = math.ceil(n_images / n_columns)
     columns = min(n_columns, n_images)
     figure, axes = plt.subplots(
@@ -418,12 +475,7 @@ def plot_explanations(
             ax.set_axis_off()
             continue
         plot_overlay(images[index], maps[index], ax=ax, alpha=alpha, cmap=cmap)
-        best = int(np.argmax(probabilities[index]))
-        title = f"pred. {name_of(classes[best])} ({probabilities[index, best]:.2f})"
-        if truth is not None:
-            title = f"true {name_of(truth[index])}, " + title
-        ax.set_title(title, fontsize=8)
-    figure.suptitle(_explanation_title(method, target), fontsize=10)
+        ax.set_title(titles[index], fontsize=8)
     return figure
 
 
