@@ -5,6 +5,7 @@ Built on Starlette (ASGI) and served by uvicorn, both in the ``serve`` extra.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -271,6 +272,72 @@ class _Service:
         return buffer.getvalue()
 
 
+def _checked_options(
+    model_path: str | os.PathLike[str], max_upload_bytes: int, timeout: float
+) -> Path:
+    """Check :func:`create_app`'s options; return the model's path."""
+    path = Path(model_path)
+    if path.suffix != ".skmed":
+        raise ValueError(
+            f"model_path={str(path)!r}: the service loads .skmed files only "
+            "(sk_medcnn.save_model); a pickle or joblib file runs code when loaded."
+        )
+    if not (isinstance(max_upload_bytes, int) and max_upload_bytes > 0):
+        raise ValueError(
+            f"max_upload_bytes must be an int > 0; got {max_upload_bytes!r}"
+        )
+    if not (isinstance(timeout, int | float) and timeout > 0):
+        raise ValueError(f"timeout must be a number > 0; got {timeout!r}")
+    return path
+
+
+async def _answer(
+    function: Any,
+    request: Request,
+    respond: Any,
+    *,
+    max_upload_bytes: int,
+    timeout: float,
+) -> Response:
+    """Run ``function(filename, content)`` on the upload in a thread; respond.
+
+    ``respond`` turns the result into the response; errors become JSON
+    ``{"error": ...}`` with their status (see :func:`create_app`).
+    """
+    try:
+        filename, content = await _read_upload(request, max_upload_bytes)
+        with anyio.fail_after(timeout):
+            # the thread is abandoned, not stopped: its result is dropped
+            result = await anyio.to_thread.run_sync(
+                function, filename, content, abandon_on_cancel=True
+            )
+        return respond(result)
+    except _HTTPError as error:
+        return JSONResponse({"error": error.message}, status_code=error.status)
+    except TimeoutError:
+        return JSONResponse(
+            {"error": f"the request took longer than {timeout:g} s"},
+            status_code=503,
+        )
+    except (ValueError, TypeError) as error:  # e.g. an image of wrong layout
+        return JSONResponse({"error": str(error).splitlines()[0]}, status_code=400)
+    except Exception:
+        logger.exception("sk-medcnn serve: request failed")
+        return JSONResponse({"error": "internal error"}, status_code=500)
+
+
+def _model_description(service: _Service) -> dict[str, Any]:
+    """Return what ``GET /model`` answers: name, classes, image shape, card."""
+    final = service.final
+    return {
+        "name": service.name,
+        "classes": [str(label) for label in final.classes_.tolist()],
+        "image_shape": list(final.image_shape_),
+        "sk_medcnn_version": __version__,
+        "card": service.card,
+    }
+
+
 def create_app(
     model_path: str | os.PathLike[str],
     *,
@@ -312,18 +379,7 @@ def create_app(
     sk_medcnn.exceptions.ModelFileError
         If the file is not a loadable classifier.
     """
-    path = Path(model_path)
-    if path.suffix != ".skmed":
-        raise ValueError(
-            f"model_path={str(path)!r}: the service loads .skmed files only "
-            "(sk_medcnn.save_model); a pickle or joblib file runs code when loaded."
-        )
-    if not (isinstance(max_upload_bytes, int) and max_upload_bytes > 0):
-        raise ValueError(
-            f"max_upload_bytes must be an int > 0; got {max_upload_bytes!r}"
-        )
-    if not (isinstance(timeout, int | float) and timeout > 0):
-        raise ValueError(f"timeout must be a number > 0; got {timeout!r}")
+    path = _checked_options(model_path, max_upload_bytes, timeout)
     service = _Service(path, device)
     page = (
         resources.files("sk_medcnn.serve")
@@ -331,29 +387,9 @@ def create_app(
         .read_text("utf-8")
     )
 
-    async def run(function: Any, request: Request) -> Any:
-        filename, content = await _read_upload(request, max_upload_bytes)
-        with anyio.fail_after(timeout):
-            # the thread is abandoned, not stopped: its result is dropped
-            return await anyio.to_thread.run_sync(
-                function, filename, content, abandon_on_cancel=True
-            )
-
-    async def guarded(function: Any, request: Request, respond: Any) -> Response:
-        try:
-            return respond(await run(function, request))
-        except _HTTPError as error:
-            return JSONResponse({"error": error.message}, status_code=error.status)
-        except TimeoutError:
-            return JSONResponse(
-                {"error": f"the request took longer than {timeout:g} s"},
-                status_code=503,
-            )
-        except (ValueError, TypeError) as error:  # e.g. an image of wrong layout
-            return JSONResponse({"error": str(error).splitlines()[0]}, status_code=400)
-        except Exception:
-            logger.exception("sk-medcnn serve: request failed")
-            return JSONResponse({"error": "internal error"}, status_code=500)
+    guarded = functools.partial(
+        _answer, max_upload_bytes=max_upload_bytes, timeout=timeout
+    )
 
     async def index(request: Request) -> Response:
         return HTMLResponse(page)
@@ -362,16 +398,7 @@ def create_app(
         return JSONResponse({"status": "ok", "model": service.name})
 
     async def model(request: Request) -> Response:
-        final = service.final
-        return JSONResponse(
-            {
-                "name": service.name,
-                "classes": [str(label) for label in final.classes_.tolist()],
-                "image_shape": list(final.image_shape_),
-                "sk_medcnn_version": __version__,
-                "card": service.card,
-            }
-        )
+        return JSONResponse(_model_description(service))
 
     async def predict(request: Request) -> Response:
         return await guarded(service.predict, request, JSONResponse)
