@@ -147,23 +147,14 @@ def build_net(
     -------
     net : skorch.NeuralNet
     """
-    n_train = len(train_dataset) if sampler is None else len(sampler)
-    # A lone sample in the last batch breaks batch normalisation on 1x1 maps.
-    drop_last = n_train > batch_size and n_train % batch_size == 1
-    batches_per_epoch = (
-        n_train // batch_size if drop_last else math.ceil(n_train / batch_size)
-    )
+    drop_last, batches_per_epoch = _epoch_batches(train_dataset, sampler, batch_size)
+    body_lr = lr * body_lr_factor if body_lr_factor != 1.0 else None
     callbacks = training_callbacks(
         score_accuracy=valid_dataset is not None and score_accuracy,
         lr_schedule=lr_schedule,
-        # one peak rate per optimizer parameter group (one-cycle schedule)
-        schedule_lr=(
-            [lr] * len(head) + [lr * body_lr_factor]
-            if head is not None and body_lr_factor != 1.0
-            else lr
-        ),
+        schedule_lr=_peak_rates(lr, body_lr, head),
         max_epochs=max_epochs,
-        batches_per_epoch=max(1, batches_per_epoch),
+        batches_per_epoch=batches_per_epoch,
         early_stopping=early_stopping,
         patience=patience,
         verbose=verbose,
@@ -175,7 +166,7 @@ def build_net(
         weight_decay=weight_decay,
         momentum=momentum,
         head=head,
-        body_lr=lr * body_lr_factor if body_lr_factor != 1.0 else None,
+        body_lr=body_lr,
     )
     return ImageNet(
         module=ImageNetwork,
@@ -205,6 +196,34 @@ def build_net(
         **{f"criterion__{key}": value for key, value in criterion_params.items()},
         **{f"optimizer__{key}": value for key, value in optimizer_kwargs.items()},
     )
+
+
+def _epoch_batches(
+    train_dataset: ArrayDataset,
+    sampler: torch.utils.data.DistributedSampler[Any] | None,
+    batch_size: int,
+) -> tuple[bool, int]:
+    """Return whether to drop the last training batch, and the batches per epoch.
+
+    A lone sample in the last batch breaks batch normalisation on 1x1 maps, so
+    such a batch is dropped; an epoch counts at least one batch (the one-cycle
+    schedule's steps).
+    """
+    n_train = len(train_dataset) if sampler is None else len(sampler)
+    drop_last = n_train > batch_size and n_train % batch_size == 1
+    batches_per_epoch = (
+        n_train // batch_size if drop_last else math.ceil(n_train / batch_size)
+    )
+    return drop_last, max(1, batches_per_epoch)
+
+
+def _peak_rates(
+    lr: float, body_lr: float | None, head: tuple[str, ...] | None
+) -> float | list[float]:
+    """Return the one-cycle schedule's peak rate, one per optimizer parameter group."""
+    if head is not None and body_lr is not None:
+        return [lr] * len(head) + [body_lr]
+    return lr
 
 
 def _iterator_params(
