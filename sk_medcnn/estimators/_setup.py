@@ -188,43 +188,20 @@ def build_training_net(
     Returns the net, its training set and the checkpoint's state to resume
     from (None unless ``resume``).
     """
-    train_index, valid_index = split
-    targets = data.y_encoded
-    weights: NDArray[np.float32] | None = None
-    if data.weights is not None:  # the net weighs the losses (ImageNet.get_loss)
-        loss_weight = data.weights * estimator._class_weight_of_rows(
-            data.y_encoded, data.keep, data.fitted, data.weights
-        )
-        scaled = _weights.loss_weights(loss_weight, train_index, valid_index)
-        weights = scaled.astype(np.float32)
+    weights = _loss_weights(estimator, data, split)
     checkpoint, resume_state = _checkpoint.make_checkpoint(
         estimator,
         data.images,
-        targets,
+        data.y_encoded,
         augmentation.generators,
-        n_train=len(train_index),
+        n_train=len(split[0]),
         rows=data.keep,
         sample_weight=weights,
     )
-    # the datasets index into X: no copy of the images, even for the split
-    train_dataset = ArrayDataset(
-        data.images, targets, indices=train_index, sample_weight=weights
-    )
-    valid_dataset = None
-    if valid_index is not None:
-        valid_dataset = ArrayDataset(
-            data.images, targets, indices=valid_index, sample_weight=weights
-        )
+    train_dataset, valid_dataset = _datasets(data, split, weights)
     criterion, criterion_params = training_criterion(estimator, data, augmentation)
     net = build_net(
-        module_params={
-            "body": body,
-            "mean": statistics[0],
-            "std": statistics[1],
-            "precision": estimator.precision,
-            "memory_format": estimator.memory_format,
-            "spatial_dims": data.spatial_dims,
-        },
+        module_params=_module_params(estimator, data, body, statistics),
         criterion=criterion,
         criterion_params=criterion_params,
         train_dataset=train_dataset,
@@ -259,6 +236,64 @@ def build_training_net(
         augmenter=augmentation.augmenter,
     )
     return net, train_dataset, resume_state
+
+
+def _loss_weights(
+    estimator: _BaseMedicalCNN,
+    data: FitData,
+    split: tuple[NDArray[np.intp], NDArray[np.intp] | None],
+) -> NDArray[np.float32] | None:
+    """Return each row's weight in the loss (``ImageNet.get_loss``), or None.
+
+    The sample weights times the class weights, scaled over the training and
+    the held-out rows; None when the rows weigh nothing.
+    """
+    if data.weights is None:
+        return None
+    loss_weight = data.weights * estimator._class_weight_of_rows(
+        data.y_encoded, data.keep, data.fitted, data.weights
+    )
+    train_index, valid_index = split
+    scaled = _weights.loss_weights(loss_weight, train_index, valid_index)
+    return scaled.astype(np.float32)
+
+
+def _datasets(
+    data: FitData,
+    split: tuple[NDArray[np.intp], NDArray[np.intp] | None],
+    weights: NDArray[np.float32] | None,
+) -> tuple[ArrayDataset, ArrayDataset | None]:
+    """Return the training and held-out datasets (None when nothing is held out).
+
+    The datasets index into the images: no copy of them, even for the split.
+    """
+    train_index, valid_index = split
+    train_dataset = ArrayDataset(
+        data.images, data.y_encoded, indices=train_index, sample_weight=weights
+    )
+    valid_dataset = None
+    if valid_index is not None:
+        valid_dataset = ArrayDataset(
+            data.images, data.y_encoded, indices=valid_index, sample_weight=weights
+        )
+    return train_dataset, valid_dataset
+
+
+def _module_params(
+    estimator: _BaseMedicalCNN,
+    data: FitData,
+    body: nn.Module,
+    statistics: tuple[NDArray[np.float64], NDArray[np.float64]],
+) -> dict[str, Any]:
+    """Return the keyword arguments of the :class:`ImageNetwork` around ``body``."""
+    return {
+        "body": body,
+        "mean": statistics[0],
+        "std": statistics[1],
+        "precision": estimator.precision,
+        "memory_format": estimator.memory_format,
+        "spatial_dims": data.spatial_dims,
+    }
 
 
 def training_criterion(
