@@ -273,7 +273,8 @@ def test_rgb_and_five_channel_images(weights_file, source, phantoms):
     )
     np.testing.assert_allclose(clf.input_mean_, np.array(IMAGENET_MEAN) * 255)
     five = np.repeat(X[..., None], 5, axis=-1)
-    clf = frozen_classifier(weights_file).fit(five, y)
+    # a last axis of 5 reads as volumes under spatial_dims="auto" (docs/volumes.rst)
+    clf = frozen_classifier(weights_file, spatial_dims=2).fit(five, y)
     torch.testing.assert_close(
         clf.net_.module_.body.conv1.weight.detach(),
         adapt_input_conv(source.conv1.weight.detach(), 5),
