@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from sk_medcnn import MedicalCNNClassifier
     from sk_medcnn.io import read_volume
-    from sk_medcnn.utils._files_array import ImageFiles
+    from sk_medcnn.io._files_array import ImageFiles
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-slices", type=int, default=300)
