@@ -30,6 +30,7 @@ __all__ = [
     "mahalanobis_score",
     "ood_threshold",
     "ood_warning",
+    "ood_warning_scores",
 ]
 
 OOD_MAX_FIT_ROWS = 20_000
@@ -185,6 +186,71 @@ def mahalanobis_score(
     score = np.sqrt(np.clip(nearest, 0.0, None))
     score[~np.all(np.isfinite(features), axis=1)] = np.inf
     return np.where(np.isnan(score), np.inf, score)
+
+
+def ood_warning_scores(
+    features: NDArray[Any],
+    location: NDArray[np.float64],
+    precision: NDArray[np.float64],
+    threshold: float,
+) -> NDArray[np.float64]:
+    """Scores for :func:`ood_warning`: exact where an image may pass ``threshold``.
+
+    :func:`ood_warning` only counts the images scoring above ``threshold``
+    (and above :data:`OOD_FAR_FACTOR` times it), and says nothing when there
+    are none. This returns zeros when a quicker bound proves every image below
+    the threshold, and the exact :func:`mahalanobis_score` otherwise, so that
+    the warning is the one the exact scores give. The bound takes one matrix
+    product per group mean (BLAS) where :func:`mahalanobis_score` sums the
+    quadratic form term by term (``numpy.einsum``), about 10 against 50 us
+    for one image of 128 features and two classes.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_samples, n_features)
+    location : ndarray of shape (n_groups, n_features)
+    precision : ndarray of shape (n_features, n_features)
+    threshold : float
+
+    Returns
+    -------
+    score : ndarray of shape (n_samples,)
+        :func:`mahalanobis_score` of ``features``, or zeros when every image
+        is proven below ``threshold``.
+
+    Notes
+    -----
+    Both sums add up the ``n_features ** 2`` terms ``d_j P_jk d_k`` of the
+    quadratic form ``d' P d`` (``d`` the difference to a group mean), each
+    with a rounding error of at most ``gamma_m * T``, ``m <= n_features ** 2
+    + 2 n_features + 2`` and ``T = |d|' |P| |d| <= ||d||^2 ||P||_F``, in
+    any order of summation (Higham, *Accuracy and Stability of Numerical
+    Algorithms*, 2002, section 3.1). An image is proven below the threshold
+    when its quick squared distance to some mean, plus twice that bound, is
+    below ``threshold ** 2 (1 - 1e-9)``; non-finite features never are.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    n_samples, n_features = features.shape
+    score = np.zeros(n_samples)
+    if not n_samples:
+        return score
+    # the same differences as mahalanobis_score, all groups at once
+    difference = features[np.newaxis] - location[:, np.newaxis]
+    with np.errstate(over="ignore", invalid="ignore"):
+        squared = np.matmul(difference, precision)
+        squared *= difference
+        quick = squared.sum(axis=-1)
+        squared_norm = np.einsum("gij,gij->gi", difference, difference)
+        terms = n_features * n_features + 2 * n_features + 2
+        unit = np.finfo(np.float64).eps / 2
+        gamma = terms * unit / (1 - terms * unit)
+        bound = quick + 2 * gamma * squared_norm * np.linalg.norm(precision)
+        nearest = bound.min(axis=0)
+        below = nearest < threshold * threshold * (1 - 1e-9)
+    if below.all():  # NaN bounds (non-finite features) are not below
+        return score
+    # the whole batch, as mahalanobis_score alone scores it
+    return mahalanobis_score(features, location, precision)
 
 
 def ood_threshold(held_out: NDArray[np.float64], false_alarm_rate: float) -> float:

@@ -535,7 +535,8 @@ class _BaseMedicalCNN(BaseEstimator):
                 batch_size=inference_batch_size(self.batch_size, self.image_shape_),
                 views=tta_views(tta or None, self.image_shape_),
                 capture=capture,
-                reduce=functools.partial(_ood.mahalanobis, self),
+                # only the warning reads these scores: no exact score below it
+                reduce=functools.partial(_ood.warning_scores, self),
             )
         if score is not None and len(score):
             _ood.warn_if_out_of_distribution(self, score)

@@ -19,6 +19,7 @@ from .._ood import (
     mahalanobis_score,
     ood_threshold,
     ood_warning,
+    ood_warning_scores,
 )
 from ..exceptions import OutOfDistributionWarning
 from ..utils._batches import RowReader
@@ -148,6 +149,22 @@ def mahalanobis(
     assert location is not None
     assert precision is not None
     return mahalanobis_score(features, location, precision)
+
+
+def warning_scores(
+    estimator: _BaseMedicalCNN, features: NDArray[np.float32]
+) -> NDArray[np.float64]:
+    """Scores that decide ``predict``'s warning (:func:`._ood.ood_warning_scores`).
+
+    The warning is the one :func:`mahalanobis` would give; the scores
+    themselves are zeros when every image is proven below the threshold.
+    """
+    location, precision = estimator.ood_location_, estimator.ood_precision_
+    threshold = estimator.ood_threshold_
+    assert location is not None  # as in mahalanobis
+    assert precision is not None
+    assert threshold is not None
+    return ood_warning_scores(features, location, precision, float(threshold))
 
 
 def warn_if_out_of_distribution(
