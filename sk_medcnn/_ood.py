@@ -12,6 +12,7 @@ trained on, for a stated false-alarm rate.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any
 
 import numpy as np
@@ -244,13 +245,34 @@ def ood_warning_scores(
         terms = n_features * n_features + 2 * n_features + 2
         unit = np.finfo(np.float64).eps / 2
         gamma = terms * unit / (1 - terms * unit)
-        bound = quick + 2 * gamma * squared_norm * np.linalg.norm(precision)
+        bound = quick + 2 * gamma * squared_norm * _frobenius_norm(precision)
         nearest = bound.min(axis=0)
         below = nearest < threshold * threshold * (1 - 1e-9)
     if below.all():  # NaN bounds (non-finite features) are not below
         return score
     # the whole batch, as mahalanobis_score alone scores it
     return mahalanobis_score(features, location, precision)
+
+
+# per fitted precision matrix (by identity): its Frobenius norm
+_NORMS: dict[int, tuple[weakref.ref[NDArray[np.float64]], float]] = {}
+
+
+def _frobenius_norm(precision: NDArray[np.float64]) -> float:
+    """Return ``||precision||_F``, computed once per array.
+
+    Summed by ``numpy.einsum``, not ``numpy.linalg.norm``: OpenBLAS spreads
+    the dot product of more than 10,000 values over its threads, whose
+    wake-up took milliseconds between two predictions on a busy machine.
+    Fitted arrays are not changed in place, so the identity is the key.
+    """
+    key = id(precision)
+    entry = _NORMS.get(key)
+    if entry is not None and entry[0]() is precision:
+        return entry[1]
+    norm = math.sqrt(float(np.einsum("ij,ij->", precision, precision)))
+    _NORMS[key] = (weakref.ref(precision, lambda _: _NORMS.pop(key, None)), norm)
+    return norm
 
 
 def ood_threshold(held_out: NDArray[np.float64], false_alarm_rate: float) -> float:

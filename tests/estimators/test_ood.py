@@ -360,3 +360,16 @@ def test_a_score_of_the_wrong_width_is_refused_at_load(fitted, tmp_path):
     save_model(clf, tmp_path / "bad.skmed")
     with pytest.raises(ModelFileError, match="cannot predict a blank input"):
         load_model(tmp_path / "bad.skmed")
+
+
+def test_frobenius_norm_is_computed_once_per_array():
+    from sk_medcnn import _ood
+
+    precision = np.random.default_rng(0).normal(size=(50, 50))
+    assert _ood._frobenius_norm(precision) == pytest.approx(np.linalg.norm(precision))
+    assert id(precision) in _ood._NORMS
+    other = precision.copy() * 2  # another array: its own norm
+    assert _ood._frobenius_norm(other) == pytest.approx(2 * np.linalg.norm(precision))
+    key = id(precision)
+    del precision
+    assert key not in _ood._NORMS  # dropped with its array
