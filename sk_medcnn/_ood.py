@@ -202,9 +202,10 @@ def ood_warning_scores(
     are none. This returns zeros when a quicker bound proves every image below
     the threshold, and the exact :func:`mahalanobis_score` otherwise, so that
     the warning is the one the exact scores give. The bound takes one matrix
-    product per group mean (BLAS) where :func:`mahalanobis_score` sums the
-    quadratic form term by term (``numpy.einsum``), about 10 against 50 us
-    for one image of 128 features and two classes.
+    product (BLAS) where :func:`mahalanobis_score` sums the quadratic form
+    term by term (``numpy.einsum``): right after a forward pass of
+    ``simple_cnn`` (128 features, two classes), 54 against 92 us of CPU for
+    one image on a busy machine.
 
     Parameters
     ----------
@@ -231,48 +232,49 @@ def ood_warning_scores(
     below ``threshold ** 2 (1 - 1e-9)``; non-finite features never are.
     """
     features = np.asarray(features, dtype=np.float64)
-    n_samples, n_features = features.shape
-    score = np.zeros(n_samples)
-    if not n_samples:
-        return score
+    if not len(features):
+        return np.zeros(0)
     # the same differences as mahalanobis_score, all groups at once
     difference = features[np.newaxis] - location[:, np.newaxis]
     with np.errstate(over="ignore", invalid="ignore"):
-        squared = np.matmul(difference, precision)
-        squared *= difference
-        quick = squared.sum(axis=-1)
+        quick = np.einsum("gij,gij->gi", difference @ precision, difference)
         squared_norm = np.einsum("gij,gij->gi", difference, difference)
-        terms = n_features * n_features + 2 * n_features + 2
-        unit = np.finfo(np.float64).eps / 2
-        gamma = terms * unit / (1 - terms * unit)
-        bound = quick + 2 * gamma * squared_norm * _frobenius_norm(precision)
-        nearest = bound.min(axis=0)
-        below = nearest < threshold * threshold * (1 - 1e-9)
+        bound = quick + _error_factor(precision) * squared_norm
+        below = bound.min(axis=0) < threshold * threshold * (1 - 1e-9)
     if below.all():  # NaN bounds (non-finite features) are not below
-        return score
+        return np.zeros(len(features))
     # the whole batch, as mahalanobis_score alone scores it
     return mahalanobis_score(features, location, precision)
 
 
-# per fitted precision matrix (by identity): its Frobenius norm
-_NORMS: dict[int, tuple[weakref.ref[NDArray[np.float64]], float]] = {}
+# per fitted precision matrix (by identity): the error bound's factor
+_ERROR_FACTORS: dict[int, tuple[weakref.ref[NDArray[np.float64]], float]] = {}
 
 
-def _frobenius_norm(precision: NDArray[np.float64]) -> float:
-    """Return ``||precision||_F``, computed once per array.
+def _error_factor(precision: NDArray[np.float64]) -> float:
+    """Return the bound's factor ``2 gamma_m ||precision||_F``, once per array.
 
-    Summed by ``numpy.einsum``, not ``numpy.linalg.norm``: OpenBLAS spreads
-    the dot product of more than 10,000 values over its threads, whose
-    wake-up took milliseconds between two predictions on a busy machine.
-    Fitted arrays are not changed in place, so the identity is the key.
+    The norm is summed by ``numpy.einsum``, not ``numpy.linalg.norm``:
+    OpenBLAS spreads a dot product of more than 10,000 values over its
+    threads, whose wake-up took milliseconds between two predictions on a
+    busy machine. Fitted arrays are not changed in place, so the identity is
+    the key.
     """
     key = id(precision)
-    entry = _NORMS.get(key)
+    entry = _ERROR_FACTORS.get(key)
     if entry is not None and entry[0]() is precision:
         return entry[1]
+    n_features = precision.shape[0]
+    terms = n_features * n_features + 2 * n_features + 2
+    unit = float(np.finfo(np.float64).eps) / 2
+    gamma = terms * unit / (1 - terms * unit)
     norm = math.sqrt(float(np.einsum("ij,ij->", precision, precision)))
-    _NORMS[key] = (weakref.ref(precision, lambda _: _NORMS.pop(key, None)), norm)
-    return norm
+    factor = 2 * gamma * norm
+    _ERROR_FACTORS[key] = (
+        weakref.ref(precision, lambda _: _ERROR_FACTORS.pop(key, None)),
+        factor,
+    )
+    return factor
 
 
 def ood_threshold(held_out: NDArray[np.float64], false_alarm_rate: float) -> float:

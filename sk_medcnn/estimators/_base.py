@@ -526,7 +526,7 @@ class _BaseMedicalCNN(BaseEstimator):
         if tta is True:
             tta = self._prediction_tta()
             if self._has_ood_score():
-                capture = feature_layer(self.net_.module_.body, self.architecture)
+                capture = _ood.prediction_capture(self)
         with torch_threads(getattr(self, "n_threads", None)):
             outputs, score = predict_raw_with_features(
                 self.net_.module_,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -133,6 +134,29 @@ def penultimate_features(
             assert features is not None
             collected.append(features)
     return np.concatenate(collected)
+
+
+# per network body (weakly held): its architecture and feature layer
+_CAPTURES: weakref.WeakKeyDictionary[nn.Module, tuple[Any, tuple[nn.Module, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def prediction_capture(estimator: _BaseMedicalCNN) -> tuple[nn.Module, str]:
+    """Return :func:`._ood.feature_layer` of the fitted network, found once.
+
+    ``predict`` asks for it on every call; finding it walks every module of
+    the network (about 10 us for ``simple_cnn``, more for a ResNet). Kept per
+    network body and architecture, so a refit (a new body) finds it again.
+    """
+    body = estimator.net_.module_.body
+    architecture = estimator.architecture
+    entry = _CAPTURES.get(body)
+    if entry is not None and entry[0] is architecture:
+        return entry[1]
+    capture = feature_layer(body, architecture)
+    _CAPTURES[body] = (architecture, capture)
+    return capture
 
 
 def has_ood_score(estimator: _BaseMedicalCNN) -> bool:

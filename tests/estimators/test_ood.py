@@ -362,14 +362,17 @@ def test_a_score_of_the_wrong_width_is_refused_at_load(fitted, tmp_path):
         load_model(tmp_path / "bad.skmed")
 
 
-def test_frobenius_norm_is_computed_once_per_array():
+def test_error_factor_is_computed_once_per_array():
     from sk_medcnn import _ood
 
     precision = np.random.default_rng(0).normal(size=(50, 50))
-    assert _ood._frobenius_norm(precision) == pytest.approx(np.linalg.norm(precision))
-    assert id(precision) in _ood._NORMS
-    other = precision.copy() * 2  # another array: its own norm
-    assert _ood._frobenius_norm(other) == pytest.approx(2 * np.linalg.norm(precision))
+    factor = _ood._error_factor(precision)
+    terms = 50 * 50 + 2 * 50 + 2
+    gamma = terms * 2.0**-53 / (1 - terms * 2.0**-53)
+    assert factor == pytest.approx(2 * gamma * np.linalg.norm(precision))
+    assert id(precision) in _ood._ERROR_FACTORS
+    other = precision * 2  # another array: its own factor
+    assert _ood._error_factor(other) == pytest.approx(2 * factor)
     key = id(precision)
     del precision
-    assert key not in _ood._NORMS  # dropped with its array
+    assert key not in _ood._ERROR_FACTORS  # dropped with its array
