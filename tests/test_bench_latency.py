@@ -6,7 +6,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_latency.py"
 
 
-@pytest.mark.slow  # a fit and timed loops: seconds on quiet cores, a minute on busy ones
+@pytest.mark.slow  # a fit and timed loops: a minute on busy cores
 def test_quick_run_prints_its_figures(capsys):
     spec = importlib.util.spec_from_file_location("bench_latency", BENCH)
     module = importlib.util.module_from_spec(spec)
