@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.append(str(PROJECT_ROOT))  # after PYTHONPATH: another checkout may come first
 from benchmarks._common import DEFAULT_DATA  # noqa: E402
 
 
