@@ -85,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.quick:
         args.data, args.n_train, args.calls, args.rounds = None, 96, 20, 2
 
+    import sk_medcnn
     from sk_medcnn import MedicalCNNClassifier
 
     X, y, X_new, source = load_images(args.data, args.n_train)
@@ -113,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(
         f"one-image latency: simple_cnn, {X.shape[1]}x{X.shape[2]} images ({source}), "
         f"torch {torch.__version__}, {threads} thread(s), {args.calls} calls x "
-        f"{args.rounds} rounds; load average {_load()}"
+        f"{args.rounds} rounds; load average {_load()}; sk_medcnn from "
+        f"{Path(sk_medcnn.__file__).parent}"
     )
     print(
         f"{'round':>5}  {'predict_proba ms':>16}  {'bare forward ms':>15}  {'ratio':>6}"
