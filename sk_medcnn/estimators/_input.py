@@ -80,7 +80,8 @@ def fit_images(estimator: _BaseMedicalCNN, X: Any, y: Any) -> tuple[ImageSource,
 
 def check_predict_images(estimator: _BaseMedicalCNN, X: Any) -> ImageSource:
     # X: an array, memmap or tensor, file paths, or a torch Dataset
-    check_is_fitted(estimator, "net_")
+    if not hasattr(estimator, "net_"):  # what check_is_fitted tests, minus its tags
+        check_is_fitted(estimator, "net_")
     name = type(estimator).__name__
     if is_path_array(X):
         # files are read batch by batch, resized to the fitted image shape

@@ -184,7 +184,10 @@ def predict_raw_with_features(
     finally:
         if handle is not None:
             handle.remove()
-    stacked = torch.stack([torch.cat(collected) for collected in outputs]).numpy()
+    if all(len(collected) == 1 for collected in outputs):  # one batch: no cat
+        stacked = torch.stack([collected[0] for collected in outputs]).numpy()
+    else:
+        stacked = torch.stack([torch.cat(collected) for collected in outputs]).numpy()
     if capture is None:
         return stacked, None
     if not captured:
