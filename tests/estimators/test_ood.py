@@ -18,7 +18,6 @@ from sk_medcnn._ood import (
     mahalanobis_score,
     ood_threshold,
     ood_warning,
-    ood_warning_scores,
 )
 from sk_medcnn.datasets import make_lesion_phantoms
 from sk_medcnn.exceptions import ModelFileError, OutOfDistributionWarning
@@ -78,57 +77,23 @@ def test_mahalanobis_score_is_the_distance_to_the_nearest_mean():
     assert np.isinf(score[2:]).all()
 
 
-def _fitted_score(n_features, seed):
-    rng = np.random.default_rng(seed)
-    scale = rng.uniform(0.05, 5.0, n_features)
-    train = (rng.normal(size=(400, n_features)) * scale).astype(np.float32)
-    location, precision = fit_mahalanobis(train, rng.integers(0, 3, 400))
-    return rng, scale, location, precision
-
-
-@pytest.mark.parametrize(("n_features", "seed"), [(8, 0), (128, 1), (3, 2)])
-def test_ood_warning_scores_give_the_exact_warning(n_features, seed):
-    rng, scale, location, precision = _fitted_score(n_features, seed)
-    features = (rng.normal(size=(300, n_features)) * scale).astype(np.float32)
-    exact = mahalanobis_score(features, location, precision)
-    # thresholds below, between and above the scores, and at each score
-    thresholds = [0.0, *np.quantile(exact, [0.05, 0.5, 0.95]), exact.max() * 3]
-    thresholds += list(exact[:20]) + list(np.nextafter(exact[:20], np.inf))
-    checked = 0
-    for threshold in thresholds:
-        for batch in (features[:1], features[1:2], features[:40], features):
-            expected = mahalanobis_score(batch, location, precision)
-            score = ood_warning_scores(batch, location, precision, threshold)
-            if score.any():  # unsure: the exact scores, bit for bit
-                np.testing.assert_array_equal(score, expected)
-            else:
-                assert not np.any(expected > threshold)
-                checked += 1
-            for rate in (0.05, 0.5):
-                assert ood_warning(score, threshold, rate) == ood_warning(
-                    expected, threshold, rate
-                )
-    assert checked  # some batches were proven below the threshold
-
-
-def test_ood_warning_scores_are_exact_for_non_finite_features():
-    rng, scale, location, precision = _fitted_score(4, 3)
-    features = (rng.normal(size=(5, 4)) * scale).astype(np.float32)
-    for bad in (np.nan, np.inf, -np.inf):
-        batch = features.copy()
-        batch[2, 1] = bad
-        score = ood_warning_scores(batch, location, precision, 1e300)
-        expected = mahalanobis_score(batch, location, precision)
-        np.testing.assert_array_equal(score, expected)  # inf: above any threshold
-    batch = features.copy()
-    batch[2, 1] = 3e38  # finite, but its squared distance overflows
-    for threshold in (1.0, 1e30, 1e300):
-        score = ood_warning_scores(batch, location, precision, threshold)
-        expected = mahalanobis_score(batch, location, precision)
-        assert ood_warning(score, threshold, 0.05) == ood_warning(
-            expected, threshold, 0.05
-        )
-    assert ood_warning_scores(features[:0], location, precision, 1.0).shape == (0,)
+def test_mahalanobis_score_is_the_quadratic_form_of_a_full_precision():
+    rng = np.random.default_rng(0)
+    factor = rng.normal(size=(64, 64))
+    precision = factor @ factor.T + np.eye(64)
+    location = rng.normal(size=(3, 64))
+    features = rng.normal(size=(50, 64)).astype(np.float32)
+    expected = np.min(
+        [
+            [(row - mean) @ precision @ (row - mean) for mean in location]
+            for row in features.astype(np.float64)
+        ],
+        axis=1,
+    )
+    score = mahalanobis_score(features, location, precision)
+    np.testing.assert_allclose(score, np.sqrt(expected), rtol=1e-12)
+    alone = [mahalanobis_score(row[None], location, precision)[0] for row in features]
+    np.testing.assert_allclose(alone, score, rtol=1e-12)
 
 
 def test_ood_threshold_is_the_conformal_rank():
@@ -360,19 +325,3 @@ def test_a_score_of_the_wrong_width_is_refused_at_load(fitted, tmp_path):
     save_model(clf, tmp_path / "bad.skmed")
     with pytest.raises(ModelFileError, match="cannot predict a blank input"):
         load_model(tmp_path / "bad.skmed")
-
-
-def test_error_factor_is_computed_once_per_array():
-    from sk_medcnn import _ood
-
-    precision = np.random.default_rng(0).normal(size=(50, 50))
-    factor = _ood._error_factor(precision)
-    terms = 50 * 50 + 2 * 50 + 2
-    gamma = terms * 2.0**-53 / (1 - terms * 2.0**-53)
-    assert factor == pytest.approx(2 * gamma * np.linalg.norm(precision))
-    assert id(precision) in _ood._ERROR_FACTORS
-    other = precision * 2  # another array: its own factor
-    assert _ood._error_factor(other) == pytest.approx(2 * factor)
-    key = id(precision)
-    del precision
-    assert key not in _ood._ERROR_FACTORS  # dropped with its array
