@@ -158,9 +158,15 @@ def predict_raw_with_features(
     n_features)``, to what is kept (one score per image, say), so that the
     features of all images are never held at once. Returns ``(outputs,
     features)``, ``features`` None without ``capture``.
+
+    Each batch's scores are copied into one array made at the first batch,
+    not kept as a small tensor per batch and view to concatenate at the end:
+    those small blocks, allocated between the batch's large activation
+    buffers, pin the allocator's freed memory in place, and the process grows
+    with every batch (measured in ``benchmarks/bench_fit_memory.py``).
     """
     views = [View(False, False, 0, 0)] if views is None else list(views)
-    outputs: list[list[torch.Tensor]] = [[] for _ in views]
+    stacked: NDArray[np.float32] | None = None  # made at the first batch
     captured: list[NDArray[Any]] = []
     recording = [False]
     handle = None
@@ -177,17 +183,23 @@ def predict_raw_with_features(
         else:
             handle = target.register_forward_hook(lambda _, args, out: keep(out))
     try:
+        start = 0
         for tensor in _inference_batches(module, images, device, batch_size):
-            for index, (view, collected) in enumerate(zip(views, outputs, strict=True)):
+            stop = start + len(tensor)
+            for index, view in enumerate(views):
                 recording[0] = index == 0
-                collected.append(module(apply_view(tensor, view)).float().cpu())
+                scores = module(apply_view(tensor, view)).float().cpu().numpy()
+                if stacked is None:
+                    shape = (len(views), len(images), *scores.shape[1:])
+                    stacked = np.empty(shape, dtype=np.float32)
+                stacked[index, start:stop] = scores
+                del scores
+            start = stop
     finally:
         if handle is not None:
             handle.remove()
-    if all(len(collected) == 1 for collected in outputs):  # one batch: no cat
-        stacked = torch.stack([collected[0] for collected in outputs]).numpy()
-    else:
-        stacked = torch.stack([torch.cat(collected) for collected in outputs]).numpy()
+    if stacked is None:  # no images (no batch gave the scores' shape)
+        raise ValueError("predict_raw_with_features got no images (0 samples).")
     if capture is None:
         return stacked, None
     if not captured:
