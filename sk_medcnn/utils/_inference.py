@@ -159,15 +159,16 @@ def predict_raw_with_features(
     features of all images are never held at once. Returns ``(outputs,
     features)``, ``features`` None without ``capture``.
 
-    Each batch's scores are copied into one array made at the first batch,
-    not kept as a small tensor per batch and view to concatenate at the end:
+    Each batch's scores (and features) are copied into one array made at the
+    first batch, not kept as a small array per batch to concatenate at the end:
     those small blocks, allocated between the batch's large activation
     buffers, pin the allocator's freed memory in place, and the process grows
     with every batch (measured in ``benchmarks/bench_fit_memory.py``).
     """
     views = [View(False, False, 0, 0)] if views is None else list(views)
     stacked: NDArray[np.float32] | None = None  # made at the first batch
-    captured: list[NDArray[Any]] = []
+    captured: list[NDArray[Any]] = []  # one array of all images, when made
+    rows = [0, 0]  # the batch's rows among the images
     recording = [False]
     handle = None
     if capture is not None:
@@ -176,7 +177,11 @@ def predict_raw_with_features(
         def keep(tensor: torch.Tensor) -> None:
             if recording[0]:
                 features = _pooled(tensor).numpy()
-                captured.append(features if reduce is None else reduce(features))
+                kept = np.asarray(features if reduce is None else reduce(features))
+                if not captured:
+                    shape = (len(images), *kept.shape[1:])
+                    captured.append(np.empty(shape, dtype=kept.dtype))
+                captured[0][rows[0] : rows[1]] = kept
 
         if side == "input":
             handle = target.register_forward_pre_hook(lambda _, args: keep(args[0]))
@@ -186,6 +191,7 @@ def predict_raw_with_features(
         start = 0
         for tensor in _inference_batches(module, images, device, batch_size):
             stop = start + len(tensor)
+            rows[:] = start, stop
             for index, view in enumerate(views):
                 recording[0] = index == 0
                 scores = module(apply_view(tensor, view)).float().cpu().numpy()
@@ -204,7 +210,7 @@ def predict_raw_with_features(
         return stacked, None
     if not captured:
         return stacked, np.zeros((0, 0), dtype=np.float32)
-    return stacked, np.concatenate(captured)
+    return stacked, captured[0]
 
 
 def _pooled(tensor: torch.Tensor) -> torch.Tensor:
