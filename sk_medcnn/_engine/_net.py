@@ -83,10 +83,8 @@ class ImageNet(NeuralNet):
         """Run skorch's training or validation pass over ``iterator``.
 
         On the CPU the validation pass runs with the network in channels-last
-        (:meth:`ImageNetwork.inference_layout`), as ``predict`` does after
-        ``fit``: NCHW inference there makes large, fragmenting allocations
-        that grow the process's memory with every batch. Training batches
-        are unchanged.
+        (:meth:`ImageNetwork.inference_layout`), the faster inference layout
+        that ``predict`` uses after ``fit``; training batches are unchanged.
         """
         if training or iterator is None or torch.device(self.device).type != "cpu":
             super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
