@@ -72,6 +72,26 @@ class ImageNet(NeuralNet):
             batch = (X, targets)
         return super().train_step_single(batch, **fit_params)  # type: ignore[no-any-return]
 
+    def run_single_epoch(
+        self,
+        iterator: Any,
+        training: bool,
+        prefix: str,
+        step_fn: Any,
+        **fit_params: Any,
+    ) -> None:
+        """Run skorch's training or validation pass over ``iterator``.
+
+        On the CPU the validation pass runs with the network in channels-last
+        (:meth:`ImageNetwork.inference_layout`), the faster inference layout
+        that ``predict`` uses after ``fit``; training batches are unchanged.
+        """
+        if training or iterator is None or torch.device(self.device).type != "cpu":
+            super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+            return
+        with self.module_.inference_layout():
+            super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+
     def infer(self, x: Any, **fit_params: Any) -> torch.Tensor:
         """Run the network on a batch's images (a dict input's sample weights aside)."""
         if isinstance(x, Mapping):

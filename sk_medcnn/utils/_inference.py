@@ -158,10 +158,17 @@ def predict_raw_with_features(
     n_features)``, to what is kept (one score per image, say), so that the
     features of all images are never held at once. Returns ``(outputs,
     features)``, ``features`` None without ``capture``.
+
+    Each batch's scores (and features) are copied into one array made at the
+    first batch, not kept as a small array per batch to concatenate at the end:
+    those small blocks, allocated between the batch's large activation
+    buffers, pin the allocator's freed memory in place, and the process grows
+    with every batch (measured in ``benchmarks/bench_fit_memory.py``).
     """
     views = [View(False, False, 0, 0)] if views is None else list(views)
-    outputs: list[list[torch.Tensor]] = [[] for _ in views]
-    captured: list[NDArray[Any]] = []
+    stacked: NDArray[np.float32] | None = None  # made at the first batch
+    captured: list[NDArray[Any]] = []  # one array of all images, when made
+    rows = [0, 0]  # the batch's rows among the images
     recording = [False]
     handle = None
     if capture is not None:
@@ -170,29 +177,40 @@ def predict_raw_with_features(
         def keep(tensor: torch.Tensor) -> None:
             if recording[0]:
                 features = _pooled(tensor).numpy()
-                captured.append(features if reduce is None else reduce(features))
+                kept = np.asarray(features if reduce is None else reduce(features))
+                if not captured:
+                    shape = (len(images), *kept.shape[1:])
+                    captured.append(np.empty(shape, dtype=kept.dtype))
+                captured[0][rows[0] : rows[1]] = kept
 
         if side == "input":
             handle = target.register_forward_pre_hook(lambda _, args: keep(args[0]))
         else:
             handle = target.register_forward_hook(lambda _, args, out: keep(out))
     try:
+        start = 0
         for tensor in _inference_batches(module, images, device, batch_size):
-            for index, (view, collected) in enumerate(zip(views, outputs, strict=True)):
+            stop = start + len(tensor)
+            rows[:] = start, stop
+            for index, view in enumerate(views):
                 recording[0] = index == 0
-                collected.append(module(apply_view(tensor, view)).float().cpu())
+                scores = module(apply_view(tensor, view)).float().cpu().numpy()
+                if stacked is None:
+                    shape = (len(views), len(images), *scores.shape[1:])
+                    stacked = np.empty(shape, dtype=np.float32)
+                stacked[index, start:stop] = scores
+                del scores
+            start = stop
     finally:
         if handle is not None:
             handle.remove()
-    if all(len(collected) == 1 for collected in outputs):  # one batch: no cat
-        stacked = torch.stack([collected[0] for collected in outputs]).numpy()
-    else:
-        stacked = torch.stack([torch.cat(collected) for collected in outputs]).numpy()
+    if stacked is None:  # no images (no batch gave the scores' shape)
+        raise ValueError("predict_raw_with_features got no images (0 samples).")
     if capture is None:
         return stacked, None
     if not captured:
         return stacked, np.zeros((0, 0), dtype=np.float32)
-    return stacked, np.concatenate(captured)
+    return stacked, captured[0]
 
 
 def _pooled(tensor: torch.Tensor) -> torch.Tensor:

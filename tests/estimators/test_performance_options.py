@@ -345,3 +345,114 @@ def test_fitted_cpu_networks_predict_in_channels_last_with_the_same_function(
     images = torch.from_numpy(np.asarray(X[..., None], dtype=np.float32))
     with torch.inference_mode():
         torch.testing.assert_close(module(images), nchw(images), rtol=1e-4, atol=1e-5)
+
+
+def _conv_weights(module):
+    return [m.weight for m in module.body.modules() if isinstance(m, nn.Conv2d)]
+
+
+def test_inference_layout_predicts_in_channels_last_then_restores_the_weights():
+    from sk_medcnn import get_architecture
+
+    torch.manual_seed(0)
+    body = get_architecture("simple_cnn")(3, 2, (12, 12))
+    module = ImageNetwork(body, np.zeros(3), np.ones(3)).eval()
+    weights = _conv_weights(module)
+    before = [w.detach().clone() for w in weights]
+    images = torch.rand(5, 12, 12, 3)
+    with torch.inference_mode():
+        expected = module(images)
+    with module.inference_layout(), torch.inference_mode():
+        assert module.memory_format == "channels_last"
+        assert all(
+            w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+            for w in weights
+        )
+        got = module(images)
+    # the same function by other kernels; then the same parameters, exactly
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    assert module.memory_format == "contiguous"
+    assert _conv_weights(module) == weights  # the optimizer's parameter objects
+    assert all(w.is_contiguous() for w in weights)
+    for weight, old in zip(weights, before, strict=True):
+        assert torch.equal(weight, old)
+
+
+def test_inference_layout_switches_back_after_an_error():
+    from sk_medcnn import get_architecture
+
+    body = get_architecture("simple_cnn")(3, 2, (12, 12))
+    module = ImageNetwork(body, np.zeros(3), np.ones(3))
+    with pytest.raises(RuntimeError, match="boom"), module.inference_layout():
+        raise RuntimeError("boom")
+    assert module.memory_format == "contiguous"
+    assert all(w.is_contiguous() for w in _conv_weights(module))
+
+
+def test_inference_layout_leaves_a_channels_last_network_alone():
+    from sk_medcnn import get_architecture
+
+    body = get_architecture("simple_cnn")(3, 2, (12, 12))
+    module = ImageNetwork(body, np.zeros(3), np.ones(3), memory_format="channels_last")
+    with module.inference_layout():
+        assert module.memory_format == "channels_last"
+    assert module.memory_format == "channels_last"
+    last = torch.channels_last
+    assert all(w.is_contiguous(memory_format=last) for w in _conv_weights(module))
+
+
+def _layouts_by_mode(record):
+    """An architecture that records (training, channels-last) at its second conv."""
+    from sk_medcnn import get_architecture
+
+    def build(in_channels, n_outputs, image_shape):
+        body = get_architecture("simple_cnn")(in_channels, n_outputs, image_shape)
+        conv = next(  # with one input channel both layouts are the same
+            m for m in body.modules() if isinstance(m, nn.Conv2d) and m.in_channels > 1
+        )
+
+        def hook(module, args):
+            # not the one-image probe that checks the output size, nor the
+            # passes after training (in inference mode; skorch's use no_grad)
+            if len(args[0]) == 1 or torch.is_inference_mode_enabled():
+                return
+            last = module.weight.is_contiguous(memory_format=torch.channels_last)
+            record.add((module.training, last and not module.weight.is_contiguous()))
+
+        conv.register_forward_pre_hook(hook)
+        return body
+
+    return build
+
+
+def test_validation_runs_in_channels_last_and_training_is_unchanged(
+    phantoms, monkeypatch
+):
+    from skorch import NeuralNet
+
+    from sk_medcnn._engine import ImageNet
+
+    X, y = phantoms
+    params = {
+        **FAST,
+        "early_stopping": True,
+        "max_epochs": 3,
+        "ood_false_alarm_rate": None,
+    }
+    record = set()
+    new = MedicalCNNClassifier(_layouts_by_mode(record), **params).fit(X, y)
+    # training batches in NCHW, the per-epoch validation in channels-last
+    assert record == {(True, False), (False, True)}
+    with monkeypatch.context() as patch:  # skorch's own validation pass: NCHW
+        patch.setattr(ImageNet, "run_single_epoch", NeuralNet.run_single_epoch)
+        record.clear()
+        old = MedicalCNNClassifier(_layouts_by_mode(record), **params).fit(X, y)
+    assert record == {(True, False), (False, False)}
+    # the same training; validation losses equal up to rounding
+    assert new.history_[:, "train_loss"] == old.history_[:, "train_loss"]
+    np.testing.assert_allclose(
+        new.history_[:, "valid_loss"], old.history_[:, "valid_loss"], atol=1e-6
+    )
+    for name, tensor in new.net_.module_.state_dict().items():
+        assert torch.equal(tensor, old.net_.module_.state_dict()[name]), name
+    np.testing.assert_array_equal(new.predict_proba(X), old.predict_proba(X))
