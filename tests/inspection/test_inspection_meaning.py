@@ -158,11 +158,12 @@ def test_maps_fail_to_survive_cascading_randomisation(learned):
 def test_resnet_grad_cam_of_the_last_stage_falls_on_the_lesions():
     # measured: 3.5 times chance with the default layer (layer4), 0.97 times
     # chance with the last Conv2d (layer4.1.conv2), which feeds only the
-    # residual branch
+    # residual branch; 10 epochs: 8 gave a test score of 0.84 since tta="auto"
+    # (10: 0.865, Grad-CAM mass 3.7 times chance)
     train, test, images, masks = _lesion_task(28)
     clf = MedicalCNNClassifier(
         "resnet18",
-        max_epochs=8,
+        max_epochs=10,
         architecture_params={"width": 8},
         augmentation=None,  # as measured
         random_state=0,
