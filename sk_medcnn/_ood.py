@@ -180,9 +180,10 @@ def mahalanobis_score(
     with np.errstate(over="ignore", invalid="ignore"):
         for mean in location:
             diff = features - mean
-            # one BLAS product, then a row-wise dot: 4x faster for one image
-            # than einsum's three-operand loop, equal to rounding (~1e-14)
-            squared = np.einsum("ij,ij->i", diff @ precision, diff)
+            # einsum's own loop, not a BLAS product (diff @ precision): inside
+            # predict, OpenBLAS's threads contend with torch's and made
+            # predict_proba 2.7x slower (measured 2,600 against 7,300 images/s)
+            squared = np.einsum("ij,jk,ik->i", diff, precision, diff)
             nearest = np.fmin(nearest, squared)
     score = np.sqrt(np.clip(nearest, 0.0, None))
     score[~np.all(np.isfinite(features), axis=1)] = np.inf
