@@ -496,6 +496,10 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
                 f"y must hold at least two classes; got {len(classes)} {noun} "
                 f"({found})."
             )
+        # checked here, so an unknown name is this estimator's error at any class count
+        fit_params = (
+            process_routing(self, "fit", **params).estimator.fit if params else {}
+        )
         if len(classes) == 2:
             self.estimator_ = TunedThresholdClassifierCV(
                 clone(self.estimator),
@@ -507,9 +511,6 @@ class AutoThresholdClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
             ).fit(X, y, **params)
             self.best_threshold_: float | None = float(self.estimator_.best_threshold_)
         else:
-            fit_params = (
-                process_routing(self, "fit", **params).estimator.fit if params else {}
-            )
             self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
             self.best_threshold_ = None
         self.classes_ = self.estimator_.classes_

@@ -357,6 +357,11 @@ def test_auto_threshold_routes_sample_weights(n_classes):
     np.testing.assert_allclose(weighted.predict_proba(X), reference.predict_proba(X))
     assert not np.allclose(weighted.predict_proba(X), unweighted.predict_proba(X))
     assert "sample_weight" in str(routing)
+    with sklearn.config_context(enable_metadata_routing=True):
+        with pytest.raises(
+            TypeError, match=r"AutoThresholdClassifier.fit got .*sample_wieght"
+        ):
+            auto.fit(X, y, sample_wieght=weights)
 
 
 def test_auto_threshold_passes_on_log_proba_and_decision_function():
