@@ -54,6 +54,7 @@ from ..utils._validation import (
     spatial_dims_like,
 )
 from . import _input, _network, _ood, _pretrained, _setup, _weights
+from ._layout import resolve_memory_format
 from ._network import axes, inference_batch_size, kind
 from ._params import (
     MAX_THREADS,
@@ -100,7 +101,7 @@ class _BaseMedicalCNN(BaseEstimator):
         "spatial_dims": spatial_dims_like,
         "device": device_like,
         "precision": one_of(PRECISIONS),
-        "memory_format": one_of(MEMORY_FORMATS),
+        "memory_format": one_of(("auto", *MEMORY_FORMATS)),
         "n_threads": optional(int_in_range(1, MAX_THREADS)),
         "distributed": boolean,
         "random_state": random_state_like,
@@ -238,6 +239,13 @@ class _BaseMedicalCNN(BaseEstimator):
         if source is not None:
             params = {**source.params, **params}
         body = self._fit_body(data, seeds.init, device, params, source)
+        layout = resolve_memory_format(
+            self.memory_format,
+            body,
+            device,
+            data.spatial_dims,
+            distributed=self.distributed,
+        )
         augmentation = _setup.resolve_augmentation(
             self, data.image_shape, data.n_outputs, seeds, device
         )
@@ -250,6 +258,7 @@ class _BaseMedicalCNN(BaseEstimator):
             device,
             seeds.loader,
             (train_index, valid_index),
+            layout,
         )
         best_epoch, interrupted = self._train(
             net, train_dataset, seeds.train, device, resume_state
@@ -261,6 +270,7 @@ class _BaseMedicalCNN(BaseEstimator):
         self.n_features_in_ = math.prod(data.image_shape)
         self.device_ = str(device)
         self.input_mean_, self.input_std_ = mean, std
+        self.memory_format_ = layout
         self.input_normalization_ = normalization
         if source is not None:  # what the checkpoint implied, for rebuilding
             self.architecture_params_ = params

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._ood import OOD_MAX_FEATURES
+from ..utils._network import MEMORY_FORMATS
 from ._base import _BaseMedicalCNN
 from ._calibration import TEMPERATURE_RANGE
 from ._classifier import MedicalCNNClassifier
@@ -171,6 +172,12 @@ def _check_input_statistics(state: _FittedState, shape: tuple[int, ...]) -> None
             and value.shape == (shape[-1],)
             and bool(np.all(np.isfinite(value))),
             f"a finite float array of shape ({shape[-1]},)",
+        )
+    if "memory_format_" in state.values:  # files written before "auto" lack it
+        state.require(
+            "memory_format_",
+            state.values["memory_format_"] in MEMORY_FORMATS,
+            " or ".join(repr(name) for name in MEMORY_FORMATS),
         )
     if "input_normalization_" in state.values:  # files written before 0.2 lack it
         state.require(

@@ -83,6 +83,16 @@ def fitted_architecture_params(estimator: _BaseMedicalCNN) -> dict[str, Any]:
     return dict(estimator.architecture_params or {})
 
 
+def fitted_memory_format(estimator: _BaseMedicalCNN) -> str:
+    """Return the layout the network trained in: contiguous or channels-last.
+
+    ``memory_format_``; models fitted before ``memory_format="auto"`` existed
+    lack it and trained in the layout their parameter named.
+    """
+    layout = str(getattr(estimator, "memory_format_", estimator.memory_format))
+    return "contiguous" if layout == "auto" else layout
+
+
 def training_head(estimator: _BaseMedicalCNN) -> tuple[str, ...] | None:
     """Return the output-layer modules, if the training options need them.
 
@@ -244,7 +254,7 @@ def restore_net(
             "mean": estimator.input_mean_,
             "std": estimator.input_std_,
             "precision": estimator.precision,
-            "memory_format": estimator.memory_format,
+            "memory_format": fitted_memory_format(estimator),
             "spatial_dims": len(estimator.image_shape_) - 1,
         },
         criterion=nn.CrossEntropyLoss if estimator._is_classifier else nn.MSELoss,

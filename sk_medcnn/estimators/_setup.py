@@ -182,8 +182,9 @@ def build_training_net(
     device: torch.device,
     loader_seed: int,
     split: tuple[NDArray[np.intp], NDArray[np.intp] | None],
+    memory_format: str,
 ) -> tuple[Any, ArrayDataset, dict[str, Any] | None]:
-    """Build the skorch net that trains ``body``.
+    """Build the skorch net that trains ``body`` in the layout ``memory_format``.
 
     Returns the net, its training set and the checkpoint's state to resume
     from (None unless ``resume``).
@@ -201,7 +202,7 @@ def build_training_net(
     train_dataset, valid_dataset = _datasets(data, split, weights)
     criterion, criterion_params = training_criterion(estimator, data, augmentation)
     net = build_net(
-        module_params=_module_params(estimator, data, body, statistics),
+        module_params=_module_params(estimator, data, body, statistics, memory_format),
         criterion=criterion,
         criterion_params=criterion_params,
         train_dataset=train_dataset,
@@ -284,6 +285,7 @@ def _module_params(
     data: FitData,
     body: nn.Module,
     statistics: tuple[NDArray[np.float64], NDArray[np.float64]],
+    memory_format: str,
 ) -> dict[str, Any]:
     """Return the keyword arguments of the :class:`ImageNetwork` around ``body``."""
     return {
@@ -291,7 +293,7 @@ def _module_params(
         "mean": statistics[0],
         "std": statistics[1],
         "precision": estimator.precision,
-        "memory_format": estimator.memory_format,
+        "memory_format": memory_format,
         "spatial_dims": data.spatial_dims,
     }
 

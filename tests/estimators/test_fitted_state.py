@@ -34,6 +34,7 @@ def test_a_fitted_estimator_passes(fitted):
         ("temperature_", 100.0),
         ("tta_", "auto"),
         ("ood_threshold_", -1.0),
+        ("memory_format_", "auto"),
     ],
 )
 def test_a_broken_attribute_is_named(fitted, name, value):

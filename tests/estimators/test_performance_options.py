@@ -78,7 +78,7 @@ def _layout_recorder(record):
 
 @pytest.mark.parametrize(
     ("memory_format", "channels_last"),
-    [("contiguous", False), ("channels_last", True)],
+    [("contiguous", False), ("channels_last", True), ("auto", True)],
 )
 def test_memory_format_is_the_training_layout(phantoms, memory_format, channels_last):
     X, y = phantoms
@@ -88,11 +88,72 @@ def test_memory_format_is_the_training_layout(phantoms, memory_format, channels_
     )
     clf.fit(X, y)
     assert record == {channels_last}
+    assert clf.memory_format_ == ("channels_last" if channels_last else "contiguous")
+
+
+@pytest.mark.parametrize(
+    ("architecture", "params", "spatial_dims", "expected"),
+    [
+        ("simple_cnn", {}, 2, "channels_last"),
+        ("simple_cnn", {"batch_norm": True, "padding": "valid"}, 2, "channels_last"),
+        ("resnet18", {"width": 4}, 2, "contiguous"),  # strided kernels: not scanned
+        ("simple_cnn", {"width": 2}, 3, "contiguous"),  # volumes: not compared
+    ],
+)
+def test_auto_trains_channels_last_only_what_the_scan_covered(
+    architecture, params, spatial_dims, expected
+):
+    from sk_medcnn.datasets import make_lesion_phantoms
+
+    X, y = make_lesion_phantoms(
+        n_samples=24, image_size=24, spatial_dims=spatial_dims, random_state=0
+    )
+    clf = MedicalCNNClassifier(
+        architecture, architecture_params=params, **{**FAST, "max_epochs": 1}
+    ).fit(X, y)
+    assert clf.memory_format_ == expected
+    assert clf.net_.module_.memory_format == "channels_last"  # predicts in it
+
+
+def test_auto_resolution_rules():
+    from sk_medcnn.architectures import build_simple_cnn
+    from sk_medcnn.estimators._layout import (
+        resolve_memory_format,
+        scanned_for_channels_last,
+    )
+
+    body = build_simple_cnn(1, 2, (28, 28))
+    cpu = torch.device("cpu")
+    assert resolve_memory_format("auto", body, cpu, 2) == "channels_last"
+    # GPUs and data-parallel training were not compared: NCHW, as before
+    assert resolve_memory_format("auto", body, torch.device("cuda"), 2) == "contiguous"
+    assert resolve_memory_format("auto", body, cpu, 2, distributed=True) == "contiguous"
+    # an explicit layout is the user's choice
+    for layout in ("contiguous", "channels_last"):
+        assert resolve_memory_format(layout, nn.Conv2d(8, 16, 1, stride=2), cpu, 2) == (
+            layout
+        )
+
+    class MyConv(nn.Conv2d):  # a subclass may compute otherwise
+        pass
+
+    assert scanned_for_channels_last(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU()))
+    for unscanned in (
+        MyConv(1, 4, 3),
+        nn.Conv2d(1, 4, 3, stride=2),
+        nn.Conv2d(8, 16, 1),  # a kernel size the scan did not cover
+        nn.Conv2d(4, 4, 3, groups=2),
+        nn.Conv2d(1, 4, 3, dilation=2),
+        nn.MaxPool2d(4),
+        nn.AvgPool2d(2),
+        nn.GELU(),
+    ):
+        assert not scanned_for_channels_last(nn.Sequential(unscanned)), unscanned
 
 
 def test_channels_last_matches_the_contiguous_network(phantoms):
     X, y = phantoms
-    plain = MedicalCNNClassifier(**FAST).fit(X, y)
+    plain = MedicalCNNClassifier(memory_format="contiguous", **FAST).fit(X, y)
     last = MedicalCNNClassifier(memory_format="channels_last", **FAST).fit(X, y)
     weights = [
         module.weight
@@ -287,6 +348,7 @@ def test_old_pickles_without_the_options_still_predict(phantoms):
     state = clf.__getstate__()
     for name in ("precision", "memory_format", "n_threads", "distributed"):
         del state[name]
+    del state["memory_format_"]
     module = state["net_"].module_
     del module.precision, module.memory_format  # back to the class defaults
     old = MedicalCNNClassifier.__new__(MedicalCNNClassifier)
@@ -438,6 +500,7 @@ def test_validation_runs_in_channels_last_and_training_is_unchanged(
         "early_stopping": True,
         "max_epochs": 3,
         "ood_false_alarm_rate": None,
+        "memory_format": "contiguous",  # "auto" trains simple_cnn channels-last
     }
     record = set()
     new = MedicalCNNClassifier(_layouts_by_mode(record), **params).fit(X, y)
