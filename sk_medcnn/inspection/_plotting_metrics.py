@@ -14,8 +14,8 @@ from numpy.typing import ArrayLike
 from ..metrics import (
     _binary_scores,
     _calibration_bins,
+    _ece_of_bins,
     _finite_number,
-    expected_calibration_error,
 )
 from ._plotting import _axes
 
@@ -95,14 +95,7 @@ def plot_reliability_diagram(
         pos_label=pos_label,
         labels=labels,
     )
-    ece = expected_calibration_error(
-        y_true,
-        y_prob,
-        n_bins=n_bins,
-        strategy=strategy,
-        pos_label=pos_label,
-        labels=labels,
-    )
+    ece = _ece_of_bins(confidence, correct, counts)
     top_label = np.ndim(y_prob) == 2
     ax = _axes(ax)
     filled = counts > 0
