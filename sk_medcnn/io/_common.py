@@ -21,6 +21,7 @@ __all__ = [
     "is_ignored",
     "one_line",
     "read_header",
+    "stack_position",
 ]
 
 #: Largest decoded image data accepted, in bytes, whatever the file size.
@@ -70,6 +71,22 @@ def float_type_for(stored: np.dtype[Any]) -> type[np.floating[Any]]:
     if stored == np.float64 or (stored.kind in "iu" and stored.itemsize >= 4):
         return np.float64
     return np.float32
+
+
+def stack_position(index: int, n_items: int, path: Path, what: str) -> int:
+    """Return the position of ``index`` (negative from the end) in a stack of the file.
+
+    ``what`` names the stack's items in the error (``"pages"``, ``"slices along
+    slice_axis=2"``).
+    """
+    position = index + n_items if index < 0 else index
+    if not 0 <= position < n_items:
+        raise ImageReadError(
+            f"index={index} is out of range for '{path}', which holds {n_items} "
+            f"{what}.",
+            str(path),
+        )
+    return position
 
 
 def one_line(error: BaseException, path: Path | str | None = None) -> str:

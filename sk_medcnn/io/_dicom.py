@@ -10,7 +10,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import ImageReadError
-from ._common import check_decoded_size, float_type_for, one_line, read_header
+from ._common import (
+    check_decoded_size,
+    float_type_for,
+    one_line,
+    read_header,
+    stack_position,
+)
 
 __all__ = [
     "decode_error",
@@ -305,13 +311,8 @@ def read_dicom(
         samples = int(dataset.get("SamplesPerPixel") or 1)
         frame = None
         if index is not None:
-            frame = index + n_frames if index < 0 else index
-            if not 0 <= frame < n_frames:
-                raise ImageReadError(
-                    f"index={index} is out of range for '{path}', which holds "
-                    f"{n_frames} frame{'s' if n_frames > 1 else ''}.",
-                    str(path),
-                )
+            frames = "frames" if n_frames > 1 else "frame"
+            frame = stack_position(index, n_frames, path, frames)
         image = np.asarray(pixel_array(dataset, index=frame))
         photometric = str(dataset.get("PhotometricInterpretation", "")).strip()
         is_stack = n_frames > 1 and frame is None

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import ImageReadError
-from ._common import check_decoded_size, float_type_for, one_line
+from ._common import check_decoded_size, float_type_for, one_line, stack_position
 
 __all__ = [
     "MAX_NIFTI_CHANNELS",
@@ -110,13 +110,9 @@ def read_nifti(
         n_slices = int(canonical.shape[slice_axis])
         key: list[Any] = [slice(None)] * 3 + [0] * (len(canonical.shape) - 3)
         if index is not None:
-            key[slice_axis] = index + n_slices if index < 0 else index
-            if not 0 <= key[slice_axis] < n_slices:
-                raise ImageReadError(
-                    f"index={index} is out of range for '{path}', which holds "
-                    f"{n_slices} slices along slice_axis={slice_axis}.",
-                    str(path),
-                )
+            key[slice_axis] = stack_position(
+                index, n_slices, path, f"slices along slice_axis={slice_axis}"
+            )
         data = _values(canonical, tuple(key))
         if index is None:
             data = np.moveaxis(data, slice_axis, 0)

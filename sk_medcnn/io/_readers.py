@@ -28,6 +28,7 @@ from ._common import (
     missing_path_message,
     one_line,
     read_header,
+    stack_position,
 )
 from ._dicom import read_dicom
 from ._nifti import read_nifti
@@ -259,14 +260,7 @@ def select(
     n_images = images.shape[0]
     if index is None:
         return images
-    position = index + n_images if index < 0 else index
-    if not 0 <= position < n_images:
-        raise ImageReadError(
-            f"index={index} is out of range for '{path}', which holds {n_images} "
-            f"{what}.",
-            str(path),
-        )
-    return images[position]
+    return images[stack_position(index, n_images, path, what)]
 
 
 # --- PNG, JPEG, TIFF ----------------------------------------------------------
