@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ __all__ = [
     "is_dicom_file",
     "is_ignored",
     "one_line",
+    "read_errors",
     "read_header",
     "stack_position",
 ]
@@ -71,6 +74,24 @@ def float_type_for(stored: np.dtype[Any]) -> type[np.floating[Any]]:
     if stored == np.float64 or (stored.kind in "iu" and stored.itemsize >= 4):
         return np.float64
     return np.float32
+
+
+@contextmanager
+def read_errors(path: Path, kind: str) -> Iterator[None]:
+    """Turn any failure of a decoder into an :class:`ImageReadError` naming the file.
+
+    Inside the block, an exception other than :class:`ImageReadError` (ours,
+    already naming the file) means a bad file: it becomes ``"Cannot read
+    '<path>' as <kind>: <its message on one line>"``, chained to it.
+    """
+    try:
+        yield
+    except ImageReadError:
+        raise
+    except Exception as error:  # any failure of the decoder is a bad file
+        raise ImageReadError(
+            f"Cannot read '{path}' as {kind}: {one_line(error, path)}", str(path)
+        ) from error
 
 
 def stack_position(index: int, n_items: int, path: Path, what: str) -> int:

@@ -14,6 +14,7 @@ from ._common import (
     check_decoded_size,
     float_type_for,
     one_line,
+    read_errors,
     read_header,
     stack_position,
 )
@@ -210,14 +211,10 @@ def read_dataset(pydicom: Any, path: Path, *, header_only: bool = False) -> Any:
         installed plugin decodes, or more than the file can plausibly hold.
     """
     preamble = read_header(path)[128:132] == b"DICM"
-    try:
+    with read_errors(path, "DICOM"):
         dataset = pydicom.dcmread(
             path, force=not preamble, stop_before_pixels=header_only
         )
-    except Exception as error:  # any failure of the parser is a bad file
-        raise ImageReadError(
-            f"Cannot read '{path}' as DICOM: {one_line(error, path)}", str(path)
-        ) from error
     try:
         # group 0000 holds network (DIMSE) commands, 0002 the file meta: a parse
         # of zeros, or of a non-DICOM file read with force=True, finds nothing else
