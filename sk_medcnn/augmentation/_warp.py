@@ -130,21 +130,29 @@ def warp_affine(
     if n_active == 0:
         return images
     grid = affine_grid(theta.to(images.dtype), height, width)
-    minimum = images.flatten(1).amin(dim=1).reshape(-1, 1, 1, 1)
-    # zero padding of (image - minimum) is padding with the image's minimum
-    warped = (
+    warped = _sample_over_minimum(images, grid)
+    if n_active == n_samples:
+        return warped
+    return torch.where(active.reshape(-1, 1, 1, 1), warped, images)
+
+
+def _sample_over_minimum(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Sample ``images`` at ``grid``, points outside taking each image's minimum.
+
+    Bilinear on images ``(n, C, H, W)``, trilinear on volumes ``(n, C, D, H,
+    W)``: zero padding of ``image - minimum`` is padding with the minimum.
+    """
+    minimum = images.flatten(1).amin(dim=1).reshape(-1, *(1,) * (images.ndim - 1))
+    return (
         F.grid_sample(
             images - minimum,
             grid,
-            mode="bilinear",
+            mode="bilinear",  # trilinear on 5-D input
             padding_mode="zeros",
             align_corners=False,
         )
         + minimum
     )
-    if n_active == n_samples:
-        return warped
-    return torch.where(active.reshape(-1, 1, 1, 1), warped, images)
 
 
 def rotation_theta(angles: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -299,17 +307,7 @@ def warp_volumes(
     if n_active != n_samples:
         theta = theta[active]
     grid = affine_grid_3d(theta.to(volumes.dtype), *volumes.shape[2:])
-    minimum = moving.flatten(1).amin(dim=1).reshape(-1, 1, 1, 1, 1)
-    warped = (
-        F.grid_sample(
-            moving - minimum,
-            grid,
-            mode="bilinear",  # trilinear on 5-D input
-            padding_mode="zeros",
-            align_corners=False,
-        )
-        + minimum
-    )
+    warped = _sample_over_minimum(moving, grid)
     if n_active == n_samples:
         return warped
     out = volumes.clone()

@@ -58,16 +58,26 @@ def _smooth_noise(
     image is scaled to zero mean and unit standard deviation, so the texture
     strength depends on neither the grid nor the image size.
     """
-    knots = np.linspace(-0.5, image_size - 0.5, grid + 1)
-    width = 0.6 * (knots[1] - knots[0])
-    pixels = np.arange(image_size, dtype=np.float64)
-    weights = np.exp(-0.5 * ((pixels[:, None] - knots[None, :]) / width) ** 2)
-    weights /= weights.sum(axis=1, keepdims=True)
+    weights = _knot_weights(image_size, grid)
     coarse = rng.standard_normal((n_images, grid + 1, grid + 1))
     texture = weights @ coarse @ weights.T
     texture -= texture.mean(axis=(1, 2), keepdims=True)
     texture /= texture.std(axis=(1, 2), keepdims=True) + 1e-12
     return texture
+
+
+def _knot_weights(size: int, grid: int) -> NDArray[np.float64]:
+    """Return the ``(size, grid + 1)`` interpolation weights of the noise grids.
+
+    The ``grid + 1`` knots span the ``size`` pixels along one axis; each pixel
+    takes the knots' Gaussian weights, normalised to sum to 1.
+    """
+    knots = np.linspace(-0.5, size - 0.5, grid + 1)
+    width = 0.6 * (knots[1] - knots[0])
+    pixels = np.arange(size, dtype=np.float64)
+    weights = np.exp(-0.5 * ((pixels[:, None] - knots[None, :]) / width) ** 2)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return weights
 
 
 def _shuffled_labels(
@@ -472,11 +482,7 @@ def _smooth_noise_3d(
     rng: np.random.RandomState, n_volumes: int, size: int, grid: int
 ) -> NDArray[np.float64]:
     """:func:`_smooth_noise` in 3-D: a random grid, interpolated along each axis."""
-    knots = np.linspace(-0.5, size - 0.5, grid + 1)
-    width = 0.6 * (knots[1] - knots[0])
-    voxels = np.arange(size, dtype=np.float64)
-    weights = np.exp(-0.5 * ((voxels[:, None] - knots[None, :]) / width) ** 2)
-    weights /= weights.sum(axis=1, keepdims=True)
+    weights = _knot_weights(size, grid)
     coarse = rng.standard_normal((n_volumes, grid + 1, grid + 1, grid + 1))
     texture = np.einsum(
         "ai,bj,ck,nijk->nabc", weights, weights, weights, coarse, optimize=True

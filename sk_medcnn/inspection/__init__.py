@@ -19,13 +19,8 @@ from ._distribution import (
     check_intensities,
 )
 from ._grad_cam import grad_cam
-from ._plotting import (
-    plot_explanations,
-    plot_overlay,
-    plot_reliability_diagram,
-    plot_roc,
-    plot_volume_overlay,
-)
+from ._plotting import plot_explanations, plot_overlay, plot_volume_overlay
+from ._plotting_metrics import plot_reliability_diagram, plot_roc
 from ._saliency import saliency_map
 
 __all__ = [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,9 @@ __all__ = [
     "is_dicom_file",
     "is_ignored",
     "one_line",
+    "read_errors",
     "read_header",
+    "stack_position",
 ]
 
 #: Largest decoded image data accepted, in bytes, whatever the file size.
@@ -70,6 +74,40 @@ def float_type_for(stored: np.dtype[Any]) -> type[np.floating[Any]]:
     if stored == np.float64 or (stored.kind in "iu" and stored.itemsize >= 4):
         return np.float64
     return np.float32
+
+
+@contextmanager
+def read_errors(path: Path, kind: str) -> Iterator[None]:
+    """Turn any failure of a decoder into an :class:`ImageReadError` naming the file.
+
+    Inside the block, an exception other than :class:`ImageReadError` (ours,
+    already naming the file) means a bad file: it becomes ``"Cannot read
+    '<path>' as <kind>: <its message on one line>"``, chained to it.
+    """
+    try:
+        yield
+    except ImageReadError:
+        raise
+    except Exception as error:  # any failure of the decoder is a bad file
+        raise ImageReadError(
+            f"Cannot read '{path}' as {kind}: {one_line(error, path)}", str(path)
+        ) from error
+
+
+def stack_position(index: int, n_items: int, path: Path, what: str) -> int:
+    """Return the position of ``index`` (negative from the end) in a stack of the file.
+
+    ``what`` names the stack's items in the error (``"pages"``, ``"slices along
+    slice_axis=2"``).
+    """
+    position = index + n_items if index < 0 else index
+    if not 0 <= position < n_items:
+        raise ImageReadError(
+            f"index={index} is out of range for '{path}', which holds {n_items} "
+            f"{what}.",
+            str(path),
+        )
+    return position
 
 
 def one_line(error: BaseException, path: Path | str | None = None) -> str:

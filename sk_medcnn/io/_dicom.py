@@ -10,7 +10,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import ImageReadError
-from ._common import check_decoded_size, float_type_for, one_line, read_header
+from ._common import (
+    check_decoded_size,
+    float_type_for,
+    one_line,
+    read_errors,
+    read_header,
+    stack_position,
+)
 
 __all__ = [
     "decode_error",
@@ -204,14 +211,10 @@ def read_dataset(pydicom: Any, path: Path, *, header_only: bool = False) -> Any:
         installed plugin decodes, or more than the file can plausibly hold.
     """
     preamble = read_header(path)[128:132] == b"DICM"
-    try:
+    with read_errors(path, "DICOM"):
         dataset = pydicom.dcmread(
             path, force=not preamble, stop_before_pixels=header_only
         )
-    except Exception as error:  # any failure of the parser is a bad file
-        raise ImageReadError(
-            f"Cannot read '{path}' as DICOM: {one_line(error, path)}", str(path)
-        ) from error
     try:
         # group 0000 holds network (DIMSE) commands, 0002 the file meta: a parse
         # of zeros, or of a non-DICOM file read with force=True, finds nothing else
@@ -305,13 +308,8 @@ def read_dicom(
         samples = int(dataset.get("SamplesPerPixel") or 1)
         frame = None
         if index is not None:
-            frame = index + n_frames if index < 0 else index
-            if not 0 <= frame < n_frames:
-                raise ImageReadError(
-                    f"index={index} is out of range for '{path}', which holds "
-                    f"{n_frames} frame{'s' if n_frames > 1 else ''}.",
-                    str(path),
-                )
+            frames = "frames" if n_frames > 1 else "frame"
+            frame = stack_position(index, n_frames, path, frames)
         image = np.asarray(pixel_array(dataset, index=frame))
         photometric = str(dataset.get("PhotometricInterpretation", "")).strip()
         is_stack = n_frames > 1 and frame is None

@@ -10,7 +10,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import ImageReadError
-from ._common import check_decoded_size, float_type_for, one_line
+from ._common import (
+    check_decoded_size,
+    float_type_for,
+    read_errors,
+    stack_position,
+)
 
 __all__ = [
     "MAX_NIFTI_CHANNELS",
@@ -94,7 +99,7 @@ def read_nifti(
         True if ``image`` holds every slice.
     """
     nibabel = _import_nibabel()
-    try:
+    with read_errors(path, "NIfTI"):
         volume, shape = _load(nibabel, path)
         # a 4-D series is not one image
         if len(shape) != 3:
@@ -110,22 +115,12 @@ def read_nifti(
         n_slices = int(canonical.shape[slice_axis])
         key: list[Any] = [slice(None)] * 3 + [0] * (len(canonical.shape) - 3)
         if index is not None:
-            key[slice_axis] = index + n_slices if index < 0 else index
-            if not 0 <= key[slice_axis] < n_slices:
-                raise ImageReadError(
-                    f"index={index} is out of range for '{path}', which holds "
-                    f"{n_slices} slices along slice_axis={slice_axis}.",
-                    str(path),
-                )
+            key[slice_axis] = stack_position(
+                index, n_slices, path, f"slices along slice_axis={slice_axis}"
+            )
         data = _values(canonical, tuple(key))
         if index is None:
             data = np.moveaxis(data, slice_axis, 0)
-    except ImageReadError:
-        raise
-    except Exception as error:  # any failure of nibabel is a bad file
-        raise ImageReadError(
-            f"Cannot read '{path}' as NIfTI: {one_line(error, path)}", str(path)
-        ) from error
     return data, index is None
 
 
@@ -135,12 +130,8 @@ def nifti_spatial_dims(path: Path) -> int:
     Reads the header only.
     """
     nibabel = _import_nibabel()
-    try:
+    with read_errors(path, "NIfTI"):
         _, shape = _load(nibabel, path)
-    except Exception as error:  # any failure of nibabel is a bad file
-        raise ImageReadError(
-            f"Cannot read '{path}' as NIfTI: {one_line(error, path)}", str(path)
-        ) from error
     return 3 if len(shape) >= 3 and min(shape[:3]) > 1 else 2
 
 
@@ -162,7 +153,7 @@ def read_nifti_volume(
         shortest decimal of each float32 zoom: 0.8, not 0.800000011920929).
     """
     nibabel = _import_nibabel()
-    try:
+    with read_errors(path, "NIfTI"):
         volume, shape = _load(nibabel, path)
         if len(shape) < 3:
             raise ImageReadError(
@@ -192,10 +183,4 @@ def read_nifti_volume(
         # 0.800000011920929) is what was written
         zooms = [float(str(zoom)) for zoom in canonical.header.get_zooms()[:3]]
         spacing = (zooms[2], zooms[1], zooms[0])
-    except ImageReadError:
-        raise
-    except Exception as error:  # any failure of nibabel is a bad file
-        raise ImageReadError(
-            f"Cannot read '{path}' as NIfTI: {one_line(error, path)}", str(path)
-        ) from error
     return data, spacing

@@ -27,7 +27,9 @@ from ._common import (
     check_decoded_size,
     missing_path_message,
     one_line,
+    read_errors,
     read_header,
+    stack_position,
 )
 from ._dicom import read_dicom
 from ._nifti import read_nifti
@@ -259,14 +261,7 @@ def select(
     n_images = images.shape[0]
     if index is None:
         return images
-    position = index + n_images if index < 0 else index
-    if not 0 <= position < n_images:
-        raise ImageReadError(
-            f"index={index} is out of range for '{path}', which holds {n_images} "
-            f"{what}.",
-            str(path),
-        )
-    return images[position]
+    return images[stack_position(index, n_images, path, what)]
 
 
 # --- PNG, JPEG, TIFF ----------------------------------------------------------
@@ -286,7 +281,7 @@ def _read_pillow(path: Path, kind: str) -> NDArray[Any]:
                 "grayscale PNG) instead.",
                 str(path),
             )
-    try:
+    with read_errors(path, kind):
         from PIL import Image
 
         with Image.open(path) as opened:  # reads the header only
@@ -296,12 +291,6 @@ def _read_pillow(path: Path, kind: str) -> NDArray[Any]:
             width * height * n_bands * 2, path, f"{height} x {width} pixels"
         )
         image: NDArray[Any] = iio.imread(path, plugin="pillow", index=0)
-    except ImageReadError:
-        raise
-    except Exception as error:  # any failure of the decoder is a bad file
-        raise ImageReadError(
-            f"Cannot read '{path}' as {kind}: {one_line(error, path)}", str(path)
-        ) from error
     if image.ndim not in (2, 3):
         raise ImageReadError(
             f"'{path}' decoded to an array of shape {image.shape}; expected "
@@ -314,7 +303,7 @@ def _read_pillow(path: Path, kind: str) -> NDArray[Any]:
 def _read_tiff(path: Path) -> tuple[NDArray[Any], bool]:
     import tifffile
 
-    try:
+    with read_errors(path, "TIFF"):
         with tifffile.TiffFile(path) as tiff:
             series = tiff.series[0]
             axes = series.axes
@@ -324,12 +313,6 @@ def _read_tiff(path: Path) -> tuple[NDArray[Any], bool]:
                 f"an image of shape {series.shape}",
             )
             image: NDArray[Any] = series.asarray()
-    except ImageReadError:
-        raise
-    except Exception as error:  # any failure of the decoder is a bad file
-        raise ImageReadError(
-            f"Cannot read '{path}' as TIFF: {one_line(error, path)}", str(path)
-        ) from error
     if image.ndim != len(axes) or "Y" not in axes or "X" not in axes:
         raise ImageReadError(
             f"'{path}' is a TIFF of unsupported layout (axes {axes!r}, shape "

@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.metrics import make_scorer
 
 from ._calibration import _calibration_bins as _calibration_bins
+from ._calibration import _ece_of_bins as _ece_of_bins
 from ._calibration import expected_calibration_error
 from ._checks import _binary_scores as _binary_scores
 from ._checks import _finite_number as _finite_number

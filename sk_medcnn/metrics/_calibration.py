@@ -171,6 +171,15 @@ def expected_calibration_error(
         pos_label=pos_label,
         labels=labels,
     )
+    return _ece_of_bins(confidence, correct, counts)
+
+
+def _ece_of_bins(
+    confidence: NDArray[np.float64],
+    correct: NDArray[np.float64],
+    counts: NDArray[np.int64],
+) -> float:
+    """Return the expected calibration error of bins from :func:`_calibration_bins`."""
     filled = counts > 0
     weights = counts[filled] / counts.sum()
     return float(np.sum(weights * np.abs(correct[filled] - confidence[filled])))

@@ -86,6 +86,20 @@ def _zero_division_like(value: Any, name: str) -> None:
     )
 
 
+def _predictive_value(
+    hits: float, total: float, zero_division: str | float, undefined: str
+) -> float:
+    """Return ``hits / total``, or ``zero_division`` (or raise ``undefined``) at 0."""
+    if total == 0:
+        if zero_division == "raise":
+            raise ValueError(
+                f"{undefined}; pass zero_division=np.nan or a number to return "
+                "that value instead."
+            )
+        return float(zero_division)
+    return hits / total
+
+
 # --- scores of predicted labels -------------------------------------------------
 def sensitivity_score(
     y_true: ArrayLike,
@@ -254,15 +268,12 @@ def ppv_score(
     _, fp, _, tp = _confusion(
         truth, predicted, _check_sample_weight(sample_weight, len(truth))
     )
-    if tp + fp == 0:
-        if zero_division == "raise":
-            raise ValueError(
-                f"PPV is undefined: no sample is predicted positive (pos_label="
-                f"{pos_label!r}); pass zero_division=np.nan or a number to return "
-                "that value instead."
-            )
-        return float(zero_division)
-    return tp / (tp + fp)
+    return _predictive_value(
+        tp,
+        tp + fp,
+        zero_division,
+        f"PPV is undefined: no sample is predicted positive (pos_label={pos_label!r})",
+    )
 
 
 def npv_score(
@@ -318,15 +329,12 @@ def npv_score(
     tn, _, fn, _ = _confusion(
         truth, predicted, _check_sample_weight(sample_weight, len(truth))
     )
-    if tn + fn == 0:
-        if zero_division == "raise":
-            raise ValueError(
-                f"NPV is undefined: no sample is predicted negative (pos_label="
-                f"{pos_label!r}); pass zero_division=np.nan or a number to return "
-                "that value instead."
-            )
-        return float(zero_division)
-    return tn / (tn + fn)
+    return _predictive_value(
+        tn,
+        tn + fn,
+        zero_division,
+        f"NPV is undefined: no sample is predicted negative (pos_label={pos_label!r})",
+    )
 
 
 # --- scores of continuous outputs -----------------------------------------------
