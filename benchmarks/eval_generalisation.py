@@ -510,6 +510,47 @@ def gaps(
     }
 
 
+def paired(
+    before: list[dict[str, Any]], after: list[dict[str, Any]], metric: str = "auc"
+) -> list[dict[str, Any]]:
+    """Per data set and subset: ``after - before`` for the fits both runs made.
+
+    Pairs rows by data set, subset, configuration and seed (the same subset
+    drawn, the same seeds), averages each fit's ``metric`` over the shifts
+    (unshifted included), and returns the mean paired difference, its
+    standard deviation, and the spread over seeds of ``before`` for scale.
+    """
+    old = {_key(row): row for row in before}
+    groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for row in after:
+        match = old.get(_key(row))
+        if match is None:
+            continue
+        mean_after = np.mean([v[metric] for v in row["scores"].values()])
+        mean_before = np.mean([v[metric] for v in match["scores"].values()])
+        groups.setdefault((row["dataset"], row["subset"]), []).append(
+            (float(mean_before), float(mean_after))
+        )
+    results = []
+    for (dataset, which), pairs in sorted(groups.items()):
+        values = np.asarray(pairs)
+        diff = values[:, 1] - values[:, 0]
+        spread = float(np.std(values[:, 0], ddof=1)) if len(values) > 1 else np.nan
+        results.append(
+            {
+                "dataset": dataset,
+                "subset": which,
+                "n_seeds": len(values),
+                "before": float(values[:, 0].mean()),
+                "after": float(values[:, 1].mean()),
+                "diff": float(diff.mean()),
+                "diff_sd": float(np.std(diff, ddof=1)) if len(diff) > 1 else np.nan,
+                "seed_sd": spread,
+            }
+        )
+    return results
+
+
 def _mean_sd(cell: dict[str, Any], metric: str) -> str:
     """``mean±sd``, or the mean alone for one seed."""
     if np.isnan(cell[f"{metric}_sd"]):
@@ -633,6 +674,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--rst", action="store_true", help="--table as reStructuredText"
     )
     parser.add_argument(
+        "--paired",
+        type=Path,
+        nargs=2,
+        metavar=("BEFORE", "AFTER"),
+        help="compare two saved runs fit by fit (same data set, subset, config, "
+        "seed): AUC averaged over the shifts, after - before; then exit",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="smoke test on tiny phantoms"
     )
     return parser.parse_args(argv)
@@ -640,6 +689,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
+    if args.paired:
+        before, after = (json.loads(p.read_text())["rows"] for p in args.paired)
+        if args.configs is not None:
+            before = [row for row in before if row["config"] in args.configs]
+        results = paired(before, after)
+        print(
+            f"{'data set':<10} {'subset':<6} {'seeds':>5} {'before':>7} {'after':>7} "
+            f"{'after-before':>13} {'sd of diff':>10} {'sd over seeds':>13}"
+        )
+        for r in results:
+            print(
+                f"{r['dataset']:<10} {r['subset']:<6} {r['n_seeds']:>5} "
+                f"{r['before']:>7.4f} {r['after']:>7.4f} {r['diff']:>+13.4f} "
+                f"{r['diff_sd']:>10.4f} {r['seed_sd']:>13.4f}"
+            )
+        return []
     if args.table:
         rows = [
             row

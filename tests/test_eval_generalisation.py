@@ -177,3 +177,28 @@ def test_the_default_augmentation_is_the_chosen_configuration(bench):
     ]
     for (_, ours), (_, theirs) in zip(chosen.steps, default.steps, strict=True):
         assert ours.get_params() == theirs.get_params()
+
+
+def test_paired_compares_the_same_fits_only(bench, tmp_path, capsys):
+    def row(seed, none, shifted, config="moderate", subset="300"):
+        scores = {"none": {"auc": none}, "blur": {"auc": shifted}}
+        return {
+            "dataset": "retina",
+            "subset": subset,
+            "config": config,
+            "seed": seed,
+            "scores": scores,
+        }
+
+    before = [row(0, 0.70, 0.60), row(1, 0.80, 0.70), row(2, 0.9, 0.9, "strong")]
+    after = [row(0, 0.72, 0.62), row(1, 0.80, 0.74), row(5, 0.1, 0.1)]
+    (result,) = bench.paired(before, after)
+    assert result["n_seeds"] == 2  # seed 5 has no pair; "strong" none in after
+    assert math.isclose(result["diff"], 0.02)  # each fit: the mean over shifts
+    assert math.isclose(result["before"], (0.65 + 0.75) / 2)
+    assert math.isclose(result["seed_sd"], np.std([0.65, 0.75], ddof=1))
+    paths = [tmp_path / "before.json", tmp_path / "after.json"]
+    for path, rows in zip(paths, (before, after), strict=True):
+        path.write_text(json.dumps({"rows": rows}))
+    bench.main(["--paired", *map(str, paths)])
+    assert "+0.0200" in capsys.readouterr().out
