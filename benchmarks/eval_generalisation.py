@@ -54,6 +54,7 @@ skips the fits already there::
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import platform
 import sys
@@ -646,6 +647,20 @@ def save(path: Path, args: argparse.Namespace, rows: list[dict[str, Any]]) -> No
         json.dump(document, handle, indent=1)
 
 
+def _settings(items: Sequence[str]) -> dict[str, Any]:
+    """Parse ``--set NAME=VALUE`` items: a Python literal, or else a string."""
+    settings: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise SystemExit(f"--set takes NAME=VALUE; got {item!r}.")
+        try:
+            settings[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            settings[name] = text
+    return settings
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -672,6 +687,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--rst", action="store_true", help="--table as reStructuredText"
+    )
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a classifier parameter in every configuration, the value read "
+        "as a Python literal or else as a string (e.g. memory_format=contiguous)",
     )
     parser.add_argument(
         "--paired",
@@ -720,6 +743,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         rows = json.loads(args.json.read_text())["rows"]
     done = {_key(row) for row in rows}
     overrides = {"max_epochs": 2} if args.quick else {}
+    overrides.update(_settings(args.set))
     datasets = ["quick"] if args.quick else args.datasets
     subsets = ["all"] if args.quick else args.subsets
     for dataset in datasets:

@@ -202,3 +202,11 @@ def test_paired_compares_the_same_fits_only(bench, tmp_path, capsys):
         path.write_text(json.dumps({"rows": rows}))
     bench.main(["--paired", *map(str, paths)])
     assert "+0.0200" in capsys.readouterr().out
+
+
+def test_set_reads_literals_and_strings_and_refuses_the_rest(bench):
+    settings = bench._settings(["memory_format=contiguous", "max_epochs=3", "lr=1e-3"])
+    assert settings == {"memory_format": "contiguous", "max_epochs": 3, "lr": 1e-3}
+    for bad in ("max_epochs", "=3", "not a name=1"):
+        with pytest.raises(SystemExit, match="NAME=VALUE"):
+            bench._settings([bad])
