@@ -52,7 +52,9 @@ def _status_mb(field: str) -> float:
     raise OSError(f"{field} is not in /proc/self/status")
 
 
-def child(n_images: int, size: int, epochs: int) -> dict[str, Any]:
+def child(
+    n_images: int, size: int, epochs: int, memory_format: str = "auto"
+) -> dict[str, Any]:
     """The measurement, in this (fresh) process."""
     import numpy as np
 
@@ -64,7 +66,9 @@ def child(n_images: int, size: int, epochs: int) -> dict[str, Any]:
     y = (np.arange(n_images) % 2).astype(np.int64)
     with_data = _status_mb("VmRSS")
     start = time.perf_counter()
-    clf = MedicalCNNClassifier(max_epochs=epochs, device="cpu", random_state=0)
+    clf = MedicalCNNClassifier(
+        max_epochs=epochs, device="cpu", random_state=0, memory_format=memory_format
+    )
     clf.fit(X, y)
     fit_s = time.perf_counter() - start
     clf.predict_proba(X[:1000])
@@ -94,13 +98,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--mmap-threshold", type=int, default=4 * 2**20)
+    parser.add_argument(
+        "--memory-format",
+        choices=("auto", "contiguous", "channels_last"),
+        default="auto",
+        help="the classifier's training layout (default: its default)",
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick and args.n_images == parser.get_default("n_images"):
         args.n_images = 2000
     if args.child:
-        print(json.dumps(child(args.n_images, args.size, args.epochs)))
+        print(
+            json.dumps(child(args.n_images, args.size, args.epochs, args.memory_format))
+        )
         return {}
     command = [
         sys.executable,
@@ -112,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         str(args.size),
         "--epochs",
         str(args.epochs),
+        "--memory-format",
+        args.memory_format,
     ]
     env = {key: value for key, value in os.environ.items() if key != _TUNABLE}
     runs = {}
