@@ -4,8 +4,9 @@ torch 2.13's CPU (oneDNN) backward of a channels-last strided 1x1 convolution
 with few channels corrupts the heap, so channels-last training is the default
 (``memory_format="auto"``) only for networks made of the module types this
 script scans (``sk_medcnn/estimators/_layout.py``). For every configuration it
-runs a forward and a backward pass (the reference CNNs: three training steps)
-in channels-last, in NCHW and in float64 NCHW on the same weights and input,
+runs a forward and a backward pass (the reference CNNs: three training steps,
+the first compared) in channels-last, in NCHW and in float64 NCHW on the same
+weights and input,
 and requires channels-last to be no further from float64 than 4 times NCHW's
 own distance (or 1e-4 of the largest value; bfloat16: 2e-2); it runs each
 group of configurations in a fresh process under glibc's heap checks
@@ -19,7 +20,7 @@ process. It scans:
   ``BatchNorm2d`` (training mode) and ``ReLU`` on the same shapes;
 - whole reference CNNs (``SimpleCNN``: 1 to 4 channels, widths 1 to 32,
   images of 1 to 64 pixels, both paddings, with and without batch norm),
-  trained for a few steps;
+  trained three steps (the numbers of the first compared);
 
 each in float32 and under bfloat16 autocast, with 1 and 2 torch threads. First
 it runs the known bug (``Conv2d(8, 16, 1, stride=2)``, 16 px, a batch of 9,
@@ -202,7 +203,12 @@ def _build(config: dict[str, Any]) -> Any:
 
 
 def _pass(module: Any, x: Any, layout: Any, precision: str, steps: int) -> list[Any]:
-    """Outputs and gradients after ``steps`` SGD steps, in ``layout``.
+    """Outputs and gradients of the first of ``steps`` SGD steps, in ``layout``.
+
+    The later steps run the kernels again under the heap checks; their
+    numbers are not compared: the layouts' rounding differs, and after an
+    update a max-pooling window or a ReLU can switch (a near-tie decided the
+    other way), which routes a gradient elsewhere in either layout.
 
     ``precision`` is ``"fp32"``, ``"bf16"`` (autocast) or ``"fp64"`` (the
     reference: the module and input in float64).
@@ -223,10 +229,14 @@ def _pass(module: Any, x: Any, layout: Any, precision: str, steps: int) -> list[
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             out = module(inputs)
         out = out.to(dtype)
-        weights = torch.linspace(-1, 1, out.numel(), dtype=dtype).reshape(out.shape)
-        (out * weights).sum().backward()
-        results = [out.detach(), inputs.grad.detach()]
-        results += [p.grad.detach().clone() for p in module.parameters()]
+        # a fixed random direction: gradients that are sums of random terms,
+        # not the exact cancellations (and their rounding) of a symmetric one
+        generator = torch.Generator().manual_seed(1)
+        direction = torch.randn(out.shape, generator=generator, dtype=torch.float64)
+        (out * direction.to(dtype)).sum().backward()
+        if not results:
+            results = [out.detach(), inputs.grad.detach()]
+            results += [p.grad.detach().clone() for p in module.parameters()]
         if optimizer is not None:
             optimizer.step()
             optimizer.zero_grad()
@@ -249,9 +259,7 @@ def _check_one(config: dict[str, Any], precision: str) -> str | None:
     module = _build(config)
     channels = config["c_in"]
     x = torch.randn(config["batch"], channels, config["size"], config["size"])
-    # three training steps in float32; one in bfloat16, whose rounding
-    # differences grow chaotically with each step in either layout
-    steps = 3 if config["kind"] == "simple_cnn" and precision == "fp32" else 1
+    steps = 3 if config["kind"] == "simple_cnn" else 1
     nchw = torch.contiguous_format
     exact = _pass(copy.deepcopy(module), x, nchw, "fp64", steps)
     reference = _pass(copy.deepcopy(module), x, nchw, precision, steps)
@@ -321,6 +329,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a sample, in seconds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--group-size", type=int, default=400)
+    parser.add_argument(
+        "--families",
+        nargs="+",
+        choices=("conv", "layers", "simple_cnn"),
+        default=["conv", "layers", "simple_cnn"],
+        help="which families to scan (default: all)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -357,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{'family':<11} {'precision':<9} {'threads':>7} {'checked':>8} {'failed':>7}"
     )
-    for family, family_configs in configs.items():
+    for family in args.families:
+        family_configs = configs[family]
         for precision, threads in itertools.product(("fp32", "bf16"), (1, 2)):
             jobs = [[config, precision] for config in family_configs]
             checked = bad = 0
