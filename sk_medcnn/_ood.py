@@ -15,8 +15,8 @@ import math
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 import torch
+from numpy.typing import NDArray
 from scipy import linalg
 from torch import nn
 

@@ -231,16 +231,12 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         GPUs from NVIDIA Ampere on (see the benchmarks page for the measured
         effect). Float16 needs loss scaling and is not offered.
     memory_format : {"auto", "contiguous", "channels_last"}, default="auto"
-        Memory layout of the network's weights and activations in training
-        (prediction runs channels-last on the CPU whatever it is).
-        ``"channels_last"`` is faster for some networks on CPUs (oneDNN) and
-        on GPUs with tensor cores; ``"contiguous"`` is torch's usual NCHW.
-        ``"auto"`` trains channels-last on the CPU the 2-D networks built only
-        of layers scanned safe in that layout (the reference CNN, ``simple_cnn``:
-        about 0.85x the time of NCHW) and NCHW otherwise (volumes, GPUs,
-        ``distributed=True``, ResNets and plugins): torch 2.13's CPU backward
-        of some channels-last kernels corrupts memory (the benchmarks page).
-        The layout used is ``memory_format_``.
+        The training layout (``memory_format_``; CPU prediction is
+        channels-last anyway). ``"auto"``: channels-last on the CPU for 2-D
+        networks made only of layers scanned safe in it (``simple_cnn``,
+        about 0.85x the time of NCHW), NCHW otherwise (volumes, GPUs,
+        ``distributed``, ResNets, plugins): torch 2.13's CPU backward of some
+        channels-last kernels corrupts memory (the training guide).
     n_threads : int or None, default=None
         Torch intra-op threads while fitting and predicting (set with
         :func:`torch.set_num_threads` and restored afterwards), at most 1024.
