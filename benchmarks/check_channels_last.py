@@ -162,6 +162,63 @@ def network_configs(rng: random.Random, n: int) -> list[dict[str, Any]]:
     return configs
 
 
+def volume_configs(rng: random.Random, n: int) -> dict[str, list[dict[str, Any]]]:
+    """The 3-D families: ``n`` convolutions, ``n // 2`` layers, ``n // 10`` networks.
+
+    Smaller than the 2-D ones (volumes of 1 to 12 voxels a side, at most 64
+    channels, batches of 1 to 9), as a volume holds a side's worth of images.
+    """
+    convs = []
+    for _ in range(n):
+        kernel = rng.choice((2, 3, 4, 5))
+        padding = rng.randint(0, kernel // 2)
+        convs.append(
+            {
+                "kind": "conv",
+                "dims": 3,
+                "c_in": rng.choice((1, 2, 3, 4, 8, 16, 32, 64)),
+                "c_out": rng.choice((1, 4, 8, 16, 32, 64)),
+                "kernel": kernel,
+                "stride": 1,
+                "padding": padding,
+                "bias": rng.random() < 0.5,
+                "size": rng.randint(max(1, kernel - 2 * padding), 12),
+                "batch": rng.randint(1, 9),
+            }
+        )
+    layers = [
+        {**config, "dims": 3, "size": min(config["size"], 12), "batch": 2 + i % 8}
+        for i, config in enumerate(layer_configs(rng, n // 2))
+    ]
+    networks = [
+        {
+            "kind": "simple_cnn",
+            "dims": 3,
+            "c_in": 1,
+            "width": 32,
+            "size": 28,
+            "batch": 4,
+            "padding": "same",
+            "batch_norm": False,
+        }
+    ]
+    for _ in range(n // 10):
+        padding = rng.choice(("same", "valid"))
+        networks.append(
+            {
+                "kind": "simple_cnn",
+                "dims": 3,
+                "c_in": rng.choice((1, 2)),
+                "width": rng.choice((1, 2, 4, 8, 16)),
+                "size": rng.randint(1 if padding == "same" else 22, 28),
+                "batch": rng.randint(2, 6),
+                "padding": padding,
+                "batch_norm": rng.random() < 0.5,
+            }
+        )
+    return {"conv3d": convs, "layers3d": layers, "simple_cnn3d": networks}
+
+
 # --- the worker: runs in a fresh process under the heap checks ---------------
 
 
@@ -169,8 +226,12 @@ def _build(config: dict[str, Any]) -> Any:
     from torch import nn
 
     kind = config["kind"]
+    dims = config.get("dims", 2)
+    conv = nn.Conv2d if dims == 2 else nn.Conv3d
+    max_pool = nn.MaxPool2d if dims == 2 else nn.MaxPool3d
+    batch_norm = nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d
     if kind == "conv":
-        return nn.Conv2d(
+        return conv(
             config["c_in"],
             config["c_out"],
             config["kernel"],
@@ -179,14 +240,14 @@ def _build(config: dict[str, Any]) -> Any:
             bias=config["bias"],
         )
     if kind == "maxpool":
-        return nn.MaxPool2d(
+        return max_pool(
             config["kernel"],
             stride=config["stride"],
             padding=config["padding"],
             ceil_mode=config["ceil_mode"],
         )
     if kind == "batchnorm":
-        return nn.BatchNorm2d(config["c_in"])
+        return batch_norm(config["c_in"])
     if kind == "relu":
         return nn.ReLU()
     from sk_medcnn.architectures import SimpleCNN
@@ -194,7 +255,7 @@ def _build(config: dict[str, Any]) -> Any:
     return SimpleCNN(
         config["c_in"],
         3,
-        (config["size"], config["size"]),
+        (config["size"],) * dims,
         width=config["width"],
         hidden_units=16,
         padding=config["padding"],
@@ -258,12 +319,14 @@ def _check_one(config: dict[str, Any], precision: str) -> str | None:
     torch.manual_seed(0)
     module = _build(config)
     channels = config["c_in"]
-    x = torch.randn(config["batch"], channels, config["size"], config["size"])
+    dims = config.get("dims", 2)
+    x = torch.randn(config["batch"], channels, *(config["size"],) * dims)
     steps = 3 if config["kind"] == "simple_cnn" else 1
     nchw = torch.contiguous_format
     exact = _pass(copy.deepcopy(module), x, nchw, "fp64", steps)
     reference = _pass(copy.deepcopy(module), x, nchw, precision, steps)
-    got = _pass(module, x, torch.channels_last, precision, steps)
+    last = torch.channels_last if dims == 2 else torch.channels_last_3d
+    got = _pass(module, x, last, precision, steps)
     for index, (a, b, c) in enumerate(zip(reference, got, exact, strict=True)):
         scale = max(1.0, float(c.abs().max()))
         error = float((b - c).abs().max())
@@ -332,8 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--families",
         nargs="+",
-        choices=("conv", "layers", "simple_cnn"),
-        default=["conv", "layers", "simple_cnn"],
+        choices=("conv", "layers", "simple_cnn", "conv3d", "layers3d", "simple_cnn3d"),
+        default=["conv", "layers", "simple_cnn", "conv3d", "layers3d", "simple_cnn3d"],
         help="which families to scan (default: all)",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -367,10 +430,11 @@ def main(argv: list[str] | None = None) -> int:
         "conv": conv_configs(rng, n) if not args.quick else conv_configs(rng, n)[-n:],
         "layers": layer_configs(rng, n // 2),
         "simple_cnn": network_configs(rng, n // 13),
+        **volume_configs(rng, 12 if args.quick else 300),
     }
     failed = 0
     print(
-        f"{'family':<11} {'precision':<9} {'threads':>7} {'checked':>8} {'failed':>7}"
+        f"{'family':<13} {'precision':<9} {'threads':>7} {'checked':>8} {'failed':>7}"
     )
     for family in args.families:
         family_configs = configs[family]
@@ -392,9 +456,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  MISMATCH {precision_}: {config}: {message}")
                     bad += 1
             failed += bad
-            print(f"{family:<11} {precision:<9} {threads:>7} {checked:>8,} {bad:>7}")
+            print(f"{family:<13} {precision:<9} {threads:>7} {checked:>8,} {bad:>7}")
     print(
-        f"{'all':<11} {'':<9} {'':>7} {'':>8} {failed:>7}   "
+        f"{'all':<13} {'':<9} {'':>7} {'':>8} {failed:>7}   "
         f"({time.perf_counter() - started:.0f} s)"
     )
     return 1 if failed or not caught else 0

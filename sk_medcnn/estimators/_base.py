@@ -243,7 +243,8 @@ class _BaseMedicalCNN(BaseEstimator):
             self.memory_format,
             body,
             device,
-            data.spatial_dims,
+            spatial_dims=data.spatial_dims,
+            precision=self.precision,
             distributed=self.distributed,
         )
         augmentation = _setup.resolve_augmentation(

@@ -232,11 +232,11 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         effect). Float16 needs loss scaling and is not offered.
     memory_format : {"auto", "contiguous", "channels_last"}, default="auto"
         The training layout (``memory_format_``; CPU prediction is
-        channels-last anyway). ``"auto"``: channels-last on the CPU for 2-D
-        networks made only of layers scanned safe in it (``simple_cnn``,
-        about 0.85x the time of NCHW), NCHW otherwise (volumes, GPUs,
-        ``distributed``, ResNets, plugins): torch 2.13's CPU backward of some
-        channels-last kernels corrupts memory (the training guide).
+        channels-last anyway). ``"auto"``: channels-last on the CPU for
+        networks made only of layers scanned safe in it (``simple_cnn``; for
+        volumes in fp32 only), NCHW otherwise (GPUs, ``distributed``,
+        ResNets, plugins): some of torch 2.13's channels-last CPU kernels
+        corrupt memory or compute wrong values (the training guide).
     n_threads : int or None, default=None
         Torch intra-op threads while fitting and predicting (set with
         :func:`torch.set_num_threads` and restored afterwards), at most 1024.

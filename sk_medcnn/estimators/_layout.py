@@ -7,7 +7,7 @@ channels; ``docs/benchmarks.md``). ``"auto"`` therefore trains channels-last
 only networks built entirely of the module types and convolution settings
 that ``benchmarks/check_channels_last.py`` scanned (forward and backward
 against NCHW, under glibc's heap checks, in float32 and bfloat16, one and two
-threads); any other network trains NCHW, as before.
+threads; images and volumes); any other network trains NCHW, as before.
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ _SCANNED_TYPES: tuple[type[nn.Module], ...] = (
     SimpleCNN,
     nn.Sequential,
     nn.Conv2d,
+    nn.Conv3d,
     nn.BatchNorm2d,
+    nn.BatchNorm3d,
     nn.MaxPool2d,
+    nn.MaxPool3d,
     nn.ReLU,
     nn.Flatten,
     nn.Linear,
@@ -41,20 +44,22 @@ def _scanned_module(module: nn.Module) -> bool:
     """Whether ``module``'s own kernels are among those scanned."""
     if type(module) not in _SCANNED_TYPES:  # not isinstance: a subclass may
         return False  # override forward with other kernels
-    if isinstance(module, nn.Conv2d):
+    if isinstance(module, (nn.Conv2d, nn.Conv3d)):
         return (
-            module.stride == (1, 1)
-            and module.dilation == (1, 1)
+            all(step == 1 for step in module.stride)
+            and all(step == 1 for step in module.dilation)
             and module.groups == 1
             and module.padding_mode == "zeros"
             and all(size in _SCANNED_KERNELS for size in module.kernel_size)
         )
-    if isinstance(module, nn.MaxPool2d):
-        return module.dilation in (1, (1, 1)) and module.kernel_size in (
-            2,
-            3,
-            (2, 2),
-            (3, 3),
+    if isinstance(module, (nn.MaxPool2d, nn.MaxPool3d)):
+        dilation, window = module.dilation, module.kernel_size
+        return all(
+            step == 1
+            for step in (dilation if isinstance(dilation, tuple) else (dilation,))
+        ) and all(
+            size in (2, 3)
+            for size in (window if isinstance(window, tuple) else (window,))
         )
     return True
 
@@ -73,8 +78,9 @@ def scanned_for_channels_last(body: nn.Module) -> bool:
         True when ``body`` and all its submodules are of the module types
         ``benchmarks/check_channels_last.py`` scanned (the reference CNN's:
         :class:`~sk_medcnn.architectures.SimpleCNN`, ``Sequential``,
-        ``Conv2d`` at stride 1 with kernels of 2 to 5, ``BatchNorm2d``,
-        ``MaxPool2d`` with windows of 2 or 3, ``ReLU``, ``Flatten``,
+        ``Conv2d`` and ``Conv3d`` at stride 1 with kernels of 2 to 5,
+        ``BatchNorm2d`` and ``BatchNorm3d``, ``MaxPool2d`` and ``MaxPool3d``
+        with windows of 2 or 3, ``ReLU``, ``Flatten``,
         ``Linear``, ``Dropout``, ``Identity``); subclasses do not count, as
         they may compute otherwise.
 
@@ -82,6 +88,8 @@ def scanned_for_channels_last(body: nn.Module) -> bool:
     --------
     >>> from sk_medcnn.architectures import build_simple_cnn, build_resnet18
     >>> scanned_for_channels_last(build_simple_cnn(1, 2, (28, 28)))
+    True
+    >>> scanned_for_channels_last(build_simple_cnn(1, 2, (28, 28, 28)))
     True
     >>> scanned_for_channels_last(build_resnet18(1, 2, (28, 28)))
     False
@@ -93,8 +101,9 @@ def resolve_memory_format(
     memory_format: str,
     body: nn.Module,
     device: torch.device,
-    spatial_dims: int,
     *,
+    spatial_dims: int = 2,
+    precision: str = "fp32",
     distributed: bool = False,
 ) -> str:
     """Return the layout a network trains in: ``"contiguous"`` or ``"channels_last"``.
@@ -107,25 +116,45 @@ def resolve_memory_format(
         The architecture's network, before it is put in a layout.
     device : torch.device
         The training device.
-    spatial_dims : {2, 3}
+    spatial_dims : {2, 3}, default=2
         2 for images, 3 for volumes.
+    precision : {"fp32", "bf16"}, default="fp32"
+        The estimator's ``precision``.
     distributed : bool, default=False
         Whether the network trains data-parallel.
 
     Returns
     -------
     layout : {"contiguous", "channels_last"}
-        For ``"auto"``: ``"channels_last"`` for 2-D networks trained on the
-        CPU, not data-parallel, that :func:`scanned_for_channels_last`
-        admits; ``"contiguous"`` otherwise (volumes, GPUs and other devices,
-        where the layouts were not compared, and every other network).
+        For ``"auto"``: ``"channels_last"`` for networks of images or
+        volumes trained on the CPU, not data-parallel, that
+        :func:`scanned_for_channels_last` admits; ``"contiguous"`` otherwise
+        (GPUs and other devices, where the layouts were not compared, and
+        every other network). Volumes train channels-last in float32 only.
+
+    Raises
+    ------
+    ValueError
+        For ``"channels_last"`` with ``precision="bf16"`` and volumes on the
+        CPU: the scan found torch 2.13's bfloat16 ``channels_last_3d``
+        convolutions returning wrong values (gradients of 1e16) for small
+        volumes.
     """
+    broken = device.type == "cpu" and spatial_dims == 3 and precision == "bf16"
+    if memory_format == "channels_last" and broken:
+        raise ValueError(
+            "memory_format='channels_last' with precision='bf16' is not supported "
+            "for volumes on the CPU: torch 2.13's bfloat16 channels_last_3d "
+            "convolutions return wrong values for small volumes "
+            "(benchmarks/check_channels_last.py); use memory_format='auto' or "
+            "'contiguous', or precision='fp32'."
+        )
     if memory_format != "auto":
         return memory_format
     if (
         device.type == "cpu"
-        and spatial_dims == 2
         and not distributed
+        and not broken
         and scanned_for_channels_last(body)
     ):
         return "channels_last"

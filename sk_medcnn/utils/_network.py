@@ -118,9 +118,11 @@ class ImageNetwork(nn.Module):
         the training backward has the heap corruption that keeps training
         NCHW by default, and the strided 1x1 rewrite covers gradients taken
         later (Grad-CAM, saliency maps). ``memory_format`` then reads
-        ``"channels_last"``.
+        ``"channels_last"``. A bfloat16 network of volumes stays NCHW: torch
+        2.13's bfloat16 ``channels_last_3d`` convolutions on the CPU return
+        wrong values for small volumes (``benchmarks/check_channels_last.py``).
         """
-        if self.memory_format == "channels_last":
+        if self.memory_format == "channels_last" or self._bf16_volumes():
             return
         self.body = self.body.to(  # type: ignore[call-overload]  # stubs lack memory_format
             memory_format=_torch_memory_format("channels_last", self.spatial_dims)
@@ -144,11 +146,14 @@ class ImageNetwork(nn.Module):
         avoids a bug of the channels-last backward, and nothing here takes a
         gradient.
 
-        A no-op when the network is already channels-last or the
+        A no-op when the network is already channels-last, is a bfloat16
+        network of volumes (see :meth:`to_inference_layout`) or the
         architecture is wrapped for data-parallel training.
         """
-        if self.memory_format == "channels_last" or isinstance(
-            self.body, nn.parallel.DistributedDataParallel
+        if (
+            self.memory_format == "channels_last"
+            or self._bf16_volumes()
+            or isinstance(self.body, nn.parallel.DistributedDataParallel)
         ):
             yield
             return
@@ -161,6 +166,15 @@ class ImageNetwork(nn.Module):
         finally:
             self.body.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
             self.memory_format = "contiguous"
+
+    def _bf16_volumes(self) -> bool:
+        """Whether this is a bfloat16 network of volumes: it stays NCHW to predict.
+
+        torch 2.13's bfloat16 ``channels_last_3d`` convolutions on the CPU
+        return wrong values for small volumes
+        (``benchmarks/check_channels_last.py``).
+        """
+        return self.spatial_dims == 3 and self.precision == "bf16"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Map ``(n, H, W, C)`` images (or volumes) to ``(n, n_outputs)`` scores."""

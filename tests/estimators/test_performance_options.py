@@ -97,7 +97,8 @@ def test_memory_format_is_the_training_layout(phantoms, memory_format, channels_
         ("simple_cnn", {}, 2, "channels_last"),
         ("simple_cnn", {"batch_norm": True, "padding": "valid"}, 2, "channels_last"),
         ("resnet18", {"width": 4}, 2, "contiguous"),  # strided kernels: not scanned
-        ("simple_cnn", {"width": 2}, 3, "contiguous"),  # volumes: not compared
+        ("simple_cnn", {"width": 2}, 3, "channels_last"),  # channels_last_3d
+        ("resnet18", {"width": 4}, 3, "contiguous"),
     ],
 )
 def test_auto_trains_channels_last_only_what_the_scan_covered(
@@ -124,13 +125,13 @@ def test_auto_resolution_rules():
 
     body = build_simple_cnn(1, 2, (28, 28))
     cpu = torch.device("cpu")
-    assert resolve_memory_format("auto", body, cpu, 2) == "channels_last"
+    assert resolve_memory_format("auto", body, cpu) == "channels_last"
     # GPUs and data-parallel training were not compared: NCHW, as before
-    assert resolve_memory_format("auto", body, torch.device("cuda"), 2) == "contiguous"
-    assert resolve_memory_format("auto", body, cpu, 2, distributed=True) == "contiguous"
+    assert resolve_memory_format("auto", body, torch.device("cuda")) == "contiguous"
+    assert resolve_memory_format("auto", body, cpu, distributed=True) == "contiguous"
     # an explicit layout is the user's choice
     for layout in ("contiguous", "channels_last"):
-        assert resolve_memory_format(layout, nn.Conv2d(8, 16, 1, stride=2), cpu, 2) == (
+        assert resolve_memory_format(layout, nn.Conv2d(8, 16, 1, stride=2), cpu) == (
             layout
         )
 
@@ -147,6 +148,8 @@ def test_auto_resolution_rules():
         nn.MaxPool2d(4),
         nn.AvgPool2d(2),
         nn.GELU(),
+        nn.Conv3d(1, 4, 3, stride=2),
+        nn.MaxPool3d(4),
     ):
         assert not scanned_for_channels_last(nn.Sequential(unscanned)), unscanned
 
@@ -519,3 +522,45 @@ def test_validation_runs_in_channels_last_and_training_is_unchanged(
     for name, tensor in new.net_.module_.state_dict().items():
         assert torch.equal(tensor, old.net_.module_.state_dict()[name]), name
     np.testing.assert_array_equal(new.predict_proba(X), old.predict_proba(X))
+
+
+def test_bf16_volumes_never_run_channels_last_on_the_cpu():
+    # torch 2.13's bfloat16 channels_last_3d convolutions return wrong values
+    # (gradients of 1e16) for small volumes: benchmarks/check_channels_last.py
+    from sk_medcnn.architectures import build_simple_cnn
+    from sk_medcnn.estimators._layout import resolve_memory_format
+
+    body = build_simple_cnn(1, 2, (8, 8, 8), width=2)
+    cpu = torch.device("cpu")
+    volumes = {"spatial_dims": 3, "precision": "bf16"}
+    assert resolve_memory_format("auto", body, cpu, **volumes) == "contiguous"
+    assert resolve_memory_format("auto", body, cpu, spatial_dims=3) == "channels_last"
+    assert resolve_memory_format("channels_last", body, cpu, precision="bf16") == (
+        "channels_last"  # images: scanned, fine
+    )
+    with pytest.raises(ValueError, match="memory_format='channels_last' with"):
+        resolve_memory_format("channels_last", body, cpu, **volumes)
+    mean, std = np.zeros(1), np.ones(1)
+    net = ImageNetwork(body, mean, std, precision="bf16", spatial_dims=3)
+    net.to_inference_layout()
+    assert net.memory_format == "contiguous"
+    with net.inference_layout():
+        assert net.memory_format == "contiguous"
+    assert not any(
+        w.is_contiguous(memory_format=torch.channels_last_3d) and not w.is_contiguous()
+        for w in net.parameters()
+        if w.ndim == 5
+    )
+
+
+def test_explicit_channels_last_bf16_volumes_is_an_error_naming_both(phantoms):
+    from sk_medcnn.datasets import make_lesion_phantoms
+
+    X, y = make_lesion_phantoms(24, image_size=16, spatial_dims=3, random_state=0)
+    clf = MedicalCNNClassifier(
+        memory_format="channels_last", precision="bf16", **{**FAST, "max_epochs": 1}
+    )
+    with pytest.raises(ValueError, match="precision='bf16'"):
+        clf.fit(X, y)
+    auto = MedicalCNNClassifier(precision="bf16", **{**FAST, "max_epochs": 1})
+    assert auto.fit(X, y).memory_format_ == "contiguous"
