@@ -40,6 +40,11 @@ _SCANNED_TYPES: tuple[type[nn.Module], ...] = (
 _SCANNED_KERNELS = (2, 3, 4, 5)
 
 
+def _sizes(value: int | tuple[int, ...]) -> tuple[int, ...]:
+    """Return a pooling layer's size as a tuple (pooling keeps an int as given)."""
+    return value if isinstance(value, tuple) else (value,)
+
+
 def _scanned_module(module: nn.Module) -> bool:
     """Whether ``module``'s own kernels are among those scanned."""
     if type(module) not in _SCANNED_TYPES:  # not isinstance: a subclass may
@@ -53,13 +58,8 @@ def _scanned_module(module: nn.Module) -> bool:
             and all(size in _SCANNED_KERNELS for size in module.kernel_size)
         )
     if isinstance(module, (nn.MaxPool2d, nn.MaxPool3d)):
-        dilation, window = module.dilation, module.kernel_size
-        return all(
-            step == 1
-            for step in (dilation if isinstance(dilation, tuple) else (dilation,))
-        ) and all(
-            size in (2, 3)
-            for size in (window if isinstance(window, tuple) else (window,))
+        return all(step == 1 for step in _sizes(module.dilation)) and all(
+            size in (2, 3) for size in _sizes(module.kernel_size)
         )
     return True
 
