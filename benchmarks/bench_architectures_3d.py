@@ -9,9 +9,15 @@ peak RSS of the process that ran the case. The baseline is the 2-D
 architecture (``list_architectures(spatial_dims=3)``) at 28^3 and 64^3.
 
 Every case runs the registry's network, two outputs, in a plain PyTorch loop
-(fp32, contiguous NCHW/NCDHW, random inputs preloaded as one float tensor,
-Adam, cross-entropy): the architectures' own cost, independent of the
-estimator. Training throughput is over at least ``--steps`` timed steps and
+(fp32, random inputs preloaded as one float tensor, Adam, cross-entropy): the
+architectures' own cost, independent of the estimator. The layout is
+contiguous NCHW/NCDHW; ``--layouts contiguous auto`` runs every case also in
+the layout the estimators' ``memory_format="auto"`` picks on the CPU
+(``channels_last`` or ``channels_last_3d`` for the networks
+``scanned_for_channels_last`` admits, contiguous for the others, whose
+``auto`` rows then repeat the contiguous ones' measurement), so the speed-up
+of the default layout is read off two rows measured the same way. Training
+throughput is over at least ``--steps`` timed steps and
 ``--min-seconds`` after one warm-up step (which builds oneDNN's kernels for
 the shapes); prediction likewise, in eval mode under
 ``torch.inference_mode()``. The table also gives the share of the machine's
@@ -28,11 +34,14 @@ Run from the project root, alone on the machine::
     python benchmarks/bench_architectures_3d.py               # all cases, ~10 min
     python benchmarks/bench_architectures_3d.py --quick       # 1 step each, ~3 min
     python benchmarks/bench_architectures_3d.py --cases acs_resnet18 --sizes 28
+    python benchmarks/bench_architectures_3d.py --cases simple_cnn --sizes 28 \
+        --layouts contiguous auto    # the default layout's speed-up
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -56,6 +65,8 @@ BATCH_2D = 32
 LR = 1e-3
 BASELINE_2D = ("simple_cnn", "resnet18")
 SIZES = (28, 64)
+LAYOUTS = ("contiguous", "auto")
+LAYOUT_LABELS = {"contiguous": "NCHW", "channels_last": "NHWC"}
 
 
 def _status_mb(field: str) -> float | None:
@@ -112,6 +123,22 @@ def build(architecture: str, shape: tuple[int, ...]) -> nn.Module:
     return get_architecture(architecture)(1, 2, shape)
 
 
+def resolve_layout(layout: str, model: nn.Module, spatial_dims: int) -> str:
+    """``"contiguous"`` or ``"channels_last"``: ``"auto"`` as the estimators pick it."""
+    from sk_medcnn.estimators._layout import resolve_memory_format
+
+    return resolve_memory_format(
+        layout, model, torch.device("cpu"), spatial_dims=spatial_dims
+    )
+
+
+def torch_format(layout: str, spatial_dims: int) -> torch.memory_format:
+    """torch's memory format for a resolved layout and 2-D or 3-D inputs."""
+    if layout == "contiguous":
+        return torch.contiguous_format
+    return torch.channels_last if spatial_dims == 2 else torch.channels_last_3d
+
+
 def forward_flops(model: nn.Module, shape: tuple[int, ...]) -> float:
     """Forward FLOPs of one image or volume (a multiply-add counts 2)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -140,10 +167,13 @@ def train_per_s(
     batch: int,
     steps: int,
     min_seconds: float = 0.0,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> float:
     """Images or volumes per second of training steps (after one warm-up step)."""
     generator = torch.Generator().manual_seed(0)
     inputs = torch.rand(batch, 1, *shape, generator=generator)
+    inputs = inputs.contiguous(memory_format=memory_format)
+    model.to(memory_format=memory_format)  # type: ignore[call-overload]
     targets = torch.arange(batch) % 2
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     criterion = nn.CrossEntropyLoss()
@@ -165,9 +195,12 @@ def predict_per_s(
     batch: int,
     steps: int,
     min_seconds: float = 0.0,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> float:
     """Images or volumes per second in eval mode (after one warm-up batch)."""
     inputs = torch.rand(batch, 1, *shape, generator=torch.Generator().manual_seed(1))
+    inputs = inputs.contiguous(memory_format=memory_format)
+    model.to(memory_format=memory_format)  # type: ignore[call-overload]
     model.eval()
     with torch.inference_mode():
         model(inputs)
@@ -183,21 +216,35 @@ def run_case(
     steps: int,
     min_seconds: float = 0.0,
     seed: int = 0,
+    layout: str = "contiguous",
 ) -> dict[str, Any]:
-    """Measure one architecture at one input shape in this process."""
+    """Measure one architecture at one input shape in this process.
+
+    ``layout`` is ``"contiguous"``, ``"channels_last"`` or ``"auto"`` (the
+    estimators' choice for this network on the CPU); the row records the
+    layout asked for and the one used.
+    """
     start_mb = _reset_peak()
     busy, own, wall = _machine_busy_seconds(), _own_cpu_seconds(), time.monotonic()
     torch.manual_seed(seed)
     model = build(architecture, shape)
+    used = resolve_layout(layout, model, len(shape))
+    memory_format = torch_format(used, len(shape))
     row: dict[str, Any] = {
         "architecture": architecture,
         "spatial_dims": len(shape),
         "shape": list(shape),
         "batch": batch,
+        "layout": layout,
+        "layout_used": used,
         "parameters": sum(parameter.numel() for parameter in model.parameters()),
         "forward_gflops": forward_flops(model, shape) / 1e9,
-        "train_per_s": train_per_s(model, shape, batch, steps, min_seconds),
-        "predict_per_s": predict_per_s(model, shape, batch, steps, min_seconds),
+        "train_per_s": train_per_s(
+            model, shape, batch, steps, min_seconds, memory_format
+        ),
+        "predict_per_s": predict_per_s(
+            model, shape, batch, steps, min_seconds, memory_format
+        ),
     }
     busy_after = _machine_busy_seconds()
     row["other_cpu_share"] = (
@@ -212,7 +259,10 @@ def run_case(
 
 
 def cases(args: argparse.Namespace) -> list[tuple[str, tuple[int, ...], int]]:
-    """(architecture, shape, batch) of every case to run, 2-D baseline first."""
+    """(architecture, shape, batch) of every case to run, 2-D baseline first.
+
+    Each case runs once per layout in ``args.layouts``.
+    """
     from sk_medcnn import list_architectures
 
     chosen = set(args.cases) if args.cases else None
@@ -229,14 +279,19 @@ def cases(args: argparse.Namespace) -> list[tuple[str, tuple[int, ...], int]]:
 
 
 def run_in_child(
-    architecture: str, shape: tuple[int, ...], batch: int, args: argparse.Namespace
+    architecture: str,
+    shape: tuple[int, ...],
+    batch: int,
+    args: argparse.Namespace,
+    layout: str = "contiguous",
 ) -> dict[str, Any]:
     """Run one case in a fresh Python process and return its row."""
+    case = {"architecture": architecture, "shape": shape, "batch": batch}
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
         "--child",
-        json.dumps({"architecture": architecture, "shape": shape, "batch": batch}),
+        json.dumps({**case, "layout": layout}),
         "--steps",
         str(args.steps),
         "--min-seconds",
@@ -264,7 +319,8 @@ def format_results(results: dict[str, Any]) -> str:
         f"(Adam); >= {config['steps']} timed steps and {config['min_seconds']} s "
         "after one warm-up",
         "",
-        f"{'architecture':<13} {'input':>9} {'batch':>5} {'params':>11} "
+        f"{'architecture':<13} {'input':>9} {'layout':>8} {'batch':>5} "
+        f"{'params':>11} "
         f"{'fwd GFLOP':>10} {'train /s':>9} {'predict /s':>10} {rss:>13} "
         f"{'others':>6}",
     ]
@@ -272,8 +328,9 @@ def format_results(results: dict[str, Any]) -> str:
     for row in results["rows"]:
         shape = "x".join(str(size) for size in row["shape"])
         memory = row["rss_growth_mb"] if config["in_process"] else row["peak_rss_mb"]
+        layout = LAYOUT_LABELS[row.get("layout_used", "contiguous")]
         lines.append(
-            f"{row['architecture']:<13} {shape:>9} {row['batch']:>5} "
+            f"{row['architecture']:<13} {shape:>9} {layout:>8} {row['batch']:>5} "
             f"{row['parameters']:>11,} {row['forward_gflops']:>10.3f} "
             f"{row['train_per_s']:>9.1f} {row['predict_per_s']:>10.1f} "
             + (f"{memory:>13.0f}" if memory is not None else f"{'n/a':>13}")
@@ -285,8 +342,9 @@ def format_results(results: dict[str, Any]) -> str:
         )
     lines.append(
         "/s: images (2-D) or volumes (3-D) per second; fwd GFLOP per image or "
-        "volume; training costs about 3x the forward; others: the CPU share "
-        "other processes used during the case"
+        "volume; training costs about 3x the forward; layout: NCHW (contiguous) "
+        "or NHWC (channels-last); others: the CPU share other processes used "
+        "during the case"
     )
     return "\n".join(lines)
 
@@ -305,6 +363,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-28", type=int, default=16, help="batch at 28^3")
     parser.add_argument("--batch-64", type=int, default=4, help="batch at 64^3")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--layouts",
+        nargs="+",
+        choices=LAYOUTS,
+        default=["contiguous"],
+        help="memory layouts to run each case in ('auto': the estimators' choice)",
+    )
     parser.add_argument(
         "--in-process", action="store_true", help="no fresh process per case"
     )
@@ -342,6 +407,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             batch=case["batch"],
             steps=args.steps,
             min_seconds=args.min_seconds,
+            layout=case.get("layout", "contiguous"),
         )
         print(json.dumps(row))
         return row
@@ -355,10 +421,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "min_seconds": args.min_seconds,
             "quick": args.quick,
             "in_process": args.in_process,
+            "layouts": args.layouts,
         },
         "rows": [],
     }
-    for architecture, shape, batch in cases(args):
+    for (architecture, shape, batch), layout in itertools.product(
+        cases(args), args.layouts
+    ):
         if args.in_process:
             row = run_case(
                 architecture,
@@ -366,12 +435,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 batch=batch,
                 steps=args.steps,
                 min_seconds=args.min_seconds,
+                layout=layout,
             )
         else:
-            row = run_in_child(architecture, shape, batch, args)
+            row = run_in_child(architecture, shape, batch, args, layout)
         results["rows"].append(row)
         print(
-            f"{architecture} {'x'.join(map(str, shape))}: "
+            f"{architecture} {'x'.join(map(str, shape))} {row['layout_used']}: "
             f"{row['train_per_s']:.1f} train/s, {row['predict_per_s']:.1f} "
             f"predict/s, {math.ceil(row['peak_rss_mb'])} MB peak",
             flush=True,

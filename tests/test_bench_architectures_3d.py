@@ -80,3 +80,52 @@ def test_bad_options_exit(argv):
     bench = _load_bench()
     with pytest.raises(SystemExit):
         bench.main(argv)
+
+
+@pytest.mark.parametrize(
+    ("architecture", "expected"),
+    [("simple_cnn", "channels_last"), ("resnet18", "contiguous")],
+)
+def test_auto_layout_is_the_estimators_choice(architecture, expected):
+    bench = _load_bench()
+    model = bench.build(architecture, (8, 8, 8))
+    assert bench.resolve_layout("auto", model, 3) == expected
+    assert bench.resolve_layout("contiguous", model, 3) == "contiguous"
+    assert bench.torch_format("channels_last", 3) is bench.torch.channels_last_3d
+    assert bench.torch_format("channels_last", 2) is bench.torch.channels_last
+
+
+def test_layouts_run_each_case_in_each_layout(capsys):
+    bench = _load_bench()
+    results = bench.main(
+        [
+            "--quick",
+            "--in-process",
+            "--sizes",
+            "4",
+            "--batch-28",
+            "2",
+            "--cases",
+            "simple_cnn",
+            "--layouts",
+            "contiguous",
+            "auto",
+            "--threads",
+            "1",
+        ]
+    )
+    used = [(len(row["shape"]), row["layout_used"]) for row in results["rows"]]
+    assert used == [
+        (2, "contiguous"),
+        (2, "channels_last"),
+        (3, "contiguous"),
+        (3, "channels_last"),
+    ]
+    assert all(row["train_per_s"] > 0 for row in results["rows"])
+    assert "NHWC" in capsys.readouterr().out
+
+
+def test_unknown_layout_exits():
+    bench = _load_bench()
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--layouts", "channels_last"])
