@@ -20,6 +20,14 @@ run it alternately with each on ``PYTHONPATH``::
     PYTHONPATH=../main python benchmarks/bench_latency.py
     python benchmarks/bench_latency.py
     python benchmarks/bench_latency.py --quick     # synthetic images, seconds
+    python benchmarks/bench_latency.py --ood-baseline --threads 2
+
+``--ood-baseline`` also times the out-of-distribution score against its former
+implementation, in alternating rounds in the same process: the library's
+``mahalanobis_score`` (torch's float64 matrix product) against
+:func:`einsum_mahalanobis` (``numpy.einsum`` over each class mean), each
+swapped into ``predict_proba`` in turn; it prints ``predict_proba`` on the
+validation images (images/s) and on one image (ms) with each.
 """
 
 from __future__ import annotations
@@ -64,6 +72,68 @@ def median_ms(call: Callable[[int], Any], n_calls: int) -> float:
     return 1e3 * statistics.median(times)
 
 
+def einsum_mahalanobis(
+    features: np.ndarray, location: np.ndarray, precision: np.ndarray
+) -> np.ndarray:
+    """The out-of-distribution score as sk_medcnn computed it before 2026-12-06.
+
+    The smallest Mahalanobis distance to a class mean, with ``numpy.einsum``
+    summing the quadratic form term by term; non-finite features score
+    ``inf``. The baseline of ``--ood-baseline``: same values as
+    ``sk_medcnn._ood.mahalanobis_score`` to rounding.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    nearest = np.full(len(features), np.inf)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for mean in location:
+            diff = features - mean
+            squared = np.einsum("ij,jk,ik->i", diff, precision, diff)
+            nearest = np.fmin(nearest, squared)
+    score = np.sqrt(np.clip(nearest, 0.0, None))
+    score[~np.all(np.isfinite(features), axis=1)] = np.inf
+    return np.where(np.isnan(score), np.inf, score)
+
+
+def compare_ood_scores(
+    estimator: Any, X_new: np.ndarray, rounds: int, calls: int
+) -> dict[str, dict[str, float]]:
+    """``predict_proba`` with each out-of-distribution score, alternating rounds.
+
+    Returns, for ``"torch"`` (the library's) and ``"einsum"``
+    (:func:`einsum_mahalanobis`), the median over rounds of the throughput on
+    ``X_new`` (images/s, 5 calls a round) and of the one-image latency (ms,
+    ``calls`` calls a round).
+    """
+    from sk_medcnn.estimators import _ood
+
+    library = _ood.mahalanobis_score
+    versions = {"torch": library, "einsum": einsum_mahalanobis}
+    per_s: dict[str, list[float]] = {name: [] for name in versions}
+    one_ms: dict[str, list[float]] = {name: [] for name in versions}
+    one = X_new[:1]
+    try:
+        for _ in range(rounds):
+            for name, score in versions.items():
+                _ood.mahalanobis_score = score  # type: ignore[assignment]
+                estimator.predict_proba(X_new)  # warm this version's path
+                start = time.perf_counter()
+                for _ in range(5):
+                    estimator.predict_proba(X_new)
+                per_s[name].append(5 * len(X_new) / (time.perf_counter() - start))
+                one_ms[name].append(
+                    median_ms(lambda i: estimator.predict_proba(one), calls)
+                )
+    finally:
+        _ood.mahalanobis_score = library
+    return {
+        name: {
+            "images_per_s": statistics.median(per_s[name]),
+            "one_image_ms": statistics.median(one_ms[name]),
+        }
+        for name in versions
+    }
+
+
 def _load() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -81,6 +151,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--quick", action="store_true", help="synthetic, tiny")
+    parser.add_argument(
+        "--ood-baseline",
+        action="store_true",
+        help="also time the OOD score against its numpy einsum baseline",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.data, args.n_train, args.calls, args.rounds = None, 96, 20, 2
@@ -147,6 +222,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         results[f"bare_forward_{n_threads}_threads_ms"] = figure
         print(f"bare forward with {n_threads} thread(s): {figure:.3f} ms")
     torch.set_num_threads(threads)
+    if args.ood_baseline:
+        torch.set_num_threads(args.threads[-1])
+        ood = compare_ood_scores(estimator, X_new, args.rounds, args.calls)
+        torch.set_num_threads(threads)
+        results["ood_score"] = ood
+        for name, figures in ood.items():
+            print(
+                f"OOD score by {name:<6} ({args.threads[-1]} thread(s)): "
+                f"predict_proba {figures['images_per_s']:,.0f} images/s on "
+                f"{len(X_new)} images, one image {figures['one_image_ms']:.3f} ms"
+            )
+        print(
+            "torch / einsum throughput: "
+            f"{ood['torch']['images_per_s'] / ood['einsum']['images_per_s']:.2f}x"
+        )
     print(f"load average after: {_load()}")
     return results
 
