@@ -17,10 +17,11 @@ process. It scans:
   and without bias, 1 to 128 channels in and out, 1 to 33 pixels, batches of 1
   to 33;
 - ``MaxPool2d`` (windows 2 and 3, stride 1 to 3, ``ceil_mode``, padding),
-  ``BatchNorm2d`` (training mode) and ``ReLU`` on the same shapes;
+  ``BatchNorm2d`` (training mode), ``ReLU`` and ``GlobalPool`` (max and mean)
+  on the same shapes;
 - whole reference CNNs (``SimpleCNN``: 1 to 4 channels, widths 1 to 32,
-  images of 1 to 64 pixels, both paddings, with and without batch norm),
-  trained three steps (the numbers of the first compared);
+  images of 1 to 64 pixels, both paddings, with and without batch norm, each
+  ``global_pool``), trained three steps (the numbers of the first compared);
 
 each in float32 and under bfloat16 autocast, with 1 and 2 torch threads. First
 it runs the known bug (``Conv2d(8, 16, 1, stride=2)``, 16 px, a batch of 9,
@@ -114,7 +115,7 @@ def layer_configs(rng: random.Random, n: int) -> list[dict[str, Any]]:
     """``n`` random pooling, batch-norm and ReLU configurations."""
     configs = []
     for _ in range(n):
-        kind = rng.choice(("maxpool", "batchnorm", "relu"))
+        kind = rng.choice(("maxpool", "batchnorm", "relu", "globalpool"))
         window = rng.choice((2, 3))
         config = {
             "kind": kind,
@@ -122,6 +123,8 @@ def layer_configs(rng: random.Random, n: int) -> list[dict[str, Any]]:
             "size": rng.randint(window, 33),
             "batch": rng.randint(2 if kind == "batchnorm" else 1, 33),
         }
+        if kind == "globalpool":
+            config["mode"] = rng.choice(("max", "avg"))
         if kind == "maxpool":
             config.update(
                 kernel=window,
@@ -144,6 +147,7 @@ def network_configs(rng: random.Random, n: int) -> list[dict[str, Any]]:
             "batch": 32,
             "padding": "same",
             "batch_norm": False,
+            "global_pool": None,
         }
     ]
     for _ in range(n):
@@ -157,6 +161,7 @@ def network_configs(rng: random.Random, n: int) -> list[dict[str, Any]]:
                 "batch": rng.randint(2, 33),
                 "padding": padding,
                 "batch_norm": rng.random() < 0.5,
+                "global_pool": rng.choice((None, "max", "avg")),
             }
         )
     return configs
@@ -200,6 +205,7 @@ def volume_configs(rng: random.Random, n: int) -> dict[str, list[dict[str, Any]]
             "batch": 4,
             "padding": "same",
             "batch_norm": False,
+            "global_pool": "max",  # the estimators' default for volumes
         }
     ]
     for _ in range(n // 10):
@@ -214,6 +220,7 @@ def volume_configs(rng: random.Random, n: int) -> dict[str, list[dict[str, Any]]
                 "batch": rng.randint(2, 6),
                 "padding": padding,
                 "batch_norm": rng.random() < 0.5,
+                "global_pool": rng.choice((None, "max", "avg")),
             }
         )
     return {"conv3d": convs, "layers3d": layers, "simple_cnn3d": networks}
@@ -250,7 +257,10 @@ def _build(config: dict[str, Any]) -> Any:
         return batch_norm(config["c_in"])
     if kind == "relu":
         return nn.ReLU()
-    from sk_medcnn.architectures import SimpleCNN
+    from sk_medcnn.architectures import GlobalPool, SimpleCNN
+
+    if kind == "globalpool":
+        return GlobalPool(config["mode"])
 
     return SimpleCNN(
         config["c_in"],
@@ -260,6 +270,7 @@ def _build(config: dict[str, Any]) -> Any:
         hidden_units=16,
         padding=config["padding"],
         batch_norm=config["batch_norm"],
+        global_pool=config.get("global_pool"),
     )
 
 

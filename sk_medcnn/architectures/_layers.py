@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from numbers import Integral
 from typing import Any
 
+import torch
 from torch import nn
 
-__all__ = ["layers_for", "spatial_dims_of"]
+__all__ = ["GlobalPool", "layers_for", "spatial_dims_of"]
 
 #: The convolution, batch-norm and max-pool classes of 2-D or 3-D networks.
 Layers = tuple[
@@ -77,3 +78,47 @@ def layers_for(spatial_dims: int) -> Layers:
         ``nn.Conv2d``, ``nn.BatchNorm2d``, ``nn.MaxPool2d`` or their 3-D forms.
     """
     return _LAYERS[spatial_dims]
+
+
+class GlobalPool(nn.Module):
+    """Pool each channel over all its spatial positions: ``(n, C, ...)`` to ``(n, C)``.
+
+    The global max or mean of every feature map, for images ``(n, C, H, W)``
+    and volumes ``(n, C, D, H, W)`` alike (Keras's ``GlobalMaxPooling3D`` and
+    ``GlobalAveragePooling3D``; ``nn.AdaptiveMaxPool3d(1)`` followed by
+    ``nn.Flatten()``). A head on it sees where a feature fired most (``"max"``)
+    or how much of it there is (``"avg"``), not where: a lesion anywhere in the
+    field of view gives the same input.
+
+    Parameters
+    ----------
+    mode : {"max", "avg"}, default="max"
+        The global maximum or the mean.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_medcnn.architectures import GlobalPool
+    >>> x = torch.arange(16.0).reshape(1, 2, 2, 2, 2)
+    >>> GlobalPool("max")(x)
+    tensor([[ 7., 15.]])
+    >>> GlobalPool("avg")(x)
+    tensor([[ 3.5000, 11.5000]])
+    """
+
+    def __init__(self, mode: str = "max") -> None:
+        super().__init__()
+        if mode not in ("max", "avg"):
+            raise ValueError(f"mode must be 'max' or 'avg'; got {mode!r}.")
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the ``(n, C)`` global max or mean of ``(n, C, *spatial)``."""
+        dims = tuple(range(2, x.ndim))
+        if self.mode == "max":
+            return x.amax(dim=dims)
+        return x.mean(dim=dims)
+
+    def extra_repr(self) -> str:
+        """Return the mode, for the module's printed form."""
+        return f"mode={self.mode!r}"

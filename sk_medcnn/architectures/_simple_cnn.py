@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..registry import register_architecture, register_weight_loader
-from ._layers import layers_for, spatial_dims_of
+from ._layers import GlobalPool, layers_for, spatial_dims_of
 
 __all__ = ["SimpleCNN", "build_simple_cnn"]
 
@@ -47,6 +47,15 @@ class SimpleCNN(nn.Module):
         (volumes of at least 22x22x22 voxels).
     batch_norm : bool, default=False
         Add batch normalisation after each convolution.
+    global_pool : {None, "max", "avg"}, default=None
+        What feeds the dense layer. None flattens the last block's feature
+        maps, as the Keras model does: the dense layer then has a weight for
+        every position, and its size depends on ``image_shape``. ``"max"`` or
+        ``"avg"`` first pools each of the ``4 * width`` channels over all
+        positions (:class:`GlobalPool`), so the head sees what the features
+        found, not where, with far fewer weights. The estimators use
+        ``"max"`` for volumes by default (``MedicalCNNClassifier``'s
+        ``architecture_params``).
 
     Attributes
     ----------
@@ -56,7 +65,8 @@ class SimpleCNN(nn.Module):
         The convolutional blocks (``Conv2d`` or ``Conv3d``); the last
         convolution is Grad-CAM's default layer.
     classifier : torch.nn.Sequential
-        Flatten, dense layer, dropout and output layer.
+        Flatten (or :class:`GlobalPool`), dense layer, ReLU, dropout and
+        output layer.
 
     Examples
     --------
@@ -79,10 +89,15 @@ class SimpleCNN(nn.Module):
         dropout: float = 0.0,
         padding: str = "same",
         batch_norm: bool = False,
+        global_pool: str | None = None,
     ) -> None:
         super().__init__()
         if padding not in ("same", "valid"):
             raise ValueError(f"padding must be 'same' or 'valid'; got {padding!r}.")
+        if global_pool not in (None, "max", "avg"):
+            raise ValueError(
+                f"global_pool must be None, 'max' or 'avg'; got {global_pool!r}."
+            )
         if width < 1 or hidden_units < 1:
             raise ValueError(
                 f"width and hidden_units must be >= 1; got {width} and {hidden_units}."
@@ -128,9 +143,14 @@ class SimpleCNN(nn.Module):
                     f"{'x'.join([str(minimum)] * self.spatial_dims)} {unit}."
                 )
         self.features = nn.Sequential(*layers)
+        if global_pool is None:
+            head: nn.Module = nn.Flatten()
+            n_features = channels * math.prod(sizes)
+        else:
+            head, n_features = GlobalPool(global_pool), channels
         self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(channels * math.prod(sizes), hidden_units),
+            head,
+            nn.Linear(n_features, hidden_units),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(hidden_units, n_outputs),
@@ -152,6 +172,7 @@ def build_simple_cnn(
     dropout: float = 0.0,
     padding: str = "same",
     batch_norm: bool = False,
+    global_pool: str | None = None,
 ) -> nn.Module:
     """Build the reference 3-block CNN (see :class:`SimpleCNN`), 2-D or 3-D.
 
@@ -164,7 +185,7 @@ def build_simple_cnn(
     image_shape : tuple of int
         ``(height, width)`` of the input images, or ``(depth, height, width)``
         of volumes (a 3-D network).
-    width, hidden_units, dropout, padding, batch_norm
+    width, hidden_units, dropout, padding, batch_norm, global_pool
         See :class:`SimpleCNN`.
 
     Returns
@@ -190,6 +211,7 @@ def build_simple_cnn(
         dropout=dropout,
         padding=padding,
         batch_norm=batch_norm,
+        global_pool=global_pool,
     )
 
 

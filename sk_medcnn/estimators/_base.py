@@ -235,9 +235,15 @@ class _BaseMedicalCNN(BaseEstimator):
         mean, std, normalization = _pretrained.input_statistics(
             self, data.images, train_index, source
         )
-        params = dict(self.architecture_params or {})
-        if source is not None:
-            params = {**source.params, **params}
+        # a checkpoint's network is what it implies, not today's defaults
+        params = (
+            dict(source.params)
+            if source is not None
+            else _network.default_architecture_params(
+                self.architecture, data.spatial_dims
+            )
+        )
+        params.update(self.architecture_params or {})
         body = self._fit_body(data, seeds.init, device, params, source)
         layout = resolve_memory_format(
             self.memory_format,
@@ -273,8 +279,7 @@ class _BaseMedicalCNN(BaseEstimator):
         self.input_mean_, self.input_std_ = mean, std
         self.memory_format_ = layout
         self.input_normalization_ = normalization
-        if source is not None:  # what the checkpoint implied, for rebuilding
-            self.architecture_params_ = params
+        self.architecture_params_ = params  # with the defaults and the checkpoint's
         self.augmentation_ = augmentation.pipeline
         self.net_ = net
         self.history_ = net.history

@@ -69,7 +69,10 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         ``"resnet18"``, ``"resnet34"`` or a plugin's), or a factory
         ``factory(in_channels, n_outputs, image_shape, **params) -> nn.Module``.
     architecture_params : dict, default=None
-        Keyword arguments of the factory, e.g. ``{"dropout": 0.3}``.
+        Keyword arguments of the factory, e.g. ``{"dropout": 0.3}``. They
+        override the defaults for the data: ``simple_cnn`` on volumes pools
+        its last feature maps globally (``{"global_pool": "max"}``; pass
+        ``{"global_pool": None}`` for the Keras model's flattened head).
     pretrained : str, path-like, fitted estimator or None, default=None
         Start from pretrained weights instead of a random initialisation (see
         the user guide, "Pretrained weights"): a state dict in a ``.pth``,
@@ -301,8 +304,10 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         Where they come from: ``"data"``, ``"imagenet"``, ``"pretrained"``
         (the fitted source model's) or ``"given"``.
     architecture_params_ : dict
-        With ``pretrained`` only: the factory's keyword arguments as used,
-        ``architecture_params`` and what the checkpoint implies.
+        The factory's keyword arguments as used: ``architecture_params`` over
+        what a ``pretrained`` checkpoint implies or, without one, over the
+        defaults for the data (``simple_cnn`` on volumes:
+        ``{"global_pool": "max"}``).
     augmentation_ : estimator or None
         The augmentation used in ``fit``: a clone of ``augmentation``, or what
         ``"auto"`` resolved to.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..architectures._layers import GlobalPool
 from ..architectures._simple_cnn import SimpleCNN
 
 __all__ = ["resolve_memory_format", "scanned_for_channels_last"]
@@ -31,6 +32,7 @@ _SCANNED_TYPES: tuple[type[nn.Module], ...] = (
     nn.MaxPool2d,
     nn.MaxPool3d,
     nn.ReLU,
+    GlobalPool,
     nn.Flatten,
     nn.Linear,
     nn.Dropout,
@@ -80,9 +82,10 @@ def scanned_for_channels_last(body: nn.Module) -> bool:
         :class:`~sk_medcnn.architectures.SimpleCNN`, ``Sequential``,
         ``Conv2d`` and ``Conv3d`` at stride 1 with kernels of 2 to 5,
         ``BatchNorm2d`` and ``BatchNorm3d``, ``MaxPool2d`` and ``MaxPool3d``
-        with windows of 2 or 3, ``ReLU``, ``Flatten``,
-        ``Linear``, ``Dropout``, ``Identity``); subclasses do not count, as
-        they may compute otherwise.
+        with windows of 2 or 3, ``ReLU``,
+        :class:`~sk_medcnn.architectures.GlobalPool`, ``Flatten``, ``Linear``,
+        ``Dropout``, ``Identity``); subclasses do not count, as they may
+        compute otherwise.
 
     Examples
     --------

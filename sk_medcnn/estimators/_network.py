@@ -11,6 +11,7 @@ from skorch.history import History
 from torch import nn
 
 from .._engine import build_inference_net
+from ..architectures import build_simple_cnn
 from ..registry import (
     check_architecture_dims,
     get_architecture,
@@ -69,6 +70,31 @@ def inference_batch_size(batch_size: int, image_shape: tuple[int, ...]) -> int:
     return max(
         batch_size, min(_INFERENCE_BATCH_SIZE, _INFERENCE_BATCH_PIXELS // pixels)
     )
+
+
+def default_architecture_params(
+    architecture: str | Any, spatial_dims: int
+) -> dict[str, Any]:
+    """Return the factory arguments the estimators use unless told otherwise.
+
+    ``{"global_pool": "max"}`` for the reference CNN (``"simple_cnn"``) on
+    volumes: its head then takes each channel's global maximum instead of a
+    weight per voxel. On VesselMNIST3D it scored a higher cross-validated AUC
+    (user guide, "Volumes"). Nothing for images, where the reference CNN stays
+    the Keras model, and for every other architecture. ``architecture_params``
+    and a checkpoint's implied parameters override these.
+
+    Examples
+    --------
+    >>> default_architecture_params("simple_cnn", 3)
+    {'global_pool': 'max'}
+    >>> default_architecture_params("simple_cnn", 2)
+    {}
+    """
+    factory, _ = architecture_factory(architecture)
+    if spatial_dims == 3 and factory is build_simple_cnn:
+        return {"global_pool": "max"}
+    return {}
 
 
 def fitted_architecture_params(estimator: _BaseMedicalCNN) -> dict[str, Any]:
@@ -130,9 +156,13 @@ def check_training_memory(
     batch_size = max(1, min(int(estimator.batch_size), n_samples))
     if not worth_estimating(batch_size * math.prod(image_shape) * 4):
         return  # small images: not worth building the network on meta
+    params = {
+        **default_architecture_params(factory, len(image_shape) - 1),
+        **(estimator.architecture_params or {}),
+    }
     need = training_memory(
         factory,
-        dict(estimator.architecture_params or {}),
+        params,
         image_shape,
         n_outputs,
         batch_size,

@@ -35,7 +35,8 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
     architecture : str or callable, default="simple_cnn"
         A name from :func:`sk_medcnn.list_architectures` or a factory.
     architecture_params : dict, default=None
-        Keyword arguments of the factory.
+        Keyword arguments of the factory, over the defaults for the data
+        (``simple_cnn`` on volumes: ``{"global_pool": "max"}``).
     pretrained : str, path-like, fitted estimator or None, default=None
         Start from pretrained weights instead of a random initialisation (see
         the user guide, "Pretrained weights"): a state dict in a ``.pth``,
@@ -208,7 +209,10 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
     input_normalization_ : str
         ``"data"``, ``"imagenet"``, ``"pretrained"`` or ``"given"``.
     architecture_params_ : dict
-        With ``pretrained`` only: the factory's keyword arguments as used.
+        The factory's keyword arguments as used: ``architecture_params`` over
+        what a ``pretrained`` checkpoint implies or, without one, over the
+        defaults for the data (``simple_cnn`` on volumes:
+        ``{"global_pool": "max"}``).
     target_mean_, target_scale_ : ndarray of shape (n_outputs,)
         Statistics used to standardise the targets.
     augmentation_ : estimator or None

@@ -91,3 +91,52 @@ def test_each_volume_is_classified_on_its_own():
     with torch.inference_mode():
         together, alone = net(x), net(x[1:2])
     torch.testing.assert_close(alone, together[1:2])
+
+
+@pytest.mark.parametrize("shape", [(6, 10), (5, 13, 9)])
+def test_global_pool_max_and_avg(shape):
+    from sk_medcnn.architectures import GlobalPool
+
+    x = torch.randn(3, 4, *shape)
+    dims = tuple(range(2, x.ndim))
+    torch.testing.assert_close(GlobalPool("max")(x), x.amax(dim=dims))
+    torch.testing.assert_close(GlobalPool("avg")(x), x.mean(dim=dims))
+    assert GlobalPool("avg")(x).shape == (3, 4)
+    assert "mode='avg'" in repr(GlobalPool("avg"))
+    with pytest.raises(ValueError, match="mode must be 'max' or 'avg'; got 'sum'"):
+        GlobalPool("sum")
+
+
+@pytest.mark.parametrize("global_pool", ["max", "avg"])
+def test_a_global_pool_head_sees_channels_not_positions(global_pool):
+    from sk_medcnn.architectures import GlobalPool
+
+    small = SimpleCNN(1, 2, (8, 8, 8), width=4, global_pool=global_pool)
+    large = SimpleCNN(1, 2, (28, 28, 28), width=4, global_pool=global_pool)
+    assert isinstance(small.classifier[0], GlobalPool)
+    assert small.classifier[1].in_features == 16  # 4 * width channels
+    # the same weights for any volume size; the output layer keeps its index
+    large.load_state_dict(small.state_dict())
+    assert large(torch.zeros(2, 1, 28, 28, 28)).shape == (2, 2)
+    flat = SimpleCNN(1, 2, (28, 28, 28), width=4)
+    assert isinstance(flat.classifier[0], nn.Flatten)
+    assert flat.classifier[1].in_features == 16 * 4**3
+    assert sum(p.numel() for p in large.parameters()) < sum(
+        p.numel() for p in flat.parameters()
+    )
+
+
+def test_a_global_pool_head_ignores_where_a_feature_fires():
+    torch.manual_seed(0)
+    net = build_simple_cnn(1, 2, (16, 16, 16), width=2, global_pool="max").eval()
+    flat = build_simple_cnn(1, 2, (16, 16, 16), width=2).eval()
+    maps = torch.randn(1, 8, 2, 2, 2)
+    moved = maps.flip(2, 3, 4)  # every feature found elsewhere
+    with torch.no_grad():
+        torch.testing.assert_close(net.classifier(maps), net.classifier(moved))
+        assert not torch.allclose(flat.classifier(maps), flat.classifier(moved))
+
+
+def test_bad_global_pool():
+    with pytest.raises(ValueError, match="global_pool must be None, 'max' or 'avg'"):
+        SimpleCNN(1, 2, (8, 8), global_pool="flatten")

@@ -139,6 +139,16 @@ def test_auto_resolution_rules():
         pass
 
     assert scanned_for_channels_last(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU()))
+    from sk_medcnn.architectures import GlobalPool
+
+    class MyPool(GlobalPool):
+        pass
+
+    for pool in ("max", "avg"):  # the volumes' default head is scanned
+        assert scanned_for_channels_last(
+            build_simple_cnn(1, 2, (8,) * 3, global_pool=pool)
+        )
+    assert not scanned_for_channels_last(nn.Sequential(MyPool()))
     for unscanned in (
         MyConv(1, 4, 3),
         nn.Conv2d(1, 4, 3, stride=2),

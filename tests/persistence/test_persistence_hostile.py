@@ -667,16 +667,33 @@ def test_wrong_arrays(saved, tmp_path):
         load(tmp_path, replace_arrays(save_arrays(arrays)))
 
 
+def set_architecture_params(params):
+    """An edit that sets architecture_params and the fitted architecture_params_."""
+
+    def edit(document):
+        set_in((*PARAMS, "architecture_params"), params)(document)
+        set_in((*ATTRIBUTES, "architecture_params_"), params)(document)
+
+    return edit
+
+
 def test_a_parameter_bomb_is_refused_before_building(saved, tmp_path):
     data, _ = saved
     # 10**6 channels would need terabytes; the meta-device check allocates nothing
-    hostile = rewrite(data, set_in((*PARAMS, "architecture_params"), {"width": 10**6}))
+    hostile = rewrite(data, set_architecture_params({"width": 10**6}))
     start = time.perf_counter()
     with pytest.raises(ModelFileError, match="expects"):
         load(tmp_path, hostile)
     assert time.perf_counter() - start < 5
-    hostile = rewrite(data, set_in((*PARAMS, "architecture_params"), {"depth": 3}))
+    hostile = rewrite(data, set_architecture_params({"depth": 3}))
     with pytest.raises(ModelFileError, match=r"cannot be rebuilt.*depth"):
+        load(tmp_path, hostile)
+
+
+def test_architecture_params_disagreeing_with_the_fit_are_refused(saved, tmp_path):
+    data, _ = saved
+    hostile = rewrite(data, set_in((*PARAMS, "architecture_params"), {"width": 8}))
+    with pytest.raises(ModelFileError, match="architecture_params_"):
         load(tmp_path, hostile)
 
 

@@ -333,3 +333,46 @@ def test_a_volume_model_exports_to_onnx(tmp_path):
     name = session.get_inputs()[0].name
     proba = session.run(None, {name: X[:3, ..., None].astype(np.float32)})[0]
     np.testing.assert_allclose(proba, clf.predict_proba(X[:3]), atol=1e-5)
+
+
+def test_simple_cnn_pools_volumes_globally_by_default(tmp_path):
+    from sk_medcnn.architectures import GlobalPool
+    from sk_medcnn.datasets import make_lesion_phantoms
+    from sk_medcnn.estimators._network import default_architecture_params
+    from sk_medcnn.persistence import load_model, save_model
+
+    assert default_architecture_params("simple_cnn", 3) == {"global_pool": "max"}
+    assert default_architecture_params("simple_cnn", 2) == {}
+    assert default_architecture_params("resnet18", 3) == {}
+    X, y = make_lesion_phantoms(
+        16, image_size=12, spatial_dims=3, lesion_radius=(2, 3), random_state=0
+    )
+    fast = {"max_epochs": 1, "device": "cpu", "random_state": 0}
+    clf = MedicalCNNClassifier(**fast).fit(X, y)
+    head = clf.net_.module_.body.classifier[0]
+    assert isinstance(head, GlobalPool)
+    assert head.mode == "max"
+    assert clf.architecture_params_ == {"global_pool": "max"}
+    assert clf.memory_format_ == "channels_last"  # GlobalPool is scanned
+    # the user's parameters win; None is the Keras model's flattened head
+    flat = MedicalCNNClassifier(architecture_params={"global_pool": None}, **fast)
+    flat.fit(X, y)
+    assert isinstance(flat.net_.module_.body.classifier[0], nn.Flatten)
+    # a model saved before the default existed (no architecture_params_) was
+    # built with the factory's own default, the flattened head, and loads as such
+    flat.architecture_params = None
+    del flat.architecture_params_
+    save_model(flat, tmp_path / "old.skmed")
+    loaded = load_model(tmp_path / "old.skmed")
+    assert isinstance(loaded.net_.module_.body.classifier[0], nn.Flatten)
+    np.testing.assert_array_equal(
+        loaded.predict_proba(X[:3]), flat.predict_proba(X[:3])
+    )
+    # fine-tuning keeps the source's network, not today's default
+    tuned = MedicalCNNClassifier(pretrained=flat, **fast).fit(X, y)
+    assert isinstance(tuned.net_.module_.body.classifier[0], nn.Flatten)
+    # images keep the Keras model
+    X2, y2 = make_lesion_phantoms(16, image_size=16, random_state=0)
+    images = MedicalCNNClassifier(**fast).fit(X2, y2)
+    assert images.architecture_params_ == {}
+    assert isinstance(images.net_.module_.body.classifier[0], nn.Flatten)
