@@ -20,6 +20,8 @@ Run from the project root::
     python benchmarks/eval_volumes.py --json reports/eval_volumes.json
     python benchmarks/eval_volumes.py --seeds 0 --folds 0   # validation only
     python benchmarks/eval_volumes.py --quick               # phantoms, seconds
+    python benchmarks/eval_volumes.py --seeds 0 --splits cv --only-folds 0 1 2 \
+        --architectures defaults:augmentation=flips        # a screen by fold
 
 ``--json FILE --resume`` keeps the fits already saved in FILE (it is written after
 every fit) and runs the others: a long run can stop and go on.
@@ -172,6 +174,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--folds", type=int, default=5, help="0: validation only")
     parser.add_argument(
+        "--only-folds",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="FOLD",
+        help="run only these folds (0 to --folds - 1) of each seed's partition, "
+        "e.g. a quick screen paired by fold with an earlier run",
+    )
+    parser.add_argument(
         "--splits",
         nargs="+",
         choices=("cv", "validation"),
@@ -192,6 +203,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if not args.quick and not args.data.exists():
         parser.error(f"{args.data} is absent (see ../shared/data/README.md)")
+    if args.only_folds is not None:
+        wrong = sorted({f for f in args.only_folds if not 0 <= f < args.folds})
+        if wrong:
+            parser.error(
+                f"--only-folds {wrong} outside 0 to {args.folds - 1} (--folds "
+                f"{args.folds})"
+            )
     if args.resume and args.json is None:
         parser.error("--resume needs --json (the file whose fits are kept)")
     if args.threads is not None:
@@ -227,6 +245,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if "cv" in args.splits and args.folds >= 2:
                 folds = StratifiedKFold(args.folds, shuffle=True, random_state=seed)
                 for fold, (train, test) in enumerate(folds.split(X_train, y_train)):
+                    if args.only_folds is not None and fold not in args.only_folds:
+                        continue
                     key = run_key(architecture, seed, "cv", fold)
                     cv_runs.append(
                         run_once(
@@ -262,8 +282,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{summary[key][0]:.3f} ± {summary[key][1]:.3f}"
                 for key in ("auc", "acc", "balanced_acc", "sensitivity", "specificity")
             )
+            fits = "1 fit" if runs == 1 else f"{runs} fits"
             print(
-                f"| {architecture} | {split} ({runs} fits) | {cells} | "
+                f"| {architecture} | {split} ({fits}) | {cells} | "
                 f"{summary['fit_seconds'][0]:.0f} |"
             )
     save_results(results, args.json)

@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_volumes.py"
@@ -56,7 +57,7 @@ def test_eval_volumes_quick(tmp_path, capsys):
             (run["sensitivity"] + run["specificity"]) / 2
         )
     out_text = capsys.readouterr().out
-    assert "| defaults | validation (1 fits) |" in out_text
+    assert "| defaults | validation (1 fit) |" in out_text
     assert "| defaults | cv (2 fits) |" in out_text
 
 
@@ -94,3 +95,35 @@ def test_resume_needs_a_json_file():
     bench = _load()
     with pytest.raises(SystemExit):
         bench.main(["--quick", "--resume"])
+
+
+def test_only_folds_runs_those_folds_of_the_same_partition(tmp_path, monkeypatch):
+    bench = _load()
+    seen = []
+
+    def fake_fit(params, X_train, y_train, X_test, y_test):
+        seen.append(X_test.copy())
+        keys = ("auc", "acc", "balanced_acc", "sensitivity", "specificity")
+        return {**dict.fromkeys(keys, 0.5), "fit_seconds": 1.0}
+
+    monkeypatch.setattr(bench, "fit_and_score", fake_fit)
+    argv = ["--quick", "--seeds", "0", "--folds", "3", "--splits", "cv"]
+    every = bench.main(argv)
+    assert len(every["runs"]) == 3
+    all_folds, seen[:] = list(seen), []
+    some = bench.main([*argv, "--only-folds", "2", "0"])
+    assert sorted(some["runs"]) == [
+        "defaults | seed 0 | cv fold 0",
+        "defaults | seed 0 | cv fold 2",
+    ]
+    # the same held-out volumes as those folds of the full run
+    np.testing.assert_array_equal(seen[0], all_folds[0])
+    np.testing.assert_array_equal(seen[1], all_folds[2])
+
+
+@pytest.mark.parametrize("folds", [["5"], ["-1"], ["0", "7"]])
+def test_only_folds_outside_the_partition_is_refused(folds, capsys):
+    bench = _load()
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--folds", "5", "--only-folds", *folds])
+    assert "--only-folds" in capsys.readouterr().err
