@@ -204,6 +204,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.quick and not args.data.exists():
         parser.error(f"{args.data} is absent (see ../shared/data/README.md)")
     if args.only_folds is not None:
+        if "cv" not in args.splits or args.folds < 2:
+            parser.error(
+                "--only-folds needs cross-validation (--splits cv, --folds >= 2)"
+            )
         wrong = sorted({f for f in args.only_folds if not 0 <= f < args.folds})
         if wrong:
             parser.error(

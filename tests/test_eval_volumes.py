@@ -121,9 +121,18 @@ def test_only_folds_runs_those_folds_of_the_same_partition(tmp_path, monkeypatch
     np.testing.assert_array_equal(seen[1], all_folds[2])
 
 
-@pytest.mark.parametrize("folds", [["5"], ["-1"], ["0", "7"]])
-def test_only_folds_outside_the_partition_is_refused(folds, capsys):
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--folds", "5", "--only-folds", "5"],
+        ["--folds", "5", "--only-folds", "-1"],
+        ["--folds", "5", "--only-folds", "0", "7"],
+        ["--folds", "0", "--only-folds", "0"],  # no cross-validation
+        ["--splits", "validation", "--only-folds", "0"],
+    ],
+)
+def test_only_folds_without_those_folds_is_refused(argv, capsys):
     bench = _load()
     with pytest.raises(SystemExit):
-        bench.main(["--quick", "--folds", "5", "--only-folds", *folds])
+        bench.main(["--quick", *argv])
     assert "--only-folds" in capsys.readouterr().err
