@@ -235,15 +235,9 @@ class _BaseMedicalCNN(BaseEstimator):
         mean, std, normalization = _pretrained.input_statistics(
             self, data.images, train_index, source
         )
-        # a checkpoint's network is what it implies, not today's defaults
-        params = (
-            dict(source.params)
-            if source is not None
-            else _network.default_architecture_params(
-                self.architecture, data.spatial_dims
-            )
+        params = _network.fit_architecture_params(
+            self, data.spatial_dims, None if source is None else source.params
         )
-        params.update(self.architecture_params or {})
         body = self._fit_body(data, seeds.init, device, params, source)
         layout = resolve_memory_format(
             self.memory_format,

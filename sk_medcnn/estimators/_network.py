@@ -97,6 +97,26 @@ def default_architecture_params(
     return {}
 
 
+def fit_architecture_params(
+    estimator: _BaseMedicalCNN,
+    spatial_dims: int,
+    implied: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return the factory's keyword arguments for a fit.
+
+    ``architecture_params`` over what a ``pretrained`` checkpoint implies
+    (``implied``) or, without one, over :func:`default_architecture_params`:
+    a checkpoint's network is what it was trained as, not today's defaults.
+    """
+    params = (
+        dict(implied)
+        if implied is not None
+        else default_architecture_params(estimator.architecture, spatial_dims)
+    )
+    params.update(estimator.architecture_params or {})
+    return params
+
+
 def fitted_architecture_params(estimator: _BaseMedicalCNN) -> dict[str, Any]:
     """Return the factory's keyword arguments of the fit.
 
@@ -156,13 +176,11 @@ def check_training_memory(
     batch_size = max(1, min(int(estimator.batch_size), n_samples))
     if not worth_estimating(batch_size * math.prod(image_shape) * 4):
         return  # small images: not worth building the network on meta
-    params = {
-        **default_architecture_params(factory, len(image_shape) - 1),
-        **(estimator.architecture_params or {}),
-    }
     need = training_memory(
         factory,
-        params,
+        # before a checkpoint is read: the defaults (a head's size is small
+        # next to the activations the estimate is about)
+        fit_architecture_params(estimator, len(image_shape) - 1),
         image_shape,
         n_outputs,
         batch_size,

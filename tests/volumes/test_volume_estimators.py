@@ -335,6 +335,24 @@ def test_a_volume_model_exports_to_onnx(tmp_path):
     np.testing.assert_allclose(proba, clf.predict_proba(X[:3]), atol=1e-5)
 
 
+def test_fit_architecture_params_layers_the_user_over_the_checkpoint_or_defaults():
+    from sk_medcnn import MedicalCNNClassifier
+    from sk_medcnn.estimators._network import fit_architecture_params
+
+    plain = MedicalCNNClassifier()
+    assert fit_architecture_params(plain, 3) == {"global_pool": "max"}
+    assert fit_architecture_params(plain, 2) == {}
+    # a checkpoint's implied network replaces the defaults, not merges with them
+    assert fit_architecture_params(plain, 3, {"width": 8}) == {"width": 8}
+    user = MedicalCNNClassifier(architecture_params={"global_pool": None})
+    assert fit_architecture_params(user, 3) == {"global_pool": None}
+    assert fit_architecture_params(user, 3, {"global_pool": "avg", "width": 8}) == {
+        "global_pool": None,
+        "width": 8,
+    }
+    assert user.architecture_params == {"global_pool": None}  # not mutated
+
+
 def test_simple_cnn_pools_volumes_globally_by_default(tmp_path):
     from sk_medcnn.architectures import GlobalPool
     from sk_medcnn.datasets import make_lesion_phantoms
