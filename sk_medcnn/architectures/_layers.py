@@ -114,6 +114,11 @@ class GlobalPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the ``(n, C)`` global max or mean of ``(n, C, *spatial)``."""
+        if x.ndim < 3:  # ``dim=()`` would reduce over every axis
+            raise ValueError(
+                "GlobalPool takes feature maps (n, channels, *spatial); got a "
+                f"tensor of shape {tuple(x.shape)}."
+            )
         dims = tuple(range(2, x.ndim))
         if self.mode == "max":
             return x.amax(dim=dims)

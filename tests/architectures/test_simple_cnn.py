@@ -103,6 +103,8 @@ def test_global_pool_max_and_avg(shape):
     torch.testing.assert_close(GlobalPool("avg")(x), x.mean(dim=dims))
     assert GlobalPool("avg")(x).shape == (3, 4)
     assert "mode='avg'" in repr(GlobalPool("avg"))
+    with pytest.raises(ValueError, match=r"feature maps .* shape \(2, 3\)"):
+        GlobalPool()(torch.ones(2, 3))  # no spatial axis: not silently a scalar
     with pytest.raises(ValueError, match="mode must be 'max' or 'avg'; got 'sum'"):
         GlobalPool("sum")
 
