@@ -77,6 +77,7 @@ from benchmarks.eval_defaults import CpuMeter
 from sk_medcnn import MedicalCNNClassifier, __version__
 from sk_medcnn.augmentation import RandomAffine, RandomIntensity, RandomNoise
 from sk_medcnn.datasets import load_medmnist, make_lesion_phantoms
+from sk_medcnn.preprocessing import IntensityNormalizer
 from sk_medcnn.recipes import make_recipe
 from sk_medcnn.utils._files import atomic_open
 
@@ -306,6 +307,21 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+#: name -> (description, a CONFIGS name): the configuration after a per-image
+#: z-score (IntensityNormalizer(per_image=True)) in a Pipeline, which undoes
+#: contrast and brightness shifts by construction
+STANDARDISED: dict[str, tuple[str, str]] = {
+    "zscore_moderate": (
+        "IntensityNormalizer(per_image=True) (each image's z-score), then moderate",
+        "moderate",
+    ),
+    "zscore_no_aug": (
+        "IntensityNormalizer(per_image=True) (each image's z-score), then no_aug",
+        "no_aug",
+    ),
+}
+
+
 #: name -> (description, the recipe's make_recipe name): ensembles, slower
 RECIPES: dict[str, tuple[str, str]] = {
     "recipe_general": (
@@ -313,6 +329,17 @@ RECIPES: dict[str, tuple[str, str]] = {
         "'auto' (tuned for balanced accuracy on two classes, arg-max on more)",
         "general",
     ),
+    "recipe_hedge": (
+        "recipe_general with members of five augmentations, one each: affine, "
+        "recipe_aug, recipe_noise, moderate, strong",
+        "general",
+    ),
+}
+
+#: a recipe's members' augmentations (CONFIGS names), one per member; recipes
+#: not named here train every member with the defaults
+MEMBER_AUGMENTATIONS: dict[str, tuple[str, ...]] = {
+    "recipe_hedge": ("affine", "recipe_aug", "recipe_noise", "moderate", "strong"),
 }
 
 
@@ -334,11 +361,22 @@ def build(
     if name in RECIPES:  # the members adapt to the data's spatial dims themselves
         member_params = dict(overrides or {})
         n_members = member_params.pop("n_members", None)
-        return make_recipe(
+        augmentations = MEMBER_AUGMENTATIONS.get(name)
+        if augmentations is not None:
+            n_members = len(augmentations) if n_members is None else n_members
+        recipe = make_recipe(
             RECIPES[name][1],
             n_members=n_members,
             member_params=member_params or None,
             random_state=seed,
+        )
+        if augmentations is not None:
+            _set_member_augmentations(recipe, augmentations, spatial_dims)
+        return recipe
+    if name in STANDARDISED:
+        return make_pipeline(
+            IntensityNormalizer(per_image=True, spatial_dims=spatial_dims),
+            build(STANDARDISED[name][1], seed, overrides, spatial_dims),
         )
     params = {
         key: value(spatial_dims) if callable(value) else value
@@ -346,6 +384,20 @@ def build(
     }
     params.update(overrides or {})
     return MedicalCNNClassifier(**params, random_state=seed)
+
+
+def _set_member_augmentations(
+    recipe: Any, augmentations: Sequence[str], spatial_dims: int
+) -> None:
+    """Give the recipe's ensemble members these CONFIGS' augmentations, cycling."""
+    ensemble = recipe
+    while not hasattr(ensemble, "estimators"):  # inside a threshold wrapper
+        ensemble = ensemble.estimator
+    for i, (_, member) in enumerate(ensemble.estimators):
+        factory = CONFIGS[augmentations[i % len(augmentations)]][1]["augmentation"]
+        member.set_params(
+            augmentation=factory(spatial_dims) if callable(factory) else factory
+        )
 
 
 # --- data ---------------------------------------------------------------------
@@ -443,7 +495,7 @@ def run_fit(
         images = X_val if function is None else function(X_val)
         proba = model.predict_proba(images)
         weights = balanced if shift == "prevalence" else None
-        prediction = None if config in CONFIGS else model.predict(images)
+        prediction = None if config not in RECIPES else model.predict(images)
         result["scores"][shift] = score(
             proba, y_val, model.classes_, weights, prediction
         )
@@ -552,6 +604,52 @@ def paired(
     return results
 
 
+def versus(
+    rows: list[dict[str, Any]], base: str, other: str, metric: str = "auc"
+) -> list[dict[str, Any]]:
+    """Per data set and subset: config ``other`` minus config ``base``, by seed.
+
+    Pairs the two configurations' fits of the same data set, subset and seed
+    (the same subset drawn) and gives the mean difference of ``metric`` in
+    distribution (``none``) and averaged over every shift, each with its
+    standard error over the pairs (NaN for one pair).
+    """
+    by_key = {_key(row): row for row in rows}
+    groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for (dataset, which, config, seed), row in sorted(by_key.items()):
+        match = by_key.get((dataset, which, base, seed))
+        if config != other or match is None:
+            continue
+        shifted = [
+            row["scores"][k][metric] - match["scores"][k][metric] for k in row["scores"]
+        ]
+        groups.setdefault((dataset, which), []).append(
+            (
+                row["scores"]["none"][metric] - match["scores"]["none"][metric],
+                float(np.mean(shifted)),
+            )
+        )
+    results = []
+    for (dataset, which), pairs in sorted(groups.items()):
+        values = np.asarray(pairs)
+        n = len(values)
+        error = (
+            np.std(values, axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.full(2, np.nan)
+        )
+        results.append(
+            {
+                "dataset": dataset,
+                "subset": which,
+                "n_seeds": n,
+                "diff_none": float(values[:, 0].mean()),
+                "se_none": float(error[0]),
+                "diff_shifts": float(values[:, 1].mean()),
+                "se_shifts": float(error[1]),
+            }
+        )
+    return results
+
+
 def _mean_sd(cell: dict[str, Any], metric: str) -> str:
     """``mean±sd``, or the mean alone for one seed."""
     if np.isnan(cell[f"{metric}_sd"]):
@@ -637,7 +735,11 @@ def save(path: Path, args: argparse.Namespace, rows: list[dict[str, Any]]) -> No
         },
         "configs": {
             name: description
-            for name, (description, _) in {**CONFIGS, **RECIPES}.items()
+            for name, (description, _) in {
+                **CONFIGS,
+                **STANDARDISED,
+                **RECIPES,
+            }.items()
         },
         "rows": rows,
         "summary": summarise(rows),
@@ -673,7 +775,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--configs",
         nargs="+",
-        choices=(*CONFIGS, *RECIPES),
+        choices=(*CONFIGS, *STANDARDISED, *RECIPES),
         default=None,
         help="configurations to fit (default: no_aug affine recipe_aug strong "
         "moderate); with --table, the ones to show",
@@ -705,9 +807,39 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "seed): AUC averaged over the shifts, after - before; then exit",
     )
     parser.add_argument(
+        "--versus",
+        nargs=2,
+        metavar=("BASE", "OTHER"),
+        help="with --table: OTHER minus BASE, paired by data set, subset and seed "
+        "(AUC in distribution and averaged over the shifts, with standard errors)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="smoke test on tiny phantoms"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.versus and not args.table:
+        parser.error("--versus compares saved runs: give them with --table.")
+    return args
+
+
+def _print_versus(rows: list[dict[str, Any]], base: str, other: str) -> None:
+    results = versus(rows, base, other)
+    if not results:
+        raise SystemExit(
+            f"--versus: no data set, subset and seed has fits of both {base!r} "
+            f"and {other!r} in the --table files."
+        )
+    print(f"AUC of {other} minus {base}, paired by seed (± standard error)")
+    print(
+        f"{'data set':<10} {'subset':<6} {'seeds':>5} {'in distribution':>17} "
+        f"{'over shifts':>17}"
+    )
+    for r in results:
+        print(
+            f"{r['dataset']:<10} {r['subset']:<6} {r['n_seeds']:>5} "
+            f"{r['diff_none']:>+9.4f}±{r['se_none']:.4f} "
+            f"{r['diff_shifts']:>+9.4f}±{r['se_shifts']:.4f}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -735,6 +867,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             for row in json.loads(path.read_text())["rows"]
             if args.configs is None or row["config"] in args.configs
         ]
+        if args.versus:
+            _print_versus(rows, *args.versus)
+            return rows
         print_table(summarise(rows), rst=args.rst)
         return rows
     torch.set_num_threads(args.threads)

@@ -210,3 +210,64 @@ def test_set_reads_literals_and_strings_and_refuses_the_rest(bench):
     for bad in ("max_epochs", "=3", "not a name=1"):
         with pytest.raises(SystemExit, match="NAME=VALUE"):
             bench._settings([bad])
+
+
+def test_versus_pairs_two_configurations_by_seed(bench, tmp_path, capsys):
+    def row(config, seed, none, shifted, subset="300"):
+        scores = {"none": {"auc": none}, "blur": {"auc": shifted}}
+        return {
+            "dataset": "retina",
+            "subset": subset,
+            "config": config,
+            "seed": seed,
+            "scores": scores,
+        }
+
+    rows = [
+        row("moderate", 0, 0.70, 0.60),
+        row("moderate", 1, 0.80, 0.70),
+        row("hedge", 0, 0.74, 0.60),
+        row("hedge", 1, 0.82, 0.74),
+        row("hedge", 2, 0.10, 0.10),  # no moderate fit of seed 2: not paired
+        row("hedge", 0, 0.10, 0.10, subset="all"),  # nor of this subset
+    ]
+    (result,) = bench.versus(rows, "moderate", "hedge")
+    assert (result["subset"], result["n_seeds"]) == ("300", 2)
+    assert math.isclose(result["diff_none"], 0.03)
+    assert math.isclose(result["se_none"], np.std([0.04, 0.02], ddof=1) / np.sqrt(2))
+    assert math.isclose(result["diff_shifts"], np.mean([0.02, 0.03]))
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps({"rows": rows}))
+    bench.main(["--table", str(path), "--versus", "moderate", "hedge"])
+    assert "+0.0300" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no data set, subset and seed"):
+        bench.main(["--table", str(path), "--versus", "moderate", "strong"])
+    with pytest.raises(SystemExit):  # argparse: --versus needs saved runs
+        bench.main(["--versus", "moderate", "hedge"])
+    assert "--versus compares saved runs" in capsys.readouterr().err
+
+
+def test_standardised_and_hedged_candidates_build_what_they_describe(bench):
+    from sk_medcnn.preprocessing import IntensityNormalizer
+
+    standardised = bench.build("zscore_moderate", 0, spatial_dims=3)
+    normalizer, classifier = (step for _, step in standardised.steps)
+    assert isinstance(normalizer, IntensityNormalizer)
+    assert normalizer.per_image
+    assert normalizer.spatial_dims == 3
+    assert classifier.augmentation[0].translate == (0.05, 0.05, 0.05)
+    assert bench.build("zscore_no_aug", 0).steps[-1][1].augmentation is None
+    hedge = bench.build("recipe_hedge", 0, {"max_epochs": 1})
+    members = [member for _, member in hedge.estimator.estimators]
+    assert len(members) == len(bench.MEMBER_AUGMENTATIONS["recipe_hedge"]) == 5
+    assert all(member.max_epochs == 1 for member in members)
+    # affine only, then intensity changes of growing strength: RandomIntensity's
+    # contrast 0.2, 0.2, 0.3, 0.4
+    from sk_medcnn.augmentation import RandomAffine
+
+    assert isinstance(members[0].augmentation, RandomAffine)
+    contrasts = [m.augmentation.steps[1][1].contrast for m in members[1:]]
+    assert contrasts == [0.2, 0.2, 0.3, 0.4]
+    assert members[2].augmentation.steps[-1][1].std == 0.04  # recipe_noise's noise
+    fewer = bench.build("recipe_hedge", 0, {"n_members": 2})
+    assert len(fewer.estimator.estimators) == 2
