@@ -48,6 +48,8 @@ skips the fits already there::
         --datasets pneumonia retina --subsets all 10% 300 --seeds 0 1 \\
         --json reports/eval_generalisation.json --resume
     python benchmarks/eval_generalisation.py --table reports/eval_generalisation.json
+    python benchmarks/eval_generalisation.py --table reports/eval_generalisation.json \\
+        --versus moderate strong   # strong minus moderate, paired by seed
     python benchmarks/eval_generalisation.py --quick   # smoke test on phantoms
 """
 
