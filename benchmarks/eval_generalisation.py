@@ -298,6 +298,17 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
         "moderate with batches of 16 (twice the steps)",
         {"augmentation": _moderate, "batch_size": 16},
     ),
+    # the network's head on volumes, whose default is global max pooling
+    "moderate_flat": (
+        "moderate with the flattened head (architecture_params="
+        "{'global_pool': None}), the default for images",
+        {"augmentation": _moderate, "architecture_params": {"global_pool": None}},
+    ),
+    "moderate_gavg": (
+        "moderate with a global average pooling head (architecture_params="
+        "{'global_pool': 'avg'})",
+        {"augmentation": _moderate, "architecture_params": {"global_pool": "avg"}},
+    ),
     "moderate_no_noise": (
         "moderate without its RandomNoise",
         {

@@ -271,3 +271,10 @@ def test_standardised_and_hedged_candidates_build_what_they_describe(bench):
     assert members[2].augmentation.steps[-1][1].std == 0.04  # recipe_noise's noise
     fewer = bench.build("recipe_hedge", 0, {"n_members": 2})
     assert len(fewer.estimator.estimators) == 2
+
+
+def test_head_candidates_set_the_global_pool(bench):
+    flat = bench.build("moderate_flat", 0, spatial_dims=3)
+    assert flat.architecture_params == {"global_pool": None}
+    assert flat.augmentation[0].translate == (0.05, 0.05, 0.05)
+    assert bench.build("moderate_gavg", 0).architecture_params == {"global_pool": "avg"}
