@@ -87,17 +87,25 @@ def test_shifts_keep_rgb_channels_apart(bench):
         assert (shifted[..., 1:] == 0).all()
 
 
-@pytest.mark.parametrize(("which", "size"), [("all", 200), ("10%", 20), ("300", 200)])
+@pytest.mark.parametrize(
+    ("which", "size"), [("all", 800), ("10%", 80), ("300", 300), ("600", 600)]
+)
 def test_subsets_are_stratified_and_seeded(bench, which, size):
-    y = np.repeat([0, 1], [50, 150])
-    X = np.zeros((200, 4, 4))
+    y = np.repeat([0, 1], [200, 600])
+    X = np.zeros((800, 4, 4))
     rows = bench.subset(X, y, which, seed=0)
     assert len(rows) == size
     assert len(np.unique(rows)) == size
-    assert abs(y[rows].mean() - 0.75) <= 0.05
+    assert abs(y[rows].mean() - 0.75) <= 0.01
     np.testing.assert_array_equal(rows, bench.subset(X, y, which, seed=0))
-    if which == "10%":
+    if which != "all":
         assert not np.array_equal(rows, bench.subset(X, y, which, seed=1))
+
+
+def test_a_subset_larger_than_the_split_is_all_of_it(bench):
+    y = np.repeat([0, 1], [50, 150])
+    rows = bench.subset(np.zeros((200, 4, 4)), y, "600", seed=0)
+    np.testing.assert_array_equal(rows, np.arange(200))
 
 
 def test_prevalence_weights_change_accuracy_not_binary_auc(bench):
