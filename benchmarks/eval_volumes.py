@@ -34,6 +34,7 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,15 +104,42 @@ def summarise(runs: list[dict[str, float]]) -> dict[str, list[float]]:
     }
 
 
+def _strengths(brightness: float, contrast: float, noise: float) -> Any:
+    """The 3-D default's affine map, then these intensity changes and noise."""
+    return default_augmentation(spatial_dims=3).set_params(
+        randomintensity__brightness=brightness,
+        randomintensity__contrast=contrast,
+        randomintensity__gamma=contrast,
+        randomnoise__std=noise,
+    )
+
+
+def _flips_then(augmentation: Any) -> Any:
+    return make_pipeline(
+        RandomFlip(axes=("horizontal", "vertical", "depth")), augmentation
+    )
+
+
+#: ``augmentation=NAME`` in a model spec: named augmentations, fixed so that a
+#: saved fit's key keeps meaning what it was trained with
+AUGMENTATIONS: dict[str, Callable[[], Any]] = {
+    # the default since 2026-12-07, as images have it
+    "moderate": lambda: _strengths(0.15, 0.3, 0.02),
+    # the volumes' default until 2026-12-07: stronger intensity changes and noise
+    "strong": lambda: _strengths(0.2, 0.4, 0.04),
+    # random flips on every axis, then the default (or "strong")
+    "flips": lambda: _flips_then(default_augmentation(spatial_dims=3)),
+    "flips_strong": lambda: _flips_then(_strengths(0.2, 0.4, 0.04)),
+}
+
+
 def parse_model(spec: str) -> dict[str, Any]:
     """Estimator parameters from ``"defaults"`` or ``"name[:key=value,...]"``.
 
     ``resnet18:stem=imagenet,width=32`` is ``architecture="resnet18"`` with those
     ``architecture_params``; ``defaults:augmentation=none`` changes an estimator
     parameter (``none`` is None; numbers are read as numbers;
-    ``augmentation=flips`` is the default augmentation after random flips on
-    every axis; ``augmentation=moderate`` the 3-D default with the 2-D default's
-    intensity changes and noise).
+    ``augmentation=`` also takes a name from ``AUGMENTATIONS``).
     """
     name, _, options = spec.partition(":")
     values: dict[str, Any] = {}
@@ -126,18 +154,9 @@ def parse_model(spec: str) -> dict[str, Any]:
             except ValueError:
                 pass
         values[key] = value
-    if values.get("augmentation") == "flips":  # the default, after flips on every axis
-        values["augmentation"] = make_pipeline(
-            RandomFlip(axes=("horizontal", "vertical", "depth")),
-            default_augmentation(spatial_dims=3),
-        )
-    if values.get("augmentation") == "moderate":  # the 2-D default's strengths
-        values["augmentation"] = default_augmentation(spatial_dims=3).set_params(
-            randomintensity__brightness=0.15,
-            randomintensity__contrast=0.3,
-            randomintensity__gamma=0.3,
-            randomnoise__std=0.02,
-        )
+    preset = values.get("augmentation")
+    if isinstance(preset, str) and preset in AUGMENTATIONS:
+        values["augmentation"] = AUGMENTATIONS[preset]()
     if name == "defaults":
         return values
     return {"architecture": name, "architecture_params": values or None}
@@ -224,10 +243,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"validation {X_val.shape} ({y_val.mean():.1%} positive)"
     )
     done: dict[str, dict[str, float]] = {}
-    if args.resume and args.json.exists():
-        done = json.loads(args.json.read_text()).get("runs", {})
-        print(f"resuming: {len(done)} fits kept from {args.json}")
     results: dict[str, Any] = {"data": str(args.data), "quick": args.quick}
+    if args.resume and args.json.exists():
+        saved = json.loads(args.json.read_text())
+        done = saved.get("runs", {})
+        if "note" in saved:  # what the saved fits' keys mean, kept
+            results["note"] = saved["note"]
+        print(f"resuming: {len(done)} fits kept from {args.json}")
     results["runs"] = done
 
     def run_once(key: str, *data: np.ndarray) -> dict[str, float]:

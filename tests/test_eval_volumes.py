@@ -31,6 +31,13 @@ def test_model_specifications_parse():
     moderate = bench.parse_model("defaults:augmentation=moderate")["augmentation"]
     assert moderate[0].translate == (0.05, 0.05, 0.05)
     assert (moderate[1].contrast, moderate[2].std) == (0.3, 0.02)
+    strong = bench.parse_model("defaults:augmentation=strong")["augmentation"]
+    assert (strong[1].brightness, strong[1].gamma, strong[2].std) == (0.2, 0.4, 0.04)
+    # the preset "flips" wraps the current default, "flips_strong" the former one
+    flips = bench.parse_model("defaults:augmentation=flips")["augmentation"]
+    assert flips[1][1].contrast == 0.3
+    flips_strong = bench.parse_model("defaults:augmentation=flips_strong")
+    assert flips_strong["augmentation"][1][1].contrast == 0.4
     assert bench.parse_model("resnet18:stem=imagenet,width=32") == {
         "architecture": "resnet18",
         "architecture_params": {"stem": "imagenet", "width": 32},

@@ -42,17 +42,16 @@ def test_default_augmentation_is_the_documented_pipeline():
     assert (noise.kind, noise.std, noise.p) == ("gaussian", 0.02, 0.5)
 
 
-def test_volumes_keep_the_stronger_intensity_changes_they_were_measured_with():
+def test_volumes_shift_along_the_depth_with_the_images_intensity_changes():
+    images = dict(default_augmentation(spatial_dims=2).steps)
     affine, intensity, noise = (
         step for _, step in default_augmentation(spatial_dims=3).steps
     )
     assert affine.translate == (0.05, 0.05, 0.05)
-    assert (intensity.brightness, intensity.contrast, intensity.gamma) == (
-        0.2,
-        0.4,
-        0.4,
-    )
-    assert (noise.std, noise.p) == (0.04, 0.5)
+    assert (affine.degrees, affine.scale, affine.p) == (10.0, (0.95, 1.05), 0.5)
+    assert intensity.get_params() == images["randomintensity"].get_params()
+    assert noise.get_params() == images["randomnoise"].get_params()
+    assert (intensity.contrast, noise.std) == (0.3, 0.02)
 
 
 def test_default_augmentation_returns_a_new_pipeline_every_call():
