@@ -259,14 +259,14 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "strong": (
         "+ affine, RandomIntensity(0.2, contrast 0.4, gamma 0.4), "
-        "RandomNoise(4%, p=0.5): the default before 'moderate' (still the "
-        "default for volumes)",
+        "RandomNoise(4%, p=0.5): the default before 'moderate' (for volumes "
+        "until 2026-12-07)",
         {"augmentation": _strong},
     ),
     "moderate": (
         "+ affine, RandomIntensity(0.15, contrast 0.3, gamma 0.3), "
         "RandomNoise(2%, p=0.5): between recipe_aug and strong; what "
-        "augmentation='auto', the default, gives images",
+        "augmentation='auto', the default, gives images and volumes",
         {"augmentation": _moderate},
     ),
     "recipe_noise": (
@@ -403,11 +403,22 @@ def build(
 def _set_member_augmentations(
     recipe: Any, augmentations: Sequence[str], spatial_dims: int
 ) -> None:
-    """Give the recipe's ensemble members these CONFIGS' augmentations, cycling."""
-    ensemble = recipe
-    while not hasattr(ensemble, "estimators"):  # inside a threshold wrapper
-        ensemble = ensemble.estimator
-    for i, (_, member) in enumerate(ensemble.estimators):
+    """Give the recipe's members these CONFIGS' augmentations, in turn.
+
+    With more members than augmentations they start over; a recipe of one
+    member (no ensemble) gets the first.
+    """
+    model = recipe
+    while not isinstance(model, MedicalCNNClassifier) and not hasattr(
+        model, "estimators"
+    ):  # inside a threshold wrapper
+        model = model.estimator
+    members = (
+        [("member0", model)]
+        if isinstance(model, MedicalCNNClassifier)
+        else model.estimators
+    )
+    for i, (_, member) in enumerate(members):
         factory = CONFIGS[augmentations[i % len(augmentations)]][1]["augmentation"]
         member.set_params(
             augmentation=factory(spatial_dims) if callable(factory) else factory
@@ -623,10 +634,24 @@ def versus(
 ) -> list[dict[str, Any]]:
     """Per data set and subset: config ``other`` minus config ``base``, by seed.
 
-    Pairs the two configurations' fits of the same data set, subset and seed
-    (the same subset drawn) and gives the mean difference of ``metric`` in
-    distribution (``none``) and averaged over every shift, each with its
-    standard error over the pairs (NaN for one pair).
+    Parameters
+    ----------
+    rows : list of dict
+        Saved fits (the ``rows`` of a ``--json`` file).
+    base, other : str
+        The configurations compared.
+    metric : str, default="auc"
+        A metric of every shift's scores.
+
+    Returns
+    -------
+    results : list of dict
+        One per data set and subset where both configurations have fits of
+        the same seed (the same subset drawn): ``n_seeds``, the mean
+        difference of ``metric`` in distribution (``diff_none``) and averaged
+        over the shifts both fits were scored on, the unshifted split
+        included (``diff_shifts``), each with its standard error over the
+        pairs (``se_none``, ``se_shifts``; NaN for one pair).
     """
     by_key = {_key(row): row for row in rows}
     groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
@@ -634,8 +659,9 @@ def versus(
         match = by_key.get((dataset, which, base, seed))
         if config != other or match is None:
             continue
+        shared = [k for k in row["scores"] if k in match["scores"]]
         shifted = [
-            row["scores"][k][metric] - match["scores"][k][metric] for k in row["scores"]
+            row["scores"][k][metric] - match["scores"][k][metric] for k in shared
         ]
         groups.setdefault((dataset, which), []).append(
             (
@@ -785,7 +811,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--datasets", nargs="+", choices=tuple(DATASETS), default=list(DATASETS)
     )
-    parser.add_argument("--subsets", nargs="+", choices=SUBSETS, default=list(SUBSETS))
+    parser.add_argument(
+        "--subsets",
+        nargs="+",
+        choices=SUBSETS,
+        default=["all", "10%", "300"],
+        help="training subsets (default: all 10%% 300; 600 was run for volumes)",
+    )
     parser.add_argument(
         "--configs",
         nargs="+",
@@ -833,10 +865,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.versus and not args.table:
         parser.error("--versus compares saved runs: give them with --table.")
+    if args.versus and (args.paired or args.rst):
+        parser.error("--versus prints its own table: not with --paired or --rst.")
     return args
 
 
 def _print_versus(rows: list[dict[str, Any]], base: str, other: str) -> None:
+    saved = {row["config"] for row in rows}
+    unknown = [name for name in (base, other) if name not in saved]
+    if unknown:
+        raise SystemExit(
+            f"--versus: {', '.join(map(repr, unknown))} has no fits in the --table "
+            f"files, which hold {', '.join(sorted(saved))}."
+        )
     results = versus(rows, base, other)
     if not results:
         raise SystemExit(
@@ -882,8 +923,13 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             if args.configs is None or row["config"] in args.configs
         ]
         if args.versus:
-            _print_versus(rows, *args.versus)
-            return rows
+            every = [
+                row
+                for path in args.table
+                for row in json.loads(path.read_text())["rows"]
+            ]
+            _print_versus(every, *args.versus)
+            return every
         print_table(summarise(rows), rst=args.rst)
         return rows
     torch.set_num_threads(args.threads)

@@ -248,8 +248,19 @@ def test_versus_pairs_two_configurations_by_seed(bench, tmp_path, capsys):
     path.write_text(json.dumps({"rows": rows}))
     bench.main(["--table", str(path), "--versus", "moderate", "hedge"])
     assert "+0.0300" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="no data set, subset and seed"):
+    with pytest.raises(SystemExit, match="'strong' has no fits"):
         bench.main(["--table", str(path), "--versus", "moderate", "strong"])
+    # --configs chooses the columns of --table, not the fits --versus pairs
+    bench.main(
+        ["--table", str(path), "--configs", "no_aug", "--versus", "moderate", "hedge"]
+    )
+    assert "+0.0300" in capsys.readouterr().out
+    lone = [row("moderate", 7, 0.5, 0.5, subset="all"), row("hedge", 8, 0.5, 0.5)]
+    path.write_text(json.dumps({"rows": lone}))
+    with pytest.raises(SystemExit, match="no data set, subset and seed"):
+        bench.main(["--table", str(path), "--versus", "moderate", "hedge"])
+    with pytest.raises(SystemExit):
+        bench.main(["--table", str(path), "--rst", "--versus", "moderate", "hedge"])
     with pytest.raises(SystemExit):  # argparse: --versus needs saved runs
         bench.main(["--versus", "moderate", "hedge"])
     assert "--versus compares saved runs" in capsys.readouterr().err
@@ -279,6 +290,10 @@ def test_standardised_and_hedged_candidates_build_what_they_describe(bench):
     assert members[2].augmentation.steps[-1][1].std == 0.04  # recipe_noise's noise
     fewer = bench.build("recipe_hedge", 0, {"n_members": 2})
     assert len(fewer.estimator.estimators) == 2
+    more = bench.build("recipe_hedge", 0, {"n_members": 6})  # the list starts over
+    assert isinstance(more.estimator.estimators[5][1].augmentation, RandomAffine)
+    one = bench.build("recipe_hedge", 0, {"n_members": 1})  # no ensemble
+    assert isinstance(one.estimator.augmentation, RandomAffine)
 
 
 def test_head_candidates_set_the_global_pool(bench):

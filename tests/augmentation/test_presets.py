@@ -52,6 +52,7 @@ def test_volumes_shift_along_the_depth_with_the_images_intensity_changes():
     assert intensity.get_params() == images["randomintensity"].get_params()
     assert noise.get_params() == images["randomnoise"].get_params()
     assert (intensity.contrast, noise.std) == (0.3, 0.02)
+    assert default_augmentation(spatial_dims=3.0)[0].translate == affine.translate
 
 
 def test_default_augmentation_returns_a_new_pipeline_every_call():
