@@ -871,6 +871,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _print_versus(rows: list[dict[str, Any]], base: str, other: str) -> None:
+    """Print :func:`versus`'s table; exit naming what is missing when it is empty."""
     saved = {row["config"] for row in rows}
     unknown = [name for name in (base, other) if name not in saved]
     if unknown:

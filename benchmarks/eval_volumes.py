@@ -115,6 +115,7 @@ def _strengths(brightness: float, contrast: float, noise: float) -> Any:
 
 
 def _flips_then(augmentation: Any) -> Any:
+    """Random flips on every axis, then ``augmentation``."""
     return make_pipeline(
         RandomFlip(axes=("horizontal", "vertical", "depth")), augmentation
     )
