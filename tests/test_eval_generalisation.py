@@ -187,16 +187,21 @@ def test_the_default_augmentation_is_the_chosen_configuration(bench):
         assert ours.get_params() == theirs.get_params()
 
 
+def _row(config, seed, none, shifted, subset="300"):
+    """A saved fit of RetinaMNIST: AUC unshifted and under one shift."""
+    scores = {"none": {"auc": none}, "blur": {"auc": shifted}}
+    return {
+        "dataset": "retina",
+        "subset": subset,
+        "config": config,
+        "seed": seed,
+        "scores": scores,
+    }
+
+
 def test_paired_compares_the_same_fits_only(bench, tmp_path, capsys):
     def row(seed, none, shifted, config="moderate", subset="300"):
-        scores = {"none": {"auc": none}, "blur": {"auc": shifted}}
-        return {
-            "dataset": "retina",
-            "subset": subset,
-            "config": config,
-            "seed": seed,
-            "scores": scores,
-        }
+        return _row(config, seed, none, shifted, subset)
 
     before = [row(0, 0.70, 0.60), row(1, 0.80, 0.70), row(2, 0.9, 0.9, "strong")]
     after = [row(0, 0.72, 0.62), row(1, 0.80, 0.74), row(5, 0.1, 0.1)]
@@ -221,15 +226,7 @@ def test_set_reads_literals_and_strings_and_refuses_the_rest(bench):
 
 
 def test_versus_pairs_two_configurations_by_seed(bench, tmp_path, capsys):
-    def row(config, seed, none, shifted, subset="300"):
-        scores = {"none": {"auc": none}, "blur": {"auc": shifted}}
-        return {
-            "dataset": "retina",
-            "subset": subset,
-            "config": config,
-            "seed": seed,
-            "scores": scores,
-        }
+    row = _row
 
     rows = [
         row("moderate", 0, 0.70, 0.60),
