@@ -588,6 +588,123 @@ def gaps(
     }
 
 
+def paired_gaps(
+    rows: list[dict[str, Any]],
+    metric: str = "auc",
+    *,
+    min_seeds: int = 3,
+    margin: float = 0.01,
+) -> dict[str, dict[str, Any]]:
+    """Per config: its shortfall to the best other config of each cell, by seed.
+
+    :func:`gaps` compares means over whatever seeds each configuration has,
+    so a configuration run on three lucky seeds can look best in a cell
+    where it is not. Here each pair of configurations in a cell (data set x
+    subset x shift) is compared on the seeds both have (the same subsets
+    drawn), and only when they share at least ``min_seeds``; a
+    configuration's shortfall in the cell is the largest mean paired
+    difference to another (0 when none is ahead).
+
+    Parameters
+    ----------
+    rows : list of dict
+        Saved fits (the ``rows`` of a ``--json`` file).
+    metric : str, default="auc"
+        A metric of every shift's scores.
+    min_seeds : int, default=3
+        Seeds two configurations must share to be compared in a cell.
+    margin : float, default=0.01
+        The shortfall the aim allows (issue 20: 0.01 AUC).
+
+    Returns
+    -------
+    stats : dict
+        Per configuration with any comparison: ``cells`` compared, the
+        ``worst`` and ``mean`` shortfall, ``within`` (cells short by at most
+        ``margin``), and ``clearly_short``: the cells where the shortfall
+        exceeds ``margin`` by more than two standard errors of its paired
+        differences, as ``(data set, subset, shift, leader, shortfall, se,
+        seeds)``.
+    """
+    scores: dict[tuple[str, str, str], dict[str, dict[int, float]]] = {}
+    for row in rows:
+        for shift, values in row["scores"].items():
+            cell = scores.setdefault((row["dataset"], row["subset"], shift), {})
+            cell.setdefault(row["config"], {})[row["seed"]] = values[metric]
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    for (dataset, which, shift), by_config in scores.items():
+        for config, own in by_config.items():
+            best: tuple[Any, ...] | None = None
+            for other, theirs in by_config.items():
+                seeds = sorted(own.keys() & theirs.keys())
+                if other == config or len(seeds) < min_seeds:
+                    continue
+                diff = np.array([theirs[seed] - own[seed] for seed in seeds])
+                error = float(np.std(diff, ddof=1) / np.sqrt(len(diff)))
+                if best is None or diff.mean() > best[4]:
+                    best = (
+                        dataset,
+                        which,
+                        shift,
+                        other,
+                        float(diff.mean()),
+                        error,
+                        len(seeds),
+                    )
+            if best is not None:
+                if best[4] < 0:  # nothing is ahead of it here
+                    best = (*best[:4], 0.0, *best[5:])
+                found.setdefault(config, []).append(best)
+    stats = {}
+    for config, cells in found.items():
+        shortfalls = np.array([cell[4] for cell in cells])
+        stats[config] = {
+            "cells": len(cells),
+            "worst": float(shortfalls.max()),
+            "worst_cell": cells[int(shortfalls.argmax())],
+            "mean": float(shortfalls.mean()),
+            "within": int(np.sum(shortfalls <= margin)),
+            "clearly_short": sorted(
+                (cell for cell in cells if cell[4] - margin > 2 * cell[5]),
+                key=lambda cell: -cell[4],
+            ),
+        }
+    return stats
+
+
+def print_paired_gaps(rows: list[dict[str, Any]], file: Any = None) -> None:
+    """Print :func:`paired_gaps` under the tables, one line per configuration."""
+    file = file or sys.stdout
+    stats = paired_gaps(rows)
+    if not stats:
+        return
+    print(
+        "\nShortfall of AUC paired by seed (to the best configuration sharing at "
+        "least 3 seeds in each cell; 'clearly' = over 0.01 by more than 2 "
+        "standard errors):",
+        file=file,
+    )
+    for config, entry in stats.items():
+        print(
+            f"  {config:12s} worst {entry['worst']:.3f}  mean {entry['mean']:.3f}  "
+            f"within 0.01 in {entry['within']}/{entry['cells']} cells, clearly "
+            f"short in {len(entry['clearly_short'])}; worst: "
+            f"{_describe_shortfall(entry['worst_cell'])}",
+            file=file,
+        )
+        for cell in entry["clearly_short"]:
+            print(f"      clearly: {_describe_shortfall(cell)}", file=file)
+
+
+def _describe_shortfall(cell: tuple[Any, ...]) -> str:
+    """One :func:`paired_gaps` cell as ``data set subset shift: s±se behind X``."""
+    dataset, which, shift, leader, short, error, n = cell
+    return (
+        f"{dataset} {which} {shift}: {short:.3f}±{error:.3f} behind {leader} "
+        f"({n} seeds)"
+    )
+
+
 def paired(
     before: list[dict[str, Any]], after: list[dict[str, Any]], metric: str = "auc"
 ) -> list[dict[str, Any]]:
@@ -932,6 +1049,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             _print_versus(every, *args.versus)
             return every
         print_table(summarise(rows), rst=args.rst)
+        if not args.rst:
+            print_paired_gaps(rows)
         return rows
     torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []

@@ -263,6 +263,46 @@ def test_versus_pairs_two_configurations_by_seed(bench, tmp_path, capsys):
     assert "--versus compares saved runs" in capsys.readouterr().err
 
 
+def test_paired_gaps_compare_shared_seeds_and_flag_clear_shortfalls(
+    bench, tmp_path, capsys
+):
+    row = _row
+    rows = [
+        # "ahead" leads "base" by 0.05 +- 0.01 on seeds 0-2: clearly over 0.01
+        *(row("base", seed, 0.70 + d, 0.70) for seed, d in enumerate((0, 0.01, 0))),
+        *(row("ahead", seed, 0.75 + d, 0.70) for seed, d in enumerate((0, 0, 0.02))),
+        # "lucky" looks best by its mean, but shares only two seeds with them
+        row("lucky", 0, 0.99, 0.99),
+        row("lucky", 1, 0.99, 0.99),
+        # "noisy" trails "ahead" by 0.037 on average, too unsteadily to be clear
+        *(row("noisy", seed, v, 0.70) for seed, v in enumerate((0.62, 0.80, 0.74))),
+    ]
+    stats = bench.paired_gaps(rows)
+    assert set(stats) == {"base", "ahead", "noisy"}  # "lucky" compared with none
+    base = stats["base"]
+    assert base["cells"] == 2
+    assert base["within"] == 1
+    leader = base["worst_cell"]
+    assert leader[:4] == ("retina", "300", "none", "ahead")
+    assert math.isclose(leader[4], np.mean([0.05, 0.04, 0.07]))
+    assert leader[6] == 3
+    assert [cell[3] for cell in base["clearly_short"]] == ["ahead"]
+    assert stats["ahead"]["worst"] == 0.0  # nothing is ahead of it; not negative
+    noisy = stats["noisy"]
+    assert noisy["worst"] > 0.01
+    assert noisy["clearly_short"] == []
+    path = tmp_path / "runs.json"
+    for r in rows:  # what print_table needs besides the AUC
+        r.update(fit_s=1.0, fit_cpu_s=1.0)
+        for scores in r["scores"].values():
+            scores.update(acc=0.5, balanced_accuracy=0.5)
+    path.write_text(json.dumps({"rows": rows}))
+    bench.main(["--table", str(path)])
+    out = capsys.readouterr().out
+    assert "clearly: retina 300 none: 0.053" in out
+    assert "behind ahead (3 seeds)" in out
+
+
 def test_standardised_and_hedged_candidates_build_what_they_describe(bench):
     from sk_medcnn.preprocessing import IntensityNormalizer
 
