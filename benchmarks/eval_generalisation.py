@@ -621,10 +621,11 @@ def paired_gaps(
     stats : dict
         Per configuration with any comparison: ``cells`` compared, the
         ``worst`` and ``mean`` shortfall, ``within`` (cells short by at most
-        ``margin``), and ``clearly_short``: the cells where the shortfall
-        exceeds ``margin`` by more than two standard errors of its paired
-        differences, as ``(data set, subset, shift, leader, shortfall, se,
-        seeds)``.
+        ``margin``), the ``worst_cell``, and ``clearly_short``: the cells
+        where the shortfall exceeds ``margin`` by more than two standard
+        errors of its paired differences. A cell is ``(data set, subset,
+        shift, leader, shortfall, se, seeds)``; where no configuration is
+        ahead, the leader is None, the shortfall 0 and the error NaN.
     """
     scores: dict[tuple[str, str, str], dict[str, dict[int, float]]] = {}
     for row in rows:
@@ -653,7 +654,7 @@ def paired_gaps(
                     )
             if best is not None:
                 if best[4] < 0:  # nothing is ahead of it here
-                    best = (*best[:4], 0.0, *best[5:])
+                    best = (dataset, which, shift, None, 0.0, float("nan"), best[6])
                 found.setdefault(config, []).append(best)
     stats = {}
     for config, cells in found.items():
@@ -699,6 +700,8 @@ def print_paired_gaps(rows: list[dict[str, Any]], file: Any = None) -> None:
 def _describe_shortfall(cell: tuple[Any, ...]) -> str:
     """One :func:`paired_gaps` cell as ``data set subset shift: s±se behind X``."""
     dataset, which, shift, leader, short, error, n = cell
+    if leader is None:
+        return f"{dataset} {which} {shift}: none ahead ({n} seeds)"
     return (
         f"{dataset} {which} {shift}: {short:.3f}±{error:.3f} behind {leader} "
         f"({n} seeds)"

@@ -288,6 +288,7 @@ def test_paired_gaps_compare_shared_seeds_and_flag_clear_shortfalls(
     assert leader[6] == 3
     assert [cell[3] for cell in base["clearly_short"]] == ["ahead"]
     assert stats["ahead"]["worst"] == 0.0  # nothing is ahead of it; not negative
+    assert stats["ahead"]["worst_cell"][3] is None
     noisy = stats["noisy"]
     assert noisy["worst"] > 0.01
     assert noisy["clearly_short"] == []
@@ -301,6 +302,7 @@ def test_paired_gaps_compare_shared_seeds_and_flag_clear_shortfalls(
     out = capsys.readouterr().out
     assert "clearly: retina 300 none: 0.053" in out
     assert "behind ahead (3 seeds)" in out
+    assert "worst: retina 300 none: none ahead (3 seeds)" in out  # "ahead"'s line
 
 
 def test_standardised_and_hedged_candidates_build_what_they_describe(bench):
