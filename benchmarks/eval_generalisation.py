@@ -310,6 +310,11 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
         "{'global_pool': 'avg'})",
         {"augmentation": _moderate, "architecture_params": {"global_pool": "avg"}},
     ),
+    # class weights, for VesselMNIST3D's 11% aneurysms
+    "moderate_bal": (
+        "moderate with class_weight='balanced'",
+        {"augmentation": _moderate, "class_weight": "balanced"},
+    ),
     "moderate_no_noise": (
         "moderate without its RandomNoise",
         {

@@ -335,6 +335,11 @@ def test_standardised_and_hedged_candidates_build_what_they_describe(bench):
     assert isinstance(one.estimator.augmentation, RandomAffine)
 
 
+def test_the_class_weight_candidate_balances_the_classes(bench):
+    assert bench.build("moderate_bal", 0, spatial_dims=3).class_weight == "balanced"
+    assert bench.build("moderate", 0, spatial_dims=3).class_weight is None
+
+
 def test_head_candidates_set_the_global_pool(bench):
     flat = bench.build("moderate_flat", 0, spatial_dims=3)
     assert flat.architecture_params == {"global_pool": None}
