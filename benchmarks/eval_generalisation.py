@@ -63,7 +63,7 @@ import platform
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 import torch
@@ -593,6 +593,18 @@ def gaps(
     }
 
 
+class Shortfall(NamedTuple):
+    """How far one configuration trails another in one cell, paired by seed."""
+
+    dataset: str
+    subset: str
+    shift: str
+    leader: str | None  #: the configuration ahead; None when none is
+    shortfall: float  #: mean paired difference (0 when none is ahead)
+    se: float  #: its standard error over the shared seeds (NaN when none is ahead)
+    seeds: int  #: seeds shared
+
+
 def paired_gaps(
     rows: list[dict[str, Any]],
     metric: str = "auc",
@@ -608,7 +620,8 @@ def paired_gaps(
     subset x shift) is compared on the seeds both have (the same subsets
     drawn), and only when they share at least ``min_seeds``; a
     configuration's shortfall in the cell is the largest mean paired
-    difference to another (0 when none is ahead).
+    difference to another (0 when none is ahead). The shortfall is still a
+    maximum over noisy comparisons, so it leans high.
 
     Parameters
     ----------
@@ -617,38 +630,49 @@ def paired_gaps(
     metric : str, default="auc"
         A metric of every shift's scores.
     min_seeds : int, default=3
-        Seeds two configurations must share to be compared in a cell.
+        Seeds two configurations must share to be compared in a cell; at
+        least 2 (a standard error needs two).
     margin : float, default=0.01
         The shortfall the aim allows (issue 20: 0.01 AUC).
 
     Returns
     -------
     stats : dict
-        Per configuration with any comparison: ``cells`` compared, the
-        ``worst`` and ``mean`` shortfall, ``within`` (cells short by at most
-        ``margin``), the ``worst_cell``, and ``clearly_short``: the cells
-        where the shortfall exceeds ``margin`` by more than two standard
-        errors of its paired differences. A cell is ``(data set, subset,
-        shift, leader, shortfall, se, seeds)``; where no configuration is
-        ahead, the leader is None, the shortfall 0 and the error NaN.
+        Per configuration with any comparison: ``cells`` compared,
+        ``skipped`` (cells where it has fits but shares fewer than
+        ``min_seeds`` seeds with every other configuration), the ``worst``
+        and ``mean`` shortfall, ``within`` (cells short by at most
+        ``margin``), the ``worst_cell`` (a :class:`Shortfall`), and
+        ``clearly_short``: a :class:`Shortfall` for each cell where some
+        configuration leads by more than ``margin`` plus two standard errors
+        of the paired differences (the largest such lead), a nominal
+        criterion, not a test corrected for the many comparisons made.
+
+    Raises
+    ------
+    ValueError
+        If ``min_seeds`` is below 2.
     """
+    if min_seeds < 2:
+        raise ValueError(f"min_seeds must be >= 2; got {min_seeds}.")
     scores: dict[tuple[str, str, str], dict[str, dict[int, float]]] = {}
     for row in rows:
         for shift, values in row["scores"].items():
             cell = scores.setdefault((row["dataset"], row["subset"], shift), {})
             cell.setdefault(row["config"], {})[row["seed"]] = values[metric]
-    found: dict[str, list[tuple[Any, ...]]] = {}
+    found: dict[str, list[tuple[Shortfall, Shortfall | None]]] = {}
+    skipped: dict[str, int] = {}
     for (dataset, which, shift), by_config in scores.items():
         for config, own in by_config.items():
-            best: tuple[Any, ...] | None = None
+            compared = []
             for other, theirs in by_config.items():
                 seeds = sorted(own.keys() & theirs.keys())
                 if other == config or len(seeds) < min_seeds:
                     continue
                 diff = np.array([theirs[seed] - own[seed] for seed in seeds])
                 error = float(np.std(diff, ddof=1) / np.sqrt(len(diff)))
-                if best is None or diff.mean() > best[4]:
-                    best = (
+                compared.append(
+                    Shortfall(
                         dataset,
                         which,
                         shift,
@@ -657,44 +681,69 @@ def paired_gaps(
                         error,
                         len(seeds),
                     )
-            if best is not None:
-                if best[4] < 0:  # nothing is ahead of it here
-                    best = (dataset, which, shift, None, 0.0, float("nan"), best[6])
-                found.setdefault(config, []).append(best)
+                )
+            if not compared:
+                skipped[config] = skipped.get(config, 0) + 1
+                continue
+            best = max(compared, key=lambda c: c.shortfall)
+            if best.shortfall <= 0:  # nothing is ahead of it here
+                best = best._replace(leader=None, shortfall=0.0, se=float("nan"))
+            clear = [c for c in compared if c.shortfall - margin > 2 * c.se]
+            found.setdefault(config, []).append(
+                (best, max(clear, key=lambda c: c.shortfall) if clear else None)
+            )
     stats = {}
     for config, cells in found.items():
-        shortfalls = np.array([cell[4] for cell in cells])
+        shortfalls = np.array([best.shortfall for best, _ in cells])
         stats[config] = {
             "cells": len(cells),
+            "skipped": skipped.get(config, 0),
             "worst": float(shortfalls.max()),
-            "worst_cell": cells[int(shortfalls.argmax())],
+            "worst_cell": cells[int(shortfalls.argmax())][0],
             "mean": float(shortfalls.mean()),
             "within": int(np.sum(shortfalls <= margin)),
             "clearly_short": sorted(
-                (cell for cell in cells if cell[4] - margin > 2 * cell[5]),
-                key=lambda cell: -cell[4],
+                (clear for _, clear in cells if clear is not None),
+                key=lambda c: -c.shortfall,
             ),
         }
     return stats
 
 
-def print_paired_gaps(rows: list[dict[str, Any]], file: Any = None) -> None:
-    """Print :func:`paired_gaps` under the tables, one line per configuration."""
+def print_paired_gaps(
+    rows: list[dict[str, Any]],
+    file: TextIO | None = None,
+    *,
+    min_seeds: int = 3,
+    margin: float = 0.01,
+) -> None:
+    """Print :func:`paired_gaps` under the tables, a line per configuration.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Saved fits.
+    file : text stream, default=None
+        Where to print; standard output when None.
+    min_seeds, margin
+        As in :func:`paired_gaps`.
+    """
     file = file or sys.stdout
-    stats = paired_gaps(rows)
+    stats = paired_gaps(rows, min_seeds=min_seeds, margin=margin)
     if not stats:
         return
     print(
-        "\nShortfall of AUC paired by seed (to the best configuration sharing at "
-        "least 3 seeds in each cell; 'clearly' = over 0.01 by more than 2 "
-        "standard errors):",
+        f"\nShortfall of AUC paired by seed (to the best configuration sharing at "
+        f"least {min_seeds} seeds in each cell; 'clearly': some configuration leads "
+        f"by over {margin} plus 2 standard errors, a nominal criterion):",
         file=file,
     )
     for config, entry in stats.items():
+        skipped = f" ({entry['skipped']} not compared)" if entry["skipped"] else ""
         print(
             f"  {config:12s} worst {entry['worst']:.3f}  mean {entry['mean']:.3f}  "
-            f"within 0.01 in {entry['within']}/{entry['cells']} cells, clearly "
-            f"short in {len(entry['clearly_short'])}; worst: "
+            f"within {margin} in {entry['within']}/{entry['cells']} cells{skipped}, "
+            f"clearly short in {len(entry['clearly_short'])}; worst: "
             f"{_describe_shortfall(entry['worst_cell'])}",
             file=file,
         )
@@ -702,14 +751,14 @@ def print_paired_gaps(rows: list[dict[str, Any]], file: Any = None) -> None:
             print(f"      clearly: {_describe_shortfall(cell)}", file=file)
 
 
-def _describe_shortfall(cell: tuple[Any, ...]) -> str:
-    """One :func:`paired_gaps` cell as ``data set subset shift: s±se behind X``."""
-    dataset, which, shift, leader, short, error, n = cell
-    if leader is None:
-        return f"{dataset} {which} {shift}: none ahead ({n} seeds)"
+def _describe_shortfall(cell: Shortfall) -> str:
+    """One :class:`Shortfall` as ``data set subset shift: s±se behind X``."""
+    where = f"{cell.dataset} {cell.subset} {cell.shift}"
+    if cell.leader is None:
+        return f"{where}: none ahead ({cell.seeds} seeds)"
     return (
-        f"{dataset} {which} {shift}: {short:.3f}±{error:.3f} behind {leader} "
-        f"({n} seeds)"
+        f"{where}: {cell.shortfall:.3f}±{cell.se:.3f} behind {cell.leader} "
+        f"({cell.seeds} seeds)"
     )
 
 

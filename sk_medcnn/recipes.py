@@ -9,8 +9,9 @@ threshold set on held-out training data for two classes
 :class:`AutoThresholdClassifier`, which tunes it only when there are two).
 ``"pneumonia"`` was chosen by cross-validation on PneumoniaMNIST (user guide,
 "Defaults and a recipe", from ``benchmarks/eval_defaults.py``); ``"general"``
-under acquisition shifts on three data sets (user guide, "Defaults under
-acquisition shifts", from ``benchmarks/eval_generalisation.py``).
+was scored under acquisition shifts on two 2-D data sets (user guide,
+"Defaults under acquisition shifts", from
+``benchmarks/eval_generalisation.py``).
 """
 
 from __future__ import annotations
@@ -286,12 +287,13 @@ def make_recipe(
     -----
     ``"pneumonia"`` was chosen by 5-fold cross-validation on the
     PneumoniaMNIST train split [1]_, over 3 seeds, among candidates screened
-    on single folds. ``"general"`` was scored by its validation AUC under
-    eleven acquisition shifts on PneumoniaMNIST and RetinaMNIST and on small
-    subsets of their training splits: on average it matched one default
-    network's AUC, with a smaller spread over seeds (on 300 RetinaMNIST
-    images, 0.014 against 0.022 over ten seeds). Figures, the time of a fit
-    and the commands that reproduce them are in the user guide.
+    on single folds. ``"general"`` was scored by its validation AUC, as it
+    is and under ten acquisition shifts, on PneumoniaMNIST and RetinaMNIST
+    and on small subsets of their training splits: on average it matched
+    one default network's AUC; its spread over seeds was smaller at 300
+    RetinaMNIST images (0.014 against 0.022, ten seeds), not elsewhere.
+    Figures, the time of a fit and the commands that reproduce them are in
+    the user guide.
     Averaging networks that differ only in their seed mostly removes the
     seed-to-seed variation of one network and can add a little AUC [2]_; the
     temperature follows Guo et al. [3]_.
