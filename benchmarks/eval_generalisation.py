@@ -315,6 +315,15 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
         "moderate with class_weight='balanced'",
         {"augmentation": _moderate, "class_weight": "balanced"},
     ),
+    "moderate_bal_onecycle": (
+        "moderate with class_weight='balanced' and lr_schedule='onecycle' (a "
+        "warm-up from lr/25 over 30% of the epochs)",
+        {
+            "augmentation": _moderate,
+            "class_weight": "balanced",
+            "lr_schedule": "onecycle",
+        },
+    ),
     "moderate_no_noise": (
         "moderate without its RandomNoise",
         {

@@ -357,6 +357,8 @@ def test_standardised_and_hedged_candidates_build_what_they_describe(bench):
 def test_the_class_weight_candidate_balances_the_classes(bench):
     assert bench.build("moderate_bal", 0, spatial_dims=3).class_weight == "balanced"
     assert bench.build("moderate", 0, spatial_dims=3).class_weight is None
+    warm = bench.build("moderate_bal_onecycle", 0, spatial_dims=3)
+    assert (warm.class_weight, warm.lr_schedule) == ("balanced", "onecycle")
 
 
 def test_head_candidates_set_the_global_pool(bench):
