@@ -602,6 +602,13 @@ def gaps(
     }
 
 
+def _standard_error(values: np.ndarray) -> Any:
+    """Standard error of the mean over the first axis (NaN for one value)."""
+    if len(values) < 2:
+        return np.full(np.shape(values)[1:], np.nan)
+    return np.std(values, axis=0, ddof=1) / np.sqrt(len(values))
+
+
 class Shortfall(NamedTuple):
     """How far one configuration trails another in one cell, paired by seed."""
 
@@ -679,7 +686,7 @@ def paired_gaps(
                 if other == config or len(seeds) < min_seeds:
                     continue
                 diff = np.array([theirs[seed] - own[seed] for seed in seeds])
-                error = float(np.std(diff, ddof=1) / np.sqrt(len(diff)))
+                error = float(_standard_error(diff))
                 compared.append(
                     Shortfall(
                         dataset,
@@ -856,9 +863,7 @@ def versus(
     for (dataset, which), pairs in sorted(groups.items()):
         values = np.asarray(pairs)
         n = len(values)
-        error = (
-            np.std(values, axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.full(2, np.nan)
-        )
+        error = _standard_error(values)
         results.append(
             {
                 "dataset": dataset,
