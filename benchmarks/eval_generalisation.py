@@ -324,6 +324,10 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
             "lr_schedule": "onecycle",
         },
     ),
+    "moderate_onecycle": (
+        "moderate with lr_schedule='onecycle' (the warm-up alone, unweighted)",
+        {"augmentation": _moderate, "lr_schedule": "onecycle"},
+    ),
     "moderate_no_noise": (
         "moderate without its RandomNoise",
         {
