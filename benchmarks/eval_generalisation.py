@@ -241,9 +241,23 @@ def _strong_half(spatial_dims: int = 2) -> Any:
     return _intensity_pipeline(spatial_dims, (0.2, 0.4, 0.4), 0.04, intensity_p=0.5)
 
 
+#: What every configuration but ``defaults`` trains with unless it says
+#: otherwise: the classifier's defaults before class_weight="auto" and
+#: lr_schedule="auto" (2026-12-07), which every row of those configurations
+#: in the results file was fit with.
+PINNED: dict[str, Any] = {"class_weight": None, "lr_schedule": "cosine"}
+
 #: name -> (description, MedicalCNNClassifier parameters; callables are
-#: augmentation factories, called once per fit with the data's spatial dims)
+#: augmentation factories, called once per fit with the data's spatial dims;
+#: PINNED fills in what a configuration leaves out, but for ``defaults``)
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "defaults": (
+        "MedicalCNNClassifier() as it is: moderate augmentation ('auto'); "
+        "class_weight='auto' and lr_schedule='auto' (balanced weights with a "
+        "one-cycle warm-up for two classes with the rarer under 20%, else "
+        "unweighted with cosine annealing)",
+        {},
+    ),
     "no_aug": (
         "no augmentation: MedicalCNNClassifier(augmentation=None), the former defaults",
         {"augmentation": None},
@@ -266,7 +280,8 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "moderate": (
         "+ affine, RandomIntensity(0.15, contrast 0.3, gamma 0.3), "
         "RandomNoise(2%, p=0.5): between recipe_aug and strong; what "
-        "augmentation='auto', the default, gives images and volumes",
+        "augmentation='auto', the default, gives images and volumes (here "
+        "unweighted with cosine annealing, as the defaults give images)",
         {"augmentation": _moderate},
     ),
     "recipe_noise": (
@@ -376,7 +391,7 @@ MEMBER_AUGMENTATIONS: dict[str, tuple[str, ...]] = {
 
 
 #: what a run fits when --configs is not given
-DEFAULT_CONFIGS = ("no_aug", "affine", "recipe_aug", "strong", "moderate")
+DEFAULT_CONFIGS = ("no_aug", "affine", "recipe_aug", "strong", "moderate", "defaults")
 
 
 def build(
@@ -410,10 +425,11 @@ def build(
             IntensityNormalizer(per_image=True, spatial_dims=spatial_dims),
             build(STANDARDISED[name][1], seed, overrides, spatial_dims),
         )
-    params = {
-        key: value(spatial_dims) if callable(value) else value
+    params = {} if name == "defaults" else dict(PINNED)
+    params.update(
+        (key, value(spatial_dims) if callable(value) else value)
         for key, value in CONFIGS[name][1].items()
-    }
+    )
     params.update(overrides or {})
     return MedicalCNNClassifier(**params, random_state=seed)
 
@@ -1016,7 +1032,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=(*CONFIGS, *STANDARDISED, *RECIPES),
         default=None,
         help="configurations to fit (default: no_aug affine recipe_aug strong "
-        "moderate); with --table, the ones to show",
+        "moderate defaults); with --table, the ones to show",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--threads", type=int, default=1, help="torch threads")

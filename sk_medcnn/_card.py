@@ -149,6 +149,8 @@ def describe_fit(
         "best_epoch": int(estimator.best_epoch_),
         "temperature": _plain(getattr(estimator, "temperature_", None)),
         "tta": _plain(getattr(estimator, "tta_", getattr(estimator, "tta", None))),
+        "class_weight": _plain(getattr(estimator, "class_weight_", None)),
+        "lr_schedule": _plain(getattr(estimator, "lr_schedule_", None)),
         "ood_threshold": _plain(getattr(estimator, "ood_threshold_", None)),
         "ood_false_alarm_rate": _plain(
             getattr(estimator, "ood_false_alarm_rate_", None)

@@ -187,6 +187,29 @@ def test_the_default_augmentation_is_the_chosen_configuration(bench):
         assert ours.get_params() == theirs.get_params()
 
 
+def test_configurations_are_pinned_to_the_defaults_their_rows_had(bench):
+    """Every configuration but "defaults" keeps the classifier's former class
+    weights and schedule; "defaults" is MedicalCNNClassifier() as it is."""
+    from sk_medcnn import MedicalCNNClassifier
+
+    defaults = bench.build("defaults", 0)
+    assert defaults.get_params() == {
+        **MedicalCNNClassifier().get_params(),
+        "random_state": 0,
+    }
+    for name in ("moderate", "no_aug", "moderate_flat"):
+        params = bench.build(name, 0, spatial_dims=3).get_params()
+        assert (params["class_weight"], params["lr_schedule"]) == (None, "cosine")
+    params = bench.build("moderate_bal_onecycle", 0).get_params()
+    assert (params["class_weight"], params["lr_schedule"]) == (
+        "balanced",
+        "onecycle",
+    )
+    # a --set override still wins
+    overridden = bench.build("moderate", 0, {"lr_schedule": "step"})
+    assert overridden.lr_schedule == "step"
+
+
 def _row(config, seed, none, shifted, subset="300"):
     """A saved fit of RetinaMNIST: AUC unshifted and under one shift."""
     scores = {"none": {"auc": none}, "blur": {"auc": shifted}}

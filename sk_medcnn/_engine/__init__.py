@@ -18,7 +18,7 @@ from ._checkpoint import (
 )
 from ._losses import ModuleCriterion, WeightedRegressionLoss
 from ._net import ImageNet, build_inference_net, build_net
-from ._optim import LR_SCHEDULES, OPTIMIZERS
+from ._optim import LR_SCHEDULES, OPTIMIZERS, resolve_lr_schedule
 from ._train import train_net
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "checkpoint_error",
     "load_checkpoint",
     "make_batch_augmenter",
+    "resolve_lr_schedule",
     "show_progress_bar",
     "train_net",
 ]

@@ -14,7 +14,45 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
 }
-LR_SCHEDULES = (None, "cosine", "step", "plateau", "onecycle")
+LR_SCHEDULES = (None, "auto", "cosine", "step", "plateau", "onecycle")
+
+
+def resolve_lr_schedule(
+    lr_schedule: str | None, class_weight: str | dict[Any, float] | None
+) -> str | None:
+    """Return the learning-rate schedule a fit trains with: ``"auto"`` resolved.
+
+    Parameters
+    ----------
+    lr_schedule : str or None
+        The estimator's ``lr_schedule`` (one of :data:`LR_SCHEDULES`).
+    class_weight : {None, "balanced"} or dict
+        The class weights the fit trains with (``class_weight_``, already
+        resolved; None for a regressor).
+
+    Returns
+    -------
+    lr_schedule : str or None
+        ``lr_schedule`` itself unless it is ``"auto"``; then ``"onecycle"``
+        (a warm-up from ``lr / 25`` over the first 30% of the steps, then
+        cosine annealing) where the loss is class-weighted, else ``"cosine"``.
+        Class weights multiply the gradients of the rare class's samples; with
+        cosine annealing from the full rate, a class-weighted fit on
+        VesselMNIST3D stalled at the loss of constant predictions (user guide,
+        "Defaults under acquisition shifts").
+
+    Examples
+    --------
+    >>> resolve_lr_schedule("auto", "balanced")
+    'onecycle'
+    >>> resolve_lr_schedule("auto", None)
+    'cosine'
+    >>> resolve_lr_schedule("step", "balanced")
+    'step'
+    """
+    if lr_schedule != "auto":
+        return lr_schedule
+    return "cosine" if class_weight is None else "onecycle"
 
 
 def optimizer_params(

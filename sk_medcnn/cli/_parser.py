@@ -304,8 +304,9 @@ def _add_train_fitting(
     train.add_argument(
         "--lr-schedule",
         default=_shown(defaults["lr_schedule"]),
-        choices=("cosine", "step", "plateau", "onecycle", NONE),
-        help="learning-rate schedule over the epochs",
+        choices=("auto", "cosine", "step", "plateau", "onecycle", NONE),
+        help="learning-rate schedule over the epochs ('auto': onecycle, a "
+        "warm-up, when the loss is class-weighted, else cosine)",
     )
     train.add_argument(
         "--early-stopping",
@@ -328,8 +329,9 @@ def _add_train_regularisation(
     train.add_argument(
         "--class-weight",
         default=_shown(defaults["class_weight"]),
-        choices=("balanced", NONE),
-        help="weight the loss against class imbalance",
+        choices=("auto", "balanced", NONE),
+        help="weight the loss against class imbalance ('auto': balanced for two "
+        "classes when the rarer has under 20%% of the samples)",
     )
     train.add_argument(
         "--augment",

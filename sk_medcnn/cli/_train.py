@@ -236,6 +236,13 @@ def _training_report(
         },
         "n_epochs": classifier.n_epochs_,
         "best_epoch": classifier.best_epoch_,
+        "class_weight": (  # the class weights used ("auto" decides)
+            classifier.class_weight_
+            if classifier.class_weight_ is None
+            or isinstance(classifier.class_weight_, str)
+            else repr(classifier.class_weight_)
+        ),
+        "lr_schedule": classifier.lr_schedule_,  # "auto" decides
         "tta": classifier.tta_,  # the test-time augmentation used ("auto" decides)
         "tta_scores": classifier.tta_scores_,
         "fit_seconds": round(seconds, 2),

@@ -28,6 +28,7 @@ from .. import _distributed
 from .._card import describe_fit
 from .._engine import (
     LR_SCHEDULES,
+    resolve_lr_schedule,
     train_net,
 )
 from .._ood import feature_layer
@@ -332,6 +333,9 @@ class _BaseMedicalCNN(BaseEstimator):
         if weights is None and not np.array_equal(keep, np.arange(n_samples)):
             row_weight = np.bincount(keep, minlength=n_samples).astype(np.float64)
         y_encoded, fitted = self._encode_targets(y, sample_weight=row_weight)
+        fitted["lr_schedule_"] = resolve_lr_schedule(
+            self.lr_schedule, fitted.get("class_weight_")
+        )
         data = _setup.FitData(
             images, y_encoded, fitted, fitted.pop("_n_outputs"), weights, keep
         )
@@ -568,6 +572,10 @@ class _BaseMedicalCNN(BaseEstimator):
         if self._is_classifier and "net_" in state:  # fitted before tta="auto"
             state.setdefault("tta_", state.get("tta"))
             state.setdefault("tta_scores_", None)
+            # and before class_weight="auto": trained with class_weight as given
+            state.setdefault("class_weight_", state.get("class_weight"))
+        if "net_" in state:  # fitted before lr_schedule="auto"
+            state.setdefault("lr_schedule_", state.get("lr_schedule"))
         self.__dict__.update(state)
         net = state.get("net_")
         if net is not None and str(net.device) != state.get("device_"):

@@ -20,6 +20,7 @@ from torch import nn
 
 from .._engine import (
     ModuleCriterion,
+    resolve_lr_schedule,
 )
 from ..losses import FocalLoss
 from ..utils._validation import (
@@ -37,6 +38,67 @@ from ._calibration import (
 from ._params import class_weight_like, classifier_tta_like
 
 logger = logging.getLogger(__name__)
+
+#: ``class_weight="auto"`` balances two classes when the rarer has less than
+#: this share of the training samples.
+AUTO_CLASS_WEIGHT_SHARE = 0.2
+
+
+def resolve_class_weight(
+    class_weight: str | dict[Any, float] | None,
+    y_encoded: NDArray[Any],
+    n_classes: int,
+    sample_weight: NDArray[np.float64] | None = None,
+) -> str | dict[Any, float] | None:
+    """Return the class weights a classifier trains with: ``"auto"`` resolved.
+
+    Parameters
+    ----------
+    class_weight : {"auto", None, "balanced"} or dict
+        The classifier's ``class_weight``.
+    y_encoded : ndarray of shape (n_samples,)
+        Class indices of the training samples, in ``range(n_classes)``.
+    n_classes : int
+        Number of classes.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        The samples' weights: samples of weight 0 are not counted. The others
+        count once each, so that weights given to favour a class do not
+        decide (``"balanced"`` itself then weighs the classes as they are
+        weighted).
+
+    Returns
+    -------
+    class_weight : {None, "balanced"} or dict
+        ``class_weight`` itself unless it is ``"auto"``; then ``"balanced"``
+        for two classes of which the rarer has less than
+        :data:`AUTO_CLASS_WEIGHT_SHARE` of the samples, else None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> resolve_class_weight("auto", np.array([0] * 9 + [1]), 2)
+    'balanced'
+    >>> print(resolve_class_weight("auto", np.array([0] * 7 + [1] * 3), 2))
+    None
+    """
+    if not (isinstance(class_weight, str) and class_weight == "auto"):
+        return class_weight
+    if n_classes != 2:
+        return None
+    share = _rarest_share(y_encoded, n_classes, sample_weight)
+    return "balanced" if share < AUTO_CLASS_WEIGHT_SHARE else None
+
+
+def _rarest_share(
+    y_encoded: NDArray[Any],
+    n_classes: int,
+    sample_weight: NDArray[np.float64] | None,
+) -> float:
+    """Return the rarest class's share of the samples of positive weight."""
+    counted = y_encoded if sample_weight is None else y_encoded[sample_weight > 0]
+    counts = np.bincount(counted, minlength=n_classes)
+    total = int(counts.sum())
+    return float(counts.min() / total) if total else 1.0
 
 
 class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
@@ -125,14 +187,20 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         Training images per batch.
     max_epochs : int, default=20
         Passes over the training data.
-    lr_schedule : {None, "cosine", "step", "plateau", "onecycle"}, \
-            default="cosine"
-        Learning-rate schedule: cosine annealing over ``max_epochs``; a step
+    lr_schedule : {"auto", None, "cosine", "step", "plateau", "onecycle"}, \
+            default="auto"
+        Learning-rate schedule. ``"auto"`` is ``"onecycle"`` where the loss is
+        class-weighted (``class_weight_`` not None) and ``"cosine"``
+        otherwise: class weights multiply the rare class's gradients, and
+        without a warm-up a class-weighted fit on VesselMNIST3D stalled at the
+        loss of constant predictions; the choice is ``lr_schedule_``. The
+        others: cosine annealing over ``max_epochs``; a step
         decay by 10 every third of the epochs; a decay by 10 when the monitored
         loss stops improving for ``patience // 2`` epochs (validation loss with
         early stopping, else training loss: a split held out for
         ``calibration`` only stays out of training decisions); or the
-        one-cycle policy.
+        one-cycle policy (a warm-up from ``lr / 25`` over the first 30% of
+        the steps, then annealing).
     early_stopping : bool, default=False
         Hold out a stratified ``validation_fraction`` of the training data,
         stop when its loss has not improved for ``patience`` epochs, and
@@ -142,10 +210,21 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         ``calibration`` (never trained on).
     patience : int, default=5
         Epochs without improvement before early stopping.
-    class_weight : {None, "balanced"} or dict, default=None
+    class_weight : {"auto", None, "balanced"} or dict, default="auto"
         Weights of the classes in the loss: ``"balanced"`` uses
         ``n_samples / (n_classes * count)``; a dict maps class labels to
-        weights (missing classes weigh 1).
+        weights (missing classes weigh 1); None weighs every sample alike.
+        ``"auto"`` is ``"balanced"`` for two classes of which the rarer has
+        less than 20% of the training samples (those of positive
+        ``sample_weight``, counted once each), and None otherwise: a rare
+        finding then counts as much as the rest in the loss, so that the
+        network learns it rather than the prior, and ``predict`` favours
+        balanced accuracy over plain accuracy; ``lr_schedule="auto"`` then
+        warms up. User guide, "Defaults under acquisition shifts": on 300
+        VesselMNIST3D volumes (11% aneurysms; validation split, six seeds)
+        validation AUC 0.873 against 0.777 unweighted, balanced accuracy 0.80
+        against 0.53, accuracy 0.87 against 0.89. The choice is
+        ``class_weight_``.
     augmentation : "auto", estimator, list, Pipeline or None, default="auto"
         Random augmenters from :mod:`sk_medcnn.augmentation`, applied in order
         to each training batch, fresh every epoch, on the training device;
@@ -314,6 +393,12 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     temperature_ : float
         The temperature dividing the logits: fitted with
         ``calibration="temperature"``, else 1.0.
+    class_weight_ : {None, "balanced"} or dict
+        The class weights ``fit`` trained with: what ``"auto"`` resolved to,
+        otherwise ``class_weight`` itself.
+    lr_schedule_ : str or None
+        The learning-rate schedule ``fit`` trained with: what ``"auto"``
+        resolved to, otherwise ``lr_schedule`` itself.
     tta_ : str or None
         The test-time augmentation chosen in ``fit``: for ``tta="auto"``,
         ``"shifts"`` or None; otherwise ``tta`` itself. Predictions use it
@@ -391,11 +476,11 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         momentum: float = 0.9,
         batch_size: int = 32,
         max_epochs: int = 20,
-        lr_schedule: str | None = "cosine",
+        lr_schedule: str | None = "auto",
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         patience: int = 5,
-        class_weight: str | dict[Any, float] | None = None,
+        class_weight: str | dict[Any, float] | None = "auto",
         augmentation: Any = "auto",
         calibration: str | None = "temperature",
         tta: str | None = "auto",
@@ -462,7 +547,30 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
                 f"{type(self).__name__} needs samples of at least 2 classes in y; "
                 f"got 1 class ({classes.tolist()[0]!r})."
             )
-        return y_encoded, {"classes_": classes, "_n_outputs": len(classes)}
+        class_weight = resolve_class_weight(
+            self.class_weight, y_encoded, len(classes), sample_weight
+        )
+        if isinstance(self.class_weight, str) and self.class_weight == "auto":
+            message = (
+                "class_weight='auto': the rarest class has %.1f%% of the samples: %s"
+            )
+            chosen = f"class_weight_={class_weight!r}"
+            if self.lr_schedule == "auto":
+                schedule = resolve_lr_schedule(self.lr_schedule, class_weight)
+                chosen += f", lr_schedule_={schedule!r}"
+            arguments = (
+                100 * _rarest_share(y_encoded, len(classes), sample_weight),
+                chosen,
+            )
+            if self.verbose > 0:
+                print(message % arguments, flush=True)
+            else:
+                logger.info(message, *arguments)
+        return y_encoded, {
+            "classes_": classes,
+            "_n_outputs": len(classes),
+            "class_weight_": class_weight,
+        }
 
     def _fitted_n_outputs(self) -> int:
         return len(self.classes_)
@@ -474,26 +582,28 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     def _class_weights(
         self,
         y_encoded: NDArray[Any],
-        classes: NDArray[Any],
+        fitted: dict[str, Any],
         sample_weight: NDArray[np.float64] | None = None,
     ) -> torch.Tensor | None:
-        if self.class_weight is None:
+        classes = fitted["classes_"]
+        class_weight = fitted["class_weight_"]  # "auto" resolved
+        if class_weight is None:
             return None
-        if isinstance(self.class_weight, dict):
+        if isinstance(class_weight, dict):
             known = set(classes.tolist())
-            unknown = [key for key in self.class_weight if key not in known]
+            unknown = [key for key in class_weight if key not in known]
             if unknown:
                 raise ValueError(
                     f"class_weight names classes {unknown!r} that are not in y; "
                     f"classes are {classes.tolist()!r}."
                 )
             weights = np.array(
-                [float(self.class_weight.get(label, 1.0)) for label in classes]
+                [float(class_weight.get(label, 1.0)) for label in classes]
             )
             if not np.all(np.isfinite(weights)) or np.any(weights < 0):
                 raise ValueError(
                     f"class_weight values must be finite and >= 0; got "
-                    f"{self.class_weight!r}."
+                    f"{class_weight!r}."
                 )
         else:
             # "balanced" over the samples that train, weighted as they are; a
@@ -519,7 +629,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
             # cross-entropy.
             gamma = self.gamma if self.loss == "focal" else 0.0
             return FocalLoss, {"gamma": gamma, "weight": None, "reduction": "none"}
-        weight = self._class_weights(y_encoded, fitted["classes_"], sample_weight)
+        weight = self._class_weights(y_encoded, fitted, sample_weight)
         if self.loss == "focal":
             return FocalLoss, {"gamma": self.gamma, "weight": weight}
         return nn.CrossEntropyLoss, {"weight": weight}
@@ -532,9 +642,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         sample_weight: NDArray[np.float64],
     ) -> NDArray[np.float64] | float:
         # "balanced" counts the samples as they are weighted
-        weight = self._class_weights(
-            y_encoded[keep], fitted["classes_"], sample_weight[keep]
-        )
+        weight = self._class_weights(y_encoded[keep], fitted, sample_weight[keep])
         if weight is None:
             return 1.0
         return weight.numpy().astype(np.float64)[y_encoded]

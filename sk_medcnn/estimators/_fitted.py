@@ -13,6 +13,7 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
+from .._engine import LR_SCHEDULES
 from .._ood import OOD_MAX_FEATURES
 from ..utils._network import MEMORY_FORMATS
 from ._base import _BaseMedicalCNN
@@ -121,6 +122,7 @@ def check_fitted_state(
     _check_input_statistics(state, shape)
     _check_architecture_params(state)
     _check_ood_state(state)
+    _check_lr_schedule(state)
     if "model_card_" in state.values and not json_like(state.values["model_card_"]):
         raise FittedStateError(
             "model_card_",
@@ -204,7 +206,7 @@ def _check_architecture_params(state: _FittedState) -> None:
 
 
 def _check_classifier_state(state: _FittedState) -> None:
-    """Check a classifier's classes, temperature and test-time augmentation."""
+    """Check a classifier's classes, temperature, TTA and class weights."""
     estimator, values = state.estimator, state.values
     classes = values.get("classes_")
     state.require(
@@ -238,6 +240,31 @@ def _check_classifier_state(state: _FittedState) -> None:
             tta_like(tta, "tta_")
         except (TypeError, ValueError) as error:
             raise FittedStateError("tta_", str(error)) from error
+    # files written before class_weight="auto" trained with class_weight as given
+    if "class_weight_" not in values:
+        estimator.class_weight_ = estimator.class_weight
+    class_weight = estimator.class_weight_
+    state.require(
+        "class_weight_",
+        class_weight is None
+        or isinstance(class_weight, dict)
+        or (isinstance(class_weight, str) and class_weight == "balanced"),
+        "None, 'balanced' or a dict, as class_weight='auto' resolves",
+    )
+
+
+def _check_lr_schedule(state: _FittedState) -> None:
+    """Check the schedule the network trained with (``"auto"`` resolved)."""
+    # files written before lr_schedule="auto" trained with lr_schedule as given
+    if "lr_schedule_" not in state.values:
+        state.estimator.lr_schedule_ = state.estimator.lr_schedule
+    schedule = state.estimator.lr_schedule_
+    resolved = [name for name in LR_SCHEDULES if name != "auto"]
+    state.require(
+        "lr_schedule_",
+        schedule is None or (isinstance(schedule, str) and schedule in resolved),
+        f"one of {resolved!r}, as lr_schedule='auto' resolves",
+    )
 
 
 def _check_regressor_state(state: _FittedState) -> None:

@@ -159,7 +159,9 @@ def path_like(value: Any, name: str) -> None:
 
 
 def class_weight_like(value: Any, name: str) -> None:
-    if value is None or value == "balanced" or isinstance(value, dict):
+    if value is None or isinstance(value, dict):
+        return
+    if isinstance(value, str) and value in ("auto", "balanced"):
         return
     error = ValueError if isinstance(value, str) else TypeError
-    raise error(f"{name} must be None, 'balanced' or a dict; got {value!r}.")
+    raise error(f"{name} must be 'auto', None, 'balanced' or a dict; got {value!r}.")

@@ -86,8 +86,10 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         Training images per batch.
     max_epochs : int, default=10
         Passes over the training data.
-    lr_schedule : {None, "cosine", "step", "plateau", "onecycle"}, default=None
-        Learning-rate schedule, as in :class:`MedicalCNNClassifier`.
+    lr_schedule : {None, "auto", "cosine", "step", "plateau", "onecycle"}, \
+            default=None
+        Learning-rate schedule, as in :class:`MedicalCNNClassifier`
+        (``"auto"`` is ``"cosine"`` here: a regressor has no class weights).
     early_stopping : bool, default=False
         Hold out a random ``validation_fraction``, stop after ``patience``
         epochs without improvement and restore the best weights.
@@ -194,6 +196,9 @@ class MedicalCNNRegressor(RegressorMixin, _BaseMedicalCNN):
         2 for a model of images, 3 for a model of volumes.
     memory_format_ : {"contiguous", "channels_last"}
         The layout the network trained in (``memory_format`` resolved).
+    lr_schedule_ : str or None
+        The learning-rate schedule ``fit`` trained with (``"auto"``
+        resolved).
     net_ : skorch.NeuralNet
         The trained skorch net.
     history_ : skorch.callbacks.History

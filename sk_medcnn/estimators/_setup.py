@@ -216,7 +216,7 @@ def build_training_net(
             estimator.batch_size, data.image_shape
         ),
         max_epochs=estimator.max_epochs,
-        lr_schedule=estimator.lr_schedule,
+        lr_schedule=data.fitted["lr_schedule_"],
         early_stopping=estimator.early_stopping,
         patience=estimator.patience,
         device=device,
