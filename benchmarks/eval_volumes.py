@@ -12,7 +12,12 @@ vessel (0) or aneurysm (1), 11% positive. For each architecture and seed:
 Reported: ROC AUC, accuracy, balanced accuracy, sensitivity and specificity
 at the model's ``predict`` (argmax of the calibrated probabilities), and the
 fit time. The models use the library's defaults, given volumes
-(``spatial_dims`` inferred); ``--architectures`` adds others. The test split
+(``spatial_dims`` inferred); ``--architectures`` adds others. ``defaults``
+means the defaults of the code that ran the fit: the results file's ``note``
+says which (fits before ``class_weight="auto"`` and ``lr_schedule="auto"``
+trained unweighted with cosine annealing; since, VesselMNIST3D trains with
+balanced class weights and a one-cycle warm-up, which a spec can name:
+``defaults:class_weight=balanced,lr_schedule=onecycle``). The test split
 is never read.
 
 Run from the project root::

@@ -229,7 +229,8 @@ def make_recipe(
           more): five members with :class:`~sk_medcnn.MedicalCNNClassifier`'s
           defaults, which adapt to the data (augmentation for images or
           volumes, test-time augmentation kept only where held-out data show
-          it helps); the threshold ``"auto"``.
+          it helps, class weights with a warm-up for two classes with a rare
+          one); the threshold ``"auto"``.
     n_members : int, default=None
         Members of the ensemble; the recipe's own number when None. With 1, the
         member is used without the ensemble.
