@@ -244,7 +244,9 @@ def _strong_half(spatial_dims: int = 2) -> Any:
 #: What every configuration but ``defaults`` trains with unless it says
 #: otherwise: the classifier's defaults before class_weight="auto" and
 #: lr_schedule="auto" (2026-12-07), which every row of those configurations
-#: in the results file was fit with.
+#: in the results file was fit with. The recipes are not pinned: their members
+#: take the defaults of the code that runs them (their rows are on the 2-D
+#: sets, where the two resolve to these).
 PINNED: dict[str, Any] = {"class_weight": None, "lr_schedule": "cosine"}
 
 #: name -> (description, MedicalCNNClassifier parameters; callables are

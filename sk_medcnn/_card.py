@@ -315,7 +315,14 @@ def model_card(
     else:
         lines.append("No held-out split (calibration=None and early_stopping=False).")
     lines += ["", "## Model", ""]
-    for key in ("n_epochs", "best_epoch", "temperature", "tta"):
+    for key in (
+        "n_epochs",
+        "best_epoch",
+        "temperature",
+        "tta",
+        "class_weight",
+        "lr_schedule",
+    ):
         lines.append(f"- {key.replace('_', ' ')}: {_text(card.get(key))}")
     if card.get("ood_threshold") is not None:
         lines.append(

@@ -98,9 +98,9 @@ _RECIPES: dict[str, dict[str, Any]] = {
     "general": {
         "description": (
             "any data set, images or volumes, two classes or more: 5 simple_cnn "
-            "members with MedicalCNNClassifier's defaults (augmentation and "
-            "test-time augmentation 'auto', temperature), threshold tuned for "
-            "balanced accuracy when there are two classes"
+            "members with MedicalCNNClassifier's defaults (augmentation, class "
+            "weights, schedule and test-time augmentation 'auto', temperature), "
+            "threshold tuned for balanced accuracy when there are two classes"
         ),
         "n_members": 5,
         "threshold": "auto",

@@ -197,9 +197,15 @@ def test_configurations_are_pinned_to_the_defaults_their_rows_had(bench):
         **MedicalCNNClassifier().get_params(),
         "random_state": 0,
     }
-    for name in ("moderate", "no_aug", "moderate_flat"):
+    for name in bench.CONFIGS:
+        if name == "defaults":
+            continue
         params = bench.build(name, 0, spatial_dims=3).get_params()
-        assert (params["class_weight"], params["lr_schedule"]) == (None, "cosine")
+        assert "auto" not in (params["class_weight"], params["lr_schedule"]), name
+    for name in ("moderate", "no_aug", "moderate_flat", "moderate_onecycle"):
+        params = bench.build(name, 0, spatial_dims=3).get_params()
+        expected = "onecycle" if name.endswith("onecycle") else "cosine"
+        assert (params["class_weight"], params["lr_schedule"]) == (None, expected)
     params = bench.build("moderate_bal_onecycle", 0).get_params()
     assert (params["class_weight"], params["lr_schedule"]) == (
         "balanced",

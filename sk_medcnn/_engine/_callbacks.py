@@ -110,6 +110,7 @@ def training_callbacks(
     patience: int,
     verbose: int,
     sampler: Any = None,
+    cycle_momentum: bool = True,
 ) -> list[tuple[str, Any]]:
     """Return the callbacks of a training run, in the order skorch runs them.
 
@@ -135,6 +136,9 @@ def training_callbacks(
         progress bar.
     sampler : DistributedSampler, optional
         Told the epoch, so every process shuffles alike.
+    cycle_momentum : bool, default=True
+        Whether the one-cycle schedule cycles the optimizer's momentum (see
+        :func:`~sk_medcnn._engine._optim.cycles_momentum`).
 
     Returns
     -------
@@ -158,6 +162,7 @@ def training_callbacks(
             batches_per_epoch=batches_per_epoch,
             patience=patience,
             monitor="valid_loss" if early_stopping else "train_loss",
+            cycle_momentum=cycle_momentum,
         )
         callbacks.append(("lr_schedule", schedule))
     if early_stopping:

@@ -25,7 +25,7 @@ from ._callbacks import (
     freeze_callbacks,
     training_callbacks,
 )
-from ._optim import optimizer_params
+from ._optim import cycles_momentum, optimizer_params
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +179,7 @@ def build_net(
         patience=patience,
         verbose=verbose,
         sampler=sampler,
+        cycle_momentum=cycles_momentum(optimizer),
     )
     callbacks += freeze_callbacks(head, freeze_epochs) + (extra_callbacks or [])
     optimizer_class, optimizer_kwargs = optimizer_params(

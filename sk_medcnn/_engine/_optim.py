@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -81,6 +82,21 @@ def optimizer_params(
     return optimizer_class, params
 
 
+def cycles_momentum(optimizer: str | type[torch.optim.Optimizer]) -> bool:
+    """Whether the one-cycle schedule can cycle the optimizer's momentum.
+
+    torch's ``OneCycleLR`` cycles ``momentum`` (SGD, RMSprop) or the first
+    beta (Adam, AdamW) between 0.85 and 0.95, and refuses optimizers with
+    neither (Adagrad, Adadelta): those keep theirs.
+    """
+    optimizer_class = OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer
+    try:
+        parameters = inspect.signature(optimizer_class).parameters
+    except (TypeError, ValueError):  # no signature to read: let torch decide
+        return True
+    return "momentum" in parameters or "betas" in parameters
+
+
 def schedule_callback(
     lr_schedule: str,
     *,
@@ -89,6 +105,7 @@ def schedule_callback(
     batches_per_epoch: int,
     patience: int,
     monitor: str,
+    cycle_momentum: bool = True,
 ) -> LRScheduler:
     if lr_schedule == "cosine":
         return LRScheduler(
@@ -112,6 +129,7 @@ def schedule_callback(
             policy=torch.optim.lr_scheduler.OneCycleLR,
             max_lr=lr,
             total_steps=max_epochs * batches_per_epoch,
+            cycle_momentum=cycle_momentum,
             step_every="batch",
         )
     raise ValueError(f"unknown lr_schedule {lr_schedule!r}")  # checked in fit

@@ -30,11 +30,16 @@ def make_checkpoint(
     n_train: int,
     rows: NDArray[np.intp] | None = None,
     sample_weight: NDArray[np.float32] | None = None,
+    resolved: dict[str, Any] | None = None,
 ) -> tuple[TrainingCheckpoint | None, dict[str, Any] | None]:
     """Make the checkpoint callback and load the state to resume, if any.
 
     The checkpoint belongs to the data (a sample of ``images``, the targets,
     ``rows`` and ``sample_weight``) and the settings: another fit refuses it.
+    ``resolved`` holds the settings as the fit resolved them
+    (``class_weight`` and ``lr_schedule`` for ``"auto"``), which stand for
+    the parameters: a checkpoint belongs to what trained, not to how it was
+    asked for.
     """
     if estimator.checkpoint_dir is None:
         if estimator.resume:
@@ -55,6 +60,8 @@ def make_checkpoint(
         ) from error
     path = folder / CHECKPOINT_NAME
     described = fingerprint(estimator, images, y_encoded, n_train)
+    for name, value in (resolved or {}).items():
+        described[name] = _setting(value)
     if rows is not None and not np.array_equal(rows, np.arange(len(images))):
         # which samples train (weights of 0 leave some out, counts repeat)
         described["rows_crc32"] = zlib.crc32(
@@ -66,6 +73,13 @@ def make_checkpoint(
         )
     resume_state = load_checkpoint(path, described) if estimator.resume else None
     return TrainingCheckpoint(path, described, generators, resume_state), (resume_state)
+
+
+def _setting(value: Any) -> Any:
+    """Return a parameter as a checkpoint records it: plain, or as its repr."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
 
 
 def fingerprint(
@@ -89,11 +103,7 @@ def fingerprint(
     for name, value in estimator.get_params(deep=False).items():
         if name in ignored:
             continue
-        params[name] = (
-            value
-            if value is None or isinstance(value, bool | int | float | str)
-            else repr(value)
-        )
+        params[name] = _setting(value)
     step = max(1, len(images) // 64)
     sample = np.ascontiguousarray(images[::step])
     return {

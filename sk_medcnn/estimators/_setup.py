@@ -198,6 +198,11 @@ def build_training_net(
         n_train=len(split[0]),
         rows=data.keep,
         sample_weight=weights,
+        resolved={
+            name: data.fitted[f"{name}_"]
+            for name in ("class_weight", "lr_schedule")
+            if f"{name}_" in data.fitted
+        },
     )
     train_dataset, valid_dataset = _datasets(data, split, weights)
     criterion, criterion_params = training_criterion(estimator, data, augmentation)

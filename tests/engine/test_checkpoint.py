@@ -94,6 +94,23 @@ def test_resume_checks_the_data_and_settings(phantoms, tmp_path):
     MedicalCNNClassifier(**{**params, "lr": 0.1}, resume=True).fit(X, y)
 
 
+def test_resume_compares_settings_as_resolved(phantoms, tmp_path):
+    """A checkpoint belongs to what trained: "auto" matches what it resolves to."""
+    X, y = phantoms  # balanced: "auto" is unweighted with cosine annealing
+    params = {**PARAMS, "max_epochs": 2, "checkpoint_dir": tmp_path}
+    params.pop("lr_schedule")
+    MedicalCNNClassifier(**params, class_weight=None, lr_schedule="cosine").fit(X, y)
+    _damage_unfinished(tmp_path / "checkpoint.pt", lambda state: None)
+    resumed = MedicalCNNClassifier(**params, resume=True).fit(X, y)
+    assert (resumed.class_weight_, resumed.lr_schedule_) == (None, "cosine")
+    assert resumed.n_epochs_ == 2
+    # what "auto" resolves to on a rare class differs from the checkpoint's
+    MedicalCNNClassifier(**params).fit(X, y)
+    _damage_unfinished(tmp_path / "checkpoint.pt", lambda state: None)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        MedicalCNNClassifier(**params, class_weight="balanced", resume=True).fit(X, y)
+
+
 def test_resume_without_checkpoint_starts_afresh(phantoms, tmp_path):
     X, y = phantoms
     params = {**PARAMS, "max_epochs": 2}

@@ -136,19 +136,61 @@ def test_auto_on_a_rare_class_raises_its_predicted_probability(phantoms):
     X, y = _rare_phantoms(phantoms, 4)
     settings = {**FAST, "max_epochs": 4, "calibration": None, "tta": None}
     auto = MedicalCNNClassifier(**settings).fit(X, y)
-    plain = MedicalCNNClassifier(**settings, class_weight=None).fit(X, y)
+    # the same schedule, so that only the class weights differ
+    plain = MedicalCNNClassifier(
+        **settings, class_weight=None, lr_schedule="onecycle"
+    ).fit(X, y)
     assert (
         auto.predict_proba(X)[:, 1].mean() > plain.predict_proba(X)[:, 1].mean() + 0.05
     )
+
+
+def test_auto_with_a_loss_module_adds_no_class_weights(phantoms, caplog):
+    import torch
+
+    X, y = _rare_phantoms(phantoms, 4)
+    with caplog.at_level(logging.INFO, logger="sk_medcnn"):
+        clf = MedicalCNNClassifier(**FAST, loss=torch.nn.CrossEntropyLoss()).fit(X, y)
+    assert (clf.class_weight_, clf.lr_schedule_) == (None, "cosine")
+    assert "none with a loss module" in caplog.text
+
+
+def test_auto_decides_on_samples_that_train_not_on_their_weights(phantoms):
+    X, y = phantoms  # 50% each class
+    favour = np.where(y == 1, 9.0, 1.0)
+    clf = MedicalCNNClassifier(**FAST).fit(X, y, sample_weight=favour)
+    assert (clf.class_weight_, clf.lr_schedule_) == (None, "cosine")
+    # the rows' loss weights are the sample weights alone (no class weights)
+    weights = clf.net_.criterion_.weight
+    assert weights is None
+    # a class left out by weights of 0 does not count as the rare one
+    only_common = np.where(y == 1, 0.0, 1.0)
+    only_common[np.flatnonzero(y == 1)[:2]] = 1.0  # 2 of 34: 6%
+    rare = MedicalCNNClassifier(**FAST).fit(X, y, sample_weight=only_common)
+    assert rare.class_weight_ == "balanced"
+    assert resolve_class_weight("auto", y, 2, np.where(y == 1, 0.0, 1.0)) is None
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "sgd"])
+def test_onecycle_trains_with_optimizers_with_and_without_momentum(phantoms, optimizer):
+    import torch
+
+    X, y = _rare_phantoms(phantoms, 4)
+    optimizer_class = {"adagrad": torch.optim.Adagrad, "sgd": "sgd"}[optimizer]
+    clf = MedicalCNNClassifier(**FAST, optimizer=optimizer_class).fit(X, y)
+    assert clf.lr_schedule_ == "onecycle"
+    group = clf.net_.optimizer_.param_groups[0]
+    if optimizer == "sgd":  # cycled, as torch's OneCycleLR does
+        assert group["momentum"] != pytest.approx(0.9)
+    else:
+        assert "momentum" not in group
 
 
 def test_the_decision_is_reported_and_carried(phantoms, caplog, capsys):
     X, y = _rare_phantoms(phantoms, 4)
     with caplog.at_level(logging.INFO, logger="sk_medcnn"):
         clf = MedicalCNNClassifier(**FAST).fit(X, y)
-    assert "class_weight='auto': the rarest class has 11.1% of the samples" in (
-        caplog.text
-    )
+    assert "2 classes, the rarest with 11.1% of the samples" in caplog.text
     assert "class_weight_='balanced', lr_schedule_='onecycle'" in caplog.text
     MedicalCNNClassifier(**FAST, verbose=1).fit(X, y)
     assert "class_weight_='balanced'" in capsys.readouterr().out
