@@ -157,6 +157,8 @@ def describe_fit(
         ),
         "validation": None,
     }
+    if not hasattr(estimator, "class_weight"):  # a regressor
+        del card["class_weight"]
     if valid_index is not None and len(valid_index) and classes is not None:
         card["validation"] = _validation(estimator, images, y, valid_index)
     return card
@@ -323,7 +325,8 @@ def model_card(
         "class_weight",
         "lr_schedule",
     ):
-        lines.append(f"- {key.replace('_', ' ')}: {_text(card.get(key))}")
+        if key in card:  # a regressor's card has no class weights
+            lines.append(f"- {key.replace('_', ' ')}: {_text(card.get(key))}")
     if card.get("ood_threshold") is not None:
         lines.append(
             f"- out-of-distribution threshold: {_text(card['ood_threshold'])} "

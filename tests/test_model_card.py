@@ -93,6 +93,9 @@ def test_a_regressor_and_a_pipeline_have_cards(data):
     reg = MedicalCNNRegressor(**FAST).fit(X, (y == "lesion").astype(float))
     assert "class_counts" not in reg.model_card_["training_data"]
     assert model_card(reg).startswith("# Model card: MedicalCNNRegressor")
+    assert "class_weight" not in reg.model_card_  # nor "- class weight" lines
+    assert "- class weight" not in model_card(reg)
+    assert "- lr schedule: None" in model_card(reg)
     pipe = make_pipeline(IntensityNormalizer(), MedicalCNNClassifier(**FAST))
     assert "## Training data" in model_card(pipe.fit(X, y))
 

@@ -179,7 +179,7 @@ def build_net(
         patience=patience,
         verbose=verbose,
         sampler=sampler,
-        cycle_momentum=cycles_momentum(optimizer),
+        cycle_momentum=cycles_momentum(optimizer, momentum),
     )
     callbacks += freeze_callbacks(head, freeze_epochs) + (extra_callbacks or [])
     optimizer_class, optimizer_kwargs = optimizer_params(

@@ -82,19 +82,40 @@ def optimizer_params(
     return optimizer_class, params
 
 
-def cycles_momentum(optimizer: str | type[torch.optim.Optimizer]) -> bool:
-    """Whether the one-cycle schedule can cycle the optimizer's momentum.
+def cycles_momentum(
+    optimizer: str | type[torch.optim.Optimizer], momentum: float = 0.9
+) -> bool:
+    """Return whether the one-cycle schedule cycles the optimizer's momentum.
 
-    torch's ``OneCycleLR`` cycles ``momentum`` (SGD, RMSprop) or the first
-    beta (Adam, AdamW) between 0.85 and 0.95, and refuses optimizers with
-    neither (Adagrad, Adadelta): those keep theirs.
+    torch's ``OneCycleLR`` cycles the first beta (Adam, AdamW) or ``momentum``
+    (SGD, RMSprop) between 0.95 and 0.85, and refuses optimizers with
+    neither (Adagrad, Adadelta). Those keep theirs, and so does an optimizer
+    given ``momentum=0``: a user who turned momentum off does not get it back.
+
+    Parameters
+    ----------
+    optimizer : str or torch.optim.Optimizer subclass
+        The estimator's ``optimizer``.
+    momentum : float, default=0.9
+        The estimator's ``momentum`` (used by optimizers without betas).
+
+    Returns
+    -------
+    cycle : bool
+        True for optimizers with betas, or with a ``momentum`` argument and
+        ``momentum > 0``; also for a class whose signature cannot be read or
+        takes ``**kwargs`` (torch then decides).
     """
     optimizer_class = OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer
     try:
         parameters = inspect.signature(optimizer_class).parameters
     except (TypeError, ValueError):  # no signature to read: let torch decide
         return True
-    return "momentum" in parameters or "betas" in parameters
+    if "betas" in parameters:
+        return True
+    if "momentum" in parameters:
+        return momentum > 0
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def schedule_callback(

@@ -123,7 +123,8 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     one-cycle warm-up, a temperature fitted on 10% of the training data
     held out, predictions averaged over the image and four copies shifted by
     5% of its size where that held-out split shows it helps) were chosen by
-    5-fold cross-validation on PneumoniaMNIST over 3 seeds; the default
+    5-fold cross-validation on PneumoniaMNIST over 3 seeds (the class weights
+    for a rare class on VesselMNIST3D's validation split); the default
     augmentation (small affine maps, intensity changes and noise,
     :func:`sk_medcnn.augmentation.default_augmentation`) was chosen for
     robustness to acquisition shifts on PneumoniaMNIST and RetinaMNIST and on
@@ -179,7 +180,7 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         scales both alike). Below 1 fine-tunes pretrained features gently.
     loss : {"cross_entropy", "focal"} or torch.nn.Module, default="cross_entropy"
         Training loss on the logits; a module instance is copied in ``fit``
-        and gets no class weights (``class_weight="auto"`` resolves to None).
+        and gets no class weights (``class_weight_`` is None).
     gamma : float, default=2.0
         Focusing parameter of ``loss="focal"``.
     optimizer : {"sgd", "adam", "adamw"} or torch.optim.Optimizer subclass, \
@@ -190,7 +191,8 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
     weight_decay : float, default=0.0
         L2 penalty (decoupled for ``"adamw"``).
     momentum : float, default=0.9
-        Momentum of ``"sgd"``; ignored by the other optimizers.
+        Momentum of ``"sgd"``; ignored by the other optimizers. The one-cycle
+        schedule cycles it between 0.95 and 0.85 (unless it is 0).
     batch_size : int, default=32
         Training images per batch.
     max_epochs : int, default=20
@@ -560,8 +562,8 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         auto = isinstance(self.class_weight, str) and self.class_weight == "auto"
         module_loss = isinstance(self.loss, nn.Module)
         class_weight = (
-            None  # a loss module gets no class weights: "auto" adds none
-            if auto and module_loss
+            None  # a loss module gets no class weights, given or "auto"
+            if module_loss
             else resolve_class_weight(
                 self.class_weight, y_encoded, len(classes), sample_weight
             )
@@ -569,15 +571,19 @@ class MedicalCNNClassifier(ClassifierMixin, _BaseMedicalCNN):
         if auto:
             message = (
                 "class_weight='auto' (balanced for two classes when the rarer has "
-                "under 20%% of the samples; none with a loss module): %d classes, "
-                "the rarest with %.1f%% of the samples: %s"
+                f"under {AUTO_CLASS_WEIGHT_SHARE:.0%}% of the samples; none with a "
+                "loss module): %d classes with samples, the rarest with %.1f%% of "
+                "them: %s"
             )
             chosen = f"class_weight_={class_weight!r}"
             if self.lr_schedule == "auto":
                 schedule = resolve_lr_schedule(self.lr_schedule, class_weight)
                 chosen += f", lr_schedule_={schedule!r}"
+            counted = y_encoded
+            if sample_weight is not None:
+                counted = y_encoded[sample_weight > 0]
             arguments = (
-                len(classes),
+                len(np.unique(counted)),
                 100 * _rarest_share(y_encoded, len(classes), sample_weight),
                 chosen,
             )

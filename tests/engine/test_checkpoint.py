@@ -104,7 +104,7 @@ def test_resume_compares_settings_as_resolved(phantoms, tmp_path):
     resumed = MedicalCNNClassifier(**params, resume=True).fit(X, y)
     assert (resumed.class_weight_, resumed.lr_schedule_) == (None, "cosine")
     assert resumed.n_epochs_ == 2
-    # what "auto" resolves to on a rare class differs from the checkpoint's
+    # settings that resolve otherwise (balanced weights warm up) are refused
     MedicalCNNClassifier(**params).fit(X, y)
     _damage_unfinished(tmp_path / "checkpoint.pt", lambda state: None)
     with pytest.raises(ValueError, match="lr_schedule"):

@@ -153,6 +153,12 @@ def test_auto_with_a_loss_module_adds_no_class_weights(phantoms, caplog):
         clf = MedicalCNNClassifier(**FAST, loss=torch.nn.CrossEntropyLoss()).fit(X, y)
     assert (clf.class_weight_, clf.lr_schedule_) == (None, "cosine")
     assert "none with a loss module" in caplog.text
+    assert "2 classes with samples, the rarest with 11.1% of them" in caplog.text
+    # given class weights do not reach a loss module either, nor start a warm-up
+    given = MedicalCNNClassifier(
+        **FAST, loss=torch.nn.CrossEntropyLoss(), class_weight="balanced"
+    ).fit(X, y)
+    assert (given.class_weight_, given.lr_schedule_) == (None, "cosine")
 
 
 def test_auto_decides_on_samples_that_train_not_on_their_weights(phantoms):
@@ -160,9 +166,6 @@ def test_auto_decides_on_samples_that_train_not_on_their_weights(phantoms):
     favour = np.where(y == 1, 9.0, 1.0)
     clf = MedicalCNNClassifier(**FAST).fit(X, y, sample_weight=favour)
     assert (clf.class_weight_, clf.lr_schedule_) == (None, "cosine")
-    # the rows' loss weights are the sample weights alone (no class weights)
-    weights = clf.net_.criterion_.weight
-    assert weights is None
     # a class left out by weights of 0 does not count as the rare one
     only_common = np.where(y == 1, 0.0, 1.0)
     only_common[np.flatnonzero(y == 1)[:2]] = 1.0  # 2 of 34: 6%
@@ -171,26 +174,53 @@ def test_auto_decides_on_samples_that_train_not_on_their_weights(phantoms):
     assert resolve_class_weight("auto", y, 2, np.where(y == 1, 0.0, 1.0)) is None
 
 
-@pytest.mark.parametrize("optimizer", ["adagrad", "sgd"])
-def test_onecycle_trains_with_optimizers_with_and_without_momentum(phantoms, optimizer):
+@pytest.mark.parametrize(
+    ("optimizer", "momentum", "cycled"),
+    [("adagrad", 0.9, False), ("sgd", 0.9, True), ("sgd", 0.0, False)],
+)
+def test_onecycle_trains_with_optimizers_with_and_without_momentum(
+    phantoms, optimizer, momentum, cycled
+):
     import torch
 
     X, y = _rare_phantoms(phantoms, 4)
     optimizer_class = {"adagrad": torch.optim.Adagrad, "sgd": "sgd"}[optimizer]
-    clf = MedicalCNNClassifier(**FAST, optimizer=optimizer_class).fit(X, y)
+    clf = MedicalCNNClassifier(
+        **FAST, optimizer=optimizer_class, momentum=momentum
+    ).fit(X, y)
     assert clf.lr_schedule_ == "onecycle"
     group = clf.net_.optimizer_.param_groups[0]
-    if optimizer == "sgd":  # cycled, as torch's OneCycleLR does
-        assert group["momentum"] != pytest.approx(0.9)
-    else:
+    if optimizer == "adagrad":  # no momentum to cycle: torch would refuse it
         assert "momentum" not in group
+    elif cycled:  # as torch's OneCycleLR does, between 0.95 and 0.85
+        assert 0.85 <= group["momentum"] <= 0.95
+        assert group["momentum"] != pytest.approx(momentum)
+    else:  # momentum turned off stays off
+        assert group["momentum"] == 0.0
+
+
+def test_cycles_momentum_reads_the_optimizer():
+    import torch
+
+    from sk_medcnn._engine._optim import cycles_momentum
+
+    class Wrapped(torch.optim.SGD):
+        def __init__(self, params, **kwargs):
+            super().__init__(params, **kwargs)
+
+    assert cycles_momentum("adam")
+    assert cycles_momentum("adamw", momentum=0.0)
+    assert cycles_momentum("sgd")
+    assert not cycles_momentum("sgd", momentum=0.0)
+    assert not cycles_momentum(torch.optim.Adagrad)
+    assert cycles_momentum(Wrapped)  # **kwargs: torch decides
 
 
 def test_the_decision_is_reported_and_carried(phantoms, caplog, capsys):
     X, y = _rare_phantoms(phantoms, 4)
     with caplog.at_level(logging.INFO, logger="sk_medcnn"):
         clf = MedicalCNNClassifier(**FAST).fit(X, y)
-    assert "2 classes, the rarest with 11.1% of the samples" in caplog.text
+    assert "2 classes with samples, the rarest with 11.1% of them" in caplog.text
     assert "class_weight_='balanced', lr_schedule_='onecycle'" in caplog.text
     MedicalCNNClassifier(**FAST, verbose=1).fit(X, y)
     assert "class_weight_='balanced'" in capsys.readouterr().out
