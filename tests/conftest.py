@@ -50,3 +50,29 @@ def separable_images():
     X[y == 1, 3:9, 3:9] += 150
     X.setflags(write=False)
     return X, y
+
+
+def _edit_model_file(path: Path, edit) -> None:
+    """Rewrite a ``.skmed`` file with ``edit`` applied to its estimator node."""
+    import io
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    document = json.loads(members["model.json"])
+    edit(document["model"]["__estimator__"])
+    members["model.json"] = json.dumps(document).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    path.write_bytes(buffer.getvalue())
+
+
+@pytest.fixture
+def edit_model_file():
+    """``edit_model_file(path, edit)``: change a saved model's JSON in place
+    (``edit`` gets the estimator node: its ``params`` and ``attributes``), as a
+    hand-edited or hostile file would."""
+    return _edit_model_file

@@ -681,25 +681,8 @@ def test_plugin_template_weight_loader(monkeypatch, tmp_path):
     )
 
 
-def _edit_model_file(path, edit):
-    import io
-    import json
-    import zipfile
-
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    document = json.loads(members["model.json"])
-    edit(document["model"]["__estimator__"])
-    members["model.json"] = json.dumps(document).encode()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    path.write_bytes(buffer.getvalue())
-
-
 def test_hostile_fitted_architecture_params_are_refused(
-    weights_file, phantoms, tmp_path
+    weights_file, phantoms, tmp_path, edit_model_file
 ):
     import time
 
@@ -711,7 +694,7 @@ def test_hostile_fitted_architecture_params_are_refused(
     save_model(clf, path)
     bomb = tmp_path / "bomb.skmed"
     bomb.write_bytes(path.read_bytes())
-    _edit_model_file(
+    edit_model_file(
         bomb,
         lambda node: node["attributes"]["architecture_params_"].update(width=10**6),
     )
@@ -721,7 +704,7 @@ def test_hostile_fitted_architecture_params_are_refused(
     assert time.perf_counter() - start < 5
     other = tmp_path / "other.skmed"
     other.write_bytes(path.read_bytes())
-    _edit_model_file(
+    edit_model_file(
         other, lambda node: node["params"].update(architecture_params={"width": 16})
     )
     with pytest.raises(ModelFileError, match="holding architecture_params"):

@@ -3,11 +3,9 @@ and a class-weighted loss trains with a warm-up."""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import pickle
-import zipfile
 
 import numpy as np
 import pytest
@@ -241,20 +239,7 @@ def test_the_decision_is_reported_and_carried(phantoms, caplog, capsys):
     assert old.lr_schedule_ == "cosine"
 
 
-def _edit_document(path, edit):
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    document = json.loads(members["model.json"])
-    edit(document["model"]["__estimator__"])
-    members["model.json"] = json.dumps(document).encode()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    path.write_bytes(buffer.getvalue())
-
-
-def test_save_and_load_keep_the_decision(phantoms, tmp_path):
+def test_save_and_load_keep_the_decision(phantoms, tmp_path, edit_model_file):
     X, y = _rare_phantoms(phantoms, 4)
     clf = MedicalCNNClassifier(**FAST).fit(X, y)
     path = tmp_path / "model.skmed"
@@ -270,14 +255,14 @@ def test_save_and_load_keep_the_decision(phantoms, tmp_path):
         node["params"]["lr_schedule"] = "cosine"
         del node["attributes"]["class_weight_"], node["attributes"]["lr_schedule_"]
 
-    _edit_document(path, drop)
+    edit_model_file(path, drop)
     old = load_model(path)
     assert (old.class_weight_, old.lr_schedule_) == (None, "cosine")
 
     def tamper(node):  # "auto" is a setting, never what a fit trained with
         node["attributes"]["class_weight_"] = "auto"
 
-    _edit_document(path, tamper)
+    edit_model_file(path, tamper)
     with pytest.raises(ModelFileError, match="class_weight_"):
         load_model(path)
 
@@ -285,7 +270,7 @@ def test_save_and_load_keep_the_decision(phantoms, tmp_path):
         node["attributes"]["class_weight_"] = "balanced"
         node["attributes"]["lr_schedule_"] = "auto"
 
-    _edit_document(path, tamper_schedule)
+    edit_model_file(path, tamper_schedule)
     with pytest.raises(ModelFileError, match="lr_schedule_"):
         load_model(path)
 

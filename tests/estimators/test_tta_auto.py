@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import pickle
-import zipfile
 
 import numpy as np
 import pytest
@@ -188,20 +186,9 @@ def test_pickle_and_clone_keep_the_decision(phantoms):
     assert old.tta_scores_ is None
 
 
-def _edit_document(path, edit):
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    document = json.loads(members["model.json"])
-    edit(document["model"]["__estimator__"])
-    members["model.json"] = json.dumps(document).encode()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    path.write_bytes(buffer.getvalue())
-
-
-def test_save_and_load_keep_the_decision(parity_fit, tmp_path, monkeypatch):
+def test_save_and_load_keep_the_decision(
+    parity_fit, tmp_path, monkeypatch, edit_model_file
+):
     from sk_medcnn import register_architecture
     from sk_medcnn.registry import _ARCHITECTURES
 
@@ -224,7 +211,7 @@ def test_save_and_load_keep_the_decision(parity_fit, tmp_path, monkeypatch):
         node["params"]["tta"] = "shifts"
         del node["attributes"]["tta_"], node["attributes"]["tta_scores_"]
 
-    _edit_document(path, drop)
+    edit_model_file(path, drop)
     old = load_model(path)
     assert old.tta_ == "shifts"
     assert old.tta_scores_ is None
@@ -233,7 +220,7 @@ def test_save_and_load_keep_the_decision(parity_fit, tmp_path, monkeypatch):
     def tamper(node):
         node["attributes"]["tta_"] = "rotate"
 
-    _edit_document(path, tamper)
+    edit_model_file(path, tamper)
     with pytest.raises(ModelFileError, match="tta_"):
         load_model(path)
 
