@@ -90,6 +90,17 @@ DATASETS = {
     "retina": DATA / "retinamnist_28_trainval.npz",
     "vessel": DATA / "vesselmnist3d_28_trainval.npz",
 }
+#: name -> (a DATASETS name, a class label, its share): a real data set whose
+#: training split keeps only enough images of that class (a seeded draw, the
+#: same for every run) for it to make the share of the training images; the
+#: validation split is left as it is. They test the class-weight rule
+#: (``class_weight="auto"``) on images with a rare class: PneumoniaMNIST's
+#: pneumonia thinned to 10% of 1,349 training images (135 kept; the rule
+#: weighs them) and to 25% of 1,619 (405 kept; the rule does not).
+RARE = {
+    "pneumonia_rare10": ("pneumonia", 1, 0.10),
+    "pneumonia_rare25": ("pneumonia", 1, 0.25),
+}
 #: spatial dimensions of each data set's images (the others are 2)
 SPATIAL_DIMS = {"vessel": 3}
 SUBSETS = ("all", "10%", "300", "600")
@@ -470,12 +481,33 @@ def load(name: str, *, quick: bool = False) -> tuple[np.ndarray, ...]:
         X, y = make_lesion_phantoms(120, image_size=16, random_state=0)
         X_val, y_val = make_lesion_phantoms(60, image_size=16, random_state=1)
         return X, y, X_val, y_val
+    if name in RARE:
+        base, label, share = RARE[name]
+        X, y, X_val, y_val = load(base)
+        rows = thin(y, label, share)
+        return X[rows], y[rows], X_val, y_val
     path = DATASETS[name]
     if not path.exists():
         sys.exit(f"{path} is absent; run with --quick for a smoke test.")
     X, y = load_medmnist(path, "train")
     X_val, y_val = load_medmnist(path, "val")
     return X, y, X_val, y_val
+
+
+def thin(y: np.ndarray, label: Any, share: float, seed: int = 0) -> np.ndarray:
+    """Row indices keeping every image but those of class ``label``, of which
+    a seeded draw makes ``share`` of the rows kept (sorted)."""
+    rows = np.arange(len(y))
+    others = rows[y != label]
+    n_kept = round(share * len(others) / (1.0 - share))
+    ours = rows[y == label]
+    if not 0 < n_kept <= len(ours):
+        raise ValueError(
+            f"share={share} needs {n_kept} images of class {label!r}; "
+            f"there are {len(ours)}"
+        )
+    drawn = np.random.default_rng(seed).choice(ours, size=n_kept, replace=False)
+    return np.sort(np.concatenate([others, drawn]))
 
 
 def subset(X: np.ndarray, y: np.ndarray, which: str, seed: int) -> np.ndarray:
@@ -1019,7 +1051,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--datasets", nargs="+", choices=tuple(DATASETS), default=list(DATASETS)
+        "--datasets",
+        nargs="+",
+        choices=(*DATASETS, *RARE),
+        default=list(DATASETS),
+        help="data sets (default: the three real ones; the rare-class variants "
+        "derived from them, " + ", ".join(RARE) + ", only when named)",
     )
     parser.add_argument(
         "--subsets",
