@@ -395,3 +395,46 @@ def test_head_candidates_set_the_global_pool(bench):
     assert flat.architecture_params == {"global_pool": None}
     assert flat.augmentation[0].translate == (0.05, 0.05, 0.05)
     assert bench.build("moderate_gavg", 0).architecture_params == {"global_pool": "avg"}
+
+
+@pytest.mark.parametrize("share", [0.1, 0.25])
+def test_thin_keeps_the_other_classes_and_makes_the_share(bench, share):
+    y = np.repeat([0, 1, 2], [300, 500, 100])
+    rows = bench.thin(y, 1, share)
+    kept = y[rows]
+    assert np.all(np.diff(rows) > 0)
+    assert np.sum(kept == 0) == 300
+    assert np.sum(kept == 2) == 100
+    assert np.mean(kept == 1) == pytest.approx(share, abs=0.002)
+    np.testing.assert_array_equal(rows, bench.thin(y, 1, share))  # seeded
+    assert not np.array_equal(rows, bench.thin(y, 1, share, seed=1))
+
+
+def test_thin_refuses_a_share_the_class_cannot_make(bench):
+    y = np.repeat([0, 1], [100, 10])
+    with pytest.raises(ValueError, match=r"share=0\.5 needs 100 images of class 1"):
+        bench.thin(y, 1, 0.5)
+
+
+def test_rare_variants_name_real_data_sets_and_rare_shares(bench):
+    for base, _label, share in bench.RARE.values():
+        assert base in bench.DATASETS
+        assert 0.0 < share < 0.5
+    # one below the class-weight rule's bound and one above it
+    from sk_medcnn.estimators._classifier import AUTO_CLASS_WEIGHT_SHARE
+
+    shares = sorted(share for *_, share in bench.RARE.values())
+    assert shares[0] < AUTO_CLASS_WEIGHT_SHARE < shares[-1]
+
+
+def test_a_rare_variant_thins_the_training_split_only(bench):
+    base, label, share = bench.RARE["pneumonia_rare10"]
+    if not bench.DATASETS[base].exists():
+        pytest.skip(f"{bench.DATASETS[base]} is absent")
+    X, y, X_val, y_val = bench.load("pneumonia_rare10")
+    _, y_base, X_val_base, y_val_base = bench.load(base)
+    assert np.mean(y == label) == pytest.approx(share, abs=0.001)
+    assert np.sum(y != label) == np.sum(y_base != label)
+    assert len(X) == len(y) < len(y_base)
+    np.testing.assert_array_equal(y_val, y_val_base)
+    np.testing.assert_array_equal(X_val, X_val_base)
