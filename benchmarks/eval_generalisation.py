@@ -584,6 +584,9 @@ def run_fit(
         "scores": {},
     }
     balanced = compute_sample_weight("balanced", y_val)
+    members = recipe_members(model) if config in RECIPES else []
+    if members:
+        result["member_scores"] = {}
     for shift, function in shifts(spatial_dims).items():
         images = X_val if function is None else function(X_val)
         proba = model.predict_proba(images)
@@ -592,7 +595,30 @@ def run_fit(
         result["scores"][shift] = score(
             proba, y_val, model.classes_, weights, prediction
         )
+        if members:
+            each = [
+                score(member.predict_proba(images), y_val, member.classes_, weights)
+                for member in members
+            ]
+            result["member_scores"][shift] = {
+                **{
+                    metric: float(np.mean([e[metric] for e in each]))
+                    for metric in METRICS
+                },
+                "auc_each": [e["auc"] for e in each],
+            }
     return result
+
+
+def recipe_members(model: Any) -> list[Any]:
+    """The fitted networks a recipe's predictions average (the final ones, fit
+    on all the training data), found through its threshold wrappers: the
+    ``estimator_`` of ``AutoThresholdClassifier``, ``TunedThresholdClassifierCV``
+    or ``FixedThresholdClassifier``, then a ``VotingClassifier``'s
+    ``estimators_``; a recipe of one member is that member."""
+    while not hasattr(model, "estimators_") and hasattr(model, "estimator_"):
+        model = model.estimator_
+    return list(getattr(model, "estimators_", [model]))
 
 
 # --- reporting ----------------------------------------------------------------
@@ -1107,9 +1133,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(AUC in distribution and averaged over the shifts, with standard errors)",
     )
     parser.add_argument(
+        "--members",
+        action="store_true",
+        help="with --table: what each recipe adds over its own networks (the "
+        "ensemble's AUC minus its members' mean, fit by fit; recipe fits save "
+        "their members' scores)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="smoke test on tiny phantoms"
     )
     args = parser.parse_args(argv)
+    if args.members and not args.table:
+        parser.error("--members reads saved runs: give them with --table.")
+    if args.members and (args.versus or args.paired or args.rst):
+        parser.error(
+            "--members prints its own table: not with --versus, --paired or --rst."
+        )
     if args.versus and not args.table:
         parser.error("--versus compares saved runs: give them with --table.")
     if args.versus and (args.paired or args.rst):
@@ -1145,6 +1184,78 @@ def _print_versus(rows: list[dict[str, Any]], base: str, other: str) -> None:
         )
 
 
+def ensemble_gain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a recipe adds over one of its own networks, fit by fit.
+
+    For every recipe fit scored with its members (``member_scores``), the
+    ensemble's AUC minus its members' mean AUC, in distribution and averaged
+    over the shifts; then the mean and standard error over the seeds of each
+    data set, subset and recipe. Pairing each ensemble with its own networks
+    removes the subset and the seeds from the comparison: what is left is what
+    averaging the networks' probabilities (and, for two classes, the tuned
+    threshold's accuracy, not scored here) adds.
+    """
+    groups: dict[tuple[str, str, str], list[tuple[float, float, float]]] = {}
+    for row in rows:
+        members = row.get("member_scores")
+        if not members:
+            continue
+        none = row["scores"]["none"]["auc"] - members["none"]["auc"]
+        shifted = [s for s in row["scores"] if s != "none"]
+        over = float(
+            np.mean([row["scores"][s]["auc"] - members[s]["auc"] for s in shifted])
+        )
+        best = max(members["none"]["auc_each"]) - members["none"]["auc"]
+        groups.setdefault((row["dataset"], row["subset"], row["config"]), []).append(
+            (none, over, best)
+        )
+    results = []
+    for (dataset, which, config), values in sorted(groups.items()):
+        array = np.asarray(values)
+        mean = array.mean(axis=0)
+        se = _standard_error(array)
+        results.append(
+            {
+                "dataset": dataset,
+                "subset": which,
+                "config": config,
+                "n_seeds": len(values),
+                "gain_none": float(mean[0]),
+                "se_none": float(se[0]),
+                "gain_shifts": float(mean[1]),
+                "se_shifts": float(se[1]),
+                "best_member_none": float(mean[2]),
+            }
+        )
+    return results
+
+
+def _print_members(rows: list[dict[str, Any]]) -> None:
+    """Print :func:`ensemble_gain`'s table; exit saying so when it is empty."""
+    results = ensemble_gain(rows)
+    if not results:
+        raise SystemExit(
+            "--members: no recipe fit in the --table files was scored with its "
+            "members (rows with 'member_scores')."
+        )
+    print(
+        "AUC of each recipe minus the mean of its own networks, fit by fit "
+        "(± standard error over seeds); last column: the best network's lead "
+        "over the mean, in distribution"
+    )
+    print(
+        f"{'data set':<10} {'subset':<6} {'recipe':<15} {'seeds':>5} "
+        f"{'in distribution':>17} {'over shifts':>17} {'best network':>12}"
+    )
+    for r in results:
+        print(
+            f"{r['dataset']:<10} {r['subset']:<6} {r['config']:<15} "
+            f"{r['n_seeds']:>5} {r['gain_none']:>+9.4f}±{r['se_none']:.4f} "
+            f"{r['gain_shifts']:>+9.4f}±{r['se_shifts']:.4f} "
+            f"{r['best_member_none']:>+12.4f}"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     if args.paired:
@@ -1170,6 +1281,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             for row in json.loads(path.read_text())["rows"]
             if args.configs is None or row["config"] in args.configs
         ]
+        if args.members:
+            _print_members(rows)
+            return rows
         if args.versus:
             every = [
                 row

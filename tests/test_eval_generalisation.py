@@ -137,6 +137,76 @@ def test_a_recipe_candidate_is_scored_by_its_own_predictions(bench):
     assert row["scores"]["none"]["acc"] == pytest.approx(
         float(np.mean(fitted.predict(X_val) == y_val))
     )
+    # and each of its two networks on its own, the final ones (fit on all data)
+    members = bench.recipe_members(fitted)
+    assert len(members) == 2
+    assert all(type(m).__name__ == "MedicalCNNClassifier" for m in members)
+    assert members[0] is fitted.estimator_.estimator_.estimators_[0]
+    assert set(row["member_scores"]) == set(bench.SHIFTS)
+    each = row["member_scores"]["none"]["auc_each"]
+    assert len(each) == 2
+    assert row["member_scores"]["none"]["auc"] == pytest.approx(np.mean(each))
+    from sklearn.metrics import roc_auc_score
+
+    assert each[1] == pytest.approx(
+        roc_auc_score(y_val, members[1].predict_proba(X_val)[:, 1])
+    )
+
+
+def test_recipe_members_unwraps_every_wrapper(bench):
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import FixedThresholdClassifier
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = np.repeat([0, 1], 20)
+    vote = VotingClassifier(
+        [("a", LogisticRegression()), ("b", LogisticRegression(C=0.1))],
+        voting="soft",
+    )
+    fitted = FixedThresholdClassifier(vote, threshold=0.4).fit(X, y)
+    assert bench.recipe_members(fitted) == list(fitted.estimator_.estimators_)
+    single = LogisticRegression().fit(X, y)
+    assert bench.recipe_members(single) == [single]
+
+
+def _member_row(subset, seed, ensemble, members):
+    shifts = ("none", "blur")
+    return {
+        "dataset": "d",
+        "subset": subset,
+        "config": "recipe_general",
+        "seed": seed,
+        "scores": {s: {"auc": ensemble[i]} for i, s in enumerate(shifts)},
+        "member_scores": {
+            s: {"auc": float(np.mean(m)), "auc_each": list(m)}
+            for s, m in zip(shifts, members, strict=True)
+        },
+    }
+
+
+def test_ensemble_gain_pairs_each_recipe_with_its_own_networks(bench, capsys):
+    rows = [
+        _member_row("300", 0, (0.80, 0.70), ([0.76, 0.78], [0.70, 0.66])),
+        _member_row("300", 1, (0.75, 0.72), ([0.74, 0.74], [0.71, 0.71])),
+        {"dataset": "d", "subset": "300", "config": "moderate", "seed": 0},
+    ]
+    (result,) = bench.ensemble_gain(rows)
+    assert result["n_seeds"] == 2
+    assert result["gain_none"] == pytest.approx((0.03 + 0.01) / 2)
+    assert result["gain_shifts"] == pytest.approx((0.02 + 0.01) / 2)
+    assert result["se_none"] == pytest.approx(0.01)
+    assert result["best_member_none"] == pytest.approx((0.01 + 0.0) / 2)
+    bench._print_members(rows)
+    out = capsys.readouterr().out
+    assert "+0.0200±0.0100" in out
+    with pytest.raises(SystemExit, match="member_scores"):
+        bench._print_members(rows[2:])
+
+
+def test_members_needs_saved_runs(bench):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--members"])
 
 
 @pytest.mark.slow
