@@ -1192,10 +1192,11 @@ def ensemble_gain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     over the shifts; then the mean and standard error over the seeds of each
     data set, subset and recipe. Pairing each ensemble with its own networks
     removes the subset and the seeds from the comparison: what is left is what
-    averaging the networks' probabilities (and, for two classes, the tuned
-    threshold's accuracy, not scored here) adds.
+    averaging the networks' probabilities adds. The balanced accuracy in
+    distribution is compared the same way: the recipe's ``predict`` (for two
+    classes its tuned threshold) against its networks' arg-max.
     """
-    groups: dict[tuple[str, str, str], list[tuple[float, float, float]]] = {}
+    groups: dict[tuple[str, str, str], list[tuple[float, ...]]] = {}
     for row in rows:
         members = row.get("member_scores")
         if not members:
@@ -1206,8 +1207,12 @@ def ensemble_gain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             np.mean([row["scores"][s]["auc"] - members[s]["auc"] for s in shifted])
         )
         best = max(members["none"]["auc_each"]) - members["none"]["auc"]
+        balanced = (
+            row["scores"]["none"]["balanced_accuracy"]
+            - members["none"]["balanced_accuracy"]
+        )
         groups.setdefault((row["dataset"], row["subset"], row["config"]), []).append(
-            (none, over, best)
+            (none, over, best, balanced)
         )
     results = []
     for (dataset, which, config), values in sorted(groups.items()):
@@ -1225,6 +1230,8 @@ def ensemble_gain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "gain_shifts": float(mean[1]),
                 "se_shifts": float(se[1]),
                 "best_member_none": float(mean[2]),
+                "balanced_accuracy_none": float(mean[3]),
+                "se_balanced_accuracy_none": float(se[3]),
             }
         )
     return results
@@ -1240,19 +1247,23 @@ def _print_members(rows: list[dict[str, Any]]) -> None:
         )
     print(
         "AUC of each recipe minus the mean of its own networks, fit by fit "
-        "(± standard error over seeds); last column: the best network's lead "
-        "over the mean, in distribution"
+        "(± standard error over seeds); the best network's lead over the mean, in "
+        "distribution; balanced accuracy in distribution, the recipe's predict "
+        "minus its networks' arg-max"
     )
     print(
         f"{'data set':<10} {'subset':<6} {'recipe':<15} {'seeds':>5} "
-        f"{'in distribution':>17} {'over shifts':>17} {'best network':>12}"
+        f"{'in distribution':>17} {'over shifts':>17} {'best network':>12} "
+        f"{'balanced acc':>17}"
     )
     for r in results:
         print(
             f"{r['dataset']:<10} {r['subset']:<6} {r['config']:<15} "
             f"{r['n_seeds']:>5} {r['gain_none']:>+9.4f}±{r['se_none']:.4f} "
             f"{r['gain_shifts']:>+9.4f}±{r['se_shifts']:.4f} "
-            f"{r['best_member_none']:>+12.4f}"
+            f"{r['best_member_none']:>+12.4f} "
+            f"{r['balanced_accuracy_none']:>+9.4f}±"
+            f"{r['se_balanced_accuracy_none']:.4f}"
         )
 
 

@@ -177,9 +177,12 @@ def _member_row(subset, seed, ensemble, members):
         "subset": subset,
         "config": "recipe_general",
         "seed": seed,
-        "scores": {s: {"auc": ensemble[i]} for i, s in enumerate(shifts)},
+        "scores": {
+            s: {"auc": ensemble[i], "balanced_accuracy": 0.7 + 0.1 * seed}
+            for i, s in enumerate(shifts)
+        },
         "member_scores": {
-            s: {"auc": float(np.mean(m)), "auc_each": list(m)}
+            s: {"auc": float(np.mean(m)), "auc_each": list(m), "balanced_accuracy": 0.7}
             for s, m in zip(shifts, members, strict=True)
         },
     }
@@ -197,6 +200,7 @@ def test_ensemble_gain_pairs_each_recipe_with_its_own_networks(bench, capsys):
     assert result["gain_shifts"] == pytest.approx((0.02 + 0.01) / 2)
     assert result["se_none"] == pytest.approx(0.01)
     assert result["best_member_none"] == pytest.approx((0.01 + 0.0) / 2)
+    assert result["balanced_accuracy_none"] == pytest.approx(0.05)
     bench._print_members(rows)
     out = capsys.readouterr().out
     assert "+0.0200±0.0100" in out
