@@ -494,9 +494,17 @@ def load(name: str, *, quick: bool = False) -> tuple[np.ndarray, ...]:
     return X, y, X_val, y_val
 
 
+def spatial_dims_of(name: str) -> int:
+    """Spatial dimensions of a data set's images (a rare variant's: its base's)."""
+    base = RARE[name][0] if name in RARE else name
+    return SPATIAL_DIMS.get(base, 2)
+
+
 def thin(y: np.ndarray, label: Any, share: float, seed: int = 0) -> np.ndarray:
     """Row indices keeping every image but those of class ``label``, of which
     a seeded draw makes ``share`` of the rows kept (sorted)."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"share must be in (0, 1); got {share!r}")
     rows = np.arange(len(y))
     others = rows[y != label]
     n_kept = round(share * len(others) / (1.0 - share))
@@ -568,7 +576,7 @@ def run_fit(
     """
     X, y, X_val, y_val = data
     rows = subset(X, y, which, seed)
-    spatial_dims = SPATIAL_DIMS.get(dataset, 2)
+    spatial_dims = spatial_dims_of(dataset)
     model = build(config, seed, overrides, spatial_dims)
     with CpuMeter() as meter:
         model.fit(X[rows], y[rows])
@@ -1203,8 +1211,12 @@ def ensemble_gain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         none = row["scores"]["none"]["auc"] - members["none"]["auc"]
         shifted = [s for s in row["scores"] if s != "none"]
-        over = float(
-            np.mean([row["scores"][s]["auc"] - members[s]["auc"] for s in shifted])
+        over = (
+            float(
+                np.mean([row["scores"][s]["auc"] - members[s]["auc"] for s in shifted])
+            )
+            if shifted
+            else float("nan")
         )
         best = max(members["none"]["auc_each"]) - members["none"]["auc"]
         balanced = (

@@ -291,15 +291,16 @@ def make_recipe(
     on single folds. ``"general"`` was scored by its validation AUC, as it
     is and under ten acquisition shifts, on PneumoniaMNIST and RetinaMNIST
     and on small subsets of their training splits, and on VesselMNIST3D at
-    300 volumes: its AUC was above the mean of its own five networks (what
-    one default network scores on average) in every cell, by 0.006 to 0.008
+    300 volumes: its AUC was above the mean of its own five networks
+    (default networks that differ only in their seed) in every cell, by 0.006 to 0.008
     on RetinaMNIST, 0.001 on PneumoniaMNIST, whose networks are near 0.99,
     and 0.020 on VesselMNIST3D (two seeds; validation split, in
     distribution; a little more under the shifts), a gain too small to
     show against one separately seeded network in the spread over seeds.
-    Its threshold, tuned on 20% of small training sets, gave a lower
+    Its threshold, tuned on 20% of small training sets, gave no higher a
     balanced accuracy than its networks' arg-max on PneumoniaMNIST's
-    subsets, and a higher one on VesselMNIST3D (11% aneurysms).
+    subsets; on VesselMNIST3D (11% aneurysms) a higher one than its
+    networks', not than one separately seeded network.
     Figures, the time of a fit and the commands that reproduce them are in
     the user guide.
     Averaging networks that differ only in their seed mostly removes the

@@ -208,9 +208,43 @@ def test_ensemble_gain_pairs_each_recipe_with_its_own_networks(bench, capsys):
         bench._print_members(rows[2:])
 
 
-def test_members_needs_saved_runs(bench):
+def test_members_needs_saved_runs_and_prints_alone(bench, tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(["--members"])
+    assert "--members reads saved runs" in capsys.readouterr().err
+    saved = str(tmp_path / "runs.json")
+    for other in (["--rst"], ["--versus", "a", "b"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--table", saved, "--members", *other])
+        assert "--members prints its own table" in capsys.readouterr().err
+
+
+def test_recipe_members_finds_the_networks_under_auto_threshold(bench):
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from sk_medcnn.recipes import AutoThresholdClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    vote = VotingClassifier(
+        [("a", LogisticRegression()), ("b", LogisticRegression(C=0.1))],
+        voting="soft",
+    )
+    for labels in ([0, 1], [0, 1, 2]):
+        y = np.resize(labels, 60)
+        fitted = AutoThresholdClassifier(vote, random_state=0).fit(X, y)
+        members = bench.recipe_members(fitted)
+        assert len(members) == 2
+        assert all(isinstance(m, LogisticRegression) for m in members)
+        # the final networks, fit on all the data, not the threshold's copy
+        assert all(m.coef_.shape[1] == 3 for m in members)
+        final = fitted.estimator_
+        final = getattr(final, "estimator_", final)  # two classes: tuned threshold
+        assert members == list(final.estimators_)
+    single = AutoThresholdClassifier(LogisticRegression(), random_state=0)
+    single.fit(X, np.resize([0, 1], 60))
+    assert bench.recipe_members(single) == [single.estimator_.estimator_]
 
 
 @pytest.mark.slow
@@ -488,6 +522,16 @@ def test_thin_refuses_a_share_the_class_cannot_make(bench):
     y = np.repeat([0, 1], [100, 10])
     with pytest.raises(ValueError, match=r"share=0\.5 needs 100 images of class 1"):
         bench.thin(y, 1, 0.5)
+    for share in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match=r"share must be in \(0, 1\)"):
+            bench.thin(y, 1, share)
+
+
+def test_a_rare_variant_has_its_base_data_sets_dimensions(bench, monkeypatch):
+    monkeypatch.setitem(bench.RARE, "vessel_rare5", ("vessel", 1, 0.05))
+    assert bench.spatial_dims_of("vessel_rare5") == 3
+    assert bench.spatial_dims_of("vessel") == 3
+    assert bench.spatial_dims_of("pneumonia_rare10") == 2
 
 
 def test_rare_variants_name_real_data_sets_and_rare_shares(bench):
