@@ -1197,12 +1197,14 @@ def ensemble_gain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     For every recipe fit scored with its members (``member_scores``), the
     ensemble's AUC minus its members' mean AUC, in distribution and averaged
-    over the shifts; then the mean and standard error over the seeds of each
-    data set, subset and recipe. Pairing each ensemble with its own networks
-    removes the subset and the seeds from the comparison: what is left is what
-    averaging the networks' probabilities adds. The balanced accuracy in
-    distribution is compared the same way: the recipe's ``predict`` (for two
-    classes its tuned threshold) against its networks' arg-max.
+    over the shifted copies (the unshifted split left out, unlike
+    :func:`versus`, which averages it in); then the mean and standard error
+    over the seeds of each data set, subset and recipe. Pairing each
+    ensemble with its own networks removes the subset and the seeds from the
+    comparison: what is left is what averaging the networks' probabilities
+    adds. The balanced accuracy in distribution is compared the same way:
+    the recipe's ``predict`` (for two classes its tuned threshold) against
+    its networks' arg-max.
     """
     groups: dict[tuple[str, str, str], list[tuple[float, ...]]] = {}
     for row in rows:
@@ -1259,9 +1261,10 @@ def _print_members(rows: list[dict[str, Any]]) -> None:
         )
     print(
         "AUC of each recipe minus the mean of its own networks, fit by fit "
-        "(± standard error over seeds); the best network's lead over the mean, in "
-        "distribution; balanced accuracy in distribution, the recipe's predict "
-        "minus its networks' arg-max"
+        "(± standard error over seeds), in distribution and over the shifted "
+        "copies (the unshifted split left out); the best network's lead over the "
+        "mean, in distribution; balanced accuracy in distribution, the recipe's "
+        "predict minus its networks' arg-max"
     )
     print(
         f"{'data set':<10} {'subset':<6} {'recipe':<15} {'seeds':>5} "
