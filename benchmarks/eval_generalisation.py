@@ -252,13 +252,16 @@ def _strong_half(spatial_dims: int = 2) -> Any:
     return _intensity_pipeline(spatial_dims, (0.2, 0.4, 0.4), 0.04, intensity_p=0.5)
 
 
-#: What every configuration but ``defaults`` trains with unless it says
-#: otherwise: the classifier's defaults before class_weight="auto" and
+#: What every configuration but those in :data:`UNPINNED` trains with unless
+#: it says otherwise: the classifier's defaults before class_weight="auto" and
 #: lr_schedule="auto" (2026-12-07), which every row of those configurations
 #: in the results file was fit with. The recipes are not pinned: their members
-#: take the defaults of the code that runs them (their rows are on the 2-D
-#: sets, where the two resolve to these).
+#: take the defaults of the code that runs them (on the 2-D sets "auto"
+#: resolves to these; on VesselMNIST3D to balanced weights with one-cycle).
 PINNED: dict[str, Any] = {"class_weight": None, "lr_schedule": "cosine"}
+
+#: configurations that take the classifier's defaults as they are
+UNPINNED = frozenset({"defaults", "defaults_bn"})
 
 #: name -> (description, MedicalCNNClassifier parameters; callables are
 #: augmentation factories, called once per fit with the data's spatial dims;
@@ -356,6 +359,14 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
         "moderate with lr_schedule='onecycle' (the warm-up alone, unweighted)",
         {"augmentation": _moderate, "lr_schedule": "onecycle"},
     ),
+    # batch normalisation in the reference CNN, on top of the defaults as they
+    # are (not pinned: class_weight and lr_schedule stay "auto")
+    "defaults_bn": (
+        "MedicalCNNClassifier() with batch normalisation after each convolution "
+        "(architecture_params={'batch_norm': True}; volumes keep their global "
+        "max-pooling head)",
+        {"architecture_params": {"batch_norm": True}},
+    ),
     "moderate_no_noise": (
         "moderate without its RandomNoise",
         {
@@ -394,7 +405,16 @@ RECIPES: dict[str, tuple[str, str]] = {
         "recipe_aug, recipe_noise, moderate, strong",
         "general",
     ),
+    "recipe_argmax": (
+        "make_recipe('general', threshold='argmax'): recipe_general without the "
+        "tuned threshold (one fit of the ensemble on all the data, the most "
+        "probable class)",
+        "general",
+    ),
 }
+
+#: a recipe's threshold (make_recipe's ``threshold``) where not its own
+RECIPE_THRESHOLDS: dict[str, str] = {"recipe_argmax": "argmax"}
 
 #: a recipe's members' augmentations (CONFIGS names), one per member; recipes
 #: not named here train every member with the defaults
@@ -427,6 +447,7 @@ def build(
         recipe = make_recipe(
             RECIPES[name][1],
             n_members=n_members,
+            threshold=RECIPE_THRESHOLDS.get(name),
             member_params=member_params or None,
             random_state=seed,
         )
@@ -438,7 +459,7 @@ def build(
             IntensityNormalizer(per_image=True, spatial_dims=spatial_dims),
             build(STANDARDISED[name][1], seed, overrides, spatial_dims),
         )
-    params = {} if name == "defaults" else dict(PINNED)
+    params = {} if name in UNPINNED else dict(PINNED)
     params.update(
         (key, value(spatial_dims) if callable(value) else value)
         for key, value in CONFIGS[name][1].items()

@@ -153,6 +153,21 @@ def test_a_recipe_candidate_is_scored_by_its_own_predictions(bench):
     )
 
 
+def test_recipe_argmax_is_the_general_recipe_without_its_threshold(bench):
+    from sklearn.ensemble import VotingClassifier
+
+    fast = {"max_epochs": 1, "tta": None, "n_members": 2}
+    plain = bench.build("recipe_argmax", 0, fast)
+    tuned = bench.build("recipe_general", 0, fast)
+    assert isinstance(plain, VotingClassifier)  # no threshold wrapper
+    assert type(tuned).__name__ == "AutoThresholdClassifier"
+    # the same members, seeds included
+    ours = [m.get_params() for _, m in plain.estimators]
+    theirs = [m.get_params() for _, m in tuned.estimator.estimators]
+    assert ours == theirs
+    assert bench.RECIPE_THRESHOLDS.keys() <= bench.RECIPES.keys()
+
+
 def test_recipe_members_unwraps_every_wrapper(bench):
     from sklearn.ensemble import VotingClassifier
     from sklearn.linear_model import LogisticRegression
@@ -296,8 +311,9 @@ def test_the_default_augmentation_is_the_chosen_configuration(bench):
 
 
 def test_configurations_are_pinned_to_the_defaults_their_rows_had(bench):
-    """Every configuration but "defaults" keeps the classifier's former class
-    weights and schedule; "defaults" is MedicalCNNClassifier() as it is."""
+    """Every configuration but "defaults" and "defaults_bn" keeps the
+    classifier's former class weights and schedule; "defaults" is
+    MedicalCNNClassifier() as it is, "defaults_bn" that with batch norm."""
     from sk_medcnn import MedicalCNNClassifier
 
     defaults = bench.build("defaults", 0)
@@ -305,8 +321,21 @@ def test_configurations_are_pinned_to_the_defaults_their_rows_had(bench):
         **MedicalCNNClassifier().get_params(),
         "random_state": 0,
     }
+    with_bn = bench.build("defaults_bn", 0, spatial_dims=3)
+    assert with_bn.get_params() == {
+        **MedicalCNNClassifier(architecture_params={"batch_norm": True}).get_params(),
+        "random_state": 0,
+    }
+    from sk_medcnn.estimators._network import fit_architecture_params
+
+    # volumes keep the default head under the added batch norm
+    assert fit_architecture_params(with_bn, 3) == {
+        "global_pool": "max",
+        "batch_norm": True,
+    }
+    assert bench.UNPINNED == {"defaults", "defaults_bn"}
     for name in bench.CONFIGS:
-        if name == "defaults":
+        if name in bench.UNPINNED:
             continue
         params = bench.build(name, 0, spatial_dims=3).get_params()
         assert "auto" not in (params["class_weight"], params["lr_schedule"]), name
