@@ -255,9 +255,10 @@ def _strong_half(spatial_dims: int = 2) -> Any:
 #: What every configuration but those in :data:`UNPINNED` trains with unless
 #: it says otherwise: the classifier's defaults before class_weight="auto" and
 #: lr_schedule="auto" (2026-12-07), which every row of those configurations
-#: in the results file was fit with. The recipes are not pinned: their members
+#: in the results file was fit with. The recipes' members are not pinned: they
 #: take the defaults of the code that runs them (on the 2-D sets "auto"
-#: resolves to these; on VesselMNIST3D to balanced weights with one-cycle).
+#: resolves to these; on VesselMNIST3D to balanced weights with one-cycle);
+#: their thresholds are (:data:`RECIPE_THRESHOLDS`).
 PINNED: dict[str, Any] = {"class_weight": None, "lr_schedule": "cosine"}
 
 #: configurations that take the classifier's defaults as they are
@@ -396,8 +397,9 @@ STANDARDISED: dict[str, tuple[str, str]] = {
 #: name -> (description, the recipe's make_recipe name): ensembles, slower
 RECIPES: dict[str, tuple[str, str]] = {
     "recipe_general": (
-        "make_recipe('general'): 5 members with the defaults, soft vote, threshold "
-        "'auto' (tuned for balanced accuracy on two classes, arg-max on more)",
+        "make_recipe('general', threshold='auto'): 5 members with the defaults, "
+        "soft vote, the threshold tuned for balanced accuracy on two classes "
+        "(arg-max on more); the general recipe until 2026-12-07",
         "general",
     ),
     "recipe_hedge": (
@@ -406,15 +408,20 @@ RECIPES: dict[str, tuple[str, str]] = {
         "general",
     ),
     "recipe_argmax": (
-        "make_recipe('general', threshold='argmax'): recipe_general without the "
-        "tuned threshold (one fit of the ensemble on all the data, the most "
-        "probable class)",
+        "make_recipe('general') as it is: recipe_general without the tuned "
+        "threshold (threshold='argmax': one fit of the ensemble on all the "
+        "data, the most probable class)",
         "general",
     ),
 }
 
-#: a recipe's threshold (make_recipe's ``threshold``) where not its own
-RECIPE_THRESHOLDS: dict[str, str] = {"recipe_argmax": "argmax"}
+#: each recipe's threshold (make_recipe's ``threshold``), pinned so that the
+#: saved rows keep their meaning when a recipe's own default changes
+RECIPE_THRESHOLDS: dict[str, str] = {
+    "recipe_general": "auto",
+    "recipe_hedge": "auto",
+    "recipe_argmax": "argmax",
+}
 
 #: a recipe's members' augmentations (CONFIGS names), one per member; recipes
 #: not named here train every member with the defaults
@@ -447,7 +454,7 @@ def build(
         recipe = make_recipe(
             RECIPES[name][1],
             n_members=n_members,
-            threshold=RECIPE_THRESHOLDS.get(name),
+            threshold=RECIPE_THRESHOLDS[name],
             member_params=member_params or None,
             random_state=seed,
         )

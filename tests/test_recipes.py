@@ -254,12 +254,9 @@ def test_grid_search_over_a_recipe_member_parameter(phantoms):
 # --- the data-set-agnostic recipe and its decision rule -------------------------
 
 
-def test_general_recipe_is_members_with_the_defaults_and_an_auto_threshold():
-    model = make_recipe("general", random_state=0)
-    assert isinstance(model, AutoThresholdClassifier)
-    assert (model.scoring, model.cv) == ("balanced_accuracy", 0.2)
-    voting = model.estimator
-    assert isinstance(voting, VotingClassifier)
+def test_general_recipe_is_members_with_the_defaults_and_the_argmax():
+    voting = make_recipe("general", random_state=0)
+    assert isinstance(voting, VotingClassifier)  # no threshold wrapper
     assert voting.voting == "soft"
     members = [member for _, member in voting.estimators]
     assert len(members) == 5
@@ -268,6 +265,12 @@ def test_general_recipe_is_members_with_the_defaults_and_an_auto_threshold():
     for member in members:
         assert member.get_params(deep=False) | {"random_state": None} == defaults
     # an explicit threshold still wins over the recipe's own
+    auto = make_recipe("general", threshold="auto", random_state=0)
+    assert isinstance(auto, AutoThresholdClassifier)
+    assert (auto.scoring, auto.cv) == ("balanced_accuracy", 0.2)
+    assert [m.get_params() for _, m in auto.estimator.estimators] == [
+        m.get_params() for m in members
+    ]  # the same members, seeds included
     assert isinstance(
         make_recipe("general", n_members=2, threshold="tuned"),
         TunedThresholdClassifierCV,
@@ -275,6 +278,22 @@ def test_general_recipe_is_members_with_the_defaults_and_an_auto_threshold():
     assert isinstance(
         make_recipe("pneumonia", threshold="auto"), AutoThresholdClassifier
     )
+
+
+def test_general_recipe_passes_sample_weights_to_its_members(phantoms):
+    """Without a threshold wrapper the ensemble hands sample_weight to every
+    member: weighting out most of one class makes it rare to the members'
+    class_weight="auto" rule (samples of positive weight count)."""
+    X, y = phantoms
+    weight = np.ones(len(y))
+    weight[np.flatnonzero(y == 1)[3:]] = 0.0  # three of class 1 keep a weight
+    model = make_recipe("general", n_members=2, member_params=FAST, random_state=0)
+    model.fit(X, y, sample_weight=weight)
+    assert [m.class_weight_ for m in model.estimators_] == ["balanced"] * 2
+    unweighted = make_recipe(
+        "general", n_members=2, member_params=FAST, random_state=0
+    ).fit(X, y)
+    assert [m.class_weight_ for m in unweighted.estimators_] == [None] * 2
 
 
 def _blobs(n_classes, seed=0):
@@ -381,13 +400,21 @@ def test_auto_threshold_passes_on_log_proba_and_decision_function():
     assert not hasattr(AutoThresholdClassifier(_NoLogProba()), "predict_log_proba")
 
 
-def test_general_recipe_fits_several_classes_of_images_and_pickles(phantoms):
+@pytest.mark.parametrize("threshold", [None, "auto"])
+def test_general_recipe_fits_several_classes_of_images_and_pickles(phantoms, threshold):
     X, _ = phantoms
     y = np.arange(len(X)) % 3  # three classes: no threshold to tune
-    model = make_recipe("general", n_members=2, member_params=FAST, random_state=0).fit(
-        X, y
-    )
-    assert model.best_threshold_ is None
+    model = make_recipe(
+        "general",
+        n_members=2,
+        threshold=threshold,
+        member_params=FAST,
+        random_state=0,
+    ).fit(X, y)
+    if threshold == "auto":
+        assert model.best_threshold_ is None
+    else:
+        assert isinstance(model, VotingClassifier)
     proba = model.predict_proba(X[:10])
     assert proba.shape == (10, 3)
     np.testing.assert_array_equal(model.predict(X[:10]), proba.argmax(axis=1))
