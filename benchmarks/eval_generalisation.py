@@ -1231,8 +1231,9 @@ def ensemble_gain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ensemble with its own networks removes the subset and the seeds from the
     comparison: what is left is what averaging the networks' probabilities
     adds. The balanced accuracy in distribution is compared the same way:
-    the recipe's ``predict`` (for two classes its tuned threshold) against
-    its networks' arg-max.
+    the recipe's ``predict`` (a tuned threshold under ``threshold="auto"``
+    on two classes, else the ensemble's arg-max) against its networks'
+    arg-max.
     """
     groups: dict[tuple[str, str, str], list[tuple[float, ...]]] = {}
     for row in rows:
