@@ -175,6 +175,30 @@ def test_recipe_argmax_is_the_general_recipe_without_its_threshold(bench):
     assert type(hedge).__name__ == "AutoThresholdClassifier"
 
 
+def test_recipe_mixed_is_the_general_recipe_and_the_older_rows_keep_plain_members(
+    bench,
+):
+    """recipe_mixed is make_recipe("general") as it is; the rows of the
+    recipes fit before its batch-normalised member keep five plain members
+    with the same seeds, so that a pair by seed differs in that member only."""
+    from sk_medcnn.recipes import make_recipe
+
+    mixed = [m.get_params() for _, m in bench.build("recipe_mixed", 3).estimators]
+    assert mixed == [
+        m.get_params() for _, m in make_recipe("general", random_state=3).estimators
+    ]
+    assert mixed[4]["architecture_params"] == {"batch_norm": True}
+    plain = bench.build("recipe_argmax", 3)
+    for older in (
+        plain.estimators,
+        bench.build("recipe_general", 3).estimator.estimators,
+    ):
+        assert [m.architecture_params for _, m in older] == [None] * 5
+        assert [m.get_params() for _, m in older][:4] == mixed[:4]
+    assert bench.PLAIN_MEMBERS < bench.RECIPES.keys()
+    assert "recipe_mixed" not in bench.PLAIN_MEMBERS
+
+
 def test_recipe_members_unwraps_every_wrapper(bench):
     from sklearn.ensemble import VotingClassifier
     from sklearn.linear_model import LogisticRegression
@@ -192,12 +216,12 @@ def test_recipe_members_unwraps_every_wrapper(bench):
     assert bench.recipe_members(single) == [single]
 
 
-def _member_row(subset, seed, ensemble, members):
+def _member_row(subset, seed, ensemble, members, config="recipe_general"):
     shifts = ("none", "blur")
     return {
         "dataset": "d",
         "subset": subset,
-        "config": "recipe_general",
+        "config": config,
         "seed": seed,
         "scores": {
             s: {"auc": ensemble[i], "balanced_accuracy": 0.7 + 0.1 * seed}
@@ -228,6 +252,28 @@ def test_ensemble_gain_pairs_each_recipe_with_its_own_networks(bench, capsys):
     assert "+0.0200±0.0100" in out
     with pytest.raises(SystemExit, match="member_scores"):
         bench._print_members(rows[2:])
+
+
+def test_ensemble_gain_compares_the_mixed_recipe_with_its_default_networks(
+    bench, capsys
+):
+    """recipe_mixed's fifth network is batch-normalised: the gain over one
+    default network leaves it out; recipes of other networks get NaN."""
+    members = ([0.70, 0.72, 0.74, 0.76, 0.90], [0.60, 0.60, 0.60, 0.60, 0.80])
+    rows = [_member_row("300", 0, (0.80, 0.70), members, config="recipe_mixed")]
+    (mixed,) = bench.ensemble_gain(rows)
+    assert mixed["gain_none"] == pytest.approx(0.80 - 0.764)  # all five
+    assert mixed["gain_default_none"] == pytest.approx(0.80 - 0.73)  # first four
+    assert mixed["gain_default_shifts"] == pytest.approx(0.70 - 0.60)
+    plain = _member_row("300", 0, (0.80, 0.70), members, config="recipe_argmax")
+    (result,) = bench.ensemble_gain([plain])
+    assert result["gain_default_none"] == pytest.approx(result["gain_none"])
+    hedge = _member_row("300", 0, (0.80, 0.70), members, config="recipe_hedge")
+    assert np.isnan(bench.ensemble_gain([hedge])[0]["gain_default_none"])
+    bench._print_members([*rows, hedge])
+    out = capsys.readouterr().out
+    assert "+0.0700±nan" in out
+    assert "recipe_hedge" in out
 
 
 def test_members_needs_saved_runs_and_prints_alone(bench, tmp_path, capsys):

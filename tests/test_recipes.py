@@ -262,8 +262,15 @@ def test_general_recipe_is_members_with_the_defaults_and_the_argmax():
     assert len(members) == 5
     assert len({m.random_state for m in members}) == 5
     defaults = MedicalCNNClassifier().get_params(deep=False)
-    for member in members:
-        assert member.get_params(deep=False) | {"random_state": None} == defaults
+    batch_norm = defaults | {"architecture_params": {"batch_norm": True}}
+    for i, member in enumerate(members):  # the fifth normalises its batches
+        expected = batch_norm if i == 4 else defaults
+        assert member.get_params(deep=False) | {"random_state": None} == expected
+    ten = [m for _, m in make_recipe("general", n_members=10).estimators]
+    assert [m.architecture_params is not None for m in ten] == 2 * (
+        [False] * 4 + [True]
+    )
+    assert ten[4].architecture_params is not ten[9].architecture_params
     # an explicit threshold still wins over the recipe's own
     auto = make_recipe("general", threshold="auto", random_state=0)
     assert isinstance(auto, AutoThresholdClassifier)
@@ -278,6 +285,45 @@ def test_general_recipe_is_members_with_the_defaults_and_the_argmax():
     assert isinstance(
         make_recipe("pneumonia", threshold="auto"), AutoThresholdClassifier
     )
+
+
+@pytest.mark.parametrize(
+    "member_params",
+    [
+        {"architecture": "resnet18"},
+        {"architecture_params": None},
+        {"architecture_params": {"width": 8}},
+        {"pretrained": "weights.pth"},
+    ],
+)
+def test_general_recipe_members_are_alike_when_member_params_choose_the_network(
+    member_params,
+):
+    """The batch-normalised variant is for the recipe's own network: choosing
+    the network, its parameters or its weights makes every member the same."""
+    voting = make_recipe("general", member_params=member_params)
+    members = [member for _, member in voting.estimators]
+    for key, value in member_params.items():
+        assert [m.get_params()[key] for m in members] == [value] * 5
+    assert {m.architecture_params is None for m in members} == {
+        member_params.get("architecture_params") is None
+    }
+    # other member parameters keep the variants
+    mixed = make_recipe("general", member_params={"max_epochs": 3})
+    assert [m.architecture_params for _, m in mixed.estimators] == [None] * 4 + [
+        {"batch_norm": True}
+    ]
+
+
+def test_general_recipe_fits_a_batch_normalised_member(phantoms):
+    X, y = phantoms
+    model = make_recipe("general", member_params=FAST, random_state=0).fit(X, y)
+    layers = [
+        {type(layer).__name__ for layer in m.net_.module_.modules()}
+        for m in model.estimators_
+    ]
+    assert ["BatchNorm2d" in names for names in layers] == [False] * 4 + [True]
+    assert model.predict_proba(X[:4]).shape == (4, 2)
 
 
 def test_general_recipe_passes_sample_weights_to_its_members(phantoms):
