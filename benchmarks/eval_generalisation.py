@@ -397,9 +397,10 @@ STANDARDISED: dict[str, tuple[str, str]] = {
 #: name -> (description, the recipe's make_recipe name): ensembles, slower
 RECIPES: dict[str, tuple[str, str]] = {
     "recipe_general": (
-        "make_recipe('general', threshold='auto'): 5 members with the defaults, "
-        "soft vote, the threshold tuned for balanced accuracy on two classes "
-        "(arg-max on more); the general recipe until 2026-12-07",
+        "make_recipe('general', threshold='auto') with five plain members "
+        "(PLAIN_MEMBERS): 5 members with the defaults, soft vote, the threshold "
+        "tuned for balanced accuracy on two classes (arg-max on more); the "
+        "general recipe until its threshold change (2026-12-07)",
         "general",
     ),
     "recipe_hedge": (
@@ -410,7 +411,8 @@ RECIPES: dict[str, tuple[str, str]] = {
     "recipe_argmax": (
         "recipe_general without the tuned threshold (threshold='argmax': one "
         "fit of the ensemble on all the data, the most probable class); "
-        "make_recipe('general') until 2026-12-07",
+        "make_recipe('general') between its threshold change and its "
+        "batch-normalised member (both 2026-12-07)",
         "general",
     ),
     "recipe_mixed": (
@@ -1350,7 +1352,7 @@ def _print_members(rows: list[dict[str, Any]]) -> None:
     print(
         f"{'data set':<10} {'subset':<6} {'recipe':<15} {'seeds':>5} "
         f"{'in distribution':>17} {'over shifts':>17} {'best network':>12} "
-        f"{'balanced acc':>17} {'over default: in':>17} {'over shifts':>17}"
+        f"{'balanced acc':>17} {'default nets: in':>17} {'default: shifts':>17}"
     )
     for r in results:
         print(

@@ -1,7 +1,8 @@
 """Ready-made training recipes chosen on held-out data, from sk_medcnn's parts.
 
 A recipe is a plain scikit-learn estimator: a soft-voting ensemble over seeds
-(:class:`sklearn.ensemble.VotingClassifier`) of
+(in ``"general"`` also over two kinds of network;
+:class:`sklearn.ensemble.VotingClassifier`) of
 :class:`~sk_medcnn.MedicalCNNClassifier` members, each trained with
 augmentation of every batch and calibrated by a temperature. ``"pneumonia"``
 sets its decision threshold on held-out training data
@@ -72,9 +73,11 @@ def _radiograph_augmentation() -> Pipeline:
     )
 
 
-# name -> description, number of members, and the MedicalCNNClassifier
-# parameters of one member; "augmentation" holds a factory, so that every
-# member owns its augmenter objects.
+# name -> description, number of members, the MedicalCNNClassifier
+# parameters of one member ("augmentation" holds a factory, so that every
+# member owns its augmenter objects) and optionally the recipe's own
+# "threshold" and "variants" (settings laid over "member", cycled over the
+# members).
 _RECIPES: dict[str, dict[str, Any]] = {
     "pneumonia": {
         "description": (
@@ -115,9 +118,18 @@ _RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 
-#: member_params keys that choose the network: any of them drops a recipe's
-#: variants, whose settings are for its own network
-_NETWORK_KEYS = frozenset({"architecture", "architecture_params", "pretrained"})
+
+def _variants(recipe: dict[str, Any], overrides: dict[str, Any]) -> tuple[Any, ...]:
+    """Return the recipe's per-member settings, cycled over the members.
+
+    None when ``member_params`` choose another network or pretrained weights:
+    the variants are settings of the recipe's own network.
+    """
+    own = recipe["member"].get("architecture")
+    other = overrides.get("architecture", own) != own
+    if other or overrides.get("pretrained") is not None:
+        return ({},)
+    return tuple(recipe.get("variants", ({},)))
 
 
 def list_recipes() -> dict[str, str]:
@@ -255,7 +267,8 @@ def make_recipe(
           classes (Notes).
     n_members : int, default=None
         Members of the ensemble; the recipe's own number when None. With 1, the
-        member is used without the ensemble.
+        member is used without the ensemble. ``"general"`` with fewer than five
+        has no batch-normalised member.
     threshold : {"auto", "tuned", "argmax"}, float or None, default=None
         How two-class predictions are made from the probabilities; None takes
         the recipe's own (``"tuned"`` for ``"pneumonia"``, ``"argmax"`` for
@@ -279,10 +292,11 @@ def make_recipe(
     member_params : dict, default=None
         :class:`~sk_medcnn.MedicalCNNClassifier` parameters overriding the
         recipe's in every member, e.g. ``{"max_epochs": 5, "device": "cpu"}``.
-        One that chooses the network (``architecture``,
-        ``architecture_params`` or ``pretrained``) makes every member the
-        same network: the general recipe's batch-normalised member is a
-        variant of its own ``simple_cnn``.
+        Another ``architecture`` or ``pretrained`` weights make every member
+        the same network (the general recipe's batch-normalised member is a
+        variant of its own ``simple_cnn``), and so does
+        ``architecture_params``, which replaces the variant's too
+        (``{"architecture_params": None}``: five plain members).
     random_state : int, RandomState instance or None, default=None
         Seeds the members (each gets its own seed drawn from it) and the
         threshold's held-out split. None gives a different model at each fit.
@@ -325,7 +339,7 @@ def make_recipe(
     VesselMNIST3D at 300 volumes (in distribution; a little more under the
     shifts). A batch-normalised fifth member, a network that scores higher
     than the default one on some of these cells and lower on others, adds
-    to that, paired by seed against the five default networks: 0.011 ±
+    to that, paired by seed against the recipe of five default networks: 0.011 ±
     0.003 AUC at 300 RetinaMNIST images (10 seeds), 0.002 ± 0.002 on the
     whole split (10), 0.008 ± 0.002 at 300 VesselMNIST3D volumes (3), 0.002 and
     0.003 on PneumoniaMNIST's 10% and 300 images (3), and -0.002 ± 0.003 at
@@ -382,9 +396,7 @@ def make_recipe(
         else list(draw_seeds(random_state, count + 1))
     )
     overrides = dict(member_params or {})
-    variants = recipe.get("variants", ({},))
-    if _NETWORK_KEYS & overrides.keys():
-        variants = ({},)
+    variants = _variants(recipe, overrides)
     members = [
         _member(recipe["member"] | variants[i % len(variants)], overrides, seeds[i])
         for i in range(count)

@@ -178,9 +178,10 @@ def test_recipe_argmax_is_the_general_recipe_without_its_threshold(bench):
 def test_recipe_mixed_is_the_general_recipe_and_the_older_rows_keep_plain_members(
     bench,
 ):
-    """recipe_mixed is make_recipe("general") as it is; the rows of the
-    recipes fit before its batch-normalised member keep five plain members
-    with the same seeds, so that a pair by seed differs in that member only."""
+    """recipe_mixed is make_recipe("general") as it is; the recipes fit before
+    its batch-normalised member keep five plain members with the same seeds,
+    so that the configurations differ in that member only; DEFAULT_MEMBERS
+    names the default networks of each."""
     from sk_medcnn.recipes import make_recipe
 
     mixed = [m.get_params() for _, m in bench.build("recipe_mixed", 3).estimators]
@@ -197,6 +198,14 @@ def test_recipe_mixed_is_the_general_recipe_and_the_older_rows_keep_plain_member
         assert [m.get_params() for _, m in older][:4] == mixed[:4]
     assert bench.PLAIN_MEMBERS < bench.RECIPES.keys()
     assert "recipe_mixed" not in bench.PLAIN_MEMBERS
+    hedge = bench.build("recipe_hedge", 3).estimator.estimators
+    assert [m.architecture_params for _, m in hedge] == [None] * 5
+    for name, is_default in bench.DEFAULT_MEMBERS.items():
+        members = bench.build(name, 3, {"n_members": 10})
+        members = getattr(members, "estimator", members).estimators
+        assert [is_default(i) for i in range(10)] == [
+            m.architecture_params is None for _, m in members
+        ], name
 
 
 def test_recipe_members_unwraps_every_wrapper(bench):

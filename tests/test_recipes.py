@@ -287,32 +287,33 @@ def test_general_recipe_is_members_with_the_defaults_and_the_argmax():
     )
 
 
+_MIXED = [None] * 4 + [{"batch_norm": True}]
+
+
 @pytest.mark.parametrize(
-    "member_params",
+    ("member_params", "expected"),
     [
-        {"architecture": "resnet18"},
-        {"architecture_params": None},
-        {"architecture_params": {"width": 8}},
-        {"pretrained": "weights.pth"},
+        # another network or pretrained weights: no variant, every member alike
+        ({"architecture": "resnet18"}, [None] * 5),
+        ({"pretrained": "weights.pth"}, [None] * 5),
+        # the recipe's own values keep the batch-normalised member
+        ({"architecture": "simple_cnn"}, _MIXED),
+        ({"pretrained": None}, _MIXED),
+        ({"max_epochs": 3, "device": "cpu"}, _MIXED),
+        # architecture_params replace the variant's in every member
+        ({"architecture_params": None}, [None] * 5),
+        ({"architecture_params": {"width": 8}}, [{"width": 8}] * 5),
     ],
 )
-def test_general_recipe_members_are_alike_when_member_params_choose_the_network(
-    member_params,
-):
-    """The batch-normalised variant is for the recipe's own network: choosing
-    the network, its parameters or its weights makes every member the same."""
+def test_general_recipe_variant_follows_member_params(member_params, expected):
+    """The batch-normalised member is a variant of the recipe's own network:
+    choosing another network, weights or the network's parameters makes every
+    member the same; the recipe's own values and other parameters keep it."""
     voting = make_recipe("general", member_params=member_params)
     members = [member for _, member in voting.estimators]
+    assert [m.architecture_params for m in members] == expected
     for key, value in member_params.items():
         assert [m.get_params()[key] for m in members] == [value] * 5
-    assert {m.architecture_params is None for m in members} == {
-        member_params.get("architecture_params") is None
-    }
-    # other member parameters keep the variants
-    mixed = make_recipe("general", member_params={"max_epochs": 3})
-    assert [m.architecture_params for _, m in mixed.estimators] == [None] * 4 + [
-        {"batch_norm": True}
-    ]
 
 
 def test_general_recipe_fits_a_batch_normalised_member(phantoms):
