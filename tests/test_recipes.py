@@ -20,6 +20,7 @@ from sklearn.model_selection import (
 )
 
 from sk_medcnn import MedicalCNNClassifier, load_model, save_model
+from sk_medcnn.datasets import make_lesion_phantoms
 from sk_medcnn.recipes import AutoThresholdClassifier, list_recipes, make_recipe
 
 FAST = {"max_epochs": 1, "batch_size": 16, "device": "cpu"}
@@ -325,6 +326,19 @@ def test_general_recipe_fits_a_batch_normalised_member(phantoms):
     ]
     assert ["BatchNorm2d" in names for names in layers] == [False] * 4 + [True]
     assert model.predict_proba(X[:4]).shape == (4, 2)
+
+
+def test_general_recipe_fits_a_batch_normalised_member_on_volumes():
+    X, y = make_lesion_phantoms(
+        24, image_size=8, lesion_radius=2, spatial_dims=3, random_state=0
+    )
+    model = make_recipe("general", member_params=FAST, random_state=0).fit(X, y)
+    layers = [
+        {type(layer).__name__ for layer in m.net_.module_.modules()}
+        for m in model.estimators_
+    ]
+    assert ["BatchNorm3d" in names for names in layers] == [False] * 4 + [True]
+    assert model.predict_proba(X[:3]).shape == (3, 2)
 
 
 def test_general_recipe_passes_sample_weights_to_its_members(phantoms):
