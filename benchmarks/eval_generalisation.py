@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import json
 import platform
 import sys
@@ -431,16 +432,6 @@ RECIPE_THRESHOLDS: dict[str, str] = {
     "recipe_mixed": "argmax",
 }
 
-#: recipe -> which of its members (by index) are default networks, as the
-#: ``defaults`` configuration trains them with another seed: what
-#: :func:`ensemble_gain` compares a recipe with to tell what it adds over one
-#: default network (the others' members are not all default networks)
-DEFAULT_MEMBERS: dict[str, Callable[[int], bool]] = {
-    "recipe_general": lambda i: True,
-    "recipe_argmax": lambda i: True,
-    "recipe_mixed": lambda i: i % 5 != 4,  # the fifth is batch-normalised
-}
-
 #: recipes whose members all train the reference network as it is (no batch
 #: normalisation), as the general recipe's did until 2026-12-07 when these
 #: rows were fit: ``architecture_params=None`` in their member parameters
@@ -509,21 +500,36 @@ def _set_member_augmentations(
     With more members than augmentations they start over; a recipe of one
     member (no ensemble) gets the first.
     """
-    model = recipe
-    while not isinstance(model, MedicalCNNClassifier) and not hasattr(
-        model, "estimators"
-    ):  # inside a threshold wrapper
-        model = model.estimator
-    members = (
-        [("member0", model)]
-        if isinstance(model, MedicalCNNClassifier)
-        else model.estimators
-    )
-    for i, (_, member) in enumerate(members):
+    for i, member in enumerate(unfitted_members(recipe)):
         factory = CONFIGS[augmentations[i % len(augmentations)]][1]["augmentation"]
         member.set_params(
             augmentation=factory(spatial_dims) if callable(factory) else factory
         )
+
+
+def unfitted_members(recipe: Any) -> list[MedicalCNNClassifier]:
+    """The members of an unfitted recipe, found through its threshold wrapper
+    (``estimator``); a recipe of one member is that member."""
+    model = recipe
+    while not isinstance(model, MedicalCNNClassifier) and not hasattr(
+        model, "estimators"
+    ):
+        model = model.estimator
+    if isinstance(model, MedicalCNNClassifier):
+        return [model]
+    return [member for _, member in model.estimators]
+
+
+@functools.cache
+def default_members(config: str, n_members: int) -> tuple[bool, ...]:
+    """Which members of a recipe configuration are default networks: those
+    :func:`build` gives the parameters of ``MedicalCNNClassifier()``, but
+    for the seed (a batch-normalised member or another augmentation is not)."""
+    defaults = MedicalCNNClassifier().get_params(deep=False)
+    return tuple(
+        member.get_params(deep=False) | {"random_state": None} == defaults
+        for member in unfitted_members(build(config, 0, {"n_members": n_members}))
+    )
 
 
 # --- data ---------------------------------------------------------------------
@@ -1259,10 +1265,10 @@ def ensemble_gain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     adds. The balanced accuracy in distribution is compared the same way:
     the recipe's ``predict`` (a tuned threshold under ``threshold="auto"``
     on two classes, else the ensemble's arg-max) against its networks'
-    arg-max. For the recipes of :data:`DEFAULT_MEMBERS` the AUC is also
-    compared with the mean of those of its networks that are default networks
-    (in distribution and over the shifts; NaN for the others): what the
-    recipe adds over one default network.
+    arg-max. The AUC is also compared with the mean of those of its networks
+    that are default networks (:func:`default_members`; in distribution and
+    over the shifts; NaN for a recipe without any): what the recipe adds over
+    one default network.
     """
     groups: dict[tuple[str, str, str], list[tuple[float, ...]]] = {}
     for row in rows:
@@ -1323,12 +1329,14 @@ def ensemble_gain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _over_default_networks(row: dict[str, Any], shift: str) -> float:
     """A recipe fit's AUC under ``shift`` minus the mean AUC of its members
-    that are default networks (:data:`DEFAULT_MEMBERS`); NaN for others."""
-    is_default = DEFAULT_MEMBERS.get(row["config"])
-    if is_default is None:
-        return float("nan")
+    that are default networks (:func:`default_members`); NaN without any."""
     each = row["member_scores"][shift]["auc_each"]
-    plain = [auc for i, auc in enumerate(each) if is_default(i)]
+    if row["config"] not in RECIPES:
+        return float("nan")
+    flags = default_members(row["config"], len(each))
+    plain = [auc for auc, is_default in zip(each, flags, strict=True) if is_default]
+    if not plain:
+        return float("nan")
     return row["scores"][shift]["auc"] - float(np.mean(plain))
 
 

@@ -180,8 +180,8 @@ def test_recipe_mixed_is_the_general_recipe_and_the_older_rows_keep_plain_member
 ):
     """recipe_mixed is make_recipe("general") as it is; the recipes fit before
     its batch-normalised member keep five plain members with the same seeds,
-    so that the configurations differ in that member only; DEFAULT_MEMBERS
-    names the default networks of each."""
+    so that the configurations differ in that member only; default_members
+    tells the default networks of each."""
     from sk_medcnn.recipes import make_recipe
 
     mixed = [m.get_params() for _, m in bench.build("recipe_mixed", 3).estimators]
@@ -200,12 +200,12 @@ def test_recipe_mixed_is_the_general_recipe_and_the_older_rows_keep_plain_member
     assert "recipe_mixed" not in bench.PLAIN_MEMBERS
     hedge = bench.build("recipe_hedge", 3).estimator.estimators
     assert [m.architecture_params for _, m in hedge] == [None] * 5
-    for name, is_default in bench.DEFAULT_MEMBERS.items():
-        members = bench.build(name, 3, {"n_members": 10})
-        members = getattr(members, "estimator", members).estimators
-        assert [is_default(i) for i in range(10)] == [
-            m.architecture_params is None for _, m in members
-        ], name
+    # which members are default networks, read from the recipes as built
+    assert bench.default_members("recipe_mixed", 10) == 2 * (4 * (True,) + (False,))
+    assert bench.default_members("recipe_argmax", 5) == 5 * (True,)
+    assert bench.default_members("recipe_general", 5) == 5 * (True,)
+    assert bench.default_members("recipe_hedge", 5) == 5 * (False,)  # augmentations
+    assert bench.default_members("recipe_mixed", 1) == (True,)  # one member alone
 
 
 def test_recipe_members_unwraps_every_wrapper(bench):
