@@ -647,3 +647,47 @@ def test_a_rare_variant_thins_the_training_split_only(bench):
     assert len(X) == len(y) < len(y_base)
     np.testing.assert_array_equal(y_val, y_val_base)
     np.testing.assert_array_equal(X_val, X_val_base)
+
+
+def test_evaluate_rest_scores_the_training_images_the_subset_left_out(bench):
+    data = bench.load("quick", quick=True)
+    X, y, X_val, y_val = data
+    rows = bench.subset(X, y, "10%", seed=0)
+    images, labels = bench.evaluation_set(data, rows, "rest")
+    assert len(labels) == len(y) - len(rows)
+    # disjoint from the fit: no training row is among the scored ones
+    rest = np.setdiff1d(np.arange(len(y)), rows)
+    np.testing.assert_array_equal(images, X[rest])
+    np.testing.assert_array_equal(labels, y[rest])
+    same = bench.evaluation_set(data, rows, "validation")
+    assert same[0] is X_val
+    assert same[1] is y_val
+    with pytest.raises(ValueError, match="holds all of them"):
+        bench.evaluation_set(data, np.arange(len(y)), "rest")
+    with pytest.raises(ValueError, match="evaluate must be"):
+        bench.evaluation_set(data, rows, "test")
+    fast = {"max_epochs": 1, "tta": None}
+    row = bench.run_fit("quick", "10%", "no_aug", 0, data, fast, evaluate="rest")
+    assert (row["evaluated_on"], row["n_evaluated"]) == ("rest", len(rest))
+    assert set(row["scores"]) == set(bench.SHIFTS)
+    plain = bench.run_fit("quick", "10%", "no_aug", 0, data, fast)
+    assert "evaluated_on" not in plain
+    assert plain["scores"]["none"] != row["scores"]["none"]
+
+
+def test_tables_refuse_rows_of_two_evaluation_sets(bench, tmp_path, capsys):
+    validation, rest = tmp_path / "validation.json", tmp_path / "rest.json"
+    validation.write_text(json.dumps({"rows": [_row("moderate", 0, 0.7, 0.6)]}))
+    rows = [
+        {**_row(config, seed, auc, auc), "evaluated_on": "rest"}
+        for config, seed, auc in [("moderate", 0, 0.8), ("hedge", 0, 0.9)]
+    ]
+    rest.write_text(json.dumps({"rows": rows}))
+    # one evaluation set at a time is fine
+    bench.main(["--table", str(rest), "--versus", "moderate", "hedge"])
+    assert "+0.1000" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="scored on different images"):
+        bench.main(["--table", str(validation), str(rest)])
+    with pytest.raises(SystemExit):  # argparse: the whole split leaves no rest
+        bench.main(["--quick", "--evaluate", "rest", "--subsets", "all"])
+    assert "leaves none" in capsys.readouterr().err
