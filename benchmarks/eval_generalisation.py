@@ -1512,6 +1512,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if args.resume and args.json is not None and args.json.exists():
         rows = json.loads(args.json.read_text())["rows"]
+        other = {row.get("evaluated_on", "validation") for row in rows}
+        other.discard(args.evaluate)
+        if other:
+            raise SystemExit(
+                f"--resume: {args.json} holds rows scored with --evaluate "
+                f"{other.pop()}; --evaluate {args.evaluate} needs a --json file of "
+                "its own."
+            )
     done = {_key(row) for row in rows}
     overrides = {"max_epochs": 2} if args.quick else {}
     overrides.update(_settings(args.set))

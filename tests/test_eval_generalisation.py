@@ -691,3 +691,19 @@ def test_tables_refuse_rows_of_two_evaluation_sets(bench, tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse: the whole split leaves no rest
         bench.main(["--quick", "--evaluate", "rest", "--subsets", "all"])
     assert "leaves none" in capsys.readouterr().err
+    # --resume would take a validation fit for done and mix the two in one file
+    resume = ["--configs", "moderate", "--seeds", "0", "--resume"]
+    with pytest.raises(SystemExit, match="--evaluate validation; --evaluate rest"):
+        bench.main(
+            [
+                *resume,
+                "--evaluate",
+                "rest",
+                "--subsets",
+                "300",
+                "--json",
+                str(validation),
+            ]
+        )
+    with pytest.raises(SystemExit, match="--evaluate rest; --evaluate validation"):
+        bench.main([*resume, "--json", str(rest)])
