@@ -1289,7 +1289,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(
             "--members prints its own table: not with --versus, --paired or --rst."
         )
-    if args.evaluate == "rest" and "all" in args.subsets and not args.table:
+    rest_of_all = "all" in args.subsets and not args.quick  # --quick: 10%
+    if args.evaluate == "rest" and rest_of_all and not args.table:
         parser.error(
             "--evaluate rest scores on the training images a subset leaves out: "
             "the subset 'all' leaves none (choose 10%, 300 or 600)."
@@ -1470,6 +1471,7 @@ def _print_members(rows: list[dict[str, Any]]) -> None:
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     if args.paired:
+        _check_one_evaluation_set(args.paired)
         before, after = (json.loads(p.read_text())["rows"] for p in args.paired)
         if args.configs is not None:
             before = [row for row in before if row["config"] in args.configs]
@@ -1524,7 +1526,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     overrides = {"max_epochs": 2} if args.quick else {}
     overrides.update(_settings(args.set))
     datasets = ["quick"] if args.quick else args.datasets
-    subsets = ["all"] if args.quick else args.subsets
+    subsets = args.subsets
+    if args.quick:  # the whole of the phantoms, or a tenth with --evaluate rest
+        subsets = ["10%" if args.evaluate == "rest" else "all"]
     for dataset in datasets:
         data = load(dataset, quick=args.quick)
         for which in subsets:

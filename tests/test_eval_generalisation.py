@@ -689,7 +689,7 @@ def test_tables_refuse_rows_of_two_evaluation_sets(bench, tmp_path, capsys):
     with pytest.raises(SystemExit, match="scored on different images"):
         bench.main(["--table", str(validation), str(rest)])
     with pytest.raises(SystemExit):  # argparse: the whole split leaves no rest
-        bench.main(["--quick", "--evaluate", "rest", "--subsets", "all"])
+        bench.main(["--evaluate", "rest", "--subsets", "all", "--datasets", "retina"])
     assert "leaves none" in capsys.readouterr().err
     # --resume would take a validation fit for done and mix the two in one file
     resume = ["--configs", "moderate", "--seeds", "0", "--resume"]
@@ -707,3 +707,15 @@ def test_tables_refuse_rows_of_two_evaluation_sets(bench, tmp_path, capsys):
         )
     with pytest.raises(SystemExit, match="--evaluate rest; --evaluate validation"):
         bench.main([*resume, "--json", str(rest)])
+    with pytest.raises(SystemExit, match="scored on different images"):
+        bench.main(["--paired", str(validation), str(rest)])
+
+
+def test_a_quick_run_can_score_the_rest(bench, tmp_path):
+    path = tmp_path / "rest.json"
+    args = ["--quick", "--evaluate", "rest", "--configs", "no_aug", "--seeds", "0"]
+    (row,) = bench.main([*args, "--json", str(path)])
+    y = bench.load("quick", quick=True)[1]
+    assert row["subset"] == "10%"
+    assert row["n_fit"] + row["n_evaluated"] == len(y)
+    assert row["evaluated_on"] == "rest"
