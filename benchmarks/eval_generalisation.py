@@ -1302,19 +1302,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _check_one_evaluation_set(paths: Sequence[Path]) -> None:
-    """Refuse ``--table`` files whose rows were scored on different images
-    (the validation split and ``--evaluate rest``): their cells do not compare."""
+def load_rows(
+    paths: Sequence[Path], option: str, evaluate: str | None = None
+) -> list[list[dict[str, Any]]]:
+    """The saved rows of each file, refused (naming ``option``) when they were
+    scored on different images, the validation split and ``--evaluate rest``,
+    whose cells do not compare; or, given ``evaluate``, on other images than
+    that."""
+    rows = [json.loads(path.read_text())["rows"] for path in paths]
     found: dict[str, Path] = {}
-    for path in paths:
-        for row in json.loads(path.read_text())["rows"]:
+    for path, saved in zip(paths, rows, strict=True):
+        for row in saved:
             found.setdefault(row.get("evaluated_on", "validation"), path)
-    if len(found) > 1:
+    if evaluate is not None:
+        found.pop(evaluate, None)
+        if found:
+            where, path = next(iter(found.items()))
+            raise SystemExit(
+                f"{option}: {path} holds rows scored with --evaluate {where}; "
+                f"--evaluate {evaluate} needs a --json file of its own."
+            )
+    elif len(found) > 1:
         named = ", ".join(f"{where} ({path})" for where, path in sorted(found.items()))
         raise SystemExit(
-            f"--table: the rows were scored on different images: {named}. Give "
+            f"{option}: the rows were scored on different images: {named}. Give "
             "the files of one evaluation set at a time."
         )
+    return rows
 
 
 def _print_versus(rows: list[dict[str, Any]], base: str, other: str) -> None:
@@ -1423,9 +1437,9 @@ def ensemble_gain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _over_default_networks(row: dict[str, Any], shift: str) -> float:
     """A recipe fit's AUC under ``shift`` minus the mean AUC of its members
     that are default networks (:func:`default_members`); NaN without any."""
-    each = row["member_scores"][shift]["auc_each"]
     if row["config"] not in RECIPES:
         return float("nan")
+    each = row["member_scores"][shift]["auc_each"]
     flags = default_members(row["config"], len(each))
     plain = [auc for auc, is_default in zip(each, flags, strict=True) if is_default]
     if not plain:
@@ -1471,8 +1485,7 @@ def _print_members(rows: list[dict[str, Any]]) -> None:
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     if args.paired:
-        _check_one_evaluation_set(args.paired)
-        before, after = (json.loads(p.read_text())["rows"] for p in args.paired)
+        before, after = load_rows(args.paired, "--paired")
         if args.configs is not None:
             before = [row for row in before if row["config"] in args.configs]
         results = paired(before, after)
@@ -1488,22 +1501,16 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             )
         return []
     if args.table:
-        _check_one_evaluation_set(args.table)
+        every = [row for saved in load_rows(args.table, "--table") for row in saved]
         rows = [
             row
-            for path in args.table
-            for row in json.loads(path.read_text())["rows"]
+            for row in every
             if args.configs is None or row["config"] in args.configs
         ]
         if args.members:
             _print_members(rows)
             return rows
         if args.versus:
-            every = [
-                row
-                for path in args.table
-                for row in json.loads(path.read_text())["rows"]
-            ]
             _print_versus(every, *args.versus)
             return every
         print_table(summarise(rows), rst=args.rst)
@@ -1513,15 +1520,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
     if args.resume and args.json is not None and args.json.exists():
-        rows = json.loads(args.json.read_text())["rows"]
-        other = {row.get("evaluated_on", "validation") for row in rows}
-        other.discard(args.evaluate)
-        if other:
-            raise SystemExit(
-                f"--resume: {args.json} holds rows scored with --evaluate "
-                f"{other.pop()}; --evaluate {args.evaluate} needs a --json file of "
-                "its own."
-            )
+        (rows,) = load_rows([args.json], "--resume", args.evaluate)
     done = {_key(row) for row in rows}
     overrides = {"max_epochs": 2} if args.quick else {}
     overrides.update(_settings(args.set))

@@ -122,8 +122,9 @@ _RECIPES: dict[str, dict[str, Any]] = {
 def _variants(recipe: dict[str, Any], overrides: dict[str, Any]) -> tuple[Any, ...]:
     """Return the recipe's per-member settings, cycled over the members.
 
-    None when ``member_params`` choose another network or pretrained weights:
-    the variants are settings of the recipe's own network.
+    One empty setting (every member alike) when ``member_params`` choose
+    another network or pretrained weights: the variants are settings of the
+    recipe's own network.
     """
     own = recipe["member"].get("architecture")
     other = overrides.get("architecture", own) != own
