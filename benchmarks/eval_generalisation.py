@@ -46,7 +46,15 @@ is saved in the JSON).
 left out instead (RetinaMNIST at 300 images: 780 of them, against 120 in the
 validation split), an evaluation set disjoint from the fit that differs from
 seed to seed; its rows say ``"evaluated_on": "rest"`` and go in a file of their
-own (``--table`` refuses to mix the two).
+own (``--table`` refuses to mix the two). ``--evaluate cv`` scores the subset
+``all`` by cross-validation: the training and validation splits pooled, cut
+into ``CV_FOLDS`` (10) stratified folds drawn with the seed, one fit per fold
+on the other nine (as many images as the training split: MedMNIST's
+validation split is a tenth of the two) scored on the fold, so every pooled
+image is scored once per seed (RetinaMNIST: 1,200 against 120). Its rows say
+``"evaluated_on": "cv"`` and carry their ``fold``; pairs are made by seed and
+fold, and their standard errors take the folds' shared training images into
+account (Nadeau and Bengio's correction, :func:`_standard_error`).
 
 Every finished fit is saved at once (atomically) with ``--json``; ``--resume``
 skips the fits already there::
@@ -65,6 +73,7 @@ from __future__ import annotations
 import argparse
 import ast
 import functools
+import itertools
 import json
 import platform
 import sys
@@ -77,7 +86,7 @@ import torch
 from scipy import ndimage
 from skimage.transform import resize
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.class_weight import compute_sample_weight
 
@@ -111,6 +120,11 @@ RARE = {
 #: spatial dimensions of each data set's images (the others are 2)
 SPATIAL_DIMS = {"vessel": 3}
 SUBSETS = ("all", "10%", "300", "600")
+#: folds of ``--evaluate cv``: nine tenths of MedMNIST's train + validation
+#: splits are as many images as its training split
+CV_FOLDS = 10
+#: what ``--evaluate`` can score on
+EVALUATIONS = ("validation", "rest", "cv")
 METRICS = ("auc", "acc", "balanced_accuracy")
 
 
@@ -661,26 +675,38 @@ def run_fit(
     data: tuple[np.ndarray, ...],
     overrides: dict[str, Any] | None = None,
     evaluate: str = "validation",
+    fold: int | None = None,
 ) -> dict[str, Any]:
     """Fit one configuration on one subset and score it under every shift.
 
     ``--quick`` trains 2 epochs (``overrides``) on tiny uint8 phantoms.
     ``evaluate="rest"`` scores on the training split's images the subset left
-    out instead of the validation split (:func:`evaluation_set`).
+    out instead of the validation split (:func:`evaluation_set`);
+    ``evaluate="cv"`` fits the subset ``all`` on the pooled splits but
+    ``fold`` and scores on ``fold`` (:func:`cv_split`).
     """
-    X, y = data[:2]
-    rows = subset(X, y, which, seed)
-    X_val, y_val = evaluation_set(data, rows, evaluate)
+    if evaluate == "cv":
+        if which != "all" or fold is None:
+            raise ValueError(
+                "evaluate='cv' cross-validates the subset 'all' and needs a fold; "
+                f"got subset {which!r}, fold {fold!r}."
+            )
+        X_fit, y_fit, X_val, y_val = cv_split(data, seed, fold)
+    else:
+        X, y = data[:2]
+        rows = subset(X, y, which, seed)
+        X_fit, y_fit = X[rows], y[rows]
+        X_val, y_val = evaluation_set(data, rows, evaluate)
     spatial_dims = spatial_dims_of(dataset)
     model = build(config, seed, overrides, spatial_dims)
     with CpuMeter() as meter:
-        model.fit(X[rows], y[rows])
+        model.fit(X_fit, y_fit)
     result: dict[str, Any] = {
         "dataset": dataset,
         "subset": which,
         "config": config,
         "seed": seed,
-        "n_fit": len(rows),
+        "n_fit": len(y_fit),
         "fit_s": meter.wall_s,
         "fit_cpu_s": meter.cpu_s,
         "foreign_cpu_share": meter.foreign_share,
@@ -689,6 +715,8 @@ def run_fit(
     if evaluate != "validation":  # rows scored on the validation split say nothing
         result["evaluated_on"] = evaluate
         result["n_evaluated"] = len(y_val)
+    if evaluate == "cv":
+        result["fold"] = fold
     balanced = compute_sample_weight("balanced", y_val)
     members = recipe_members(model) if config in RECIPES else []
     if members:
@@ -730,7 +758,7 @@ def evaluation_set(
     X, y, X_val, y_val = data
     if evaluate == "validation":
         return X_val, y_val
-    if evaluate != "rest":
+    if evaluate != "rest":  # "cv" chooses its fit too: cv_split
         raise ValueError(f"evaluate must be 'validation' or 'rest'; got {evaluate!r}.")
     rest = np.setdiff1d(np.arange(len(y)), rows)
     if not len(rest):
@@ -739,6 +767,30 @@ def evaluation_set(
             "and this subset holds all of them: choose a smaller subset."
         )
     return X[rest], y[rest]
+
+
+def cv_split(
+    data: tuple[np.ndarray, ...], seed: int, fold: int, n_folds: int = CV_FOLDS
+) -> tuple[np.ndarray, ...]:
+    """Fit and evaluation images and labels of one fold of ``--evaluate cv``.
+
+    The training and validation splits are pooled and cut into ``n_folds``
+    stratified folds, shuffled with ``seed`` (every configuration sees the
+    same folds for a seed); the fit takes the other folds, the evaluation
+    ``fold``.
+
+    Returns
+    -------
+    X_fit, y_fit, X_eval, y_eval : ndarray
+    """
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"fold must be in [0, {n_folds}); got {fold!r}.")
+    X, y, X_val, y_val = data
+    images = np.concatenate([X, X_val])
+    labels = np.concatenate([y, y_val])
+    folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+    fit, held = list(folds.split(np.zeros(len(labels)), labels))[fold]
+    return images[fit], labels[fit], images[held], labels[held]
 
 
 def recipe_members(model: Any) -> list[Any]:
@@ -755,8 +807,21 @@ def recipe_members(model: Any) -> list[Any]:
 # --- reporting ----------------------------------------------------------------
 
 
+def _unit(row: dict[str, Any]) -> tuple[int, int | None]:
+    """What pairs two configurations' fits: the seed (the subset drawn), and
+    with ``--evaluate cv`` the fold."""
+    return (row["seed"], row.get("fold"))
+
+
 def _key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (row["dataset"], row["subset"], row["config"], row["seed"])
+    return (row["dataset"], row["subset"], row["config"], _unit(row))
+
+
+def _held_share(rows: Sequence[dict[str, Any]]) -> float | None:
+    """Evaluated over fitted images of cross-validated rows (all alike, or the
+    largest), for :func:`_standard_error`; None for other rows."""
+    shares = [r["n_evaluated"] / r["n_fit"] for r in rows if r.get("fold") is not None]
+    return max(shares) if shares else None
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -813,11 +878,19 @@ def gaps(
     }
 
 
-def _standard_error(values: np.ndarray) -> Any:
-    """Standard error of the mean over the first axis (NaN for one value)."""
+def _standard_error(values: np.ndarray, held_share: float | None = None) -> Any:
+    """Standard error of the mean over the first axis (NaN for one value).
+
+    ``held_share``: the values come from cross-validation folds (repeated
+    over seeds), whose fits share most of their training images, so they are
+    not independent; the variance of the mean is then Nadeau and Bengio's
+    corrected estimate, ``var * (1 / n + n_evaluated / n_fit)`` (Machine
+    Learning 52, 2003), instead of ``var / n``.
+    """
     if len(values) < 2:
         return np.full(np.shape(values)[1:], np.nan)
-    return np.std(values, axis=0, ddof=1) / np.sqrt(len(values))
+    factor = 1.0 / len(values) + (held_share or 0.0)
+    return np.std(values, axis=0, ddof=1) * np.sqrt(factor)
 
 
 class Shortfall(NamedTuple):
@@ -882,11 +955,12 @@ def paired_gaps(
     """
     if min_seeds < 2:
         raise ValueError(f"min_seeds must be >= 2; got {min_seeds}.")
-    scores: dict[tuple[str, str, str], dict[str, dict[int, float]]] = {}
+    scores: dict[tuple[str, str, str], dict[str, dict[Any, float]]] = {}
     for row in rows:
         for shift, values in row["scores"].items():
             cell = scores.setdefault((row["dataset"], row["subset"], shift), {})
-            cell.setdefault(row["config"], {})[row["seed"]] = values[metric]
+            cell.setdefault(row["config"], {})[_unit(row)] = values[metric]
+    held_share = _held_share(rows)
     found: dict[str, list[tuple[Shortfall, Shortfall | None]]] = {}
     skipped: dict[str, int] = {}
     for (dataset, which, shift), by_config in scores.items():
@@ -897,7 +971,7 @@ def paired_gaps(
                 if other == config or len(seeds) < min_seeds:
                     continue
                 diff = np.array([theirs[seed] - own[seed] for seed in seeds])
-                error = float(_standard_error(diff))
+                error = float(_standard_error(diff, held_share))
                 compared.append(
                     Shortfall(
                         dataset,
@@ -1056,8 +1130,11 @@ def versus(
     """
     by_key = {_key(row): row for row in rows}
     groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for (dataset, which, config, seed), row in sorted(by_key.items()):
-        match = by_key.get((dataset, which, base, seed))
+    for (dataset, which, config, unit), row in sorted(
+        by_key.items(),
+        key=lambda item: (*item[0][:3], item[0][3][0], item[0][3][1] or 0),
+    ):
+        match = by_key.get((dataset, which, base, unit))
         if config != other or match is None:
             continue
         shared = [k for k in row["scores"] if k in match["scores"]]
@@ -1074,7 +1151,7 @@ def versus(
     for (dataset, which), pairs in sorted(groups.items()):
         values = np.asarray(pairs)
         n = len(values)
-        error = _standard_error(values)
+        error = _standard_error(values, _held_share(rows))
         results.append(
             {
                 "dataset": dataset,
@@ -1219,8 +1296,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--subsets",
         nargs="+",
         choices=SUBSETS,
-        default=["all", "10%", "300"],
-        help="training subsets (default: all 10%% 300; 600 was run for volumes)",
+        default=None,
+        help="training subsets (default: all 10%% 300, or all with --evaluate cv; "
+        "600 was run for volumes)",
     )
     parser.add_argument(
         "--configs",
@@ -1272,17 +1350,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--evaluate",
-        choices=("validation", "rest"),
+        choices=EVALUATIONS,
         default="validation",
-        help="score on the validation split (default) or on the training "
+        help="score on the validation split (default), on the training "
         "split's images the subset left out ('rest': more images, disjoint "
-        "from the fit; not with the subset 'all'); keep the two in separate "
-        "--json files",
+        "from the fit; not with the subset 'all'), or by cross-validation "
+        f"('cv': {CV_FOLDS} folds of the training and validation splits pooled, "
+        "one fit per fold; the subset 'all' only); keep each in a --json file "
+        "of its own",
     )
     parser.add_argument(
         "--quick", action="store_true", help="smoke test on tiny phantoms"
     )
     args = parser.parse_args(argv)
+    if args.subsets is None:
+        args.subsets = ["all"] if args.evaluate == "cv" else ["all", "10%", "300"]
     if args.members and not args.table:
         parser.error("--members reads saved runs: give them with --table.")
     if args.members and (args.versus or args.paired or args.rst):
@@ -1294,6 +1376,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(
             "--evaluate rest scores on the training images a subset leaves out: "
             "the subset 'all' leaves none (choose 10%, 300 or 600)."
+        )
+    if args.evaluate == "cv" and set(args.subsets) != {"all"} and not args.table:
+        parser.error(
+            "--evaluate cv cross-validates the whole of the pooled splits: give "
+            "--subsets all (the other subsets have --evaluate rest)."
         )
     if args.versus and not args.table:
         parser.error("--versus compares saved runs: give them with --table.")
@@ -1346,9 +1433,16 @@ def _print_versus(rows: list[dict[str, Any]], base: str, other: str) -> None:
             f"--versus: no data set, subset and seed has fits of both {base!r} "
             f"and {other!r} in the --table files."
         )
-    print(f"AUC of {other} minus {base}, paired by seed (± standard error)")
+    folds = any(row.get("fold") is not None for row in rows)
+    by = (
+        "seed and fold (± standard error, corrected for the folds)"
+        if folds
+        else ("seed (± standard error)")
+    )
+    print(f"AUC of {other} minus {base}, paired by {by}")
     print(
-        f"{'data set':<10} {'subset':<6} {'seeds':>5} {'in distribution':>17} "
+        f"{'data set':<10} {'subset':<6} {'fits' if folds else 'seeds':>5} "
+        f"{'in distribution':>17} "
         f"{'over shifts':>17}"
     )
     for r in results:
@@ -1528,26 +1622,28 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     subsets = args.subsets
     if args.quick:  # the whole of the phantoms, or a tenth with --evaluate rest
         subsets = ["10%" if args.evaluate == "rest" else "all"]
+    folds = range(CV_FOLDS) if args.evaluate == "cv" else [None]
     for dataset in datasets:
         data = load(dataset, quick=args.quick)
-        for which in subsets:
-            for seed in args.seeds:
-                for config in args.configs or DEFAULT_CONFIGS:
-                    if (dataset, which, config, seed) in done:
-                        continue
-                    row = run_fit(
-                        dataset, which, config, seed, data, overrides, args.evaluate
-                    )
-                    rows.append(row)
-                    print(
-                        f"{dataset} {which} {config} seed {seed}: fit "
-                        f"{row['fit_s']:.0f} s, AUC none "
-                        f"{row['scores']['none']['auc']:.3f}, scanner "
-                        f"{row['scores']['scanner']['auc']:.3f}",
-                        flush=True,
-                    )
-                    if args.json is not None:
-                        save(args.json, args, rows)
+        for which, seed, fold, config in itertools.product(
+            subsets, args.seeds, folds, args.configs or DEFAULT_CONFIGS
+        ):
+            if (dataset, which, config, (seed, fold)) in done:
+                continue
+            row = run_fit(
+                dataset, which, config, seed, data, overrides, args.evaluate, fold
+            )
+            rows.append(row)
+            where = "" if fold is None else f" fold {fold}"
+            print(
+                f"{dataset} {which} {config} seed {seed}{where}: fit "
+                f"{row['fit_s']:.0f} s, AUC none "
+                f"{row['scores']['none']['auc']:.3f}, scanner "
+                f"{row['scores']['scanner']['auc']:.3f}",
+                flush=True,
+            )
+            if args.json is not None:
+                save(args.json, args, rows)
     print_table(summarise(rows))
     return rows
 

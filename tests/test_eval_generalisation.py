@@ -719,3 +719,90 @@ def test_a_quick_run_can_score_the_rest(bench, tmp_path):
     assert row["subset"] == "10%"
     assert row["n_fit"] + row["n_evaluated"] == len(y)
     assert row["evaluated_on"] == "rest"
+
+
+def test_cv_split_cuts_the_pooled_splits_into_stratified_folds(bench):
+    data = bench.load("quick", quick=True)
+    X, y, X_val, y_val = data
+    pooled = np.concatenate([X, X_val]).reshape(len(y) + len(y_val), -1)
+    held = []
+    for fold in range(bench.CV_FOLDS):
+        X_fit, y_fit, X_eval, y_eval = bench.cv_split(data, seed=0, fold=fold)
+        assert len(y_fit) + len(y_eval) == len(pooled)
+        # each fold keeps the pooled class shares (within one image)
+        assert abs(np.sum(y_eval == 1) - len(y_eval) * np.mean(y == 1)) <= 1.5
+        # no evaluated image is among the fitted ones
+        fitted = {row.tobytes() for row in X_fit.reshape(len(y_fit), -1)}
+        assert not any(r.tobytes() in fitted for r in X_eval.reshape(len(y_eval), -1))
+        held.extend(r.tobytes() for r in X_eval.reshape(len(y_eval), -1))
+    # the folds cover the pooled images once each
+    assert sorted(held) == sorted(row.tobytes() for row in pooled)
+    # the seed draws the folds; the same seed, the same folds
+    same = bench.cv_split(data, seed=0, fold=3)[3]
+    np.testing.assert_array_equal(same, bench.cv_split(data, seed=0, fold=3)[3])
+    assert not np.array_equal(same, bench.cv_split(data, seed=1, fold=3)[3])
+    for fold in (-1, bench.CV_FOLDS):
+        with pytest.raises(ValueError, match="fold must be in"):
+            bench.cv_split(data, seed=0, fold=fold)
+
+
+def test_run_fit_cross_validates_the_whole_split_only(bench):
+    data = bench.load("quick", quick=True)
+    fast = {"max_epochs": 1, "tta": None}
+    row = bench.run_fit("quick", "all", "no_aug", 0, data, fast, "cv", fold=2)
+    assert (row["evaluated_on"], row["fold"]) == ("cv", 2)
+    assert row["n_fit"] + row["n_evaluated"] == len(data[1]) + len(data[3])
+    for which, fold in (("300", 0), ("all", None)):
+        with pytest.raises(ValueError, match="subset 'all' and needs a fold"):
+            bench.run_fit("quick", which, "no_aug", 0, data, fast, "cv", fold=fold)
+
+
+def test_cv_rows_pair_by_seed_and_fold_with_a_corrected_error(bench, capsys):
+    def row(config, seed, fold, auc):
+        saved = _row(config, seed, auc, auc, subset="all")
+        return {**saved, "fold": fold, "n_fit": 900, "n_evaluated": 100}
+
+    base = [0.70, 0.72, 0.71, 0.69]
+    gain = [0.01, 0.03, 0.02, 0.02]
+    rows = [row("defaults", 0, fold, auc) for fold, auc in enumerate(base)]
+    rows += [
+        row("bn", 0, fold, auc + g)
+        for fold, (auc, g) in enumerate(zip(base, gain, strict=True))
+    ]
+    (result,) = bench.versus(rows, "defaults", "bn")
+    assert result["n_seeds"] == 4  # four folds of one seed, each its own pair
+    assert math.isclose(result["diff_none"], 0.02)
+    # Nadeau and Bengio: var * (1/n + n_evaluated/n_fit), not var / n
+    corrected = np.std(gain, ddof=1) * np.sqrt(1 / 4 + 100 / 900)
+    assert math.isclose(result["se_none"], corrected)
+    assert corrected > np.std(gain, ddof=1) / 2
+    # without folds the same differences get the plain standard error
+    plain = [{k: v for k, v in r.items() if k != "fold"} for r in rows]
+    plain = [{**r, "seed": i % 4} for i, r in enumerate(plain)]
+    (result,) = bench.versus(plain, "defaults", "bn")
+    assert math.isclose(result["se_none"], np.std(gain, ddof=1) / 2)
+    # paired_gaps pairs the same units: bn leads in every fold
+    stats = bench.paired_gaps(rows)
+    assert stats["defaults"]["worst_cell"].leader == "bn"
+    assert stats["defaults"]["worst_cell"].seeds == 4
+    assert math.isclose(stats["defaults"]["worst_cell"].se, corrected)
+
+
+def test_a_quick_run_can_cross_validate(bench, tmp_path, capsys):
+    path = tmp_path / "cv.json"
+    args = ["--quick", "--evaluate", "cv", "--configs", "no_aug", "--seeds", "0"]
+    rows = bench.main([*args, "--json", str(path)])
+    assert [row["fold"] for row in rows] == list(range(bench.CV_FOLDS))
+    assert {row["subset"] for row in rows} == {"all"}
+    # every pooled image scored once
+    _, y, _, y_val = bench.load("quick", quick=True)
+    assert sum(row["n_evaluated"] for row in rows) == len(y) + len(y_val)
+    # --resume skips the folds done; --table shows them with the others refused
+    assert bench.main([*args, "--json", str(path), "--resume"]) == rows
+    bench.main(["--table", str(path), "--versus", "no_aug", "no_aug"])
+    assert "paired by seed and fold" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # argparse: cv is of the whole split
+        bench.main(["--evaluate", "cv", "--subsets", "300", "--datasets", "retina"])
+    assert "--subsets all" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--evaluate cv; --evaluate validation"):
+        bench.main(["--configs", "no_aug", "--resume", "--json", str(path)])
