@@ -88,7 +88,8 @@ def test_shifts_keep_rgb_channels_apart(bench):
 
 
 @pytest.mark.parametrize(
-    ("which", "size"), [("all", 800), ("10%", 80), ("300", 300), ("600", 600)]
+    ("which", "size"),
+    [("all", 800), ("10%", 80), ("100", 100), ("200", 200), ("300", 300), ("600", 600)],
 )
 def test_subsets_are_stratified_and_seeded(bench, which, size):
     y = np.repeat([0, 1], [200, 600])
