@@ -1342,6 +1342,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(AUC in distribution and averaged over the shifts, with standard errors)",
     )
     parser.add_argument(
+        "--metric",
+        choices=METRICS,
+        default="auc",
+        help="with --versus: the metric compared (default: auc)",
+    )
+    parser.add_argument(
         "--members",
         action="store_true",
         help="with --table: what each recipe adds over its own networks (the "
@@ -1384,6 +1390,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         )
     if args.versus and not args.table:
         parser.error("--versus compares saved runs: give them with --table.")
+    if args.metric != "auc" and not args.versus:
+        parser.error("--metric chooses what --versus compares: give --versus.")
     if args.versus and (args.paired or args.rst):
         parser.error("--versus prints its own table: not with --paired or --rst.")
     return args
@@ -1418,7 +1426,9 @@ def load_rows(
     return rows
 
 
-def _print_versus(rows: list[dict[str, Any]], base: str, other: str) -> None:
+def _print_versus(
+    rows: list[dict[str, Any]], base: str, other: str, metric: str = "auc"
+) -> None:
     """Print :func:`versus`'s table; exit naming what is missing when it is empty."""
     saved = {row["config"] for row in rows}
     unknown = [name for name in (base, other) if name not in saved]
@@ -1427,7 +1437,7 @@ def _print_versus(rows: list[dict[str, Any]], base: str, other: str) -> None:
             f"--versus: {', '.join(map(repr, unknown))} has no fits in the --table "
             f"files, which hold {', '.join(sorted(saved))}."
         )
-    results = versus(rows, base, other)
+    results = versus(rows, base, other, metric)
     if not results:
         raise SystemExit(
             f"--versus: no data set, subset and seed has fits of both {base!r} "
@@ -1439,7 +1449,8 @@ def _print_versus(rows: list[dict[str, Any]], base: str, other: str) -> None:
         if folds
         else ("seed (± standard error)")
     )
-    print(f"AUC of {other} minus {base}, paired by {by}")
+    label = "AUC" if metric == "auc" else metric.replace("_", " ")
+    print(f"{label} of {other} minus {base}, paired by {by}")
     print(
         f"{'data set':<10} {'subset':<6} {'fits' if folds else 'seeds':>5} "
         f"{'in distribution':>17} "
@@ -1605,7 +1616,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             _print_members(rows)
             return rows
         if args.versus:
-            _print_versus(every, *args.versus)
+            _print_versus(every, *args.versus, args.metric)
             return every
         print_table(summarise(rows), rst=args.rst)
         if not args.rst:

@@ -807,3 +807,26 @@ def test_a_quick_run_can_cross_validate(bench, tmp_path, capsys):
     assert "--subsets all" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="--evaluate cv; --evaluate validation"):
         bench.main(["--configs", "no_aug", "--resume", "--json", str(path)])
+
+
+def test_versus_compares_the_metric_asked_for(bench, tmp_path, capsys):
+    def row(config, seed, auc, balanced):
+        saved = _row(config, seed, auc, auc)
+        for scores in saved["scores"].values():
+            scores["balanced_accuracy"] = balanced
+        return saved
+
+    rows = [row("defaults", 0, 0.7, 0.6), row("bn", 0, 0.8, 0.5)]
+    rows += [row("defaults", 1, 0.7, 0.6), row("bn", 1, 0.8, 0.5)]
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps({"rows": rows}))
+    table = ["--table", str(path), "--versus", "defaults", "bn"]
+    bench.main([*table, "--metric", "balanced_accuracy"])
+    out = capsys.readouterr().out
+    assert out.startswith("balanced accuracy of bn minus defaults")
+    assert "-0.1000" in out
+    bench.main(table)
+    assert "+0.1000" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(["--table", str(path), "--metric", "acc"])
+    assert "give --versus" in capsys.readouterr().err
