@@ -1033,9 +1033,12 @@ def print_paired_gaps(
     stats = paired_gaps(rows, min_seeds=min_seeds, margin=margin)
     if not stats:
         return
+    folds = _held_share(rows) is not None
+    unit = "folds" if folds else "seeds"
     print(
-        f"\nShortfall of AUC paired by seed (to the best configuration sharing at "
-        f"least {min_seeds} seeds in each cell; 'clearly': some configuration leads "
+        f"\nShortfall of AUC paired by {'seed and fold' if folds else 'seed'} (to "
+        f"the best configuration sharing at least {min_seeds} {unit} in each cell; "
+        "'clearly': some configuration leads "
         f"by over {margin} plus 2 standard errors, a nominal criterion):",
         file=file,
     )
@@ -1045,21 +1048,22 @@ def print_paired_gaps(
             f"  {config:12s} worst {entry['worst']:.3f}  mean {entry['mean']:.3f}  "
             f"within {margin} in {entry['within']}/{entry['cells']} cells{skipped}, "
             f"clearly short in {len(entry['clearly_short'])}; worst: "
-            f"{_describe_shortfall(entry['worst_cell'])}",
+            f"{_describe_shortfall(entry['worst_cell'], unit)}",
             file=file,
         )
         for cell in entry["clearly_short"]:
-            print(f"      clearly: {_describe_shortfall(cell)}", file=file)
+            print(f"      clearly: {_describe_shortfall(cell, unit)}", file=file)
 
 
-def _describe_shortfall(cell: Shortfall) -> str:
-    """One :class:`Shortfall` as ``data set subset shift: s±se behind X``."""
+def _describe_shortfall(cell: Shortfall, unit: str = "seeds") -> str:
+    """One :class:`Shortfall` as ``data set subset shift: s±se behind X``;
+    ``unit`` names what was paired (``"folds"`` for cross-validated rows)."""
     where = f"{cell.dataset} {cell.subset} {cell.shift}"
     if cell.leader is None:
-        return f"{where}: none ahead ({cell.seeds} seeds)"
+        return f"{where}: none ahead ({cell.seeds} {unit})"
     return (
         f"{where}: {cell.shortfall:.3f}±{cell.se:.3f} behind {cell.leader} "
-        f"({cell.seeds} seeds)"
+        f"({cell.seeds} {unit})"
     )
 
 

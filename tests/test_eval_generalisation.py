@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import math
 import sys
@@ -787,6 +788,10 @@ def test_cv_rows_pair_by_seed_and_fold_with_a_corrected_error(bench, capsys):
     assert stats["defaults"]["worst_cell"].leader == "bn"
     assert stats["defaults"]["worst_cell"].seeds == 4
     assert math.isclose(stats["defaults"]["worst_cell"].se, corrected)
+    out = io.StringIO()
+    bench.print_paired_gaps(rows, out)
+    assert "paired by seed and fold" in out.getvalue()
+    assert "behind bn (4 folds)" in out.getvalue()
 
 
 def test_a_quick_run_can_cross_validate(bench, tmp_path, capsys):
