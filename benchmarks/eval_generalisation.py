@@ -1484,7 +1484,8 @@ def ensemble_gain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     arg-max. The AUC is also compared with the mean of those of its networks
     that are default networks (:func:`default_members`; in distribution and
     over the shifts; NaN for a recipe without any): what the recipe adds over
-    one default network.
+    one default network. Cross-validated rows (``--evaluate cv``) pair by
+    seed and fold and have corrected standard errors (:func:`_standard_error`).
     """
     groups: dict[tuple[str, str, str], list[tuple[float, ...]]] = {}
     for row in rows:
@@ -1517,10 +1518,11 @@ def ensemble_gain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
         )
     results = []
+    held_share = _held_share(rows)  # cross-validated rows: corrected errors
     for (dataset, which, config), values in sorted(groups.items()):
         array = np.asarray(values)
         mean = array.mean(axis=0)
-        se = _standard_error(array)
+        se = _standard_error(array, held_share)
         results.append(
             {
                 "dataset": dataset,

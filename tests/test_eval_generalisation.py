@@ -263,6 +263,13 @@ def test_ensemble_gain_pairs_each_recipe_with_its_own_networks(bench, capsys):
     assert "+0.0200±0.0100" in out
     with pytest.raises(SystemExit, match="member_scores"):
         bench._print_members(rows[2:])
+    # the same two fits as folds of a cross-validation: a corrected error
+    folds = [
+        {**row, "fold": i, "n_fit": 90, "n_evaluated": 10}
+        for i, row in enumerate(rows[:2])
+    ]
+    (result,) = bench.ensemble_gain(folds)
+    assert result["se_none"] == pytest.approx(0.01 * np.sqrt(2 * (1 / 2 + 1 / 9)))
 
 
 def test_ensemble_gain_compares_the_mixed_recipe_with_its_default_networks(
