@@ -1130,7 +1130,9 @@ def versus(
         difference of ``metric`` in distribution (``diff_none``) and averaged
         over the shifts both fits were scored on, the unshifted split
         included (``diff_shifts``), each with its standard error over the
-        pairs (``se_none``, ``se_shifts``; NaN for one pair).
+        pairs (``se_none``, ``se_shifts``; NaN for one pair). Cross-validated
+        rows pair by seed and fold (``n_seeds`` counts those pairs) and have
+        corrected standard errors (:func:`_standard_error`).
     """
     by_key = {_key(row): row for row in rows}
     groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
@@ -1451,7 +1453,7 @@ def _print_versus(
     by = (
         "seed and fold (± standard error, corrected for the folds)"
         if folds
-        else ("seed (± standard error)")
+        else "seed (± standard error)"
     )
     label = "AUC" if metric == "auc" else metric.replace("_", " ")
     print(f"{label} of {other} minus {base}, paired by {by}")
