@@ -790,6 +790,10 @@ def test_cv_rows_pair_by_seed_and_fold_with_a_corrected_error(bench, capsys):
     plain = [{**r, "seed": i % 4} for i, r in enumerate(plain)]
     (result,) = bench.versus(plain, "defaults", "bn")
     assert math.isclose(result["se_none"], np.std(gain, ddof=1) / 2)
+    # units with and without a fold sort together (seed 0 unfolded, then folds)
+    mixed = [*rows, {**row("defaults", 0, None, 0.7), "fold": None}]
+    mixed.append({**row("bn", 0, None, 0.71), "fold": None})
+    assert bench.paired_gaps(mixed)["defaults"]["worst_cell"].seeds == 5
     # paired_gaps pairs the same units: bn leads in every fold
     stats = bench.paired_gaps(rows)
     assert stats["defaults"]["worst_cell"].leader == "bn"
@@ -817,6 +821,10 @@ def test_a_quick_run_can_cross_validate(bench, tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse: cv is of the whole split
         bench.main(["--evaluate", "cv", "--subsets", "300", "--datasets", "retina"])
     assert "--subsets all" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the rare variants' validation is unthinned
+        bench.main(["--evaluate", "cv", "--datasets", "pneumonia_rare10"])
+    assert "not with them" in capsys.readouterr().err
+    assert bench.parse_args(["--evaluate", "cv"]).subsets == ["all"]
     with pytest.raises(SystemExit, match="--evaluate cv; --evaluate validation"):
         bench.main(["--configs", "no_aug", "--resume", "--json", str(path)])
 
